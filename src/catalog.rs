@@ -1,0 +1,118 @@
+//! Stream definitions: what `CREATE STREAM` declares.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, IntervalMonthDayNano, Schema, SchemaRef, TimeUnit};
+
+use crate::err;
+use crate::error::Result;
+use crate::time::interval::interval_to_units;
+
+/// A declared stream: schema, event-time column and watermark delay.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamDef {
+    /// Stream name (normalised like a SQL identifier).
+    pub name: String,
+    /// Columns, in declaration order.
+    pub schema: SchemaRef,
+    /// Index of the event-time column in `schema`.
+    pub event_time_index: usize,
+    /// Unit of the event-time column.
+    pub event_time_unit: TimeUnit,
+    /// Tolerated disorder in ticks of `event_time_unit`.
+    pub watermark_delay: i64,
+}
+
+impl StreamDef {
+    /// Checks the event-time column and builds the definition.
+    pub fn try_new(
+        name: String,
+        schema: SchemaRef,
+        event_time_column: &str,
+        watermark_delay: IntervalMonthDayNano,
+    ) -> Result<Self> {
+        let (index, field) = schema.column_with_name(event_time_column).ok_or_else(|| {
+            err!(
+                SqlPlan,
+                "WATERMARK FOR names column '{event_time_column}', which stream '{name}' does not declare"
+            )
+        })?;
+        let DataType::Timestamp(unit, _) = field.data_type() else {
+            return Err(err!(
+                Unsupported,
+                "event-time column '{event_time_column}' has type {}; declare it as TIMESTAMP",
+                field.data_type()
+            ));
+        };
+        let unit = *unit;
+        let delay = interval_to_units(watermark_delay, unit, "the watermark delay")?;
+        if delay < 0 {
+            return Err(err!(SqlPlan, "the watermark delay must not be negative"));
+        }
+        Ok(Self {
+            name,
+            schema,
+            event_time_index: index,
+            event_time_unit: unit,
+            watermark_delay: delay,
+        })
+    }
+
+    /// Name of the event-time column.
+    pub fn event_time_column(&self) -> &str {
+        self.schema.field(self.event_time_index).name()
+    }
+
+    /// The stream's schema followed by the two window columns that window
+    /// table functions add. They are nullable: DataFusion's physical planner
+    /// rejects a nullability mismatch with the expressions that fill them.
+    pub fn windowed_schema(&self) -> SchemaRef {
+        let time_type = self.schema.field(self.event_time_index).data_type().clone();
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields.push(Field::new(WINDOW_START, time_type.clone(), true));
+        fields.push(Field::new(WINDOW_END, time_type, true));
+        Arc::new(Schema::new(fields))
+    }
+}
+
+/// Column added by window table functions: inclusive window start.
+pub const WINDOW_START: &str = "window_start";
+/// Column added by window table functions: exclusive window end.
+pub const WINDOW_END: &str = "window_end";
+
+/// All streams of one engine, shared with the SQL front end's table functions.
+#[derive(Debug, Default)]
+pub struct StreamCatalog {
+    streams: HashMap<String, Arc<StreamDef>>,
+}
+
+impl StreamCatalog {
+    /// Adds a stream; errors when the name is taken.
+    pub fn insert(&mut self, def: StreamDef) -> Result<Arc<StreamDef>> {
+        if self.streams.contains_key(&def.name) {
+            return Err(err!(StreamExists, "stream '{}' already exists", def.name));
+        }
+        let def = Arc::new(def);
+        self.streams.insert(def.name.clone(), Arc::clone(&def));
+        Ok(def)
+    }
+
+    /// Looks a stream up by name.
+    pub fn get(&self, name: &str) -> Result<Arc<StreamDef>> {
+        self.streams.get(name).cloned().ok_or_else(|| {
+            let mut known: Vec<&str> = self.streams.keys().map(String::as_str).collect();
+            known.sort_unstable();
+            err!(
+                UnknownStream,
+                "unknown stream '{name}'; declare it with CREATE STREAM {name} (...) first (streams: {})",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            )
+        })
+    }
+}

@@ -1,0 +1,249 @@
+//! JSON in and out.
+//!
+//! In: NDJSON text decoded with arrow-json against the stream's schema, so
+//! text never becomes JavaScript objects. Numbers in timestamp fields are
+//! epoch milliseconds (JavaScript's `Date.now()`); strings are ISO-8601.
+//!
+//! Out: result rows as a JSON array of objects, timestamps as epoch
+//! milliseconds, nulls written explicitly.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use arrow::array::ArrayRef;
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::json::reader::ReaderBuilder;
+use arrow::json::writer::{JsonArray, WriterBuilder};
+use arrow::record_batch::RecordBatch;
+
+use crate::engine::QueryMetrics;
+use crate::err;
+use crate::error::Result;
+
+/// Rows per decoded batch before concatenation.
+const DECODE_BATCH_ROWS: usize = 8192;
+
+/// The schema JSON is decoded against: every field nullable (absent fields
+/// are reported by the stream with a row number, not by the decoder) and
+/// timestamps in milliseconds.
+pub fn decoding_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = match f.data_type() {
+                DataType::Timestamp(_, tz) => {
+                    DataType::Timestamp(TimeUnit::Millisecond, tz.clone())
+                }
+                other => other.clone(),
+            };
+            Field::new(f.name(), data_type, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Decodes newline-delimited JSON objects (whitespace between objects is
+/// enough) into one batch in `decoding_schema(schema)`.
+pub fn decode_ndjson(schema: &Schema, text: &str) -> Result<RecordBatch> {
+    let target = decoding_schema(schema);
+    let invalid = |e: arrow::error::ArrowError| err!(InvalidInput, "invalid JSON input: {e}");
+    let mut decoder = ReaderBuilder::new(Arc::clone(&target))
+        .with_batch_size(DECODE_BATCH_ROWS)
+        .build_decoder()
+        .map_err(invalid)?;
+    let mut bytes = text.as_bytes();
+    let mut batches = Vec::new();
+    while !bytes.is_empty() {
+        let consumed = decoder.decode(bytes).map_err(invalid)?;
+        bytes = &bytes[consumed..];
+        if !bytes.is_empty() {
+            // The decoder stops when a batch is full: flush it and go on.
+            match decoder.flush().map_err(invalid)? {
+                Some(batch) => batches.push(batch),
+                None if consumed == 0 => {
+                    return Err(err!(
+                        InvalidInput,
+                        "invalid JSON input: the decoder made no progress"
+                    ))
+                }
+                None => {}
+            }
+        }
+    }
+    if let Some(batch) = decoder.flush().map_err(invalid)? {
+        batches.push(batch);
+    }
+    Ok(concat_batches(&target, &batches)?)
+}
+
+/// Encodes rows as a JSON array of objects.
+pub fn encode_rows(batch: &RecordBatch) -> Result<String> {
+    let batch = timestamps_to_millis(batch)?;
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, JsonArray>(Vec::new());
+    writer.write(&batch)?;
+    writer.finish()?;
+    String::from_utf8(writer.into_inner())
+        .map_err(|e| err!(Internal, "JSON writer produced invalid UTF-8: {e}"))
+}
+
+/// Encodes several results as `[{"query": id, "rows": [...]}, ...]`.
+pub fn encode_outputs<'a>(
+    outputs: impl IntoIterator<Item = (u32, &'a RecordBatch)>,
+) -> Result<String> {
+    let mut out = String::from("[");
+    for (i, (query, batch)) in outputs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"query\":{query},\"rows\":");
+        out.push_str(&encode_rows(batch)?);
+        out.push('}');
+    }
+    out.push(']');
+    Ok(out)
+}
+
+/// Encodes a query's counters as a JSON object with camelCase keys.
+pub fn encode_metrics(metrics: &QueryMetrics) -> String {
+    let watermark = metrics
+        .watermark_millis
+        .map_or_else(|| "null".to_string(), |w| w.to_string());
+    format!(
+        "{{\"eventsIn\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{}}}",
+        metrics.events_in,
+        metrics.late_events_dropped,
+        metrics.finished,
+        metrics.open_windows,
+        metrics.windows_emitted,
+        metrics.state_bytes
+    )
+}
+
+/// Timestamps become epoch-millisecond integers, the JavaScript convention.
+fn timestamps_to_millis(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+    {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if let DataType::Timestamp(_, tz) = field.data_type() {
+            let millis = cast(
+                column,
+                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+            )?;
+            columns.push(cast(&millis, &DataType::Int64)?);
+            fields.push(Field::new(
+                field.name(),
+                DataType::Int64,
+                field.is_nullable(),
+            ));
+        } else {
+            columns.push(Arc::clone(column));
+            fields.push(field.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{AsArray, Float64Array, Int64Array};
+    use arrow::datatypes::{Float64Type, TimestampMillisecondType};
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("symbol", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        ])
+    }
+
+    #[test]
+    fn decodes_numbers_as_epoch_millis_and_strings_as_iso() {
+        let batch = decode_ndjson(
+            &schema(),
+            "{\"symbol\":\"A\",\"price\":1.5,\"ts\":1700000000000}\n{\"symbol\":\"B\",\"price\":2,\"ts\":\"2023-11-14T22:13:20.001Z\",\"extra\":true}",
+        )
+        .unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        let ts = batch.column(2).as_primitive::<TimestampMillisecondType>();
+        assert_eq!(ts.value(0), 1_700_000_000_000);
+        assert_eq!(ts.value(1), 1_700_000_000_001);
+        assert_eq!(batch.column(1).as_primitive::<Float64Type>().value(1), 2.0);
+    }
+
+    #[test]
+    fn decodes_many_batches_worth_of_rows() {
+        let text: String = (0..20_000)
+            .map(|i| format!("{{\"price\":{i},\"ts\":{i}}}\n"))
+            .collect();
+        let batch = decode_ndjson(&schema(), &text).unwrap();
+        assert_eq!(batch.num_rows(), 20_000);
+        assert_eq!(
+            batch.column(1).as_primitive::<Float64Type>().value(19_999),
+            19_999.0
+        );
+    }
+
+    #[test]
+    fn malformed_and_mistyped_json_are_invalid_input() {
+        for text in [
+            "{\"price\": 1.5",
+            "{\"price\": \"abc\", \"ts\": 1}",
+            "{\"ts\": true}",
+            "[1,2]",
+        ] {
+            let error = decode_ndjson(&schema(), text).unwrap_err();
+            assert_eq!(
+                error.code(),
+                crate::error::ErrorCode::InvalidInput,
+                "{text}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn encodes_rows_with_millisecond_timestamps_and_nulls() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("n", DataType::Int64, false),
+            Field::new("avg", DataType::Float64, true),
+            Field::new("ws", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        ]));
+        let ws = cast(
+            &Int64Array::from(vec![60_000_000_000i64, 0]),
+            &DataType::Timestamp(TimeUnit::Nanosecond, None),
+        )
+        .unwrap();
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![3, 4])),
+                Arc::new(Float64Array::from(vec![Some(1.5), None])),
+                ws,
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            encode_rows(&batch).unwrap(),
+            r#"[{"n":3,"avg":1.5,"ws":60000},{"n":4,"avg":null,"ws":0}]"#
+        );
+        assert_eq!(
+            encode_outputs([(7, &batch)]).unwrap(),
+            r#"[{"query":7,"rows":[{"n":3,"avg":1.5,"ws":60000},{"n":4,"avg":null,"ws":0}]}]"#
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The engine: streams, queries, and pushes through them.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::catalog::StreamCatalog;
+use crate::codec::json::decode_ndjson;
+use crate::err;
+use crate::error::Result;
+use crate::ops::pipeline::Pipeline;
+use crate::ops::source::StreamSource;
+use crate::plan::lower;
+use crate::sql::ddl::{is_create_stream, parse_create_stream};
+use crate::sql::plan_create_stream;
+use crate::sql::stream_table::StreamTableProvider;
+use crate::sql::window_tvf::TumbleFunction;
+use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
+use crate::time::{nanos_per_unit, EventTime};
+
+/// Identifies a query within one engine.
+pub type QueryId = u32;
+
+/// Rows a query emitted.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// The query.
+    pub query: QueryId,
+    /// Its rows, in the query's result schema.
+    pub batch: RecordBatch,
+}
+
+/// Counters of one query, for dashboards and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryMetrics {
+    /// Events accepted by the query's stream.
+    pub events_in: u64,
+    /// Events dropped because their window had closed.
+    pub late_events_dropped: u64,
+    /// The stream's watermark in epoch milliseconds; `None` before the
+    /// first event and after the end of input.
+    pub watermark_millis: Option<i64>,
+    /// Whether the stream was finished.
+    pub finished: bool,
+    /// Windows holding state.
+    pub open_windows: usize,
+    /// Windows emitted so far.
+    pub windows_emitted: u64,
+    /// Approximate bytes of state.
+    pub state_bytes: usize,
+}
+
+struct RunningQuery {
+    id: QueryId,
+    stream: String,
+    pipeline: Pipeline,
+}
+
+/// A streaming SQL engine: one DataFusion session, its streams and queries.
+pub struct Engine {
+    ctx: SessionContext,
+    catalog: Arc<RwLock<StreamCatalog>>,
+    sources: BTreeMap<String, StreamSource>,
+    queries: Vec<RunningQuery>,
+    next_query: QueryId,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("streams", &self.sources.keys().collect::<Vec<_>>())
+            .field("queries", &self.queries.len())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// An engine with no streams.
+    pub fn new() -> Result<Self> {
+        // One partition: there are no threads in wasm, and multi-partition
+        // plans need a runtime there (apache/datafusion#15599).
+        let config = SessionConfig::new().with_target_partitions(1);
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = Arc::new(RwLock::new(StreamCatalog::default()));
+        // Table function names are looked up as written.
+        for name in ["tumble", "TUMBLE", "Tumble"] {
+            ctx.register_udtf(name, Arc::new(TumbleFunction::new(Arc::clone(&catalog))));
+        }
+        Ok(Self {
+            ctx,
+            catalog,
+            sources: BTreeMap::new(),
+            queries: Vec::new(),
+            next_query: 0,
+        })
+    }
+
+    /// The DataFusion session, to register UDFs and UDAFs that queries can use.
+    pub fn session(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Runs a DDL statement (`CREATE STREAM`).
+    pub fn execute(&mut self, sql: &str) -> Result<()> {
+        if !is_create_stream(sql) {
+            return Err(err!(
+                Unsupported,
+                "execute() runs CREATE STREAM statements; register a SELECT with query() instead"
+            ));
+        }
+        let ast = parse_create_stream(sql)?;
+        let def = plan_create_stream(&self.ctx.state(), ast)?;
+        let def = self
+            .catalog
+            .write()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
+            .insert(def)?;
+        self.ctx.register_table(
+            def.name.as_str(),
+            Arc::new(StreamTableProvider::new(Arc::clone(&def))),
+        )?;
+        self.sources
+            .insert(def.name.clone(), StreamSource::new(def));
+        Ok(())
+    }
+
+    /// Registers a continuous query; its results come out of pushes.
+    pub fn create_query(&mut self, sql: &str) -> Result<QueryId> {
+        if is_create_stream(sql) {
+            return Err(err!(
+                Unsupported,
+                "query() takes a SELECT; run CREATE STREAM with execute()"
+            ));
+        }
+        let state = self.ctx.state();
+        let logical = futures::executor::block_on(state.create_logical_plan(sql))?;
+        if matches!(
+            logical,
+            LogicalPlan::Ddl(_)
+                | LogicalPlan::Dml(_)
+                | LogicalPlan::Statement(_)
+                | LogicalPlan::Copy(_)
+        ) {
+            return Err(err!(Unsupported, "query() takes a SELECT over a stream"));
+        }
+        let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
+        let lowered = lower(&physical)?;
+        let id = self.next_query;
+        self.next_query += 1;
+        self.queries.push(RunningQuery {
+            id,
+            stream: lowered.stream,
+            pipeline: lowered.pipeline,
+        });
+        Ok(id)
+    }
+
+    /// Result schema of a query.
+    pub fn query_schema(&self, id: QueryId) -> Result<SchemaRef> {
+        Ok(Arc::clone(self.query(id)?.pipeline.output_schema()))
+    }
+
+    /// Pushes a batch of events to a stream. Columns are matched by name.
+    /// A rejected batch changes nothing.
+    pub fn push(&mut self, stream: &str, batch: &RecordBatch) -> Result<Vec<QueryOutput>> {
+        let source = self.source_mut(stream)?;
+        let input = source.ingest(batch)?;
+        let mut outputs = Vec::new();
+        for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
+            for batch in query.pipeline.on_batch(&input)? {
+                outputs.push(QueryOutput {
+                    query: query.id,
+                    batch,
+                });
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Pushes newline-delimited JSON objects to a stream.
+    pub fn push_json(&mut self, stream: &str, text: &str) -> Result<Vec<QueryOutput>> {
+        let schema = Arc::clone(&self.source_mut(stream)?.def().schema);
+        let batch = decode_ndjson(&schema, text)
+            .map_err(|e| err!(InvalidInput, "stream '{stream}': {}", e.message()))?;
+        self.push(stream, &batch)
+    }
+
+    /// End of input on every stream: closes and emits all open windows.
+    pub fn finish(&mut self) -> Result<Vec<QueryOutput>> {
+        let mut outputs = Vec::new();
+        for (name, source) in self.sources.iter_mut() {
+            let watermark = source.finish();
+            for query in self.queries.iter_mut().filter(|q| &q.stream == name) {
+                for batch in query.pipeline.on_watermark(watermark)? {
+                    outputs.push(QueryOutput {
+                        query: query.id,
+                        batch,
+                    });
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Counters of a query.
+    pub fn query_metrics(&self, id: QueryId) -> Result<QueryMetrics> {
+        let query = self.query(id)?;
+        let source = self
+            .sources
+            .get(&query.stream)
+            .ok_or_else(|| err!(Internal, "query {id} reads a stream that is gone"))?;
+        let pipeline = query.pipeline.metrics();
+        let watermark = source.watermark();
+        Ok(QueryMetrics {
+            events_in: source.events_in(),
+            late_events_dropped: pipeline.window.late_rows_dropped,
+            watermark_millis: to_millis(watermark, source.def().event_time_unit),
+            finished: watermark == END_OF_INPUT,
+            open_windows: pipeline.open_windows,
+            windows_emitted: pipeline.window.windows_emitted,
+            state_bytes: pipeline.state_bytes,
+        })
+    }
+
+    fn query(&self, id: QueryId) -> Result<&RunningQuery> {
+        self.queries
+            .iter()
+            .find(|q| q.id == id)
+            .ok_or_else(|| err!(UnknownQuery, "no query with id {id}"))
+    }
+
+    fn source_mut(&mut self, stream: &str) -> Result<&mut StreamSource> {
+        if !self.sources.contains_key(stream) {
+            // Reuse the catalog's message, which lists the known streams.
+            let catalog = self
+                .catalog
+                .read()
+                .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?;
+            return Err(catalog
+                .get(stream)
+                .err()
+                .unwrap_or_else(|| err!(UnknownStream, "unknown stream '{stream}'")));
+        }
+        self.sources
+            .get_mut(stream)
+            .ok_or_else(|| err!(UnknownStream, "unknown stream '{stream}'"))
+    }
+}
+
+fn to_millis(watermark: EventTime, unit: arrow::datatypes::TimeUnit) -> Option<i64> {
+    if watermark == NO_WATERMARK || watermark == END_OF_INPUT {
+        return None;
+    }
+    let nanos = i128::from(watermark) * i128::from(nanos_per_unit(unit));
+    i64::try_from(nanos.div_euclid(1_000_000)).ok()
+}

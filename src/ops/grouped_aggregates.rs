@@ -1,0 +1,218 @@
+//! Grouped aggregation state for one window, built from DataFusion's own
+//! group interning (`GroupValues`) and accumulators (`GroupsAccumulator`,
+//! or `Accumulator` through DataFusion's adapter where an aggregate has no
+//! grouped form). Every DataFusion aggregate and user UDAF works here.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
+
+use super::{evaluate, evaluate_mask};
+use crate::error::Result;
+
+/// What to aggregate: group keys and aggregate functions with their
+/// argument and `FILTER (WHERE ...)` expressions, all taken from the plan.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// Group key expressions (window columns excluded).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Schema of the evaluated keys.
+    pub key_schema: SchemaRef,
+    /// The aggregate functions.
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Per aggregate: its argument expressions (count(*) gets the literal 1).
+    pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Per aggregate: its `FILTER (WHERE ...)` predicate.
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+/// The spec's expressions evaluated on one batch.
+#[derive(Debug, Clone)]
+pub struct AggregateInput {
+    keys: Vec<ArrayRef>,
+    arguments: Vec<Vec<ArrayRef>>,
+    filters: Vec<Option<BooleanArray>>,
+}
+
+impl AggregateInput {
+    /// Evaluates every key, argument and filter on `batch`.
+    pub fn evaluate(spec: &AggregateSpec, batch: &RecordBatch) -> Result<Self> {
+        let keys = spec
+            .keys
+            .iter()
+            .map(|e| evaluate(e.as_ref(), batch))
+            .collect::<Result<Vec<_>>>()?;
+        let arguments = spec
+            .arguments
+            .iter()
+            .map(|args| {
+                args.iter()
+                    .map(|e| evaluate(e.as_ref(), batch))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let filters = spec
+            .filters
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map(|e| evaluate_mask(e.as_ref(), batch))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            keys,
+            arguments,
+            filters,
+        })
+    }
+
+    /// The rows at `indices`.
+    pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
+        let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };
+        Ok(Self {
+            keys: self.keys.iter().map(pick).collect::<Result<_>>()?,
+            arguments: self
+                .arguments
+                .iter()
+                .map(|args| args.iter().map(pick).collect::<Result<Vec<_>>>())
+                .collect::<Result<_>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|mask| -> Result<BooleanArray> {
+                            Ok(take(mask, indices, None)?.as_boolean().clone())
+                        })
+                        .transpose()
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Interns group keys to dense group indices.
+enum KeyInterner {
+    /// DataFusion's group value store for the key columns.
+    Keys(Box<dyn GroupValues>),
+    /// No key columns (e.g. `GROUP BY window_start, window_end` only): one group.
+    Single { has_group: bool },
+}
+
+/// Aggregation state of one window: interned keys plus one accumulator per
+/// aggregate function.
+pub struct GroupedAggregates {
+    interner: KeyInterner,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    group_indices: Vec<usize>,
+}
+
+impl std::fmt::Debug for GroupedAggregates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupedAggregates")
+            .field("groups", &self.num_groups())
+            .finish()
+    }
+}
+
+impl GroupedAggregates {
+    /// Empty state for `spec`.
+    pub fn try_new(spec: &AggregateSpec) -> Result<Self> {
+        let interner = if spec.keys.is_empty() {
+            KeyInterner::Single { has_group: false }
+        } else {
+            KeyInterner::Keys(new_group_values(
+                Arc::clone(&spec.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        let accumulators = spec
+            .aggregates
+            .iter()
+            .map(create_accumulator)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            interner,
+            accumulators,
+            group_indices: Vec::new(),
+        })
+    }
+
+    /// Number of groups seen.
+    pub fn num_groups(&self) -> usize {
+        match &self.interner {
+            KeyInterner::Keys(values) => values.len(),
+            KeyInterner::Single { has_group } => usize::from(*has_group),
+        }
+    }
+
+    /// Approximate memory held, in bytes.
+    pub fn size(&self) -> usize {
+        let keys = match &self.interner {
+            KeyInterner::Keys(values) => values.size(),
+            KeyInterner::Single { .. } => 0,
+        };
+        keys + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
+    /// Adds rows to their groups.
+    pub fn update(&mut self, input: &AggregateInput, num_rows: usize) -> Result<()> {
+        if num_rows == 0 {
+            return Ok(());
+        }
+        match &mut self.interner {
+            KeyInterner::Keys(values) => values.intern(&input.keys, &mut self.group_indices)?,
+            KeyInterner::Single { has_group } => {
+                *has_group = true;
+                self.group_indices.clear();
+                self.group_indices.resize(num_rows, 0);
+            }
+        }
+        let total_groups = self.num_groups();
+        for (i, accumulator) in self.accumulators.iter_mut().enumerate() {
+            accumulator.update_batch(
+                &input.arguments[i],
+                &self.group_indices,
+                input.filters[i].as_ref(),
+                total_groups,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Final results: the key columns and one value column per aggregate,
+    /// one row per group.
+    pub fn emit(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = match &mut self.interner {
+            KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
+            KeyInterner::Single { .. } => Vec::new(),
+        };
+        let values = self
+            .accumulators
+            .iter_mut()
+            .map(|a| Ok(a.evaluate(EmitTo::All)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((keys, values))
+    }
+}
+
+/// Grouped accumulator where the aggregate has one; DataFusion's adapter
+/// over per-group `Accumulator`s otherwise (as `AggregateExec` does).
+fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
+    if expr.groups_accumulator_supported() {
+        return Ok(expr.create_groups_accumulator()?);
+    }
+    let expr = Arc::clone(expr);
+    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+        expr.create_accumulator()
+    })))
+}

@@ -1,0 +1,303 @@
+//! Streaming planner: lowers DataFusion's physical plan of a query to a
+//! [`Pipeline`] of streaming operators.
+//!
+//! DataFusion parses, resolves, type-checks and optimises the query. The
+//! physical plan of a streaming query is a single path:
+//!
+//! ```text
+//! [ProjectionExec / FilterExec]*          ← post steps (HAVING, final SELECT)
+//! AggregateExec (Final)?                  ← output schema
+//! AggregateExec (Single | Partial)        ← group keys, aggregates, filters
+//! [ProjectionExec / FilterExec]*          ← pre steps (WHERE, expressions)
+//! StreamScanExec                          ← stream + window table function
+//! ```
+//!
+//! We take the expressions out of each node and never execute the plan.
+//! Anything else (sorts, limits, joins, OVER windows) cannot run
+//! incrementally yet and fails here with a message that says what to write.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec, AggregateMode};
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::err;
+use crate::error::Result;
+use crate::ops::chain::{StatelessChain, Step};
+use crate::ops::grouped_aggregates::AggregateSpec;
+use crate::ops::pipeline::{Pipeline, Stage};
+use crate::ops::scan::StreamScan;
+use crate::ops::window_aggregate::{GroupColumn, TumblingWindowAggregate, WindowAggregateConfig};
+use crate::sql::stream_table::StreamScanExec;
+
+/// A lowered query: the stream it reads and its operators.
+#[derive(Debug)]
+pub struct StreamingPlan {
+    /// Name of the stream the query reads.
+    pub stream: String,
+    /// The operators.
+    pub pipeline: Pipeline,
+}
+
+/// Nodes that only move batches around; with one partition they are no-ops.
+const PASS_THROUGH: &[&str] = &[
+    "CoalesceBatchesExec",
+    "CoalescePartitionsExec",
+    "RepartitionExec",
+    "CooperativeExec",
+];
+
+/// Lowers a physical plan to streaming operators.
+pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
+    // The path from the root to the leaf, top first.
+    let mut path: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+    let mut node = Arc::clone(plan);
+    loop {
+        let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
+        match children.len() {
+            0 => break,
+            1 => {
+                path.push(node);
+                node = Arc::clone(&children[0]);
+            }
+            _ => return Err(unsupported_node(node.as_ref())),
+        }
+    }
+    let Some(scan) = (*node).downcast_ref::<StreamScanExec>() else {
+        return Err(err!(
+            Unsupported,
+            "the query reads no stream ({}); select FROM a stream or FROM TUMBLE(stream, ts, INTERVAL '1' MINUTE)",
+            node.name()
+        ));
+    };
+
+    let aggregate_at: Vec<usize> = path
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.as_ref().downcast_ref::<AggregateExec>().is_some())
+        .map(|(i, _)| i)
+        .collect();
+    let stream_scan = stream_scan(scan);
+    let output_schema = plan.schema();
+
+    let Some((&top_at, &bottom_at)) = aggregate_at.first().zip(aggregate_at.last()) else {
+        let pre = steps(&path)?;
+        return Ok(StreamingPlan {
+            stream: scan.stream().name.clone(),
+            pipeline: Pipeline::new(stream_scan, pre, Stage::Stateless, output_schema),
+        });
+    };
+    let top = path[top_at]
+        .as_ref()
+        .downcast_ref::<AggregateExec>()
+        .expect("found above");
+    let bottom = path[bottom_at]
+        .as_ref()
+        .downcast_ref::<AggregateExec>()
+        .expect("found above");
+    let two_phase = top_at != bottom_at;
+    let phases_ok = if two_phase {
+        aggregate_at.len() == 2
+            && matches!(
+                top.mode(),
+                AggregateMode::Final | AggregateMode::FinalPartitioned
+            )
+            && matches!(bottom.mode(), AggregateMode::Partial)
+    } else {
+        matches!(
+            bottom.mode(),
+            AggregateMode::Single | AggregateMode::SinglePartitioned
+        )
+    };
+    if !phases_ok {
+        return Err(err!(
+            Unsupported,
+            "nested aggregation (an aggregate over an aggregate) cannot run on a stream yet"
+        ));
+    }
+    let post = steps(&path[..top_at])?;
+    if two_phase
+        && !path[top_at + 1..bottom_at]
+            .iter()
+            .all(|n| PASS_THROUGH.contains(&n.name()))
+    {
+        return Err(err!(
+            Internal,
+            "unexpected plan between partial and final aggregation"
+        ));
+    }
+    let pre = steps(&path[bottom_at + 1..])?;
+
+    let Some(window) = scan.window() else {
+        return Err(err!(
+            Unsupported,
+            "GROUP BY on a stream without a window never finishes; aggregate over a window instead: FROM TUMBLE({}, {}, INTERVAL '1' MINUTE) GROUP BY ..., window_start, window_end (updating aggregates are not supported yet)",
+            scan.stream().name,
+            scan.stream().event_time_column()
+        ));
+    };
+    let group_by = bottom.group_expr();
+    if group_by.has_grouping_set() {
+        return Err(err!(
+            Unsupported,
+            "GROUPING SETS, ROLLUP and CUBE are not supported on streams yet"
+        ));
+    }
+    let input_schema = bottom.input_schema();
+    let stream_width = scan.stream().schema.fields().len();
+    let mut group_columns = Vec::new();
+    let mut window_bound = None;
+    let mut keys = Vec::new();
+    let mut key_fields = Vec::new();
+    for (expr, name) in group_by.expr() {
+        match trace_window_column(expr.as_ref(), &pre, scan, stream_width) {
+            Some(column) => {
+                group_columns.push(column);
+                if window_bound.is_none() || column == GroupColumn::WindowStart {
+                    window_bound = Some((Arc::clone(expr), column));
+                }
+            }
+            None => {
+                group_columns.push(GroupColumn::Key(keys.len()));
+                key_fields.push(Field::new(
+                    name,
+                    expr.data_type(&input_schema)?,
+                    expr.nullable(&input_schema)?,
+                ));
+                keys.push(Arc::clone(expr));
+            }
+        }
+    }
+    let Some(window_bound) = window_bound else {
+        return Err(err!(
+            Unsupported,
+            "a TUMBLE query must GROUP BY window_start (and window_end): without a window in the key, groups would never close"
+        ));
+    };
+    let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
+    let spec = AggregateSpec {
+        keys,
+        key_schema: Arc::new(Schema::new(key_fields)),
+        aggregates: bottom.aggr_expr().to_vec(),
+        arguments,
+        filters: bottom.filter_expr().to_vec(),
+    };
+    let time_type = scan
+        .stream()
+        .schema
+        .field(scan.stream().event_time_index)
+        .data_type()
+        .clone();
+    let config = WindowAggregateConfig {
+        window,
+        window_bound,
+        group_columns,
+        spec,
+        output_schema: top.schema(),
+        time_type,
+    };
+    Ok(StreamingPlan {
+        stream: scan.stream().name.clone(),
+        pipeline: Pipeline::new(
+            stream_scan,
+            pre,
+            Stage::Window {
+                aggregate: TumblingWindowAggregate::new(config),
+                post,
+            },
+            output_schema,
+        ),
+    })
+}
+
+fn stream_scan(scan: &StreamScanExec) -> StreamScan {
+    let def = scan.stream();
+    StreamScan::new(
+        scan.window(),
+        def.schema.field(def.event_time_index).data_type().clone(),
+        def.schema.fields().len(),
+        scan.projection().map(<[usize]>::to_vec),
+        scan.schema(),
+    )
+}
+
+/// Stateless steps for `nodes` (top first), returned bottom first.
+fn steps(nodes: &[Arc<dyn ExecutionPlan>]) -> Result<StatelessChain> {
+    let mut steps = Vec::new();
+    for node in nodes.iter().rev() {
+        if let Some(filter) = node.as_ref().downcast_ref::<FilterExec>() {
+            steps.push(Step::Filter {
+                predicate: Arc::clone(filter.predicate()),
+                projection: filter.projection().as_ref().map(|p| p.to_vec()),
+                schema: filter.schema(),
+            });
+        } else if let Some(projection) = node.as_ref().downcast_ref::<ProjectionExec>() {
+            steps.push(Step::Project {
+                exprs: projection
+                    .expr()
+                    .iter()
+                    .map(|p| Arc::clone(&p.expr))
+                    .collect(),
+                schema: projection.schema(),
+            });
+        } else if !PASS_THROUGH.contains(&node.name()) {
+            return Err(unsupported_node(node.as_ref()));
+        }
+    }
+    Ok(StatelessChain::new(steps))
+}
+
+/// If `expr` (over the aggregate's input) is a window column of the scan,
+/// which one.
+fn trace_window_column(
+    expr: &dyn PhysicalExpr,
+    pre: &StatelessChain,
+    scan: &StreamScanExec,
+    stream_width: usize,
+) -> Option<GroupColumn> {
+    let mut index = expr.downcast_ref::<Column>()?.index();
+    for step in pre.steps().iter().rev() {
+        match step {
+            Step::Filter { projection, .. } => {
+                if let Some(projection) = projection {
+                    index = *projection.get(index)?;
+                }
+            }
+            Step::Project { exprs, .. } => {
+                index = exprs.get(index)?.downcast_ref::<Column>()?.index();
+            }
+        }
+    }
+    let full = match scan.projection() {
+        Some(projection) => *projection.get(index)?,
+        None => index,
+    };
+    match full.checked_sub(stream_width)? {
+        0 => Some(GroupColumn::WindowStart),
+        1 => Some(GroupColumn::WindowEnd),
+        _ => None,
+    }
+}
+
+fn unsupported_node(node: &dyn ExecutionPlan) -> crate::error::RiffleError {
+    let name = node.name();
+    let hint = if name.contains("Sort") {
+        "ORDER BY over an unbounded stream never finishes; each window's rows are emitted when it closes, so sort them in the application"
+    } else if name.contains("Limit") {
+        "LIMIT over an unbounded stream is not supported; filter with WHERE or HAVING instead"
+    } else if name.contains("Join") {
+        "joins between streams are not supported yet"
+    } else if name.contains("Union") {
+        "UNION is not supported on streams yet; run one query per stream"
+    } else if name.contains("WindowAgg") {
+        "OVER (...) window functions are not supported on streams; aggregate over TUMBLE(...) with GROUP BY window_start, window_end"
+    } else {
+        "this operation cannot run incrementally on a stream yet"
+    };
+    err!(Unsupported, "{name}: {hint}")
+}

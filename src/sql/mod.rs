@@ -1,0 +1,94 @@
+//! SQL front end: our DDL (`CREATE STREAM`) and the window table functions
+//! that let DataFusion plan streaming queries.
+
+pub mod ddl;
+pub mod stream_table;
+pub mod window_tvf;
+
+use arrow::datatypes::IntervalMonthDayNano;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::execution::context::SessionState;
+use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{
+    helpers::stmt_create_table::CreateTableBuilder, Expr as SqlExpr, ExprWithAlias, Ident,
+    ObjectName, ObjectNamePart, Statement,
+};
+
+use crate::catalog::StreamDef;
+use crate::err;
+use crate::error::Result;
+use ddl::CreateStream;
+
+/// Normalises an identifier like DataFusion does: unquoted names are lower-cased.
+pub fn normalize_ident(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
+}
+
+/// Turns a parsed `CREATE STREAM` into a stream definition. Column types go
+/// through DataFusion's own `CREATE TABLE` planning, so every SQL type
+/// DataFusion knows is accepted with DataFusion's meaning.
+pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<StreamDef> {
+    let name = normalize_ident(&ast.name);
+    if ast.columns.is_empty() {
+        return Err(err!(SqlPlan, "stream '{name}' declares no columns"));
+    }
+    let table = CreateTableBuilder::new(ObjectName(vec![ObjectNamePart::Identifier(
+        ast.name.clone(),
+    )]))
+    .columns(ast.columns)
+    .build();
+    let statement = DFStatement::Statement(Box::new(Statement::CreateTable(table)));
+    let plan = futures::executor::block_on(state.statement_to_plan(statement))?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+        return Err(err!(Internal, "CREATE TABLE planned to an unexpected plan"));
+    };
+    let schema = create.input.schema().inner().clone();
+    let Some(watermark) = ast.watermark else {
+        return Err(err!(
+            SqlPlan,
+            "stream '{name}' has no event-time column; add WATERMARK FOR <column> AS <column> - INTERVAL '<n>' SECOND"
+        ));
+    };
+    let delay = match watermark.delay {
+        None => IntervalMonthDayNano::new(0, 0, 0),
+        Some(expr) => interval_literal(state, &expr, "the watermark delay")?,
+    };
+    StreamDef::try_new(name, schema, &normalize_ident(&watermark.column), delay)
+}
+
+/// Evaluates a SQL interval literal such as `INTERVAL '2' SECOND`.
+pub fn interval_literal(
+    state: &SessionState,
+    expr: &SqlExpr,
+    what: &str,
+) -> Result<IntervalMonthDayNano> {
+    let with_alias = ExprWithAlias {
+        expr: expr.clone(),
+        alias: None,
+    };
+    let logical = state.create_logical_expr_from_sql_expr(with_alias, &DFSchema::empty())?;
+    interval_from_expr(&logical, what)
+}
+
+/// Reads an interval out of a planned literal expression.
+pub fn interval_from_expr(expr: &Expr, what: &str) -> Result<IntervalMonthDayNano> {
+    match expr {
+        Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) => Ok(*v),
+        Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => Ok(IntervalMonthDayNano::new(
+            0,
+            v.days,
+            i64::from(v.milliseconds) * 1_000_000,
+        )),
+        Expr::Literal(ScalarValue::IntervalYearMonth(Some(v)), _) => {
+            Ok(IntervalMonthDayNano::new(*v, 0, 0))
+        }
+        other => Err(err!(
+            SqlPlan,
+            "{what} must be an interval literal such as INTERVAL '1' MINUTE, found {other}"
+        )),
+    }
+}

@@ -1,0 +1,101 @@
+//! wasm-bindgen glue: converts and forwards to [`Engine`]; holds no logic.
+//!
+//! Results and metrics cross the boundary as JSON text (one string per
+//! call, not one JS value per cell); errors as JS `Error`s with a `code`.
+
+use std::sync::Mutex;
+
+use js_sys::{Error as JsError, Reflect};
+use wasm_bindgen::prelude::*;
+
+use crate::codec::json::{encode_metrics, encode_outputs};
+use crate::engine::{Engine, QueryOutput};
+use crate::error::RiffleError;
+
+/// Message of the last panic, kept for JS to read after the trap.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Installs a panic hook that records the message. A panic aborts the wasm
+/// instance (it is a bug); the JS side reads the message and refuses
+/// further calls.
+#[wasm_bindgen(start)]
+pub fn start() {
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
+    }));
+}
+
+/// The message of the panic that killed this instance, if any.
+#[wasm_bindgen(js_name = lastPanic)]
+pub fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|last| last.clone())
+}
+
+/// The engine as seen from JavaScript.
+#[wasm_bindgen(js_name = Engine)]
+pub struct WasmEngine {
+    inner: Engine,
+}
+
+#[wasm_bindgen(js_class = Engine)]
+impl WasmEngine {
+    /// A new engine with no streams.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Result<WasmEngine, JsValue> {
+        Ok(Self {
+            inner: Engine::new().map_err(to_js)?,
+        })
+    }
+
+    /// Runs `CREATE STREAM`.
+    pub fn execute(&mut self, sql: &str) -> Result<(), JsValue> {
+        self.inner.execute(sql).map_err(to_js)
+    }
+
+    /// Registers a continuous query; returns its id.
+    #[wasm_bindgen(js_name = createQuery)]
+    pub fn create_query(&mut self, sql: &str) -> Result<u32, JsValue> {
+        self.inner.create_query(sql).map_err(to_js)
+    }
+
+    /// Column names of a query's results, as a JSON array.
+    #[wasm_bindgen(js_name = queryColumns)]
+    pub fn query_columns(&self, id: u32) -> Result<Vec<String>, JsValue> {
+        let schema = self.inner.query_schema(id).map_err(to_js)?;
+        Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
+    }
+
+    /// Pushes NDJSON text; returns the results as JSON.
+    #[wasm_bindgen(js_name = pushJson)]
+    pub fn push_json(&mut self, stream: &str, text: &str) -> Result<String, JsValue> {
+        let outputs = self.inner.push_json(stream, text).map_err(to_js)?;
+        encode(&outputs)
+    }
+
+    /// End of input: closes every window; returns the results as JSON.
+    pub fn finish(&mut self) -> Result<String, JsValue> {
+        let outputs = self.inner.finish().map_err(to_js)?;
+        encode(&outputs)
+    }
+
+    /// A query's counters as JSON.
+    #[wasm_bindgen(js_name = queryMetrics)]
+    pub fn query_metrics(&self, id: u32) -> Result<String, JsValue> {
+        Ok(encode_metrics(
+            &self.inner.query_metrics(id).map_err(to_js)?,
+        ))
+    }
+}
+
+fn encode(outputs: &[QueryOutput]) -> Result<String, JsValue> {
+    encode_outputs(outputs.iter().map(|o| (o.query, &o.batch))).map_err(to_js)
+}
+
+fn to_js(error: RiffleError) -> JsValue {
+    let js = JsError::new(error.message());
+    js.set_name("RiffleError");
+    let _ = Reflect::set(&js, &"code".into(), &error.code().as_str().into());
+    js.into()
+}

@@ -1,0 +1,158 @@
+//! Shared helpers for integration tests: a seeded event generator, the
+//! same events as a batch table, and row comparison.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, StringArray, TimestampNanosecondArray};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use riffle::{Engine, QueryId, QueryOutput};
+
+pub const TRADES_DDL: &str = "CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
+
+/// Small deterministic generator (SplitMix64), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trade {
+    pub symbol: String,
+    pub price: f64,
+    pub ts_ms: i64,
+}
+
+/// Trades with timestamps out of order by less than `max_disorder_ms`
+/// (so none is late under a larger watermark delay).
+pub fn trades(
+    seed: u64,
+    count: usize,
+    symbols: u64,
+    step_ms: i64,
+    max_disorder_ms: u64,
+) -> Vec<Trade> {
+    let mut rng = Rng::new(seed);
+    let base = 1_700_000_000_000i64;
+    (0..count)
+        .map(|i| Trade {
+            symbol: format!("S{}", rng.below(symbols)),
+            price: (rng.below(100_000) as f64) / 100.0,
+            ts_ms: base + i as i64 * step_ms + rng.below(max_disorder_ms.max(1)) as i64,
+        })
+        .collect()
+}
+
+pub fn ndjson(trades: &[Trade]) -> String {
+    trades
+        .iter()
+        .map(|t| {
+            format!(
+                "{{\"symbol\":\"{}\",\"price\":{},\"ts\":{}}}\n",
+                t.symbol, t.price, t.ts_ms
+            )
+        })
+        .collect()
+}
+
+pub fn batch(trades: &[Trade]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+    ]));
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            trades.iter().map(|t| t.symbol.as_str()),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            trades.iter().map(|t| t.price),
+        )),
+        Arc::new(TimestampNanosecondArray::from_iter_values(
+            trades.iter().map(|t| t.ts_ms * 1_000_000),
+        )),
+    ];
+    RecordBatch::try_new(schema, columns).unwrap()
+}
+
+/// Runs `sql` as a plain batch query over `trades` registered as table `t`.
+pub fn batch_sql(trades: &[Trade], sql: &str) -> Vec<Vec<String>> {
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    let data = batch(trades);
+    let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
+    ctx.register_table("t", Arc::new(table)).unwrap();
+    let batches =
+        futures::executor::block_on(async { ctx.sql(sql).await?.collect().await }).unwrap();
+    sorted(batches.iter().flat_map(rows).collect())
+}
+
+/// Pushes `trades` as NDJSON in batches of random sizes (1..=max_batch),
+/// then finishes. Returns every output in order.
+pub fn stream(
+    engine: &mut Engine,
+    trades: &[Trade],
+    seed: u64,
+    max_batch: u64,
+) -> Vec<QueryOutput> {
+    let mut rng = Rng::new(seed);
+    let mut outputs = Vec::new();
+    let mut rest = trades;
+    while !rest.is_empty() {
+        let take = (1 + rng.below(max_batch) as usize).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        outputs.extend(engine.push_json("trades", &ndjson(head)).unwrap());
+        rest = tail;
+    }
+    outputs.extend(engine.finish().unwrap());
+    outputs
+}
+
+pub fn rows_of(outputs: &[QueryOutput], query: QueryId) -> Vec<Vec<String>> {
+    outputs
+        .iter()
+        .filter(|o| o.query == query)
+        .flat_map(|o| rows(&o.batch))
+        .collect()
+}
+
+/// Rows as strings; floats rounded to 9 significant digits so that sums
+/// taken in a different order still compare equal.
+pub fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
+    (0..batch.num_rows())
+        .map(|row| {
+            batch
+                .columns()
+                .iter()
+                .map(
+                    |column| match ScalarValue::try_from_array(column, row).unwrap() {
+                        ScalarValue::Float64(Some(v)) => format!("{v:.9e}"),
+                        other => other.to_string(),
+                    },
+                )
+                .collect()
+        })
+        .collect()
+}
+
+pub fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    rows.sort();
+    rows
+}
