@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Layers, each depending only on those below it:
-//! `wasm` (bindings) → `engine` → `plan` → `sql` / `ops` → `codec`, `time`, `catalog`, `error`.
+//! `wasm` (bindings) → `engine` → `plan` → `sql` / `ops` → `codec`, `time`, `catalog`, `metrics`, `error`.
 
 #![deny(missing_docs)]
 
@@ -28,11 +28,13 @@ pub mod catalog;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod ops;
 pub mod plan;
 pub mod sql;
 pub mod time;
 pub mod wasm;
 
-pub use engine::{Engine, QueryId, QueryMetrics, QueryOutput};
+pub use engine::{Engine, QueryId, QueryOutput};
 pub use error::{ErrorCode, RiffleError};
+pub use metrics::QueryMetrics;

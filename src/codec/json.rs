@@ -17,9 +17,9 @@ use arrow::json::reader::ReaderBuilder;
 use arrow::json::writer::{JsonArray, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 
-use crate::engine::QueryMetrics;
 use crate::err;
 use crate::error::Result;
+use crate::metrics::QueryMetrics;
 
 /// Rows per decoded batch before concatenation.
 const DECODE_BATCH_ROWS: usize = 8192;

@@ -20,7 +20,7 @@ pub enum Stage {
     /// A window aggregate, then the steps above it (HAVING, final SELECT).
     Window {
         /// The aggregate.
-        aggregate: TumblingWindowAggregate,
+        aggregate: Box<TumblingWindowAggregate>,
         /// Steps applied to each emitted window.
         post: StatelessChain,
     },

@@ -207,7 +207,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             stream_scan,
             pre,
             Stage::Window {
-                aggregate: TumblingWindowAggregate::new(config),
+                aggregate: Box::new(TumblingWindowAggregate::new(config)),
                 post,
             },
             output_schema,

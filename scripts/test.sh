@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every test: Rust (fmt, clippy, unit + integration), then the npm package in Node and headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --with-browser
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riffle-target}"
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test
+bash scripts/build.sh
+node --test --test-concurrency=1 tests/node/ tests/browser/

@@ -1,0 +1,67 @@
+// The package loaded by a page on 127.0.0.1 in real headless Chromium
+// (Debian's chromium driven by playwright-core).
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { extname, normalize } from "node:path";
+import { after, before, test } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+import { diffRows, generateTrades, referenceWindows } from "../shared/scenario.mjs";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".map": "application/json" };
+const SERVED = ["/dist/", "/pkg/", "/tests/browser/", "/tests/shared/"];
+
+let server;
+let browser;
+let origin;
+
+before(async () => {
+  server = createServer(async (request, response) => {
+    const path = normalize(decodeURIComponent(new URL(request.url, "http://x").pathname));
+    if (!SERVED.some((prefix) => path.startsWith(prefix))) {
+      response.writeHead(404).end();
+      return;
+    }
+    try {
+      const body = await readFile(root + path.slice(1));
+      response.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
+    } catch {
+      response.writeHead(404).end();
+    }
+  });
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  origin = `http://127.0.0.1:${server.address().port}`;
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+    headless: true,
+    args: ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await new Promise((resolve) => server?.close(resolve));
+});
+
+test("the windowed query runs in headless Chromium and matches the reference", async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on("pageerror", (error) => errors.push(error));
+  await page.goto(`${origin}/tests/browser/index.html`);
+  await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+  const result = await page.evaluate(() => window.__result);
+  assert.equal(result.failure, undefined, result.failure);
+  assert.deepEqual(errors, []);
+  assert.match(result.userAgent, /HeadlessChrome/);
+  const trades = generateTrades(1, 5_000);
+  assert.equal(diffRows(result.rows, referenceWindows(trades)), null);
+  assert.ok(result.beforeFinish > 0);
+  assert.equal(result.metrics.eventsIn, 5_000);
+  assert.equal(result.metrics.lateEventsDropped, 0);
+  assert.equal(result.errorCode, "SQL_PLAN");
+  await page.close();
+});

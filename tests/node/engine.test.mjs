@@ -1,0 +1,88 @@
+// The npm package imported by name and exercised in Node.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { Riffle, RiffleError } from "riffle-sql";
+import { diffRows, generateTrades, referenceWindows, runScenario, DDL, QUERY } from "../shared/scenario.mjs";
+
+test("window results equal a hand-written JavaScript aggregator", async () => {
+  const trades = generateTrades(1, 5_000);
+  const { rows, metrics, beforeFinish, columns } = await runScenario(Riffle, trades);
+  assert.deepEqual(columns, ["symbol", "window_start", "window_end", "n", "avg_price", "max_price"]);
+  assert.equal(diffRows(rows, referenceWindows(trades)), null);
+  assert.ok(beforeFinish > 0, "windows close while events flow, before finish()");
+  assert.equal(metrics.eventsIn, 5_000);
+  assert.equal(metrics.lateEventsDropped, 0);
+  assert.equal(metrics.openWindows, 0);
+  assert.equal(metrics.finished, true);
+});
+
+test("a late event is dropped and counted, visible from JS", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query(QUERY);
+  const seen = [];
+  query.subscribe((rows) => seen.push(...rows));
+  engine.push("trades", [
+    { symbol: "A", price: 1, ts: 10_000 },
+    { symbol: "A", price: 2, ts: new Date(65_000) },
+  ]);
+  assert.equal(seen.length, 1, "window [0, 60 s) closed at watermark 63 s");
+  assert.deepEqual(seen[0], { symbol: "A", window_start: 0, window_end: 60_000, n: 1, avg_price: 1, max_price: 1 });
+  engine.push("trades", [{ symbol: "A", price: 3, ts: "1970-01-01T00:00:30Z" }]);
+  const metrics = query.metrics();
+  assert.equal(metrics.lateEventsDropped, 1);
+  assert.equal(metrics.watermark, 63_000);
+  assert.equal(metrics.openWindows, 1);
+  engine.finish();
+  assert.equal(seen.length, 2);
+  assert.equal(seen[1].n, 1);
+});
+
+test("errors are RiffleErrors with a code and a useful message", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const cases = [
+    [() => engine.query("SELEC nothing"), "SQL_PARSE"],
+    [() => engine.query("SELECT nope FROM trades"), "SQL_PLAN"],
+    [() => engine.query("SELECT count(*) FROM TUMBLE(missing, ts, INTERVAL '1' MINUTE) GROUP BY window_start"), "UNKNOWN_STREAM"],
+    [() => engine.query("SELECT symbol FROM trades ORDER BY ts"), "UNSUPPORTED"],
+    [() => engine.push("missing", [{ ts: 1 }]), "UNKNOWN_STREAM"],
+    [() => engine.push("trades", [{ symbol: "A", price: "cheap", ts: 1 }]), "INVALID_INPUT"],
+    [() => engine.push("trades", [{ symbol: "A", price: 1 }]), "INVALID_INPUT"],
+    [() => engine.pushJson("trades", '{"symbol": "A", "price": 1, "ts": '), "INVALID_INPUT"],
+  ];
+  for (const [call, code] of cases) {
+    assert.throws(call, (error) => {
+      assert.ok(error instanceof RiffleError, `${code}: ${error}`);
+      assert.equal(error.code, code, error.message);
+      assert.ok(error.message.length > 10);
+      return true;
+    });
+  }
+  await assert.rejects(engine.sql(DDL), (error) => error instanceof RiffleError && error.code === "STREAM_EXISTS");
+  const unknown = (() => {
+    try {
+      engine.push("missing", [{ ts: 1 }]);
+    } catch (error) {
+      return error;
+    }
+  })();
+  assert.match(unknown.message, /trades/, "the message lists the streams that exist");
+  engine.close();
+  assert.throws(() => engine.finish(), (error) => error.code === "ENGINE_CLOSED");
+});
+
+test("a throwing subscriber does not stop other subscribers or lose results", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query(QUERY);
+  const got = [];
+  query.subscribe(() => {
+    throw new Error("subscriber bug");
+  });
+  query.subscribe((rows) => got.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 1_000 }]);
+  assert.throws(() => engine.finish(), /subscriber bug/);
+  assert.equal(got.length, 1);
+});

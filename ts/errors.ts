@@ -1,0 +1,53 @@
+/** Stable error codes. Codes from the engine keep their meaning across versions. */
+export type RiffleErrorCode =
+  | "SQL_PARSE"
+  | "SQL_PLAN"
+  | "UNSUPPORTED"
+  | "UNKNOWN_STREAM"
+  | "STREAM_EXISTS"
+  | "UNKNOWN_QUERY"
+  | "INVALID_INPUT"
+  | "EXECUTION"
+  | "FINISHED"
+  | "INTERNAL"
+  /** The wasm instance hit a bug and stopped; create a new engine after a reload. */
+  | "ENGINE_PANICKED"
+  /** The engine was closed with `close()`. */
+  | "ENGINE_CLOSED";
+
+const ENGINE_CODES: ReadonlySet<string> = new Set([
+  "SQL_PARSE",
+  "SQL_PLAN",
+  "UNSUPPORTED",
+  "UNKNOWN_STREAM",
+  "STREAM_EXISTS",
+  "UNKNOWN_QUERY",
+  "INVALID_INPUT",
+  "EXECUTION",
+  "FINISHED",
+  "INTERNAL",
+]);
+
+/** Every error Riffle throws: `code` says what went wrong, `message` what to fix. */
+export class RiffleError extends Error {
+  readonly code: RiffleErrorCode;
+
+  constructor(code: RiffleErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "RiffleError";
+    this.code = code;
+  }
+}
+
+/** Converts an error thrown by the wasm bindings into a RiffleError. */
+export function fromEngineError(error: unknown): RiffleError {
+  if (error instanceof RiffleError) return error;
+  if (error instanceof Error) {
+    const code = (error as Error & { code?: unknown }).code;
+    if (typeof code === "string" && ENGINE_CODES.has(code)) {
+      return new RiffleError(code as RiffleErrorCode, error.message);
+    }
+    return new RiffleError("INTERNAL", error.message, { cause: error });
+  }
+  return new RiffleError("INTERNAL", String(error), { cause: error });
+}

@@ -1,0 +1,209 @@
+/**
+ * Riffle: streaming SQL for the edge.
+ *
+ * ```ts
+ * const engine = await Riffle.create();
+ * await engine.sql(`CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP,
+ *                   WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`);
+ * const q = engine.query(`SELECT symbol, window_start, count(*) AS n
+ *                         FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE)
+ *                         GROUP BY symbol, window_start, window_end`);
+ * q.subscribe((rows) => console.table(rows));
+ * engine.push("trades", [{ symbol: "A", price: 1.5, ts: Date.now() }]);
+ * engine.finish();
+ * ```
+ * @module
+ */
+import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
+import { fromEngineError, RiffleError } from "./errors.js";
+import { loadWasm, type WasmSource } from "./load.js";
+
+export { RiffleError, type RiffleErrorCode } from "./errors.js";
+export type { WasmSource } from "./load.js";
+
+/** A value in a result row. Timestamps are epoch milliseconds. */
+export type Value = string | number | boolean | null | Value[] | { [key: string]: Value };
+
+/** A result row: column name to value. */
+export type Row = Record<string, Value>;
+
+/**
+ * An event pushed to a stream: field name to value. Timestamp fields take
+ * epoch milliseconds, ISO-8601 strings or `Date`s. Fields the stream does
+ * not declare are ignored.
+ */
+export type Event = Record<string, unknown>;
+
+/** Options for {@link Riffle.create}. */
+export interface RiffleOptions {
+  /** Where to load the wasm from; found automatically except on Cloudflare Workers. */
+  wasm?: WasmSource;
+}
+
+/** Counters of a query, for dashboards and tests. */
+export interface QueryMetrics {
+  /** Events accepted by the query's stream. */
+  eventsIn: number;
+  /** Events dropped because their window had already closed. */
+  lateEventsDropped: number;
+  /** The stream's watermark (epoch ms); null before the first event and after finish. */
+  watermark: number | null;
+  /** Whether the stream was finished. */
+  finished: boolean;
+  /** Windows holding state. */
+  openWindows: number;
+  /** Windows emitted so far. */
+  windowsEmitted: number;
+  /** Approximate bytes of query state. */
+  stateBytes: number;
+}
+
+/** Receives each batch of result rows a push (or finish) produced. */
+export type Listener<R extends Row> = (rows: R[]) => void;
+
+interface RawOutput {
+  query: number;
+  rows: Row[];
+}
+
+/** A continuous query. Results arrive through {@link Query.subscribe}. */
+export class Query<R extends Row = Row> {
+  readonly #engine: Riffle;
+  readonly #listeners = new Set<Listener<R>>();
+
+  /** @internal */
+  constructor(
+    engine: Riffle,
+    /** Id within the engine. */
+    readonly id: number,
+    /** The SQL text. */
+    readonly sql: string,
+    /** Result column names, in order. */
+    readonly columns: readonly string[],
+  ) {
+    this.#engine = engine;
+  }
+
+  /** Calls `listener` with the rows of each completed result; returns an unsubscribe function. */
+  subscribe(listener: Listener<R>): () => void {
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
+  }
+
+  /** Current counters. */
+  metrics(): QueryMetrics {
+    return JSON.parse(this.#engine.callEngine((e) => e.queryMetrics(this.id))) as QueryMetrics;
+  }
+
+  /** @internal */
+  deliver(rows: Row[], errors: unknown[]): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(rows as R[]);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  }
+}
+
+/** A streaming SQL engine. Pushes are synchronous: results are delivered before `push` returns. */
+export class Riffle {
+  #engine: WasmEngine | undefined;
+  #broken: RiffleError | undefined;
+  readonly #queries = new Map<number, Query<Row>>();
+
+  private constructor(engine: WasmEngine) {
+    this.#engine = engine;
+  }
+
+  /** Loads the wasm (once per realm) and creates an engine. */
+  static async create(options: RiffleOptions = {}): Promise<Riffle> {
+    await loadWasm(options.wasm);
+    try {
+      return new Riffle(new WasmEngine());
+    } catch (error) {
+      throw fromEngineError(error);
+    }
+  }
+
+  /** Runs a DDL statement: `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`. */
+  async sql(statement: string): Promise<void> {
+    this.callEngine((e) => e.execute(statement));
+  }
+
+  /** Registers a continuous query over a stream. */
+  query<R extends Row = Row>(sql: string): Query<R> {
+    const id = this.callEngine((e) => e.createQuery(sql));
+    const columns = this.callEngine((e) => e.queryColumns(id));
+    const query = new Query<R>(this, id, sql, columns);
+    this.#queries.set(id, query as unknown as Query<Row>);
+    return query;
+  }
+
+  /** Pushes events to a stream. A rejected push (typed error) changes nothing. */
+  push(stream: string, events: readonly Event[]): void {
+    if (events.length === 0) return;
+    let text = "";
+    for (const event of events) text += JSON.stringify(event) + "\n";
+    this.pushJson(stream, text);
+  }
+
+  /** Pushes newline-delimited JSON text, decoded inside wasm against the stream's schema. */
+  pushJson(stream: string, ndjson: string): void {
+    this.#dispatch(this.callEngine((e) => e.pushJson(stream, ndjson)));
+  }
+
+  /** End of input on every stream: closes and emits every open window. */
+  finish(): void {
+    this.#dispatch(this.callEngine((e) => e.finish()));
+  }
+
+  /** Frees the engine's memory; later calls throw ENGINE_CLOSED. */
+  close(): void {
+    this.#engine?.free();
+    this.#engine = undefined;
+    this.#queries.clear();
+  }
+
+  /** @internal Calls into wasm, turning thrown values into RiffleErrors. */
+  callEngine<T>(call: (engine: WasmEngine) => T): T {
+    if (this.#broken) throw this.#broken;
+    if (!this.#engine) throw new RiffleError("ENGINE_CLOSED", "the engine was closed");
+    try {
+      return call(this.#engine);
+    } catch (error) {
+      if (error instanceof WebAssembly.RuntimeError) {
+        let detail = error.message;
+        try {
+          detail = lastPanic() ?? detail;
+        } catch {
+          // The instance may be unusable; keep the trap's message.
+        }
+        this.#broken = new RiffleError("ENGINE_PANICKED", `the engine stopped on an internal error: ${detail}`, {
+          cause: error,
+        });
+        throw this.#broken;
+      }
+      throw fromEngineError(error);
+    }
+  }
+
+  #dispatch(json: string): void {
+    const outputs = JSON.parse(json) as RawOutput[];
+    if (outputs.length === 0) return;
+    // One delivery per query per call, in emission order.
+    const byQuery = new Map<number, Row[]>();
+    for (const output of outputs) {
+      const rows = byQuery.get(output.query);
+      if (rows) rows.push(...output.rows);
+      else byQuery.set(output.query, output.rows);
+    }
+    const errors: unknown[] = [];
+    for (const [id, rows] of byQuery) this.#queries.get(id)?.deliver(rows, errors);
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, "several subscribers threw");
+  }
+}
