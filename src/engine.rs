@@ -19,7 +19,7 @@ use crate::plan::lower;
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
-use crate::sql::window_tvf::TumbleFunction;
+use crate::sql::window_tvf::{WindowFunction, WindowKind};
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{nanos_per_unit, EventTime};
 
@@ -67,9 +67,17 @@ impl Engine {
         let config = SessionConfig::new().with_target_partitions(1);
         let ctx = SessionContext::new_with_config(config);
         let catalog = Arc::new(RwLock::new(StreamCatalog::default()));
-        // Table function names are looked up as written.
-        for name in ["tumble", "TUMBLE", "Tumble"] {
-            ctx.register_udtf(name, Arc::new(TumbleFunction::new(Arc::clone(&catalog))));
+        // Table function names are looked up as written, not normalised.
+        for kind in WindowKind::ALL {
+            let upper = kind.name();
+            let lower = upper.to_lowercase();
+            let title = format!("{}{}", &upper[..1], &lower[1..]);
+            for name in [upper.to_string(), lower, title] {
+                ctx.register_udtf(
+                    &name,
+                    Arc::new(WindowFunction::new(kind, Arc::clone(&catalog))),
+                );
+            }
         }
         Ok(Self {
             ctx,

@@ -100,6 +100,18 @@ impl AggregateInput {
     }
 }
 
+/// Intermediate aggregation state: group keys plus each accumulator's state
+/// columns, one row per group.
+#[derive(Debug, Clone)]
+pub struct PartialState {
+    /// Key columns (none for a single group).
+    pub keys: Vec<ArrayRef>,
+    /// Per aggregate: its state columns.
+    pub states: Vec<Vec<ArrayRef>>,
+    /// Number of groups.
+    pub num_groups: usize,
+}
+
 /// Interns group keys to dense group indices.
 enum KeyInterner {
     /// DataFusion's group value store for the key columns.
@@ -187,6 +199,57 @@ impl GroupedAggregates {
             )?;
         }
         Ok(())
+    }
+
+    /// Takes the intermediate state out (DataFusion's `state()`: the form
+    /// that partial aggregates exchange), leaving this empty.
+    pub fn take_state(&mut self) -> Result<PartialState> {
+        let num_groups = self.num_groups();
+        let keys = match &mut self.interner {
+            KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
+            KeyInterner::Single { has_group } => {
+                *has_group = false;
+                Vec::new()
+            }
+        };
+        let states = self
+            .accumulators
+            .iter_mut()
+            .map(|a| Ok(a.state(EmitTo::All)?))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PartialState {
+            keys,
+            states,
+            num_groups,
+        })
+    }
+
+    /// Merges intermediate state (from [`Self::take_state`]) into this.
+    pub fn merge_state(&mut self, state: &PartialState) -> Result<()> {
+        if state.num_groups == 0 {
+            return Ok(());
+        }
+        match &mut self.interner {
+            KeyInterner::Keys(values) => values.intern(&state.keys, &mut self.group_indices)?,
+            KeyInterner::Single { has_group } => {
+                *has_group = true;
+                self.group_indices.clear();
+                self.group_indices.resize(state.num_groups, 0);
+            }
+        }
+        let total_groups = self.num_groups();
+        for (accumulator, columns) in self.accumulators.iter_mut().zip(&state.states) {
+            accumulator.merge_batch(columns, &self.group_indices, total_groups)?;
+        }
+        Ok(())
+    }
+
+    /// A copy of the intermediate state, leaving this unchanged. DataFusion's
+    /// `state()` is destructive, so the state is taken and merged back.
+    pub fn snapshot(&mut self) -> Result<PartialState> {
+        let state = self.take_state()?;
+        self.merge_state(&state)?;
+        Ok(state)
     }
 
     /// Final results: the key columns and one value column per aggregate,

@@ -3,7 +3,7 @@
 //! A query runs as a [`pipeline::Pipeline`]:
 //!
 //! ```text
-//! StreamSource ──► StreamScan ──► StatelessChain ──► TumblingWindowAggregate ──► StatelessChain ──► results
+//! StreamSource ──► StreamScan ──► StatelessChain ──► WindowAggregate ──► StatelessChain ──► results
 //! (validate,       (window        (WHERE, SELECT     (per-window DataFusion      (HAVING, final
 //!  watermark)       columns)       expressions)        accumulators)               projection)
 //! ```

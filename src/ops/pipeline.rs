@@ -7,7 +7,7 @@ use arrow::record_batch::RecordBatch;
 use super::chain::StatelessChain;
 use super::scan::StreamScan;
 use super::source::SourceBatch;
-use super::window_aggregate::{TumblingWindowAggregate, WindowMetrics};
+use super::window_aggregate::{WindowAggregate, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::time::EventTime;
@@ -20,7 +20,7 @@ pub enum Stage {
     /// A window aggregate, then the steps above it (HAVING, final SELECT).
     Window {
         /// The aggregate.
-        aggregate: Box<TumblingWindowAggregate>,
+        aggregate: Box<WindowAggregate>,
         /// Steps applied to each emitted window.
         post: StatelessChain,
     },

@@ -9,13 +9,13 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::error::Result;
-use crate::time::window::TumblingWindow;
+use crate::time::window::WindowSpec;
 use crate::time::EventTime;
 
 /// Shapes a source batch into what the query's plan expects from its leaf.
 #[derive(Debug, Clone)]
 pub struct StreamScan {
-    window: Option<TumblingWindow>,
+    window: Option<WindowSpec>,
     /// Type of the window columns (the event-time column's type).
     time_type: DataType,
     /// Number of columns in the stream itself.
@@ -28,7 +28,7 @@ impl StreamScan {
     /// A scan producing `schema`: the stream's columns, the window columns if
     /// `window` is set, then `projection` applied.
     pub fn new(
-        window: Option<TumblingWindow>,
+        window: Option<WindowSpec>,
         time_type: DataType,
         stream_width: usize,
         projection: Option<Vec<usize>>,
@@ -44,7 +44,7 @@ impl StreamScan {
     }
 
     /// The window applied, if any.
-    pub fn window(&self) -> Option<TumblingWindow> {
+    pub fn window(&self) -> Option<WindowSpec> {
         self.window
     }
 
@@ -80,7 +80,8 @@ impl StreamScan {
     }
 
     fn window_columns(&self, event_times: &[EventTime]) -> Result<(ArrayRef, ArrayRef)> {
-        let Some(window) = self.window else {
+        // Each row gets its slice; for TUMBLE the slice is the window.
+        let Some(window) = self.window.map(|spec| spec.slices()) else {
             return Err(crate::err!(
                 Internal,
                 "window column requested from a scan without a window"

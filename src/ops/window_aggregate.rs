@@ -1,19 +1,26 @@
-//! Tumbling window aggregation with event-time watermarks.
+//! Window aggregation with event-time watermarks, for every sliced window
+//! kind (`TUMBLE`, `HOP`, `CUMULATE`).
 //!
 //! ```text
-//!   rows ──► window of each row ──► late? ──yes──► dropped, counted
-//!                                     │no
-//!                                     ▼
-//!            per window: GroupedAggregates (DataFusion accumulators)
-//!                                     │ watermark passes window end
-//!                                     ▼
-//!            emit one batch per window, in window order, then forget it
+//!   rows ──► slice of each row ──► slice closed? ──yes──► dropped, counted
+//!                                      │no
+//!                                      ▼
+//!            per slice: GroupedAggregates (DataFusion accumulators)
+//!                                      │ watermark passes a window end
+//!                                      ▼
+//!            window = merge of its slices' partial states ──► emit
 //! ```
 //!
-//! A row is late when its window already closed under the watermark in
-//! force before the row arrived (Flink's rule). Window columns are kept out
-//! of the interned group key: every row of a window shares them, so they are
-//! rebuilt as constants on emit.
+//! Each event updates exactly one slice; a window merges the partial states
+//! (`state()` / `merge_batch()`) of the slices it covers, so a hopping
+//! window of size/slide = 30 costs one update per event, not 30. A slice is
+//! dropped once no future window covers it; the last window to cover it
+//! consumes it, the others copy it.
+//!
+//! A row is late when its slice already closed under the watermark in force
+//! before the row arrived (Flink's rule for sliced windows). Window columns
+//! are kept out of the interned group key: every row of a slice shares
+//! them, so they are rebuilt as constants on emit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use super::evaluate;
 use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates};
 use crate::err;
 use crate::error::Result;
-use crate::time::window::TumblingWindow;
+use crate::time::window::WindowSpec;
 use crate::time::EventTime;
 
 /// One column of the aggregate's group-by, in output order.
@@ -45,10 +52,11 @@ pub enum GroupColumn {
 /// Fixed configuration of a window aggregate, derived from the plan.
 #[derive(Debug, Clone)]
 pub struct WindowAggregateConfig {
-    /// The window.
-    pub window: TumblingWindow,
-    /// Expression giving each input row's window bound, and whether it is the end.
-    pub window_bound: (Arc<dyn PhysicalExpr>, GroupColumn),
+    /// The window function.
+    pub window: WindowSpec,
+    /// Expression giving each input row's slice bound (the scan's per-row
+    /// window column), and which bound it is.
+    pub slice_bound: (Arc<dyn PhysicalExpr>, GroupColumn),
     /// Group-by columns in output order.
     pub group_columns: Vec<GroupColumn>,
     /// Keys and aggregates.
@@ -64,27 +72,30 @@ pub struct WindowAggregateConfig {
 pub struct WindowMetrics {
     /// Rows that reached the aggregate (after WHERE).
     pub rows_in: u64,
-    /// Rows dropped because their window had already closed.
+    /// Rows dropped because their slice had already closed.
     pub late_rows_dropped: u64,
     /// Windows emitted.
     pub windows_emitted: u64,
 }
 
-/// Tumbling window aggregate operator.
+/// Window aggregate operator.
 #[derive(Debug)]
-pub struct TumblingWindowAggregate {
+pub struct WindowAggregate {
     config: WindowAggregateConfig,
-    /// Open windows by start.
-    windows: BTreeMap<EventTime, GroupedAggregates>,
+    /// Slices holding state, by start.
+    slices: BTreeMap<EventTime, GroupedAggregates>,
+    /// End of the last window fired: windows end in increasing order.
+    last_fired_end: Option<EventTime>,
     metrics: WindowMetrics,
 }
 
-impl TumblingWindowAggregate {
-    /// An operator with no open windows.
+impl WindowAggregate {
+    /// An operator with no state.
     pub fn new(config: WindowAggregateConfig) -> Self {
         Self {
             config,
-            windows: BTreeMap::new(),
+            slices: BTreeMap::new(),
+            last_fired_end: None,
             metrics: WindowMetrics::default(),
         }
     }
@@ -94,14 +105,30 @@ impl TumblingWindowAggregate {
         &self.metrics
     }
 
-    /// Windows holding state.
+    /// Windows holding state: windows that have slices and have not fired.
     pub fn open_windows(&self) -> usize {
-        self.windows.len()
+        let (Some(first), Some(last)) = (self.slices.keys().next(), self.slices.keys().next_back())
+        else {
+            return 0;
+        };
+        let width = self.config.window.slices().size();
+        let mut end = first.saturating_add(width);
+        if let Some(fired) = self.last_fired_end {
+            end = end.max(fired.saturating_add(width));
+        }
+        // Windows end at slice ends, from the first unfired one to the last
+        // slice's last window.
+        let last_end = match self.config.window {
+            WindowSpec::Tumble(_) => last.saturating_add(width),
+            WindowSpec::Hop { size, .. } => last.saturating_add(size),
+            WindowSpec::Cumulate { size, .. } => size.end_of(size.start_of(*last)),
+        };
+        usize::try_from((last_end.saturating_sub(end)) / width + 1).unwrap_or(usize::MAX)
     }
 
-    /// Approximate memory held by open windows, in bytes.
+    /// Approximate memory held, in bytes.
     pub fn state_size(&self) -> usize {
-        self.windows.values().map(GroupedAggregates::size).sum()
+        self.slices.values().map(GroupedAggregates::size).sum()
     }
 
     /// Adds a batch. `row_watermarks[i]` is the watermark in force before row `i`.
@@ -111,40 +138,40 @@ impl TumblingWindowAggregate {
             return Ok(());
         }
         self.metrics.rows_in += rows as u64;
-        let starts = self.window_starts(batch)?;
-        let window = self.config.window;
+        let starts = self.slice_starts(batch)?;
+        let grid = self.config.window.slices();
 
-        // Group on-time rows by window; a batch usually spans one or two.
-        let mut per_window: Vec<(EventTime, Vec<u32>)> = Vec::new();
+        // Group on-time rows by slice; a batch usually spans one or two.
+        let mut per_slice: Vec<(EventTime, Vec<u32>)> = Vec::new();
         let mut late = 0u64;
         for (row, start) in starts.iter().enumerate() {
             let Some(start) = start else { continue };
-            if window.is_closed(start, row_watermarks.value(row)) {
+            if grid.is_closed(start, row_watermarks.value(row)) {
                 late += 1;
                 continue;
             }
-            // Rows arrive nearly in order: try the last window first.
-            let slot = match per_window.last() {
-                Some((s, _)) if *s == start => per_window.len() - 1,
-                _ => match per_window.iter().position(|(s, _)| *s == start) {
+            // Rows arrive nearly in order: try the last slice first.
+            let slot = match per_slice.last() {
+                Some((s, _)) if *s == start => per_slice.len() - 1,
+                _ => match per_slice.iter().position(|(s, _)| *s == start) {
                     Some(slot) => slot,
                     None => {
-                        per_window.push((start, Vec::new()));
-                        per_window.len() - 1
+                        per_slice.push((start, Vec::new()));
+                        per_slice.len() - 1
                     }
                 },
             };
-            per_window[slot].1.push(row as u32);
+            per_slice[slot].1.push(row as u32);
         }
         self.metrics.late_rows_dropped += late;
-        if per_window.is_empty() {
+        if per_slice.is_empty() {
             return Ok(());
         }
 
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let whole_batch = per_window.len() == 1 && per_window[0].1.len() == rows;
-        for (start, indices) in per_window {
-            let state = match self.windows.entry(start) {
+        let whole_batch = per_slice.len() == 1 && per_slice[0].1.len() == rows;
+        for (start, indices) in per_slice {
+            let state = match self.slices.entry(start) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     e.insert(GroupedAggregates::try_new(&self.config.spec)?)
@@ -161,32 +188,94 @@ impl TumblingWindowAggregate {
         Ok(())
     }
 
-    /// Emits, in window order, every window closed under `watermark`.
+    /// Emits, in order of window end, every window closed under `watermark`.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
+        let spec = self.config.window;
+        let width = spec.slices().size();
         let mut out = Vec::new();
-        while let Some((&start, _)) = self.windows.first_key_value() {
-            if !self.config.window.is_closed(start, watermark) {
+        // Each turn fires the first unfired window that covers the oldest
+        // slice, so every turn emits and the loop is bounded by the output.
+        while let Some((&first, _)) = self.slices.first_key_value() {
+            let mut end = first.saturating_add(width);
+            if let Some(fired) = self.last_fired_end {
+                end = end.max(fired.saturating_add(width));
+            }
+            if !spec.slices().is_end_closed(end, watermark) {
                 break;
             }
-            let state = self.windows.remove(&start).expect("key just seen");
-            out.push(self.emit_window(start, state)?);
-            self.metrics.windows_emitted += 1;
+            let start = spec.start_for_end(end);
+            // Slices before this are covered by no later window.
+            let keep_from = spec.start_for_end(end.saturating_add(width));
+            let covered: Vec<EventTime> = self.slices.range(start..end).map(|(s, _)| *s).collect();
+            if !covered.is_empty() {
+                out.push(self.fire(start, end, &covered, keep_from)?);
+                self.metrics.windows_emitted += 1;
+            }
+            self.last_fired_end = Some(end);
+            let stale: Vec<EventTime> = self.slices.range(..keep_from).map(|(s, _)| *s).collect();
+            for slice in stale {
+                self.slices.remove(&slice);
+            }
+            if end == EventTime::MAX {
+                self.slices.clear();
+            }
         }
         Ok(out)
     }
 
-    fn window_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
-        let (expr, bound) = &self.config.window_bound;
+    fn fire(
+        &mut self,
+        start: EventTime,
+        end: EventTime,
+        covered: &[EventTime],
+        keep_from: EventTime,
+    ) -> Result<RecordBatch> {
+        // One slice that no later window needs (TUMBLE): emit it as is.
+        if let [only] = covered {
+            if *only < keep_from {
+                let state = self
+                    .slices
+                    .remove(only)
+                    .ok_or_else(|| err!(Internal, "slice vanished"))?;
+                return self.emit_window(start, end, state);
+            }
+        }
+        let mut window = GroupedAggregates::try_new(&self.config.spec)?;
+        for slice_start in covered {
+            let partial = if *slice_start < keep_from {
+                let mut slice = self
+                    .slices
+                    .remove(slice_start)
+                    .ok_or_else(|| err!(Internal, "slice vanished"))?;
+                slice.take_state()?
+            } else {
+                self.slices
+                    .get_mut(slice_start)
+                    .ok_or_else(|| err!(Internal, "slice vanished"))?
+                    .snapshot()?
+            };
+            window.merge_state(&partial)?;
+        }
+        self.emit_window(start, end, window)
+    }
+
+    fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
+        let (expr, bound) = &self.config.slice_bound;
         let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
         let values = values.as_primitive::<Int64Type>();
         if *bound == GroupColumn::WindowEnd {
-            let size = self.config.window.size();
-            return Ok(values.unary(|end| end.saturating_sub(size)));
+            let width = self.config.window.slices().size();
+            return Ok(values.unary(|end| end.saturating_sub(width)));
         }
         Ok(values.clone())
     }
 
-    fn emit_window(&self, start: EventTime, state: GroupedAggregates) -> Result<RecordBatch> {
+    fn emit_window(
+        &self,
+        start: EventTime,
+        end: EventTime,
+        state: GroupedAggregates,
+    ) -> Result<RecordBatch> {
         let groups = state.num_groups();
         let (keys, values) = state.emit()?;
         let constant = |value: EventTime| -> Result<ArrayRef> {
@@ -199,7 +288,7 @@ impl TumblingWindowAggregate {
         for column in &self.config.group_columns {
             columns.push(match column {
                 GroupColumn::WindowStart => constant(start)?,
-                GroupColumn::WindowEnd => constant(self.config.window.end_of(start))?,
+                GroupColumn::WindowEnd => constant(end)?,
                 GroupColumn::Key(i) => Arc::clone(
                     keys.get(*i)
                         .ok_or_else(|| err!(Internal, "group key {i} missing on emit"))?,

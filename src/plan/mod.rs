@@ -9,7 +9,7 @@
 //! AggregateExec (Final)?                  ← output schema
 //! AggregateExec (Single | Partial)        ← group keys, aggregates, filters
 //! [ProjectionExec / FilterExec]*          ← pre steps (WHERE, expressions)
-//! StreamScanExec                          ← stream + window table function
+//! StreamScanExec                          ← stream + window table function (TUMBLE, HOP, CUMULATE)
 //! ```
 //!
 //! We take the expressions out of each node and never execute the plan.
@@ -32,7 +32,7 @@ use crate::ops::chain::{StatelessChain, Step};
 use crate::ops::grouped_aggregates::AggregateSpec;
 use crate::ops::pipeline::{Pipeline, Stage};
 use crate::ops::scan::StreamScan;
-use crate::ops::window_aggregate::{GroupColumn, TumblingWindowAggregate, WindowAggregateConfig};
+use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
 use crate::sql::stream_table::StreamScanExec;
 
 /// A lowered query: the stream it reads and its operators.
@@ -86,6 +86,13 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
     let output_schema = plan.schema();
 
     let Some((&top_at, &bottom_at)) = aggregate_at.first().zip(aggregate_at.last()) else {
+        if let Some(window) = scan.window().filter(|w| !w.is_tumbling()) {
+            return Err(err!(
+                Unsupported,
+                "{} without GROUP BY would repeat each row once per window; aggregate with GROUP BY window_start, window_end",
+                window.name()
+            ));
+        }
         let pre = steps(&path)?;
         return Ok(StreamingPlan {
             stream: scan.stream().name.clone(),
@@ -151,15 +158,18 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
     let input_schema = bottom.input_schema();
     let stream_width = scan.stream().schema.fields().len();
     let mut group_columns = Vec::new();
-    let mut window_bound = None;
+    let mut slice_bound = None;
     let mut keys = Vec::new();
     let mut key_fields = Vec::new();
     for (expr, name) in group_by.expr() {
-        match trace_window_column(expr.as_ref(), &pre, scan, stream_width) {
+        let traced = expr
+            .downcast_ref::<Column>()
+            .and_then(|c| leaf_window_column(c.index(), pre.steps(), scan, stream_width));
+        match traced {
             Some(column) => {
                 group_columns.push(column);
-                if window_bound.is_none() || column == GroupColumn::WindowStart {
-                    window_bound = Some((Arc::clone(expr), column));
+                if slice_bound.is_none() || column == GroupColumn::WindowStart {
+                    slice_bound = Some((Arc::clone(expr), column));
                 }
             }
             None => {
@@ -173,13 +183,41 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             }
         }
     }
-    let Some(window_bound) = window_bound else {
+    let Some(slice_bound) = slice_bound else {
         return Err(err!(
             Unsupported,
-            "a TUMBLE query must GROUP BY window_start (and window_end): without a window in the key, groups would never close"
+            "a {} query must GROUP BY window_start (and window_end): without a window in the key, groups would never close",
+            window.name()
         ));
     };
     let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
+    if !window.is_tumbling() {
+        // Rows carry their slice, not their (several) windows: the window
+        // columns may only be passed through to the GROUP BY.
+        let filters = bottom.filter_expr().iter().flatten();
+        for expr in arguments.iter().flatten().chain(filters) {
+            reject_window_reference(
+                expr.as_ref(),
+                pre.steps(),
+                scan,
+                stream_width,
+                window.name(),
+            )?;
+        }
+        for (level, step) in pre.steps().iter().enumerate() {
+            let below = &pre.steps()[..level];
+            let exprs: Vec<&Arc<dyn PhysicalExpr>> = match step {
+                Step::Filter { predicate, .. } => vec![predicate],
+                Step::Project { exprs, .. } => exprs
+                    .iter()
+                    .filter(|e| e.downcast_ref::<Column>().is_none())
+                    .collect(),
+            };
+            for expr in exprs {
+                reject_window_reference(expr.as_ref(), below, scan, stream_width, window.name())?;
+            }
+        }
+    }
     let spec = AggregateSpec {
         keys,
         key_schema: Arc::new(Schema::new(key_fields)),
@@ -195,7 +233,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
         .clone();
     let config = WindowAggregateConfig {
         window,
-        window_bound,
+        slice_bound,
         group_columns,
         spec,
         output_schema: top.schema(),
@@ -207,7 +245,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             stream_scan,
             pre,
             Stage::Window {
-                aggregate: Box::new(TumblingWindowAggregate::new(config)),
+                aggregate: Box::new(WindowAggregate::new(config)),
                 post,
             },
             output_schema,
@@ -252,16 +290,15 @@ fn steps(nodes: &[Arc<dyn ExecutionPlan>]) -> Result<StatelessChain> {
     Ok(StatelessChain::new(steps))
 }
 
-/// If `expr` (over the aggregate's input) is a window column of the scan,
-/// which one.
-fn trace_window_column(
-    expr: &dyn PhysicalExpr,
-    pre: &StatelessChain,
+/// If column `index` of the output of `steps` (bottom first) is a window
+/// column of the scan, which one.
+fn leaf_window_column(
+    mut index: usize,
+    steps: &[Step],
     scan: &StreamScanExec,
     stream_width: usize,
 ) -> Option<GroupColumn> {
-    let mut index = expr.downcast_ref::<Column>()?.index();
-    for step in pre.steps().iter().rev() {
+    for step in steps.iter().rev() {
         match step {
             Step::Filter { projection, .. } => {
                 if let Some(projection) = projection {
@@ -281,6 +318,36 @@ fn trace_window_column(
         0 => Some(GroupColumn::WindowStart),
         1 => Some(GroupColumn::WindowEnd),
         _ => None,
+    }
+}
+
+/// Errors when `expr` (over the output of `steps`) reads a window column.
+fn reject_window_reference(
+    expr: &dyn PhysicalExpr,
+    steps: &[Step],
+    scan: &StreamScanExec,
+    stream_width: usize,
+    function: &str,
+) -> Result<()> {
+    let mut columns = Vec::new();
+    collect_column_indices(expr, &mut columns);
+    for index in columns {
+        if leaf_window_column(index, steps, scan, stream_width).is_some() {
+            return Err(err!(
+                Unsupported,
+                "with {function}, window_start and window_end can only be grouped by and selected, not used in expressions, WHERE or aggregates ({expr})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn collect_column_indices(expr: &dyn PhysicalExpr, out: &mut Vec<usize>) {
+    if let Some(column) = expr.downcast_ref::<Column>() {
+        out.push(column.index());
+    }
+    for child in expr.children() {
+        collect_column_indices(child.as_ref(), out);
     }
 }
 

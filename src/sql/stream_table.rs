@@ -24,14 +24,14 @@ use datafusion::physical_plan::{
 };
 
 use crate::catalog::StreamDef;
-use crate::time::window::TumblingWindow;
+use crate::time::window::WindowSpec;
 
 /// A stream seen as a table, optionally through a window table function
 /// (which adds `window_start` and `window_end`).
 #[derive(Debug)]
 pub struct StreamTableProvider {
     stream: Arc<StreamDef>,
-    window: Option<TumblingWindow>,
+    window: Option<WindowSpec>,
     schema: SchemaRef,
 }
 
@@ -46,8 +46,8 @@ impl StreamTableProvider {
         }
     }
 
-    /// The stream through a tumbling window.
-    pub fn windowed(stream: Arc<StreamDef>, window: TumblingWindow) -> Self {
+    /// The stream through a window table function.
+    pub fn windowed(stream: Arc<StreamDef>, window: WindowSpec) -> Self {
         let schema = stream.windowed_schema();
         Self {
             stream,
@@ -88,7 +88,7 @@ impl TableProvider for StreamTableProvider {
 #[derive(Debug)]
 pub struct StreamScanExec {
     stream: Arc<StreamDef>,
-    window: Option<TumblingWindow>,
+    window: Option<WindowSpec>,
     /// Schema before projection: the stream's, plus window columns if windowed.
     full_schema: SchemaRef,
     projection: Option<Vec<usize>>,
@@ -98,7 +98,7 @@ pub struct StreamScanExec {
 impl StreamScanExec {
     fn try_new(
         stream: Arc<StreamDef>,
-        window: Option<TumblingWindow>,
+        window: Option<WindowSpec>,
         full_schema: SchemaRef,
         projection: Option<Vec<usize>>,
     ) -> DFResult<Self> {
@@ -130,7 +130,7 @@ impl StreamScanExec {
     }
 
     /// The window table function applied, if any.
-    pub fn window(&self) -> Option<TumblingWindow> {
+    pub fn window(&self) -> Option<WindowSpec> {
         self.window
     }
 
@@ -149,7 +149,7 @@ impl DisplayAs for StreamScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "StreamScanExec: stream={}", self.stream.name)?;
         if let Some(window) = self.window {
-            write!(f, ", window=TUMBLE({} ticks)", window.size())?;
+            write!(f, ", window={window:?}")?;
         }
         Ok(())
     }

@@ -1,12 +1,16 @@
-//! Window table functions: `TUMBLE(stream, ts, size [, offset])`.
+//! Window table functions, in the style of Flink's window TVFs and RisingWave:
 //!
-//! Written in the table-function style of RisingWave and Flink's window
-//! TVFs. DataFusion hands the arguments over as planned expressions: the
-//! stream and time column as unqualified column references, the size as an
-//! interval literal.
+//! - `TUMBLE(stream, ts, size [, offset])`
+//! - `HOP(stream, ts, slide, size [, offset])`
+//! - `CUMULATE(stream, ts, step, size [, offset])`
+//!
+//! DataFusion hands the arguments over as planned expressions: the stream
+//! and time column as unqualified column references, sizes as interval
+//! literals. Each returns the stream plus `window_start` and `window_end`.
 
 use std::sync::{Arc, RwLock};
 
+use arrow::datatypes::TimeUnit;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::Result as DFResult;
 use datafusion::logical_expr::Expr;
@@ -17,73 +21,147 @@ use crate::catalog::StreamCatalog;
 use crate::err;
 use crate::error::{Result, RiffleError};
 use crate::time::interval::interval_to_units;
-use crate::time::window::TumblingWindow;
+use crate::time::window::{TumblingWindow, WindowSpec};
 
-/// `TUMBLE(stream, ts, size [, offset])`: fixed-size, non-overlapping windows.
+/// Which window table function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// `TUMBLE`.
+    Tumble,
+    /// `HOP`.
+    Hop,
+    /// `CUMULATE`.
+    Cumulate,
+}
+
+impl WindowKind {
+    /// Every kind, for registration.
+    pub const ALL: [WindowKind; 3] = [WindowKind::Tumble, WindowKind::Hop, WindowKind::Cumulate];
+
+    /// The SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowKind::Tumble => "TUMBLE",
+            WindowKind::Hop => "HOP",
+            WindowKind::Cumulate => "CUMULATE",
+        }
+    }
+
+    fn usage(self) -> &'static str {
+        match self {
+            WindowKind::Tumble => "TUMBLE(stream, time_column, INTERVAL '1' MINUTE [, offset])",
+            WindowKind::Hop => "HOP(stream, time_column, slide INTERVAL '10' SECOND, size INTERVAL '5' MINUTE [, offset])",
+            WindowKind::Cumulate => "CUMULATE(stream, time_column, step INTERVAL '1' MINUTE, size INTERVAL '1' HOUR [, offset])",
+        }
+    }
+
+    fn durations(self) -> usize {
+        match self {
+            WindowKind::Tumble => 1,
+            WindowKind::Hop | WindowKind::Cumulate => 2,
+        }
+    }
+}
+
+/// A window table function bound to an engine's streams.
 #[derive(Debug)]
-pub struct TumbleFunction {
+pub struct WindowFunction {
+    kind: WindowKind,
     catalog: Arc<RwLock<StreamCatalog>>,
 }
 
-impl TumbleFunction {
-    /// The function, resolving stream names in `catalog`.
-    pub fn new(catalog: Arc<RwLock<StreamCatalog>>) -> Self {
-        Self { catalog }
+impl WindowFunction {
+    /// The function `kind`, resolving stream names in `catalog`.
+    pub fn new(kind: WindowKind, catalog: Arc<RwLock<StreamCatalog>>) -> Self {
+        Self { kind, catalog }
     }
 
     fn plan(&self, args: &[Expr]) -> Result<Arc<dyn TableProvider>> {
-        const USAGE: &str = "TUMBLE(stream, time_column, INTERVAL '1' MINUTE [, offset])";
-        if !(3..=4).contains(&args.len()) {
-            return Err(err!(SqlPlan, "TUMBLE takes 3 or 4 arguments: {USAGE}"));
+        let name = self.kind.name();
+        let usage = self.kind.usage();
+        let durations = self.kind.durations();
+        if args.len() != 2 + durations && args.len() != 3 + durations {
+            return Err(err!(
+                SqlPlan,
+                "{name} takes {} or {} arguments: {usage}",
+                2 + durations,
+                3 + durations
+            ));
         }
-        let stream_name = column_name(&args[0], "the first argument of TUMBLE (the stream)")?;
+        let stream_name = column_name(&args[0], name, "the stream")?;
         let stream = self
             .catalog
             .read()
             .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
             .get(&stream_name)?;
-        let time_column = column_name(&args[1], "the second argument of TUMBLE (the time column)")?;
+        let time_column = column_name(&args[1], name, "the time column")?;
         if time_column != stream.event_time_column() {
             return Err(err!(
                 Unsupported,
-                "TUMBLE over '{time_column}': windows use the stream's event-time column, '{}' (its WATERMARK FOR column)",
+                "{name} over '{time_column}': windows use the stream's event-time column, '{}' (its WATERMARK FOR column)",
                 stream.event_time_column()
             ));
         }
         let unit = stream.event_time_unit;
-        let size = interval_to_units(
-            interval_from_expr(&args[2], "the TUMBLE size")?,
-            unit,
-            "the TUMBLE size",
-        )?;
-        if size <= 0 {
-            return Err(err!(SqlPlan, "the TUMBLE size must be positive; {USAGE}"));
+        let mut sizes = Vec::with_capacity(durations);
+        for (i, arg) in args[2..2 + durations].iter().enumerate() {
+            let what = format!("{name} argument {}", i + 3);
+            let ticks = duration(arg, unit, &what)?;
+            if ticks <= 0 {
+                return Err(err!(SqlPlan, "{what} must be a positive interval; {usage}"));
+            }
+            sizes.push(ticks);
         }
-        let offset = match args.get(3) {
-            Some(expr) => interval_to_units(
-                interval_from_expr(expr, "the TUMBLE offset")?,
-                unit,
-                "the TUMBLE offset",
-            )?,
+        let offset = match args.get(2 + durations) {
+            Some(expr) => duration(expr, unit, &format!("the {name} offset"))?,
             None => 0,
         };
-        Ok(Arc::new(StreamTableProvider::windowed(
-            stream,
-            TumblingWindow::new(size, offset, unit),
-        )))
+        let spec = match self.kind {
+            WindowKind::Tumble => WindowSpec::Tumble(TumblingWindow::new(sizes[0], offset, unit)),
+            WindowKind::Hop | WindowKind::Cumulate => {
+                let (slice, size) = (sizes[0], sizes[1]);
+                if size % slice != 0 {
+                    return Err(err!(
+                        Unsupported,
+                        "{name}: the size must be a whole multiple of the {} ({size} vs {slice} ticks); {usage}",
+                        if self.kind == WindowKind::Hop { "slide" } else { "step" }
+                    ));
+                }
+                let slices = TumblingWindow::new(slice, offset, unit);
+                if self.kind == WindowKind::Hop {
+                    WindowSpec::Hop {
+                        slide: slices,
+                        size,
+                    }
+                } else {
+                    WindowSpec::Cumulate {
+                        step: slices,
+                        size: TumblingWindow::new(size, offset, unit),
+                    }
+                }
+            }
+        };
+        Ok(Arc::new(StreamTableProvider::windowed(stream, spec)))
     }
 }
 
-impl TableFunctionImpl for TumbleFunction {
+impl TableFunctionImpl for WindowFunction {
     fn call_with_args(&self, args: TableFunctionArgs) -> DFResult<Arc<dyn TableProvider>> {
         self.plan(args.exprs())
             .map_err(RiffleError::into_datafusion)
     }
 }
 
-fn column_name(expr: &Expr, what: &str) -> Result<String> {
+fn duration(expr: &Expr, unit: TimeUnit, what: &str) -> Result<i64> {
+    interval_to_units(interval_from_expr(expr, what)?, unit, what)
+}
+
+fn column_name(expr: &Expr, function: &str, what: &str) -> Result<String> {
     match expr {
         Expr::Column(column) if column.relation.is_none() => Ok(column.name.clone()),
-        other => Err(err!(SqlPlan, "{what} must be a name, found {other}")),
+        other => Err(err!(
+            SqlPlan,
+            "{what} in {function}(...) must be a name, found {other}"
+        )),
     }
 }

@@ -4,6 +4,16 @@
 //! Windows are aligned to the epoch plus an optional offset, like Flink's
 //! and RisingWave's `TUMBLE` and DataFusion's `date_bin`:
 //! `start = offset + floor((ts - offset) / size) * size`, `end = start + size`.
+//!
+//! Every window kind is cut into *slices* on a fixed grid (Flink's slicing):
+//! each event updates exactly one slice, and a window is the merge of the
+//! slices it covers.
+//!
+//! ```text
+//! TUMBLE(size)          slices = windows
+//! HOP(slide, size)      slices of `slide`; window [e - size, e) for each slice end e
+//! CUMULATE(step, size)  slices of `step`; window [start of size-window, e) for each slice end e
+//! ```
 
 use arrow::datatypes::TimeUnit;
 
@@ -54,6 +64,68 @@ impl TumblingWindow {
         let end = i128::from(start) + i128::from(self.size);
         i128::from(watermark) >= end - i128::from(self.close_slack)
     }
+
+    /// Whether a window (of any size) ending at `end` is complete under `watermark`.
+    pub fn is_end_closed(&self, end: EventTime, watermark: EventTime) -> bool {
+        i128::from(watermark) >= i128::from(end) - i128::from(self.close_slack)
+    }
+}
+
+/// A window table function and its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// `TUMBLE(stream, ts, size [, offset])`.
+    Tumble(TumblingWindow),
+    /// `HOP(stream, ts, slide, size [, offset])`: windows of `size` every `slide`.
+    Hop {
+        /// Slices: the slide grid.
+        slide: TumblingWindow,
+        /// Window size in ticks, a multiple of the slide.
+        size: i64,
+    },
+    /// `CUMULATE(stream, ts, step, size [, offset])`: windows that grow by
+    /// `step` from the start of each `size` window.
+    Cumulate {
+        /// Slices: the step grid.
+        step: TumblingWindow,
+        /// The grid of full windows.
+        size: TumblingWindow,
+    },
+}
+
+impl WindowSpec {
+    /// The grid that events are assigned to.
+    pub fn slices(&self) -> TumblingWindow {
+        match self {
+            WindowSpec::Tumble(window) => *window,
+            WindowSpec::Hop { slide, .. } => *slide,
+            WindowSpec::Cumulate { step, .. } => *step,
+        }
+    }
+
+    /// Start of the window that ends at `end` (a slice end).
+    pub fn start_for_end(&self, end: EventTime) -> EventTime {
+        match self {
+            WindowSpec::Tumble(window) => end.saturating_sub(window.size()),
+            WindowSpec::Hop { size, .. } => end.saturating_sub(*size),
+            WindowSpec::Cumulate { size, .. } => size.start_of(end.saturating_sub(1)),
+        }
+    }
+
+    /// Whether a row is assigned to exactly one window (so per-row window
+    /// columns mean what they say).
+    pub fn is_tumbling(&self) -> bool {
+        matches!(self, WindowSpec::Tumble(_))
+    }
+
+    /// SQL name of the function.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WindowSpec::Tumble(_) => "TUMBLE",
+            WindowSpec::Hop { .. } => "HOP",
+            WindowSpec::Cumulate { .. } => "CUMULATE",
+        }
+    }
 }
 
 fn clamp(value: i128) -> i64 {
@@ -88,6 +160,25 @@ mod tests {
         let s = TumblingWindow::new(60, 0, TimeUnit::Second);
         assert!(!s.is_closed(0, 59));
         assert!(s.is_closed(0, 60));
+    }
+
+    #[test]
+    fn hop_and_cumulate_windows_end_at_slice_ends() {
+        let unit = TimeUnit::Second;
+        let hop = WindowSpec::Hop {
+            slide: TumblingWindow::new(10, 0, unit),
+            size: 30,
+        };
+        assert_eq!(hop.slices().start_of(25), 20);
+        assert_eq!(hop.start_for_end(30), 0);
+        assert_eq!(hop.start_for_end(40), 10);
+        let cumulate = WindowSpec::Cumulate {
+            step: TumblingWindow::new(10, 0, unit),
+            size: TumblingWindow::new(60, 0, unit),
+        };
+        assert_eq!(cumulate.start_for_end(10), 0);
+        assert_eq!(cumulate.start_for_end(60), 0);
+        assert_eq!(cumulate.start_for_end(70), 60);
     }
 
     #[test]

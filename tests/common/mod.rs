@@ -99,8 +99,12 @@ pub fn batch_sql(trades: &[Trade], sql: &str) -> Vec<Vec<String>> {
     let data = batch(trades);
     let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
     ctx.register_table("t", Arc::new(table)).unwrap();
-    let batches =
-        futures::executor::block_on(async { ctx.sql(sql).await?.collect().await }).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let batches = runtime
+        .block_on(async { ctx.sql(sql).await?.collect().await })
+        .unwrap();
     sorted(batches.iter().flat_map(rows).collect())
 }
 
@@ -133,7 +137,7 @@ pub fn rows_of(outputs: &[QueryOutput], query: QueryId) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Rows as strings; floats rounded to 9 significant digits so that sums
+/// Rows as strings; floats rounded to 7 significant digits so that sums
 /// taken in a different order still compare equal.
 pub fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
     (0..batch.num_rows())
@@ -143,7 +147,7 @@ pub fn rows(batch: &RecordBatch) -> Vec<Vec<String>> {
                 .iter()
                 .map(
                     |column| match ScalarValue::try_from_array(column, row).unwrap() {
-                        ScalarValue::Float64(Some(v)) => format!("{v:.9e}"),
+                        ScalarValue::Float64(Some(v)) => format!("{v:.6e}"),
                         other => other.to_string(),
                     },
                 )

@@ -1,0 +1,176 @@
+//! HOP and CUMULATE windows (slices merged through DataFusion's partial
+//! aggregate states) against the same data run as batch SQL.
+
+mod common;
+
+use common::*;
+use riffle::{Engine, ErrorCode};
+
+const AGGREGATES: &str =
+    "count(*), sum(price), avg(price), min(price), max(price), stddev(price), \
+     median(price), approx_distinct(symbol), count(DISTINCT symbol), bool_and(price > 10)";
+
+fn engine() -> Engine {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    engine
+}
+
+/// Batch SQL for HOP: every row copied into each window it belongs to.
+fn hop_reference(slide_s: i64, size_s: i64) -> String {
+    let copies: Vec<String> = (0..size_s / slide_s)
+        .map(|k| {
+            format!(
+                "SELECT symbol, price, date_bin(INTERVAL '{slide_s} seconds', ts) - INTERVAL '{} seconds' AS ws FROM t",
+                k * slide_s
+            )
+        })
+        .collect();
+    format!(
+        "SELECT symbol, ws, ws + INTERVAL '{size_s} seconds', {AGGREGATES} FROM ({}) GROUP BY 1, 2, 3",
+        copies.join(" UNION ALL ")
+    )
+}
+
+/// Batch SQL for CUMULATE: each row copied into every growing window that covers it.
+fn cumulate_reference(step_s: i64, size_s: i64) -> String {
+    let copies: Vec<String> = (1..=size_s / step_s)
+        .map(|k| {
+            let grown = k * step_s;
+            format!(
+                "SELECT symbol, price, date_bin(INTERVAL '{size_s} seconds', ts) AS ws, \
+                 date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds' AS we FROM t \
+                 WHERE ts < date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds'"
+            )
+        })
+        .collect();
+    format!(
+        "SELECT symbol, ws, we, {AGGREGATES} FROM ({}) GROUP BY 1, 2, 3",
+        copies.join(" UNION ALL ")
+    )
+}
+
+#[test]
+fn hop_equals_batch_sql_for_many_aggregates() {
+    let data = trades(21, 4_000, 5, 60, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query(&format!(
+            "SELECT symbol, window_start, window_end, {AGGREGATES} \
+             FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE) GROUP BY symbol, window_start, window_end"
+        ))
+        .unwrap();
+    let outputs = stream(&mut engine, &data, 3, 250);
+    let expected = batch_sql(&data, &hop_reference(10, 60));
+    assert!(expected.len() > 100);
+    assert_eq!(sorted(rows_of(&outputs, query)), expected);
+    assert_eq!(engine.query_metrics(query).unwrap().late_events_dropped, 0);
+}
+
+#[test]
+fn cumulate_equals_batch_sql_for_many_aggregates() {
+    let data = trades(22, 4_000, 4, 70, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query(&format!(
+            "SELECT symbol, window_start, window_end, {AGGREGATES} \
+             FROM CUMULATE(trades, ts, INTERVAL '15' SECOND, INTERVAL '1' MINUTE) GROUP BY symbol, window_start, window_end"
+        ))
+        .unwrap();
+    let outputs = stream(&mut engine, &data, 4, 250);
+    assert_eq!(
+        sorted(rows_of(&outputs, query)),
+        batch_sql(&data, &cumulate_reference(15, 60))
+    );
+}
+
+#[test]
+fn hop_windows_are_emitted_in_end_order_and_do_not_depend_on_the_split() {
+    let data = trades(23, 2_000, 3, 90, 1_900);
+    let sql = "SELECT window_end, window_start, count(*), sum(price) FROM HOP(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND) \
+               GROUP BY window_start, window_end";
+    let mut reference: Option<Vec<Vec<String>>> = None;
+    for (seed, max_batch) in [(1, 1), (2, 17), (3, 2_000)] {
+        let mut engine = engine();
+        let query = engine.create_query(sql).unwrap();
+        let got = rows_of(&stream(&mut engine, &data, seed, max_batch), query);
+        let ends: Vec<i64> = got.iter().map(|row| row[0].parse().unwrap()).collect();
+        assert!(
+            ends.windows(2).all(|w| w[0] < w[1]),
+            "one row per window, in end order"
+        );
+        match &reference {
+            None => reference = Some(got),
+            Some(expected) => assert_eq!(&got, expected, "max batch {max_batch}"),
+        }
+    }
+}
+
+fn push(engine: &mut Engine, ts_ms: i64) -> Vec<Vec<String>> {
+    let outputs = engine
+        .push_json(
+            "trades",
+            &format!("{{\"symbol\":\"A\",\"price\":1,\"ts\":{ts_ms}}}"),
+        )
+        .unwrap();
+    outputs.iter().flat_map(|o| rows(&o.batch)).collect()
+}
+
+#[test]
+fn hop_drops_rows_whose_slice_has_closed() {
+    let mut engine = engine();
+    let query = engine
+        .create_query(
+            "SELECT window_start, window_end, count(*) FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
+             GROUP BY window_start, window_end",
+        )
+        .unwrap();
+    assert!(push(&mut engine, 5_000).is_empty());
+    // Watermark 43 s: windows ending 10, 20, 30, 40 s close; the three holding 5 s are emitted.
+    let closed = push(&mut engine, 45_000);
+    let ends: Vec<&str> = closed.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(ends, ["10000000000", "20000000000", "30000000000"]);
+    // Slice [20 s, 30 s) closed: dropped, although window [20 s, 50 s) is open (Flink's rule).
+    assert!(push(&mut engine, 25_000).is_empty());
+    // Slice [40 s, 50 s) is open: counted.
+    assert!(push(&mut engine, 41_000).is_empty());
+    assert_eq!(engine.query_metrics(query).unwrap().late_events_dropped, 1);
+    let rest: Vec<Vec<String>> = engine
+        .finish()
+        .unwrap()
+        .iter()
+        .flat_map(|o| rows(&o.batch))
+        .collect();
+    let counts: Vec<(&str, &str)> = rest
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("50000000000", "2"),
+            ("60000000000", "2"),
+            ("70000000000", "2")
+        ]
+    );
+}
+
+#[test]
+fn sliced_windows_reject_window_columns_in_expressions() {
+    let mut engine = engine();
+    let cases = [
+        "SELECT window_start, count(*) FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE) WHERE window_start > TIMESTAMP '2020-01-01' GROUP BY window_start",
+        "SELECT window_start, max(window_end) FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start",
+        "SELECT symbol, window_start FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE)",
+        "SELECT window_start, count(*) FROM HOP(trades, ts, INTERVAL '7' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM CUMULATE(trades, ts, INTERVAL '7' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start",
+    ];
+    for sql in cases {
+        let error = engine.create_query(sql).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Unsupported, "{sql}: {error}");
+    }
+    // Tumbling windows may filter on their window columns.
+    engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) WHERE window_start > TIMESTAMP '2020-01-01' GROUP BY window_start")
+        .unwrap();
+}
