@@ -22,6 +22,9 @@ pub struct StreamDef {
     pub event_time_unit: TimeUnit,
     /// Tolerated disorder in ticks of `event_time_unit`.
     pub watermark_delay: i64,
+    /// Wall-clock milliseconds without events after which the watermark
+    /// follows the wall clock (`WITH (idle_timeout = INTERVAL '5' SECOND)`).
+    pub idle_timeout_millis: Option<i64>,
 }
 
 impl StreamDef {
@@ -38,14 +41,17 @@ impl StreamDef {
                 "WATERMARK FOR names column '{event_time_column}', which stream '{name}' does not declare"
             )
         })?;
-        let DataType::Timestamp(unit, _) = field.data_type() else {
-            return Err(err!(
-                Unsupported,
-                "event-time column '{event_time_column}' has type {}; declare it as TIMESTAMP",
-                field.data_type()
-            ));
+        let unit = match field.data_type() {
+            DataType::Timestamp(unit, _) => *unit,
+            // BIGINT event time holds epoch milliseconds, the JavaScript convention.
+            DataType::Int64 => TimeUnit::Millisecond,
+            other => {
+                return Err(err!(
+                    Unsupported,
+                    "event-time column '{event_time_column}' has type {other}; declare it as TIMESTAMP or as BIGINT (epoch milliseconds)"
+                ))
+            }
         };
-        let unit = *unit;
         let delay = interval_to_units(watermark_delay, unit, "the watermark delay")?;
         if delay < 0 {
             return Err(err!(SqlPlan, "the watermark delay must not be negative"));
@@ -56,6 +62,7 @@ impl StreamDef {
             event_time_index: index,
             event_time_unit: unit,
             watermark_delay: delay,
+            idle_timeout_millis: None,
         })
     }
 
@@ -64,11 +71,20 @@ impl StreamDef {
         self.schema.field(self.event_time_index).name()
     }
 
+    /// Type of `window_start` / `window_end`: the event-time column's
+    /// timestamp type, or millisecond timestamps for BIGINT event time.
+    pub fn window_type(&self) -> DataType {
+        match self.schema.field(self.event_time_index).data_type() {
+            DataType::Timestamp(unit, tz) => DataType::Timestamp(*unit, tz.clone()),
+            _ => DataType::Timestamp(TimeUnit::Millisecond, None),
+        }
+    }
+
     /// The stream's schema followed by the two window columns that window
     /// table functions add. They are nullable: DataFusion's physical planner
     /// rejects a nullability mismatch with the expressions that fill them.
     pub fn windowed_schema(&self) -> SchemaRef {
-        let time_type = self.schema.field(self.event_time_index).data_type().clone();
+        let time_type = self.window_type();
         let mut fields: Vec<Field> = self
             .schema
             .fields()

@@ -14,8 +14,8 @@ use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 use crate::ops::pipeline::Pipeline;
-use crate::ops::source::StreamSource;
-use crate::plan::lower;
+use crate::ops::source::{millis_to_ticks, StreamSource};
+use crate::plan::{lower, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
@@ -48,6 +48,8 @@ pub struct Engine {
     sources: BTreeMap<String, StreamSource>,
     queries: Vec<RunningQuery>,
     next_query: QueryId,
+    /// Last wall-clock time told by [`Engine::tick`] (epoch ms).
+    wall_clock_millis: Option<i64>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -85,6 +87,7 @@ impl Engine {
             sources: BTreeMap::new(),
             queries: Vec::new(),
             next_query: 0,
+            wall_clock_millis: None,
         })
     }
 
@@ -119,10 +122,28 @@ impl Engine {
 
     /// Registers a continuous query; its results come out of pushes.
     pub fn create_query(&mut self, sql: &str) -> Result<QueryId> {
+        let lowered = self.plan_query(sql)?;
+        let id = self.next_query;
+        self.next_query += 1;
+        self.queries.push(RunningQuery {
+            id,
+            stream: lowered.stream,
+            pipeline: lowered.pipeline,
+        });
+        Ok(id)
+    }
+
+    fn plan_query(&self, sql: &str) -> Result<StreamingPlan> {
         if is_create_stream(sql) {
             return Err(err!(
                 Unsupported,
                 "query() takes a SELECT; run CREATE STREAM with execute()"
+            ));
+        }
+        if strip_explain(sql).len() != sql.len() {
+            return Err(err!(
+                Unsupported,
+                "EXPLAIN is answered by explain(), not query()"
             ));
         }
         let state = self.ctx.state();
@@ -137,15 +158,22 @@ impl Engine {
             return Err(err!(Unsupported, "query() takes a SELECT over a stream"));
         }
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
-        let lowered = lower(&physical)?;
-        let id = self.next_query;
-        self.next_query += 1;
-        self.queries.push(RunningQuery {
-            id,
-            stream: lowered.stream,
-            pipeline: lowered.pipeline,
-        });
-        Ok(id)
+        lower(&physical)
+    }
+
+    /// The streaming operator graph a query would run, as text.
+    /// Accepts the query with or without a leading `EXPLAIN`.
+    pub fn explain(&self, sql: &str) -> Result<String> {
+        let lowered = self.plan_query(strip_explain(sql))?;
+        let source = self
+            .sources
+            .get(&lowered.stream)
+            .ok_or_else(|| err!(Internal, "planned query reads an unknown stream"))?;
+        Ok(format!(
+            "{}\n{}",
+            source.describe(),
+            lowered.pipeline.describe()
+        ))
     }
 
     /// Result schema of a query.
@@ -156,11 +184,66 @@ impl Engine {
     /// Pushes a batch of events to a stream. Columns are matched by name.
     /// A rejected batch changes nothing.
     pub fn push(&mut self, stream: &str, batch: &RecordBatch) -> Result<Vec<QueryOutput>> {
-        let source = self.source_mut(stream)?;
-        let input = source.ingest(batch)?;
+        let now = self.wall_clock_millis;
+        let input = self.source_mut(stream)?.ingest(batch, now)?;
         let mut outputs = Vec::new();
         for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
             for batch in query.pipeline.on_batch(&input)? {
+                outputs.push(QueryOutput {
+                    query: query.id,
+                    batch,
+                });
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Asserts that no more events at or before `millis` (epoch ms) will
+    /// arrive on `stream`: its watermark moves there (never back) and the
+    /// windows it completes are emitted.
+    pub fn advance_watermark(&mut self, stream: &str, millis: i64) -> Result<Vec<QueryOutput>> {
+        let source = self.source_mut(stream)?;
+        let target = millis_to_ticks(millis, source.def().event_time_unit);
+        match source.advance_to(target)? {
+            Some(watermark) => self.emit_on_watermark(stream, watermark),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Tells the engine the wall-clock time (epoch ms). Streams declared
+    /// with an idle timeout that have been quiet that long advance their
+    /// watermark to `now - idle_timeout`; the windows this closes are emitted.
+    pub fn tick(&mut self, now_millis: i64) -> Result<Vec<QueryOutput>> {
+        self.wall_clock_millis = Some(now_millis);
+        let moved: Vec<(String, EventTime)> = self
+            .sources
+            .iter_mut()
+            .filter_map(|(name, source)| {
+                source.on_wall_clock(now_millis).map(|w| (name.clone(), w))
+            })
+            .collect();
+        let mut outputs = Vec::new();
+        for (stream, watermark) in moved {
+            outputs.extend(self.emit_on_watermark(&stream, watermark)?);
+        }
+        Ok(outputs)
+    }
+
+    /// Whether any stream has an idle timeout, so the caller should tick.
+    pub fn needs_clock(&self) -> bool {
+        self.sources
+            .values()
+            .any(|s| s.def().idle_timeout_millis.is_some())
+    }
+
+    fn emit_on_watermark(
+        &mut self,
+        stream: &str,
+        watermark: EventTime,
+    ) -> Result<Vec<QueryOutput>> {
+        let mut outputs = Vec::new();
+        for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
+            for batch in query.pipeline.on_watermark(watermark)? {
                 outputs.push(QueryOutput {
                     query: query.id,
                     batch,
@@ -237,6 +320,20 @@ impl Engine {
         self.sources
             .get_mut(stream)
             .ok_or_else(|| err!(UnknownStream, "unknown stream '{stream}'"))
+    }
+}
+
+/// The statement after a leading `EXPLAIN`, or the whole text.
+fn strip_explain(sql: &str) -> &str {
+    let trimmed = sql.trim_start();
+    match trimmed.get(..7) {
+        Some(word)
+            if word.eq_ignore_ascii_case("explain")
+                && trimmed[7..].starts_with(char::is_whitespace) =>
+        {
+            &trimmed[7..]
+        }
+        _ => sql,
     }
 }
 

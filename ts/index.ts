@@ -38,6 +38,14 @@ export type Event = Record<string, unknown>;
 export interface RiffleOptions {
   /** Where to load the wasm from; found automatically except on Cloudflare Workers. */
   wasm?: WasmSource;
+  /** Wall clock in epoch ms, for idle timeouts. Default `Date.now`. */
+  clock?: () => number;
+  /**
+   * How often (ms) to tell the engine the time when a stream declares an
+   * idle timeout, so windows close on a quiet feed. Default 1000; 0 turns
+   * the timer off (call {@link Riffle.tick} yourself).
+   */
+  tickIntervalMs?: number;
 }
 
 /** Counters of a query, for dashboards and tests. */
@@ -64,6 +72,13 @@ export type Listener<R extends Row> = (rows: R[]) => void;
 interface RawOutput {
   query: number;
   rows: Row[];
+}
+
+/** Concatenates two JSON arrays of outputs without parsing them. */
+function mergeOutputs(first: string, second: string): string {
+  if (first === "[]") return second;
+  if (second === "[]") return first;
+  return `${first.slice(0, -1)},${second.slice(1)}`;
 }
 
 /** A continuous query. Results arrive through {@link Query.subscribe}. */
@@ -114,24 +129,56 @@ export class Riffle {
   #engine: WasmEngine | undefined;
   #broken: RiffleError | undefined;
   readonly #queries = new Map<number, Query<Row>>();
+  readonly #clock: () => number;
+  readonly #tickIntervalMs: number;
+  #timer: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(engine: WasmEngine) {
+  private constructor(engine: WasmEngine, options: RiffleOptions) {
     this.#engine = engine;
+    this.#clock = options.clock ?? Date.now;
+    this.#tickIntervalMs = options.tickIntervalMs ?? 1000;
   }
 
   /** Loads the wasm (once per realm) and creates an engine. */
   static async create(options: RiffleOptions = {}): Promise<Riffle> {
     await loadWasm(options.wasm);
     try {
-      return new Riffle(new WasmEngine());
+      return new Riffle(new WasmEngine(), options);
     } catch (error) {
       throw fromEngineError(error);
     }
   }
 
-  /** Runs a DDL statement: `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`. */
+  /**
+   * Runs a DDL statement:
+   * `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) [WITH (idle_timeout = INTERVAL '5' SECOND)]`.
+   */
   async sql(statement: string): Promise<void> {
     this.callEngine((e) => e.execute(statement));
+    this.#startClock();
+  }
+
+  /** The streaming operator graph a query would run (with or without a leading EXPLAIN). */
+  explain(sql: string): string {
+    return this.callEngine((e) => e.explain(sql));
+  }
+
+  /**
+   * Asserts that no more events at or before `time` will arrive on `stream`:
+   * its watermark moves there (never back) and completed windows are emitted.
+   */
+  advanceWatermark(stream: string, time: number | Date): void {
+    const millis = time instanceof Date ? time.getTime() : time;
+    this.#dispatch(this.callEngine((e) => e.advanceWatermark(stream, millis)));
+  }
+
+  /**
+   * Tells the engine the wall-clock time. Streams with an idle timeout that
+   * have been quiet that long let their watermark follow the clock. Called
+   * by a timer when a stream declares an idle timeout.
+   */
+  tick(now: number = this.#clock()): void {
+    this.#dispatch(this.callEngine((e) => e.tick(now)));
   }
 
   /** Registers a continuous query over a stream. */
@@ -153,7 +200,14 @@ export class Riffle {
 
   /** Pushes newline-delimited JSON text, decoded inside wasm against the stream's schema. */
   pushJson(stream: string, ndjson: string): void {
-    this.#dispatch(this.callEngine((e) => e.pushJson(stream, ndjson)));
+    const now = this.#clock();
+    this.#dispatch(
+      this.callEngine((e) => {
+        // The arrival time is what idle detection measures from.
+        const ticked = e.needsClock() ? e.tick(now) : "[]";
+        return mergeOutputs(ticked, e.pushJson(stream, ndjson));
+      }),
+    );
   }
 
   /** End of input on every stream: closes and emits every open window. */
@@ -161,8 +215,10 @@ export class Riffle {
     this.#dispatch(this.callEngine((e) => e.finish()));
   }
 
-  /** Frees the engine's memory; later calls throw ENGINE_CLOSED. */
+  /** Frees the engine's memory and stops its timer; later calls throw ENGINE_CLOSED. */
   close(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
     this.#engine?.free();
     this.#engine = undefined;
     this.#queries.clear();
@@ -189,6 +245,24 @@ export class Riffle {
       }
       throw fromEngineError(error);
     }
+  }
+
+  #startClock(): void {
+    if (this.#timer !== undefined || this.#tickIntervalMs <= 0) return;
+    if (!this.callEngine((e) => e.needsClock())) return;
+    const timer = setInterval(() => {
+      try {
+        this.tick();
+      } catch (error) {
+        // A subscriber threw or the engine broke; surface it without killing the timer's realm.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }, this.#tickIntervalMs);
+    // Never keep a Node or Deno process alive just for the clock.
+    (timer as { unref?: () => void }).unref?.();
+    this.#timer = timer;
   }
 
   #dispatch(json: string): void {

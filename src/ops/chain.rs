@@ -50,6 +50,36 @@ impl StatelessChain {
         &self.steps
     }
 
+    /// One line per step, first applied first, for EXPLAIN.
+    pub fn describe(&self) -> Vec<String> {
+        self.steps
+            .iter()
+            .map(|step| match step {
+                Step::Filter {
+                    predicate,
+                    projection,
+                    schema,
+                } => {
+                    let mut line = format!("Filter: {predicate}");
+                    if projection.is_some() {
+                        let names: Vec<&str> =
+                            schema.fields().iter().map(|f| f.name().as_str()).collect();
+                        line.push_str(&format!(", keep [{}]", names.join(", ")));
+                    }
+                    line
+                }
+                Step::Project { exprs, schema } => {
+                    let items: Vec<String> = exprs
+                        .iter()
+                        .zip(schema.fields())
+                        .map(|(expr, field)| format!("{expr} AS {}", field.name()))
+                        .collect();
+                    format!("Project: {}", items.join(", "))
+                }
+            })
+            .collect()
+    }
+
     /// Applies every step. `carried` is a per-row array that is filtered in
     /// step with the rows (the per-row watermark), so it stays aligned.
     pub fn apply(

@@ -1,7 +1,7 @@
 //! One query's operators, from the stream to its results.
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::chain::StatelessChain;
@@ -33,6 +33,7 @@ pub struct Pipeline {
     pre: StatelessChain,
     stage: Stage,
     output_schema: SchemaRef,
+    time_unit: TimeUnit,
 }
 
 /// Counters for one query.
@@ -53,13 +54,38 @@ impl Pipeline {
         pre: StatelessChain,
         stage: Stage,
         output_schema: SchemaRef,
+        time_unit: TimeUnit,
     ) -> Self {
         Self {
             scan,
             pre,
             stage,
             output_schema,
+            time_unit,
         }
+    }
+
+    /// The operators, one per line, source side first, for EXPLAIN.
+    pub fn describe(&self) -> String {
+        let unit = self.time_unit;
+        let mut lines = vec![self.scan.describe(unit)];
+        lines.extend(self.pre.describe());
+        if let Stage::Window { aggregate, post } = &self.stage {
+            lines.push(aggregate.describe(unit));
+            lines.extend(post.describe());
+        }
+        let columns: Vec<&str> = self
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        lines.push(format!("Output: [{}]", columns.join(", ")));
+        lines
+            .iter()
+            .map(|l| format!("  └ {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The result schema.

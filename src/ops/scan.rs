@@ -43,6 +43,24 @@ impl StreamScan {
         }
     }
 
+    /// One line for EXPLAIN.
+    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+        let names: Vec<&str> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        match self.window {
+            Some(window) => format!(
+                "StreamScan: {} → [{}]",
+                window.describe(unit),
+                names.join(", ")
+            ),
+            None => format!("StreamScan: [{}]", names.join(", ")),
+        }
+    }
+
     /// The window applied, if any.
     pub fn window(&self) -> Option<WindowSpec> {
         self.window

@@ -37,6 +37,8 @@ pub struct StreamSource {
     watermark: BoundedOutOfOrderness,
     events_in: u64,
     finished: bool,
+    /// Wall-clock time (epoch ms) of the last accepted push, if known.
+    last_arrival_millis: Option<i64>,
 }
 
 impl StreamSource {
@@ -48,12 +50,34 @@ impl StreamSource {
             watermark,
             events_in: 0,
             finished: false,
+            last_arrival_millis: None,
         }
     }
 
     /// The stream definition.
     pub fn def(&self) -> &Arc<StreamDef> {
         &self.def
+    }
+
+    /// One line for EXPLAIN.
+    pub fn describe(&self) -> String {
+        let def = &self.def;
+        let unit = def.event_time_unit;
+        let mut line = format!(
+            "StreamSource: {} (event time {}, watermark {} - {}",
+            def.name,
+            def.event_time_column(),
+            def.event_time_column(),
+            crate::time::format_duration(def.watermark_delay, unit)
+        );
+        if let Some(idle) = def.idle_timeout_millis {
+            line.push_str(&format!(
+                ", idle after {}",
+                crate::time::format_duration(idle, arrow::datatypes::TimeUnit::Millisecond)
+            ));
+        }
+        line.push(')');
+        line
     }
 
     /// Events accepted so far.
@@ -66,8 +90,9 @@ impl StreamSource {
         self.watermark.current()
     }
 
-    /// Validates a batch and advances the watermark over it.
-    pub fn ingest(&mut self, batch: &RecordBatch) -> Result<SourceBatch> {
+    /// Validates a batch and advances the watermark over it. `now_millis`
+    /// is the wall clock, if known, for idle detection.
+    pub fn ingest(&mut self, batch: &RecordBatch, now_millis: Option<i64>) -> Result<SourceBatch> {
         if self.finished {
             return Err(err!(
                 Finished,
@@ -80,12 +105,53 @@ impl StreamSource {
         // Validation done: from here on nothing fails.
         let row_watermarks = Arc::new(Int64Array::from(self.watermark.observe(&event_times)));
         self.events_in += batch.num_rows() as u64;
+        if now_millis.is_some() {
+            self.last_arrival_millis = now_millis;
+        }
         Ok(SourceBatch {
             batch,
             event_times,
             row_watermarks,
             watermark: self.watermark.current(),
         })
+    }
+
+    /// Moves the watermark to at least `watermark` (never back). Returns
+    /// the new watermark if it moved.
+    pub fn advance_to(&mut self, watermark: EventTime) -> Result<Option<EventTime>> {
+        if self.finished {
+            return Err(err!(Finished, "stream '{}' was finished", self.def.name));
+        }
+        let before = self.watermark.current();
+        self.watermark.advance_to(watermark);
+        Ok((self.watermark.current() > before).then(|| self.watermark.current()))
+    }
+
+    /// Wall-clock tick: a stream with an idle timeout that has had no push
+    /// for that long gets its watermark moved to `now - idle_timeout`, so
+    /// windows close on a quiet feed. Returns the new watermark if it moved.
+    pub fn on_wall_clock(&mut self, now_millis: i64) -> Option<EventTime> {
+        let timeout = self.def.idle_timeout_millis?;
+        if self.finished {
+            return None;
+        }
+        let last = *self.last_arrival_millis.get_or_insert(now_millis);
+        if now_millis.saturating_sub(last) < timeout {
+            return None;
+        }
+        let target_millis = now_millis.saturating_sub(timeout);
+        let target = millis_to_ticks(target_millis, self.def.event_time_unit);
+        let before = self.watermark.current();
+        self.watermark.advance_to(target);
+        (self.watermark.current() > before).then(|| self.watermark.current())
+    }
+
+    /// Whether the stream has been quiet past its idle timeout.
+    pub fn is_idle(&self, now_millis: i64) -> bool {
+        match (self.def.idle_timeout_millis, self.last_arrival_millis) {
+            (Some(timeout), Some(last)) => now_millis.saturating_sub(last) >= timeout,
+            _ => false,
+        }
     }
 
     /// End of input: the watermark jumps to the end of time.
@@ -150,6 +216,13 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
         columns.push(column);
     }
     Ok(RecordBatch::try_new(Arc::clone(&def.schema), columns)?)
+}
+
+/// Epoch milliseconds in ticks of `unit` (saturating).
+pub fn millis_to_ticks(millis: i64, unit: arrow::datatypes::TimeUnit) -> EventTime {
+    let nanos = i128::from(millis) * 1_000_000;
+    let ticks = nanos.div_euclid(i128::from(crate::time::nanos_per_unit(unit)));
+    ticks.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 fn is_event_time(def: &StreamDef, name: &str) -> bool {

@@ -100,6 +100,32 @@ impl WindowAggregate {
         }
     }
 
+    /// One line for EXPLAIN.
+    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+        let config = &self.config;
+        let groups: Vec<String> = config
+            .group_columns
+            .iter()
+            .map(|c| match c {
+                GroupColumn::WindowStart => "window_start".to_string(),
+                GroupColumn::WindowEnd => "window_end".to_string(),
+                GroupColumn::Key(i) => config.spec.keys[*i].to_string(),
+            })
+            .collect();
+        let aggregates: Vec<String> = config
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| a.name().to_string())
+            .collect();
+        format!(
+            "WindowAggregate: {}, group by [{}], aggregates [{}], emit on window close, late rows dropped and counted",
+            config.window.describe(unit),
+            groups.join(", "),
+            aggregates.join(", ")
+        )
+    }
+
     /// Counters so far.
     pub fn metrics(&self) -> &WindowMetrics {
         &self.metrics

@@ -83,6 +83,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
         .map(|(i, _)| i)
         .collect();
     let stream_scan = stream_scan(scan);
+    let unit = scan.stream().event_time_unit;
     let output_schema = plan.schema();
 
     let Some((&top_at, &bottom_at)) = aggregate_at.first().zip(aggregate_at.last()) else {
@@ -96,7 +97,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
         let pre = steps(&path)?;
         return Ok(StreamingPlan {
             stream: scan.stream().name.clone(),
-            pipeline: Pipeline::new(stream_scan, pre, Stage::Stateless, output_schema),
+            pipeline: Pipeline::new(stream_scan, pre, Stage::Stateless, output_schema, unit),
         });
     };
     let top = path[top_at]
@@ -225,12 +226,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
         arguments,
         filters: bottom.filter_expr().to_vec(),
     };
-    let time_type = scan
-        .stream()
-        .schema
-        .field(scan.stream().event_time_index)
-        .data_type()
-        .clone();
+    let time_type = scan.stream().window_type();
     let config = WindowAggregateConfig {
         window,
         slice_bound,
@@ -249,6 +245,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
                 post,
             },
             output_schema,
+            unit,
         ),
     })
 }
@@ -257,7 +254,7 @@ fn stream_scan(scan: &StreamScanExec) -> StreamScan {
     let def = scan.stream();
     StreamScan::new(
         scan.window(),
-        def.schema.field(def.event_time_index).data_type().clone(),
+        def.window_type(),
         def.schema.fields().len(),
         scan.projection().map(<[usize]>::to_vec),
         scan.schema(),

@@ -6,14 +6,16 @@
 //!     price DOUBLE,
 //!     ts TIMESTAMP,
 //!     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND
-//! )
+//! ) WITH (idle_timeout = INTERVAL '5' SECOND)
 //! ```
 //!
 //! Parsed with sqlparser's own building blocks (column definitions and
 //! expressions), so types and expressions follow the same grammar as the
 //! rest of the SQL.
 
-use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnDef, Expr as SqlExpr, Ident};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, ColumnDef, Expr as SqlExpr, Ident, SqlOption,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -31,6 +33,8 @@ pub struct CreateStream {
     pub columns: Vec<ColumnDef>,
     /// The `WATERMARK FOR` clause, if any.
     pub watermark: Option<WatermarkClause>,
+    /// `WITH (key = value, ...)` options.
+    pub options: Vec<(Ident, SqlExpr)>,
 }
 
 /// `WATERMARK FOR <column> AS <column> [- <interval>]`.
@@ -77,6 +81,18 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         }
     }
     parser.expect_token(&Token::RParen).map_err(parse_error)?;
+    let mut options = Vec::new();
+    for option in parser.parse_options(Keyword::WITH).map_err(parse_error)? {
+        match option {
+            SqlOption::KeyValue { key, value } => options.push((key, value)),
+            other => {
+                return Err(err!(
+                    SqlParse,
+                    "expected `name = value` in WITH (...), found {other}"
+                ))
+            }
+        }
+    }
     let _ = parser.consume_token(&Token::SemiColon);
     let rest = parser.peek_token();
     if rest.token != Token::EOF {
@@ -91,6 +107,7 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         name,
         columns,
         watermark,
+        options,
     })
 }
 
@@ -141,6 +158,16 @@ mod tests {
         let wm = ddl.watermark.unwrap();
         assert_eq!(wm.column.value, "ts");
         assert_eq!(wm.delay.unwrap().to_string(), "INTERVAL '2' SECOND");
+    }
+
+    #[test]
+    fn parses_with_options() {
+        let ddl = parse_create_stream(
+            "CREATE STREAM t (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH (idle_timeout = INTERVAL '5' SECOND)",
+        )
+        .unwrap();
+        assert_eq!(ddl.options.len(), 1);
+        assert_eq!(ddl.options[0].0.value, "idle_timeout");
     }
 
     #[test]

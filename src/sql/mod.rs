@@ -5,7 +5,7 @@ pub mod ddl;
 pub mod stream_table;
 pub mod window_tvf;
 
-use arrow::datatypes::IntervalMonthDayNano;
+use arrow::datatypes::{IntervalMonthDayNano, TimeUnit};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::execution::context::SessionState;
 use datafusion::logical_expr::{DdlStatement, Expr, LogicalPlan};
@@ -18,6 +18,7 @@ use datafusion::sql::sqlparser::ast::{
 use crate::catalog::StreamDef;
 use crate::err;
 use crate::error::Result;
+use crate::time::interval::interval_to_units;
 use ddl::CreateStream;
 
 /// Normalises an identifier like DataFusion does: unquoted names are lower-cased.
@@ -57,7 +58,26 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
         None => IntervalMonthDayNano::new(0, 0, 0),
         Some(expr) => interval_literal(state, &expr, "the watermark delay")?,
     };
-    StreamDef::try_new(name, schema, &normalize_ident(&watermark.column), delay)
+    let mut def = StreamDef::try_new(name, schema, &normalize_ident(&watermark.column), delay)?;
+    for (key, value) in &ast.options {
+        match normalize_ident(key).as_str() {
+            "idle_timeout" => {
+                let interval = interval_literal(state, value, "idle_timeout")?;
+                let millis = interval_to_units(interval, TimeUnit::Millisecond, "idle_timeout")?;
+                if millis <= 0 {
+                    return Err(err!(SqlPlan, "idle_timeout must be a positive interval"));
+                }
+                def.idle_timeout_millis = Some(millis);
+            }
+            other => {
+                return Err(err!(
+                    SqlPlan,
+                    "unknown stream option '{other}'; known: idle_timeout = INTERVAL '5' SECOND"
+                ))
+            }
+        }
+    }
+    Ok(def)
 }
 
 /// Evaluates a SQL interval literal such as `INTERVAL '2' SECOND`.

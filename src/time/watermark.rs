@@ -53,6 +53,12 @@ impl BoundedOutOfOrderness {
         before
     }
 
+    /// Moves the watermark to at least `watermark` (a manual advance or
+    /// idleness); it never moves back.
+    pub fn advance_to(&mut self, watermark: EventTime) {
+        self.current = self.current.max(watermark);
+    }
+
     /// End of input: the watermark jumps to the end of time.
     pub fn finish(&mut self) {
         self.current = END_OF_INPUT;

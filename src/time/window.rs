@@ -17,7 +17,7 @@
 
 use arrow::datatypes::TimeUnit;
 
-use super::{units_per_milli, EventTime};
+use super::{format_duration, units_per_milli, EventTime};
 
 /// A tumbling window: fixed size, no overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +116,35 @@ impl WindowSpec {
     /// columns mean what they say).
     pub fn is_tumbling(&self) -> bool {
         matches!(self, WindowSpec::Tumble(_))
+    }
+
+    /// The function with its durations, e.g. `HOP(slide 10s, size 1m)`.
+    pub fn describe(&self, unit: TimeUnit) -> String {
+        let d = |ticks: i64| format_duration(ticks, unit);
+        let offset = |w: &TumblingWindow| {
+            if w.offset == 0 {
+                String::new()
+            } else {
+                format!(", offset {}", d(w.offset))
+            }
+        };
+        match self {
+            WindowSpec::Tumble(w) => format!("TUMBLE(size {}{})", d(w.size), offset(w)),
+            WindowSpec::Hop { slide, size } => format!(
+                "HOP(slide {}, size {}{})",
+                d(slide.size),
+                d(*size),
+                offset(slide)
+            ),
+            WindowSpec::Cumulate { step, size } => {
+                format!(
+                    "CUMULATE(step {}, size {}{})",
+                    d(step.size),
+                    d(size.size),
+                    offset(step)
+                )
+            }
+        }
     }
 
     /// SQL name of the function.

@@ -80,6 +80,36 @@ impl WasmEngine {
         encode(&outputs)
     }
 
+    /// Moves a stream's watermark to `millis` (epoch ms); returns results as JSON.
+    #[wasm_bindgen(js_name = advanceWatermark)]
+    pub fn advance_watermark(&mut self, stream: &str, millis: f64) -> Result<String, JsValue> {
+        let outputs = self
+            .inner
+            .advance_watermark(stream, millis_from_js(millis)?)
+            .map_err(to_js)?;
+        encode(&outputs)
+    }
+
+    /// Tells the engine the wall-clock time (epoch ms); returns results as JSON.
+    pub fn tick(&mut self, now_millis: f64) -> Result<String, JsValue> {
+        let outputs = self
+            .inner
+            .tick(millis_from_js(now_millis)?)
+            .map_err(to_js)?;
+        encode(&outputs)
+    }
+
+    /// The streaming operator graph of a query, as text.
+    pub fn explain(&self, sql: &str) -> Result<String, JsValue> {
+        self.inner.explain(sql).map_err(to_js)
+    }
+
+    /// Whether any stream declares an idle timeout (JS then ticks a timer).
+    #[wasm_bindgen(js_name = needsClock)]
+    pub fn needs_clock(&self) -> bool {
+        self.inner.needs_clock()
+    }
+
     /// A query's counters as JSON.
     #[wasm_bindgen(js_name = queryMetrics)]
     pub fn query_metrics(&self, id: u32) -> Result<String, JsValue> {
@@ -91,6 +121,17 @@ impl WasmEngine {
 
 fn encode(outputs: &[QueryOutput]) -> Result<String, JsValue> {
     encode_outputs(outputs.iter().map(|o| (o.query, &o.batch))).map_err(to_js)
+}
+
+fn millis_from_js(millis: f64) -> Result<i64, JsValue> {
+    if !millis.is_finite() {
+        return Err(to_js(crate::err!(
+            InvalidInput,
+            "a time must be a finite number of epoch milliseconds, got {millis}"
+        )));
+    }
+    // Saturating float-to-int conversion: absurd values clamp, never wrap.
+    Ok(millis.floor() as i64)
 }
 
 fn to_js(error: RiffleError) -> JsValue {

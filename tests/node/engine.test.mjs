@@ -86,3 +86,38 @@ test("a throwing subscriber does not stop other subscribers or lose results", as
   assert.throws(() => engine.finish(), /subscriber bug/);
   assert.equal(got.length, 1);
 });
+
+test("advanceWatermark closes windows; explain shows the operator graph", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query(QUERY);
+  const seen = [];
+  query.subscribe((rows) => seen.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 2, ts: 10_000 }]);
+  engine.advanceWatermark("trades", new Date(59_999));
+  assert.equal(seen.length, 1);
+  assert.equal(query.metrics().watermark, 59_999);
+  const plan = engine.explain(`EXPLAIN ${QUERY}`);
+  assert.match(plan, /StreamSource: trades/);
+  assert.match(plan, /WindowAggregate: TUMBLE\(size 1m\)/);
+  engine.close();
+});
+
+test("an idle stream's windows close on a quiet feed, driven by the engine's timer", async () => {
+  let now = 1_700_000_050_000; // 10 s into a minute
+  const engine = await Riffle.create({ clock: () => now, tickIntervalMs: 10 });
+  await engine.sql(`CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP,
+    WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (idle_timeout = INTERVAL '5' SECOND)`);
+  const query = engine.query(QUERY);
+  const seen = [];
+  query.subscribe((rows) => seen.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 2, ts: now }]);
+  now += 3_000;
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(seen.length, 0, "not idle yet");
+  now += 60_000;
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(seen.length, 1, "the quiet minute closed by the timer");
+  assert.equal(seen[0].n, 1);
+  engine.close();
+});
