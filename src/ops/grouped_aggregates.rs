@@ -75,6 +75,21 @@ impl AggregateInput {
         })
     }
 
+    /// Evaluated key columns.
+    pub fn keys(&self) -> &[ArrayRef] {
+        &self.keys
+    }
+
+    /// Evaluated arguments, per aggregate.
+    pub fn arguments(&self) -> &[Vec<ArrayRef>] {
+        &self.arguments
+    }
+
+    /// Evaluated `FILTER` masks, per aggregate.
+    pub fn filters(&self) -> &[Option<BooleanArray>] {
+        &self.filters
+    }
+
     /// The rows at `indices`.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
         let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };

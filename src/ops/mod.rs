@@ -15,6 +15,7 @@ pub mod chain;
 pub mod grouped_aggregates;
 pub mod pipeline;
 pub mod scan;
+pub mod session_aggregate;
 pub mod source;
 pub mod window_aggregate;
 

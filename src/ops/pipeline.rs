@@ -1,11 +1,12 @@
 //! One query's operators, from the stream to its results.
 
-use arrow::array::ArrayRef;
+use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::chain::StatelessChain;
 use super::scan::StreamScan;
+use super::session_aggregate::SessionAggregate;
 use super::source::SourceBatch;
 use super::window_aggregate::{WindowAggregate, WindowMetrics};
 use crate::err;
@@ -20,10 +21,63 @@ pub enum Stage {
     /// A window aggregate, then the steps above it (HAVING, final SELECT).
     Window {
         /// The aggregate.
-        aggregate: Box<WindowAggregate>,
+        aggregate: Box<WindowOperator>,
         /// Steps applied to each emitted window.
         post: StatelessChain,
     },
+}
+
+/// The window aggregate of a query.
+#[derive(Debug)]
+pub enum WindowOperator {
+    /// TUMBLE, HOP, CUMULATE: slices merged into windows.
+    Sliced(WindowAggregate),
+    /// SESSION: per-key sessions.
+    Session(SessionAggregate),
+}
+
+impl WindowOperator {
+    fn process(&mut self, batch: &RecordBatch, row_watermarks: &Int64Array) -> Result<()> {
+        match self {
+            WindowOperator::Sliced(op) => op.process(batch, row_watermarks),
+            WindowOperator::Session(op) => op.process(batch, row_watermarks),
+        }
+    }
+
+    fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
+        match self {
+            WindowOperator::Sliced(op) => op.advance(watermark),
+            WindowOperator::Session(op) => op.advance(watermark),
+        }
+    }
+
+    fn metrics(&self) -> &WindowMetrics {
+        match self {
+            WindowOperator::Sliced(op) => op.metrics(),
+            WindowOperator::Session(op) => op.metrics(),
+        }
+    }
+
+    fn open_windows(&self) -> usize {
+        match self {
+            WindowOperator::Sliced(op) => op.open_windows(),
+            WindowOperator::Session(op) => op.open_windows(),
+        }
+    }
+
+    fn state_size(&self) -> usize {
+        match self {
+            WindowOperator::Sliced(op) => op.state_size(),
+            WindowOperator::Session(op) => op.state_size(),
+        }
+    }
+
+    fn describe(&self, unit: TimeUnit) -> String {
+        match self {
+            WindowOperator::Sliced(op) => op.describe(unit),
+            WindowOperator::Session(op) => op.describe(unit),
+        }
+    }
 }
 
 /// A query's operator graph.
@@ -107,7 +161,7 @@ impl Pipeline {
             Stage::Window { aggregate, .. } => {
                 let watermarks = carried
                     .as_ref()
-                    .and_then(|a| a.as_any().downcast_ref::<arrow::array::Int64Array>())
+                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
                     .ok_or_else(|| err!(Internal, "per-row watermarks lost in the chain"))?;
                 aggregate.process(&rows, watermarks)?;
                 self.on_watermark(input.watermark)

@@ -98,25 +98,19 @@ impl StreamScan {
     }
 
     fn window_columns(&self, event_times: &[EventTime]) -> Result<(ArrayRef, ArrayRef)> {
-        // Each row gets its slice; for TUMBLE the slice is the window.
-        let Some(window) = self.window.map(|spec| spec.slices()) else {
+        // Each row gets its slice (for TUMBLE, its window) or, for SESSION,
+        // its own window before merging.
+        let Some(window) = self.window else {
             return Err(crate::err!(
                 Internal,
                 "window column requested from a scan without a window"
             ));
         };
-        let starts: Int64Array = event_times
-            .iter()
-            .map(|&ts| Some(window.start_of(ts)))
-            .collect();
-        let ends: Int64Array = starts
-            .values()
-            .iter()
-            .map(|&s| Some(window.end_of(s)))
-            .collect();
+        let (starts, ends): (Vec<EventTime>, Vec<EventTime>) =
+            event_times.iter().map(|&ts| window.row_bounds(ts)).unzip();
         Ok((
-            cast(&starts, &self.time_type)?,
-            cast(&ends, &self.time_type)?,
+            cast(&Int64Array::from(starts), &self.time_type)?,
+            cast(&Int64Array::from(ends), &self.time_type)?,
         ))
     }
 }

@@ -35,7 +35,7 @@ use super::evaluate;
 use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates};
 use crate::err;
 use crate::error::Result;
-use crate::time::window::WindowSpec;
+use crate::time::window::{TumblingWindow, WindowSpec};
 use crate::time::EventTime;
 
 /// One column of the aggregate's group-by, in output order.
@@ -54,6 +54,8 @@ pub enum GroupColumn {
 pub struct WindowAggregateConfig {
     /// The window function.
     pub window: WindowSpec,
+    /// Its slice grid.
+    pub grid: TumblingWindow,
     /// Expression giving each input row's slice bound (the scan's per-row
     /// window column), and which bound it is.
     pub slice_bound: (Arc<dyn PhysicalExpr>, GroupColumn),
@@ -137,7 +139,7 @@ impl WindowAggregate {
         else {
             return 0;
         };
-        let width = self.config.window.slices().size();
+        let width = self.config.grid.size();
         let mut end = first.saturating_add(width);
         if let Some(fired) = self.last_fired_end {
             end = end.max(fired.saturating_add(width));
@@ -148,6 +150,7 @@ impl WindowAggregate {
             WindowSpec::Tumble(_) => last.saturating_add(width),
             WindowSpec::Hop { size, .. } => last.saturating_add(size),
             WindowSpec::Cumulate { size, .. } => size.end_of(size.start_of(*last)),
+            WindowSpec::Session(_) => last.saturating_add(width),
         };
         usize::try_from((last_end.saturating_sub(end)) / width + 1).unwrap_or(usize::MAX)
     }
@@ -165,7 +168,7 @@ impl WindowAggregate {
         }
         self.metrics.rows_in += rows as u64;
         let starts = self.slice_starts(batch)?;
-        let grid = self.config.window.slices();
+        let grid = self.config.grid;
 
         // Group on-time rows by slice; a batch usually spans one or two.
         let mut per_slice: Vec<(EventTime, Vec<u32>)> = Vec::new();
@@ -217,7 +220,8 @@ impl WindowAggregate {
     /// Emits, in order of window end, every window closed under `watermark`.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
         let spec = self.config.window;
-        let width = spec.slices().size();
+        let grid = self.config.grid;
+        let width = grid.size();
         let mut out = Vec::new();
         // Each turn fires the first unfired window that covers the oldest
         // slice, so every turn emits and the loop is bounded by the output.
@@ -226,7 +230,7 @@ impl WindowAggregate {
             if let Some(fired) = self.last_fired_end {
                 end = end.max(fired.saturating_add(width));
             }
-            if !spec.slices().is_end_closed(end, watermark) {
+            if !grid.is_end_closed(end, watermark) {
                 break;
             }
             let start = spec.start_for_end(end);
@@ -290,7 +294,7 @@ impl WindowAggregate {
         let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
         let values = values.as_primitive::<Int64Type>();
         if *bound == GroupColumn::WindowEnd {
-            let width = self.config.window.slices().size();
+            let width = self.config.grid.size();
             return Ok(values.unary(|end| end.saturating_sub(width)));
         }
         Ok(values.clone())

@@ -30,10 +30,12 @@ use crate::err;
 use crate::error::Result;
 use crate::ops::chain::{StatelessChain, Step};
 use crate::ops::grouped_aggregates::AggregateSpec;
-use crate::ops::pipeline::{Pipeline, Stage};
+use crate::ops::pipeline::{Pipeline, Stage, WindowOperator};
 use crate::ops::scan::StreamScan;
+use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
 use crate::sql::stream_table::StreamScanExec;
+use crate::time::window::WindowSpec;
 
 /// A lowered query: the stream it reads and its operators.
 #[derive(Debug)]
@@ -227,13 +229,31 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
         filters: bottom.filter_expr().to_vec(),
     };
     let time_type = scan.stream().window_type();
-    let config = WindowAggregateConfig {
-        window,
-        slice_bound,
-        group_columns,
-        spec,
-        output_schema: top.schema(),
-        time_type,
+    let operator = match window {
+        WindowSpec::Session(session) => {
+            WindowOperator::Session(SessionAggregate::try_new(SessionAggregateConfig {
+                window: session,
+                row_bound: slice_bound,
+                group_columns,
+                spec,
+                output_schema: top.schema(),
+                time_type,
+            })?)
+        }
+        sliced => {
+            let grid = sliced
+                .slices()
+                .ok_or_else(|| err!(Internal, "{} has no slice grid", sliced.name()))?;
+            WindowOperator::Sliced(WindowAggregate::new(WindowAggregateConfig {
+                window: sliced,
+                grid,
+                slice_bound,
+                group_columns,
+                spec,
+                output_schema: top.schema(),
+                time_type,
+            }))
+        }
     };
     Ok(StreamingPlan {
         stream: scan.stream().name.clone(),
@@ -241,7 +261,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             stream_scan,
             pre,
             Stage::Window {
-                aggregate: Box::new(WindowAggregate::new(config)),
+                aggregate: Box::new(operator),
                 post,
             },
             output_schema,

@@ -3,6 +3,7 @@
 //! - `TUMBLE(stream, ts, size [, offset])`
 //! - `HOP(stream, ts, slide, size [, offset])`
 //! - `CUMULATE(stream, ts, step, size [, offset])`
+//! - `SESSION(stream, ts, gap [, max_length])`: sessions per GROUP BY key
 //!
 //! DataFusion hands the arguments over as planned expressions: the stream
 //! and time column as unqualified column references, sizes as interval
@@ -21,7 +22,7 @@ use crate::catalog::StreamCatalog;
 use crate::err;
 use crate::error::{Result, RiffleError};
 use crate::time::interval::interval_to_units;
-use crate::time::window::{TumblingWindow, WindowSpec};
+use crate::time::window::{SessionWindow, TumblingWindow, WindowSpec};
 
 /// Which window table function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,11 +33,18 @@ pub enum WindowKind {
     Hop,
     /// `CUMULATE`.
     Cumulate,
+    /// `SESSION`.
+    Session,
 }
 
 impl WindowKind {
     /// Every kind, for registration.
-    pub const ALL: [WindowKind; 3] = [WindowKind::Tumble, WindowKind::Hop, WindowKind::Cumulate];
+    pub const ALL: [WindowKind; 4] = [
+        WindowKind::Tumble,
+        WindowKind::Hop,
+        WindowKind::Cumulate,
+        WindowKind::Session,
+    ];
 
     /// The SQL name.
     pub fn name(self) -> &'static str {
@@ -44,6 +52,7 @@ impl WindowKind {
             WindowKind::Tumble => "TUMBLE",
             WindowKind::Hop => "HOP",
             WindowKind::Cumulate => "CUMULATE",
+            WindowKind::Session => "SESSION",
         }
     }
 
@@ -52,12 +61,13 @@ impl WindowKind {
             WindowKind::Tumble => "TUMBLE(stream, time_column, INTERVAL '1' MINUTE [, offset])",
             WindowKind::Hop => "HOP(stream, time_column, slide INTERVAL '10' SECOND, size INTERVAL '5' MINUTE [, offset])",
             WindowKind::Cumulate => "CUMULATE(stream, time_column, step INTERVAL '1' MINUTE, size INTERVAL '1' HOUR [, offset])",
+            WindowKind::Session => "SESSION(stream, time_column, gap INTERVAL '30' SECOND [, max_length INTERVAL '1' HOUR])",
         }
     }
 
     fn durations(self) -> usize {
         match self {
-            WindowKind::Tumble => 1,
+            WindowKind::Tumble | WindowKind::Session => 1,
             WindowKind::Hop | WindowKind::Cumulate => 2,
         }
     }
@@ -112,12 +122,22 @@ impl WindowFunction {
             }
             sizes.push(ticks);
         }
-        let offset = match args.get(2 + durations) {
-            Some(expr) => duration(expr, unit, &format!("the {name} offset"))?,
-            None => 0,
+        let last = match args.get(2 + durations) {
+            Some(expr) => Some(duration(expr, unit, &format!("the last {name} argument"))?),
+            None => None,
         };
+        let offset = last.unwrap_or(0);
         let spec = match self.kind {
             WindowKind::Tumble => WindowSpec::Tumble(TumblingWindow::new(sizes[0], offset, unit)),
+            WindowKind::Session => {
+                if last.is_some_and(|max| max < sizes[0]) {
+                    return Err(err!(
+                        SqlPlan,
+                        "SESSION: the maximum length must be at least the gap; {usage}"
+                    ));
+                }
+                WindowSpec::Session(SessionWindow::new(sizes[0], last, unit))
+            }
             WindowKind::Hop | WindowKind::Cumulate => {
                 let (slice, size) = (sizes[0], sizes[1]);
                 if size % slice != 0 {

@@ -71,6 +71,34 @@ impl TumblingWindow {
     }
 }
 
+/// A session window: a key's events separated by less than `gap` form one
+/// session `[first event, last event + gap)`, optionally at most
+/// `max_length` long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionWindow {
+    /// Inactivity that ends a session, in ticks.
+    pub gap: i64,
+    /// Longest session, in ticks.
+    pub max_length: Option<i64>,
+    close_slack: i64,
+}
+
+impl SessionWindow {
+    /// A session window; `gap` must be positive (checked by the SQL front end).
+    pub fn new(gap: i64, max_length: Option<i64>, unit: TimeUnit) -> Self {
+        Self {
+            gap,
+            max_length,
+            close_slack: units_per_milli(unit),
+        }
+    }
+
+    /// Whether a session ending at `end` is complete under `watermark`.
+    pub fn is_end_closed(&self, end: EventTime, watermark: EventTime) -> bool {
+        i128::from(watermark) >= i128::from(end) - i128::from(self.close_slack)
+    }
+}
+
 /// A window table function and its parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowSpec {
@@ -91,15 +119,34 @@ pub enum WindowSpec {
         /// The grid of full windows.
         size: TumblingWindow,
     },
+    /// `SESSION(stream, ts, gap [, max_length])`: per group key.
+    Session(SessionWindow),
 }
 
 impl WindowSpec {
-    /// The grid that events are assigned to.
-    pub fn slices(&self) -> TumblingWindow {
+    /// The grid that events are assigned to; `None` for sessions, which
+    /// have no fixed grid.
+    pub fn slices(&self) -> Option<TumblingWindow> {
         match self {
-            WindowSpec::Tumble(window) => *window,
-            WindowSpec::Hop { slide, .. } => *slide,
-            WindowSpec::Cumulate { step, .. } => *step,
+            WindowSpec::Tumble(window) => Some(*window),
+            WindowSpec::Hop { slide, .. } => Some(*slide),
+            WindowSpec::Cumulate { step, .. } => Some(*step),
+            WindowSpec::Session(_) => None,
+        }
+    }
+
+    /// The per-row window columns: the row's slice, or for sessions the
+    /// row's own window `[ts, ts + gap)` before merging.
+    pub fn row_bounds(&self, ts: EventTime) -> (EventTime, EventTime) {
+        match self {
+            WindowSpec::Session(session) => (ts, ts.saturating_add(session.gap)),
+            _ => {
+                let grid = self
+                    .slices()
+                    .unwrap_or(TumblingWindow::new(1, 0, TimeUnit::Nanosecond));
+                let start = grid.start_of(ts);
+                (start, grid.end_of(start))
+            }
         }
     }
 
@@ -109,6 +156,8 @@ impl WindowSpec {
             WindowSpec::Tumble(window) => end.saturating_sub(window.size()),
             WindowSpec::Hop { size, .. } => end.saturating_sub(*size),
             WindowSpec::Cumulate { size, .. } => size.start_of(end.saturating_sub(1)),
+            // Sessions have no fixed start for an end; not used for them.
+            WindowSpec::Session(session) => end.saturating_sub(session.gap),
         }
     }
 
@@ -144,6 +193,10 @@ impl WindowSpec {
                     offset(step)
                 )
             }
+            WindowSpec::Session(s) => match s.max_length {
+                Some(max) => format!("SESSION(gap {}, max length {})", d(s.gap), d(max)),
+                None => format!("SESSION(gap {})", d(s.gap)),
+            },
         }
     }
 
@@ -153,6 +206,7 @@ impl WindowSpec {
             WindowSpec::Tumble(_) => "TUMBLE",
             WindowSpec::Hop { .. } => "HOP",
             WindowSpec::Cumulate { .. } => "CUMULATE",
+            WindowSpec::Session(_) => "SESSION",
         }
     }
 }
@@ -198,7 +252,7 @@ mod tests {
             slide: TumblingWindow::new(10, 0, unit),
             size: 30,
         };
-        assert_eq!(hop.slices().start_of(25), 20);
+        assert_eq!(hop.row_bounds(25), (20, 30));
         assert_eq!(hop.start_for_end(30), 0);
         assert_eq!(hop.start_for_end(40), 10);
         let cumulate = WindowSpec::Cumulate {

@@ -1,0 +1,407 @@
+//! Session window aggregation, per group key.
+//!
+//! ```text
+//!  key A:  e1  e2      e3 ─ gap ─►|          e4  e5
+//!          [── session 1 ─────────)          [── session 2 ─)
+//!  a late-but-allowed e6 between e3 and e4 bridges them: one session
+//! ```
+//!
+//! Each event opens the window `[ts, ts + gap)`; windows of one key that
+//! overlap merge (Flink's merging windows), including when an out-of-order
+//! event bridges two sessions. A session closes when the watermark passes
+//! its end. With a maximum length, a session never grows longer than that:
+//! an event that would stretch it starts a new session.
+//!
+//! Sessions are few per key and change shape as they merge, so each holds
+//! DataFusion `Accumulator`s of its own (not grouped accumulators); merging
+//! two sessions merges their accumulators' `state()`. An event is late when
+//! it would open a new session that is already closed; an event that falls
+//! into an open session is never late.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
+use arrow::compute::{cast, filter, take};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::evaluate;
+use super::grouped_aggregates::{AggregateInput, AggregateSpec};
+use super::window_aggregate::{GroupColumn, WindowMetrics};
+use crate::err;
+use crate::error::Result;
+use crate::time::window::SessionWindow;
+use crate::time::EventTime;
+
+/// Fixed configuration of a session aggregate, derived from the plan.
+#[derive(Debug, Clone)]
+pub struct SessionAggregateConfig {
+    /// Gap and maximum length.
+    pub window: SessionWindow,
+    /// Expression giving each row's own window bound, and which bound it is.
+    pub row_bound: (Arc<dyn PhysicalExpr>, GroupColumn),
+    /// Group-by columns in output order.
+    pub group_columns: Vec<GroupColumn>,
+    /// Keys and aggregates.
+    pub spec: AggregateSpec,
+    /// Output schema (`AggregateExec`'s).
+    pub output_schema: SchemaRef,
+    /// Type of the window columns.
+    pub time_type: DataType,
+}
+
+struct Session {
+    id: u64,
+    start: EventTime,
+    end: EventTime,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    /// Rows of the current batch, applied at the end of the batch.
+    pending: Vec<u32>,
+}
+
+/// Session window operator.
+pub struct SessionAggregate {
+    config: SessionAggregateConfig,
+    converter: RowConverter,
+    sessions: HashMap<OwnedRow, Vec<Session>>,
+    /// Open sessions by (end, id), to close them in order.
+    closing: BTreeMap<(EventTime, u64), OwnedRow>,
+    next_id: u64,
+    metrics: WindowMetrics,
+}
+
+impl std::fmt::Debug for SessionAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAggregate")
+            .field("open_sessions", &self.closing.len())
+            .finish()
+    }
+}
+
+impl SessionAggregate {
+    /// An operator with no sessions.
+    pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
+        let fields = if config.spec.keys.is_empty() {
+            vec![SortField::new(DataType::Null)]
+        } else {
+            config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect()
+        };
+        Ok(Self {
+            converter: RowConverter::new(fields)?,
+            config,
+            sessions: HashMap::new(),
+            closing: BTreeMap::new(),
+            next_id: 0,
+            metrics: WindowMetrics::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> &WindowMetrics {
+        &self.metrics
+    }
+
+    /// Open sessions.
+    pub fn open_windows(&self) -> usize {
+        self.closing.len()
+    }
+
+    /// Approximate memory held by open sessions, in bytes.
+    pub fn state_size(&self) -> usize {
+        self.sessions
+            .values()
+            .flatten()
+            .map(|s| s.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .sum()
+    }
+
+    /// One line for EXPLAIN.
+    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+        let keys: Vec<String> = self
+            .config
+            .spec
+            .keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        let aggregates: Vec<&str> = self
+            .config
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        format!(
+            "SessionAggregate: {}, sessions per key [{}], aggregates [{}], emit on window close, late rows dropped and counted",
+            crate::time::window::WindowSpec::Session(self.config.window).describe(unit),
+            keys.join(", "),
+            aggregates.join(", ")
+        )
+    }
+
+    /// Adds a batch. `row_watermarks[i]` is the watermark in force before row `i`.
+    pub fn process(&mut self, batch: &RecordBatch, row_watermarks: &Int64Array) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        self.metrics.rows_in += rows as u64;
+        let times = self.event_times(batch)?;
+        let input = AggregateInput::evaluate(&self.config.spec, batch)?;
+        let key_columns = if self.config.spec.keys.is_empty() {
+            vec![new_null_array(&DataType::Null, rows)]
+        } else {
+            input.keys().to_vec()
+        };
+        let keys = self.converter.convert_columns(&key_columns)?;
+        let mut touched: HashSet<OwnedRow> = HashSet::new();
+        for row in 0..rows {
+            if times.is_null(row) {
+                continue;
+            }
+            let key = keys.row(row).owned();
+            if self.assign(
+                key.clone(),
+                row as u32,
+                times.value(row),
+                row_watermarks.value(row),
+            )? {
+                touched.insert(key);
+            } else {
+                self.metrics.late_rows_dropped += 1;
+            }
+        }
+        for key in touched {
+            let Some(sessions) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            for session in sessions.iter_mut().filter(|s| !s.pending.is_empty()) {
+                let indices = UInt32Array::from(std::mem::take(&mut session.pending));
+                apply(session, &input, &indices)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts one row into its key's sessions. Returns false when it is late.
+    fn assign(
+        &mut self,
+        key: OwnedRow,
+        row: u32,
+        ts: EventTime,
+        watermark: EventTime,
+    ) -> Result<bool> {
+        let window = self.config.window;
+        let own_end = ts.saturating_add(window.gap);
+        let sessions = self.sessions.entry(key.clone()).or_default();
+        // Open sessions that the row's own window [ts, ts + gap) overlaps.
+        let overlapping: Vec<usize> = sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| {
+                !window.is_end_closed(s.end, watermark) && s.start < own_end && ts < s.end
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let fits = |start: EventTime, end: EventTime| {
+            window
+                .max_length
+                .is_none_or(|max| end.saturating_sub(start) <= max)
+        };
+        let span = |chosen: &[usize]| {
+            let start = chosen
+                .iter()
+                .map(|&i| sessions[i].start)
+                .min()
+                .unwrap_or(ts)
+                .min(ts);
+            let end = chosen
+                .iter()
+                .map(|&i| sessions[i].end)
+                .max()
+                .unwrap_or(own_end)
+                .max(own_end);
+            (start, end)
+        };
+        let mut chosen = overlapping.clone();
+        if !chosen.is_empty() && !fits(span(&chosen).0, span(&chosen).1) {
+            // Too long merged: join the latest overlapping session it fits in, if any.
+            chosen = overlapping
+                .iter()
+                .rev()
+                .find(|&&i| fits(sessions[i].start.min(ts), sessions[i].end.max(own_end)))
+                .map(|&i| vec![i])
+                .unwrap_or_default();
+        }
+        if chosen.is_empty() {
+            if window.is_end_closed(own_end, watermark) {
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                }
+                return Ok(false);
+            }
+            let session = Session {
+                id: self.next_id,
+                start: ts,
+                end: own_end,
+                accumulators: create_accumulators(&self.config.spec)?,
+                pending: vec![row],
+            };
+            self.next_id += 1;
+            self.closing.insert((session.end, session.id), key);
+            let at = sessions.partition_point(|s| s.start <= ts);
+            sessions.insert(at, session);
+            return Ok(true);
+        }
+        let (start, end) = span(&chosen);
+        // Merge every chosen session into the first.
+        let target = chosen[0];
+        for &other in chosen[1..].iter().rev() {
+            let merged = sessions.remove(other);
+            self.closing.remove(&(merged.end, merged.id));
+            let session = &mut sessions[target];
+            session.pending.extend(merged.pending);
+            for (into, mut from) in session.accumulators.iter_mut().zip(merged.accumulators) {
+                let state: Vec<ArrayRef> = from
+                    .state()?
+                    .iter()
+                    .map(|value| value.to_array_of_size(1))
+                    .collect::<datafusion::common::Result<_>>()?;
+                into.merge_batch(&state)?;
+            }
+        }
+        let session = &mut sessions[target];
+        self.closing.remove(&(session.end, session.id));
+        session.start = start;
+        session.end = end;
+        session.pending.push(row);
+        self.closing.insert((end, session.id), key);
+        sessions.sort_by_key(|s| s.start);
+        Ok(true)
+    }
+
+    /// Emits every session closed under `watermark`, in order of end.
+    pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
+        let mut closed: Vec<(OwnedRow, Session)> = Vec::new();
+        while let Some((&(end, id), _)) = self.closing.first_key_value() {
+            if !self.config.window.is_end_closed(end, watermark) {
+                break;
+            }
+            let key = self
+                .closing
+                .remove(&(end, id))
+                .ok_or_else(|| err!(Internal, "session index"))?;
+            let sessions = self
+                .sessions
+                .get_mut(&key)
+                .ok_or_else(|| err!(Internal, "closing session has no key"))?;
+            let at = sessions
+                .iter()
+                .position(|s| s.id == id)
+                .ok_or_else(|| err!(Internal, "closing session not found"))?;
+            let session = sessions.remove(at);
+            if sessions.is_empty() {
+                self.sessions.remove(&key);
+            }
+            closed.push((key, session));
+        }
+        if closed.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.metrics.windows_emitted += closed.len() as u64;
+        Ok(vec![self.emit(closed)?])
+    }
+
+    fn emit(&self, mut closed: Vec<(OwnedRow, Session)>) -> Result<RecordBatch> {
+        let count = closed.len();
+        let keys = if self.config.spec.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.converter
+                .convert_rows(closed.iter().map(|(k, _)| k.row()))?
+        };
+        let times =
+            |pick: fn(&Session) -> EventTime, closed: &[(OwnedRow, Session)]| -> Result<ArrayRef> {
+                let values = Int64Array::from_iter_values(closed.iter().map(|(_, s)| pick(s)));
+                Ok(cast(&values, &self.config.time_type)?)
+            };
+        let starts = times(|s| s.start, &closed)?;
+        let ends = times(|s| s.end, &closed)?;
+        let mut values = Vec::with_capacity(self.config.spec.aggregates.len());
+        for i in 0..self.config.spec.aggregates.len() {
+            let scalars = closed
+                .iter_mut()
+                .map(|(_, s)| s.accumulators[i].evaluate())
+                .collect::<datafusion::common::Result<Vec<ScalarValue>>>()?;
+            values.push(ScalarValue::iter_to_array(scalars)?);
+        }
+        let mut columns = Vec::with_capacity(self.config.output_schema.fields().len());
+        for column in &self.config.group_columns {
+            columns.push(match column {
+                GroupColumn::WindowStart => Arc::clone(&starts),
+                GroupColumn::WindowEnd => Arc::clone(&ends),
+                GroupColumn::Key(i) => Arc::clone(
+                    keys.get(*i)
+                        .ok_or_else(|| err!(Internal, "group key {i} missing on emit"))?,
+                ),
+            });
+        }
+        columns.extend(values);
+        let options = RecordBatchOptions::new().with_row_count(Some(count));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.config.output_schema),
+            columns,
+            &options,
+        )?)
+    }
+
+    fn event_times(&self, batch: &RecordBatch) -> Result<Int64Array> {
+        let (expr, bound) = &self.config.row_bound;
+        let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
+        let values = values.as_primitive::<Int64Type>();
+        if *bound == GroupColumn::WindowEnd {
+            let gap = self.config.window.gap;
+            return Ok(values.unary(|end| end.saturating_sub(gap)));
+        }
+        Ok(values.clone())
+    }
+}
+
+fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn Accumulator>>> {
+    spec.aggregates
+        .iter()
+        .map(|a| Ok(a.create_accumulator()?))
+        .collect()
+}
+
+/// Applies a session's pending rows to its accumulators, honouring each
+/// aggregate's `FILTER (WHERE ...)`.
+fn apply(session: &mut Session, input: &AggregateInput, indices: &UInt32Array) -> Result<()> {
+    for (i, accumulator) in session.accumulators.iter_mut().enumerate() {
+        let mut arguments = input.arguments()[i]
+            .iter()
+            .map(|a| Ok(take(a.as_ref(), indices, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        if let Some(mask) = &input.filters()[i] {
+            let mask = take(mask, indices, None)?;
+            let mask = mask.as_boolean();
+            arguments = arguments
+                .iter()
+                .map(|a| Ok(filter(a.as_ref(), mask)?))
+                .collect::<Result<Vec<_>>>()?;
+        }
+        accumulator.update_batch(&arguments)?;
+    }
+    Ok(())
+}
