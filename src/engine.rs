@@ -15,8 +15,9 @@ use crate::error::Result;
 use crate::metrics::QueryMetrics;
 use crate::ops::pipeline::Pipeline;
 use crate::ops::source::{millis_to_ticks, StreamSource};
-use crate::plan::{lower, StreamingPlan};
+use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
+use crate::sql::emit::{split_emit_clause, EmitMode};
 use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
@@ -122,7 +123,12 @@ impl Engine {
 
     /// Registers a continuous query; its results come out of pushes.
     pub fn create_query(&mut self, sql: &str) -> Result<QueryId> {
-        let lowered = self.plan_query(sql)?;
+        self.create_query_with(sql, &QueryOptions::default())
+    }
+
+    /// Registers a continuous query with options SQL does not express.
+    pub fn create_query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryId> {
+        let lowered = self.plan_query(sql, options)?;
         let id = self.next_query;
         self.next_query += 1;
         self.queries.push(RunningQuery {
@@ -133,7 +139,7 @@ impl Engine {
         Ok(id)
     }
 
-    fn plan_query(&self, sql: &str) -> Result<StreamingPlan> {
+    fn plan_query(&self, sql: &str, options: &QueryOptions) -> Result<StreamingPlan> {
         if is_create_stream(sql) {
             return Err(err!(
                 Unsupported,
@@ -146,6 +152,7 @@ impl Engine {
                 "EXPLAIN is answered by explain(), not query()"
             ));
         }
+        let (sql, emit) = split_emit_clause(sql)?;
         let state = self.ctx.state();
         let logical = futures::executor::block_on(state.create_logical_plan(sql))?;
         if matches!(
@@ -158,13 +165,15 @@ impl Engine {
             return Err(err!(Unsupported, "query() takes a SELECT over a stream"));
         }
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
-        lower(&physical)
+        let lowered = lower(&physical, options)?;
+        check_emit_mode(emit, &lowered)?;
+        Ok(lowered)
     }
 
     /// The streaming operator graph a query would run, as text.
     /// Accepts the query with or without a leading `EXPLAIN`.
     pub fn explain(&self, sql: &str) -> Result<String> {
-        let lowered = self.plan_query(strip_explain(sql))?;
+        let lowered = self.plan_query(strip_explain(sql), &QueryOptions::default())?;
         let source = self
             .sources
             .get(&lowered.stream)
@@ -320,6 +329,25 @@ impl Engine {
         self.sources
             .get_mut(stream)
             .ok_or_else(|| err!(UnknownStream, "unknown stream '{stream}'"))
+    }
+}
+
+/// Checks an `EMIT` clause against what the query does.
+fn check_emit_mode(emit: Option<EmitMode>, plan: &StreamingPlan) -> Result<()> {
+    match (emit, plan.pipeline.is_changelog(), plan.pipeline.has_window()) {
+        (None, _, _) | (Some(EmitMode::OnWindowClose), _, true) | (Some(EmitMode::OnUpdate), true, _) => Ok(()),
+        (Some(EmitMode::OnWindowClose), _, false) => Err(err!(
+            Unsupported,
+            "EMIT ON WINDOW CLOSE needs a window: aggregate FROM TUMBLE/HOP/CUMULATE/SESSION(...)"
+        )),
+        (Some(EmitMode::OnUpdate), false, true) => Err(err!(
+            Unsupported,
+            "EMIT ON UPDATE for window queries (early results before a window closes) is not supported yet; windows emit on close"
+        )),
+        (Some(EmitMode::OnUpdate), false, false) => Err(err!(
+            Unsupported,
+            "EMIT ON UPDATE applies to aggregates; this query emits each row as it arrives"
+        )),
     }
 }
 

@@ -246,7 +246,6 @@ fn bad_sql_and_bad_input_give_typed_errors_and_change_nothing() {
         ("SELECT nope FROM trades", ErrorCode::SqlPlan),
         ("SELECT count(*) FROM TUMBLE(nothere, ts, INTERVAL '1' MINUTE) GROUP BY window_start", ErrorCode::UnknownStream),
         ("SELECT * FROM nothere", ErrorCode::SqlPlan),
-        ("SELECT symbol, count(*) FROM trades GROUP BY symbol", ErrorCode::Unsupported),
         ("SELECT symbol FROM trades ORDER BY price", ErrorCode::Unsupported),
         ("SELECT symbol FROM trades LIMIT 3", ErrorCode::Unsupported),
         ("SELECT symbol, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol", ErrorCode::Unsupported),

@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
@@ -293,4 +293,38 @@ fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn Group
     Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
         expr.create_accumulator()
     })))
+}
+
+/// One DataFusion `Accumulator` per aggregate, for state that is not grouped
+/// (a session, an updating group).
+pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn Accumulator>>> {
+    spec.aggregates
+        .iter()
+        .map(|a| Ok(a.create_accumulator()?))
+        .collect()
+}
+
+/// Feeds the rows at `indices` to per-aggregate accumulators, honouring each
+/// aggregate's `FILTER (WHERE ...)`.
+pub fn apply_rows(
+    accumulators: &mut [Box<dyn Accumulator>],
+    input: &AggregateInput,
+    indices: &UInt32Array,
+) -> Result<()> {
+    for (i, accumulator) in accumulators.iter_mut().enumerate() {
+        let mut arguments = input.arguments[i]
+            .iter()
+            .map(|a| Ok(take(a.as_ref(), indices, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        if let Some(mask) = &input.filters[i] {
+            let mask = take(mask, indices, None)?;
+            let mask = mask.as_boolean();
+            arguments = arguments
+                .iter()
+                .map(|a| Ok(arrow::compute::filter(a.as_ref(), mask)?))
+                .collect::<Result<Vec<_>>>()?;
+        }
+        accumulator.update_batch(&arguments)?;
+    }
+    Ok(())
 }

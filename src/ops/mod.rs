@@ -12,11 +12,13 @@
 //! emitted, so any point between two pushes is a consistent cut.
 
 pub mod chain;
+pub mod changelog;
 pub mod grouped_aggregates;
 pub mod pipeline;
 pub mod scan;
 pub mod session_aggregate;
 pub mod source;
+pub mod updating_aggregate;
 pub mod window_aggregate;
 
 use arrow::array::{ArrayRef, BooleanArray};

@@ -5,9 +5,11 @@ use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::chain::StatelessChain;
+use super::changelog::changelog;
 use super::scan::StreamScan;
 use super::session_aggregate::SessionAggregate;
 use super::source::SourceBatch;
+use super::updating_aggregate::UpdatingAggregate;
 use super::window_aggregate::{WindowAggregate, WindowMetrics};
 use crate::err;
 use crate::error::Result;
@@ -23,6 +25,13 @@ pub enum Stage {
         /// The aggregate.
         aggregate: Box<WindowOperator>,
         /// Steps applied to each emitted window.
+        post: StatelessChain,
+    },
+    /// A GROUP BY without a window: a changelog per push.
+    Updating {
+        /// The aggregate.
+        aggregate: Box<UpdatingAggregate>,
+        /// Steps applied to both sides of each change.
         post: StatelessChain,
     },
 }
@@ -124,9 +133,16 @@ impl Pipeline {
         let unit = self.time_unit;
         let mut lines = vec![self.scan.describe(unit)];
         lines.extend(self.pre.describe());
-        if let Stage::Window { aggregate, post } = &self.stage {
-            lines.push(aggregate.describe(unit));
-            lines.extend(post.describe());
+        match &self.stage {
+            Stage::Stateless => {}
+            Stage::Window { aggregate, post } => {
+                lines.push(aggregate.describe(unit));
+                lines.extend(post.describe());
+            }
+            Stage::Updating { aggregate, post } => {
+                lines.push(aggregate.describe(unit));
+                lines.extend(post.describe());
+            }
         }
         let columns: Vec<&str> = self
             .output_schema
@@ -140,6 +156,16 @@ impl Pipeline {
             .map(|l| format!("  └ {l}"))
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Whether results are a changelog (carry the `_op` column).
+    pub fn is_changelog(&self) -> bool {
+        matches!(self.stage, Stage::Updating { .. })
+    }
+
+    /// Whether the query aggregates over a window.
+    pub fn has_window(&self) -> bool {
+        matches!(self.stage, Stage::Window { .. })
     }
 
     /// The result schema.
@@ -158,6 +184,14 @@ impl Pipeline {
             } else {
                 vec![rows]
             }),
+            Stage::Updating { aggregate, post } => {
+                let changes = aggregate.process(&rows, input.watermark)?;
+                let mut out: Vec<RecordBatch> = changelog(changes, post, &self.output_schema)?
+                    .into_iter()
+                    .collect();
+                out.extend(self.on_watermark(input.watermark)?);
+                Ok(out)
+            }
             Stage::Window { aggregate, .. } => {
                 let watermarks = carried
                     .as_ref()
@@ -171,6 +205,12 @@ impl Pipeline {
 
     /// Emits what the watermark completes.
     pub fn on_watermark(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
+        if let Stage::Updating { aggregate, post } = &mut self.stage {
+            let changes = aggregate.advance(watermark)?;
+            return Ok(changelog(changes, post, &self.output_schema)?
+                .into_iter()
+                .collect());
+        }
         let Stage::Window { aggregate, post } = &mut self.stage else {
             return Ok(vec![]);
         };
@@ -191,6 +231,11 @@ impl Pipeline {
             Stage::Window { aggregate, .. } => PipelineMetrics {
                 window: aggregate.metrics().clone(),
                 open_windows: aggregate.open_windows(),
+                state_bytes: aggregate.state_size(),
+            },
+            Stage::Updating { aggregate, .. } => PipelineMetrics {
+                window: aggregate.metrics().clone(),
+                open_windows: aggregate.groups(),
                 state_bytes: aggregate.state_size(),
             },
         }

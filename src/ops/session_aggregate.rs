@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
-use arrow::compute::{cast, filter, take};
+use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter, SortField};
@@ -31,7 +31,7 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
 use super::evaluate;
-use super::grouped_aggregates::{AggregateInput, AggregateSpec};
+use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
@@ -188,7 +188,7 @@ impl SessionAggregate {
             };
             for session in sessions.iter_mut().filter(|s| !s.pending.is_empty()) {
                 let indices = UInt32Array::from(std::mem::take(&mut session.pending));
-                apply(session, &input, &indices)?;
+                apply_rows(&mut session.accumulators, &input, &indices)?;
             }
         }
         Ok(())
@@ -376,32 +376,4 @@ impl SessionAggregate {
         }
         Ok(values.clone())
     }
-}
-
-fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn Accumulator>>> {
-    spec.aggregates
-        .iter()
-        .map(|a| Ok(a.create_accumulator()?))
-        .collect()
-}
-
-/// Applies a session's pending rows to its accumulators, honouring each
-/// aggregate's `FILTER (WHERE ...)`.
-fn apply(session: &mut Session, input: &AggregateInput, indices: &UInt32Array) -> Result<()> {
-    for (i, accumulator) in session.accumulators.iter_mut().enumerate() {
-        let mut arguments = input.arguments()[i]
-            .iter()
-            .map(|a| Ok(take(a.as_ref(), indices, None)?))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        if let Some(mask) = &input.filters()[i] {
-            let mask = take(mask, indices, None)?;
-            let mask = mask.as_boolean();
-            arguments = arguments
-                .iter()
-                .map(|a| Ok(filter(a.as_ref(), mask)?))
-                .collect::<Result<Vec<_>>>()?;
-        }
-        accumulator.update_batch(&arguments)?;
-    }
-    Ok(())
 }

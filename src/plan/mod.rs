@@ -29,10 +29,12 @@ use datafusion::physical_plan::ExecutionPlan;
 use crate::err;
 use crate::error::Result;
 use crate::ops::chain::{StatelessChain, Step};
+use crate::ops::changelog::with_op_column;
 use crate::ops::grouped_aggregates::AggregateSpec;
 use crate::ops::pipeline::{Pipeline, Stage, WindowOperator};
 use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
+use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
 use crate::sql::stream_table::StreamScanExec;
 use crate::time::window::WindowSpec;
@@ -54,8 +56,16 @@ const PASS_THROUGH: &[&str] = &[
     "CooperativeExec",
 ];
 
+/// Per-query choices that SQL does not express.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// For GROUP BY without a window: forget a group once the watermark is
+    /// this many milliseconds past its last update (emitted as a delete).
+    pub state_ttl_millis: Option<i64>,
+}
+
 /// Lowers a physical plan to streaming operators.
-pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
+pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<StreamingPlan> {
     // The path from the root to the leaf, top first.
     let mut path: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
     let mut node = Arc::clone(plan);
@@ -143,14 +153,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
     }
     let pre = steps(&path[bottom_at + 1..])?;
 
-    let Some(window) = scan.window() else {
-        return Err(err!(
-            Unsupported,
-            "GROUP BY on a stream without a window never finishes; aggregate over a window instead: FROM TUMBLE({}, {}, INTERVAL '1' MINUTE) GROUP BY ..., window_start, window_end (updating aggregates are not supported yet)",
-            scan.stream().name,
-            scan.stream().event_time_column()
-        ));
-    };
+    let window = scan.window();
     let group_by = bottom.group_expr();
     if group_by.has_grouping_set() {
         return Err(err!(
@@ -186,6 +189,38 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             }
         }
     }
+    let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
+    let Some(window) = window else {
+        // No window: an updating aggregate with a changelog.
+        let spec = AggregateSpec {
+            keys,
+            key_schema: Arc::new(Schema::new(key_fields)),
+            aggregates: bottom.aggr_expr().to_vec(),
+            arguments,
+            filters: bottom.filter_expr().to_vec(),
+        };
+        let ttl = options
+            .state_ttl_millis
+            .map(|ms| crate::ops::source::millis_to_ticks(ms, unit));
+        let aggregate = UpdatingAggregate::try_new(UpdatingAggregateConfig {
+            spec,
+            output_schema: top.schema(),
+            ttl,
+        })?;
+        return Ok(StreamingPlan {
+            stream: scan.stream().name.clone(),
+            pipeline: Pipeline::new(
+                stream_scan,
+                pre,
+                Stage::Updating {
+                    aggregate: Box::new(aggregate),
+                    post,
+                },
+                with_op_column(&output_schema),
+                unit,
+            ),
+        });
+    };
     let Some(slice_bound) = slice_bound else {
         return Err(err!(
             Unsupported,
@@ -193,7 +228,6 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>) -> Result<StreamingPlan> {
             window.name()
         ));
     };
-    let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
     if !window.is_tumbling() {
         // Rows carry their slice, not their (several) windows: the window
         // columns may only be passed through to the GROUP BY.

@@ -2,6 +2,7 @@
 //! that let DataFusion plan streaming queries.
 
 pub mod ddl;
+pub mod emit;
 pub mod stream_table;
 pub mod window_tvf;
 

@@ -1,0 +1,125 @@
+//! Changelog output: rows tagged insert, update_before, update_after or
+//! delete, for queries whose results change after they were emitted.
+//!
+//! An operator reports each change as an old and/or new result row (before
+//! the query's HAVING and final SELECT). Both sides then go through those
+//! steps, and whether each side survives decides the change kind:
+//!
+//! ```text
+//! old passes  new passes  ->  emitted
+//!    no          yes          insert(new)
+//!    yes         yes          update_before(old), update_after(new)
+//!    yes         no           delete(old)
+//!    no          no           nothing
+//! ```
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
+use arrow::record_batch::RecordBatch;
+
+use super::chain::StatelessChain;
+use crate::error::Result;
+
+/// Name of the change-kind column added to changelog results.
+pub const OP_COLUMN: &str = "_op";
+
+/// Change kinds, as they appear in the `_op` column.
+pub mod op {
+    /// A new result row.
+    pub const INSERT: &str = "insert";
+    /// The previous version of an updated row.
+    pub const UPDATE_BEFORE: &str = "update_before";
+    /// The new version of an updated row.
+    pub const UPDATE_AFTER: &str = "update_after";
+    /// A row that left the result.
+    pub const DELETE: &str = "delete";
+}
+
+/// Changes to some result rows: `old` and `new` rows in the operator's
+/// output schema, with the position of the change each belongs to.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// Number of changes.
+    pub count: usize,
+    /// Previous versions, for changes that had one.
+    pub old: RecordBatch,
+    /// Change position of each `old` row.
+    pub old_positions: UInt32Array,
+    /// New versions, for changes that have one.
+    pub new: RecordBatch,
+    /// Change position of each `new` row.
+    pub new_positions: UInt32Array,
+}
+
+/// The result schema plus the `_op` column.
+pub fn with_op_column(schema: &Schema) -> SchemaRef {
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Runs both sides of `changes` through `post` and builds the changelog
+/// batch in `schema` (the result schema plus `_op`), in change order.
+pub fn changelog(
+    changes: Changes,
+    post: &StatelessChain,
+    schema: &SchemaRef,
+) -> Result<Option<RecordBatch>> {
+    if changes.count == 0 {
+        return Ok(None);
+    }
+    let (old, old_pos) = post.apply(
+        changes.old,
+        Some(Arc::new(changes.old_positions) as ArrayRef),
+    )?;
+    let (new, new_pos) = post.apply(
+        changes.new,
+        Some(Arc::new(changes.new_positions) as ArrayRef),
+    )?;
+    let positions = |array: Option<ArrayRef>| -> Vec<u32> {
+        array
+            .map(|a| a.as_primitive::<UInt32Type>().values().to_vec())
+            .unwrap_or_default()
+    };
+    let mut old_row: Vec<Option<usize>> = vec![None; changes.count];
+    for (row, position) in positions(old_pos).into_iter().enumerate() {
+        old_row[position as usize] = Some(row);
+    }
+    let mut new_row: Vec<Option<usize>> = vec![None; changes.count];
+    for (row, position) in positions(new_pos).into_iter().enumerate() {
+        new_row[position as usize] = Some(row);
+    }
+    // (source batch: 0 old / 1 new, row) and the change kind, in order.
+    let mut picks: Vec<(usize, usize)> = Vec::new();
+    let mut ops: Vec<&str> = Vec::new();
+    for (old, new) in old_row.into_iter().zip(new_row) {
+        match (old, new) {
+            (None, Some(n)) => {
+                picks.push((1, n));
+                ops.push(op::INSERT);
+            }
+            (Some(o), Some(n)) => {
+                picks.extend([(0, o), (1, n)]);
+                ops.extend([op::UPDATE_BEFORE, op::UPDATE_AFTER]);
+            }
+            (Some(o), None) => {
+                picks.push((0, o));
+                ops.push(op::DELETE);
+            }
+            (None, None) => {}
+        }
+    }
+    if picks.is_empty() {
+        return Ok(None);
+    }
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for i in 0..old.num_columns() {
+        let sources: [&dyn Array; 2] = [old.column(i).as_ref(), new.column(i).as_ref()];
+        columns.push(interleave(&sources, &picks)?);
+    }
+    columns.push(Arc::new(StringArray::from(ops)) as ArrayRef);
+    Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
+}

@@ -1,0 +1,294 @@
+//! Updating (non-windowed) aggregates: `SELECT symbol, count(*) FROM trades
+//! GROUP BY symbol` on an unbounded stream.
+//!
+//! Results never close, so each push emits a changelog for the groups it
+//! changed: `insert` for a new group, `update_before` + `update_after` for a
+//! changed one. With a state TTL, a group untouched while the watermark
+//! advanced by the TTL is dropped and emitted as a `delete`, which bounds
+//! the state of high-cardinality keys.
+//!
+//! Each group holds DataFusion `Accumulator`s of its own, so its current
+//! value can be read after every push without consuming the state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Accumulator;
+
+use super::changelog::Changes;
+use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::window_aggregate::WindowMetrics;
+use crate::error::Result;
+use crate::time::EventTime;
+
+/// Fixed configuration, derived from the plan.
+#[derive(Debug, Clone)]
+pub struct UpdatingAggregateConfig {
+    /// Keys and aggregates (every group column is a key).
+    pub spec: AggregateSpec,
+    /// Output schema (`AggregateExec`'s).
+    pub output_schema: SchemaRef,
+    /// Drop a group once the watermark is this many ticks past its last update.
+    pub ttl: Option<i64>,
+}
+
+struct Group {
+    id: u64,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    /// Values last emitted.
+    last: Option<Vec<ScalarValue>>,
+    /// Watermark when the group was last updated.
+    touched: EventTime,
+}
+
+/// Updating aggregate operator.
+pub struct UpdatingAggregate {
+    config: UpdatingAggregateConfig,
+    converter: RowConverter,
+    groups: HashMap<OwnedRow, Group>,
+    /// Groups by (last touched watermark, id), for TTL expiry.
+    expiry: BTreeMap<(EventTime, u64), OwnedRow>,
+    next_id: u64,
+    metrics: WindowMetrics,
+}
+
+impl std::fmt::Debug for UpdatingAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdatingAggregate")
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl UpdatingAggregate {
+    /// An operator with no groups.
+    pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
+        let fields = if config.spec.keys.is_empty() {
+            vec![SortField::new(arrow::datatypes::DataType::Null)]
+        } else {
+            config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect()
+        };
+        Ok(Self {
+            converter: RowConverter::new(fields)?,
+            config,
+            groups: HashMap::new(),
+            expiry: BTreeMap::new(),
+            next_id: 0,
+            metrics: WindowMetrics::default(),
+        })
+    }
+
+    /// Counters (windows emitted counts changelog rows here).
+    pub fn metrics(&self) -> &WindowMetrics {
+        &self.metrics
+    }
+
+    /// Groups held.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Approximate memory held, in bytes.
+    pub fn state_size(&self) -> usize {
+        self.groups
+            .values()
+            .map(|g| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .sum()
+    }
+
+    /// One line for EXPLAIN.
+    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+        let keys: Vec<String> = self
+            .config
+            .spec
+            .keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        let aggregates: Vec<&str> = self
+            .config
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        let ttl = match self.config.ttl {
+            Some(ttl) => format!("state TTL {}", crate::time::format_duration(ttl, unit)),
+            None => "no state TTL".to_string(),
+        };
+        format!(
+            "UpdatingAggregate: group by [{}], aggregates [{}], emit changelog per push, {ttl}",
+            keys.join(", "),
+            aggregates.join(", ")
+        )
+    }
+
+    /// Adds a batch; returns the changes to the groups it touched. A group's
+    /// TTL runs from `watermark`, the watermark after the push.
+    pub fn process(&mut self, batch: &RecordBatch, watermark: EventTime) -> Result<Changes> {
+        let rows = batch.num_rows();
+        self.metrics.rows_in += rows as u64;
+        let input = AggregateInput::evaluate(&self.config.spec, batch)?;
+        let key_columns = if self.config.spec.keys.is_empty() {
+            vec![arrow::array::new_null_array(
+                &arrow::datatypes::DataType::Null,
+                rows,
+            )]
+        } else {
+            input.keys().to_vec()
+        };
+        let keys = self.converter.convert_columns(&key_columns)?;
+        // Rows per key, keys in order of first appearance.
+        let mut order: Vec<OwnedRow> = Vec::new();
+        let mut rows_of: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
+        for row in 0..rows {
+            let key = keys.row(row).owned();
+            match rows_of.get_mut(&key) {
+                Some(indices) => indices.push(row as u32),
+                None => {
+                    order.push(key.clone());
+                    rows_of.insert(key, vec![row as u32]);
+                }
+            }
+        }
+        let touched = watermark;
+        let mut changes = ChangeBuilder::default();
+        for key in order {
+            let indices = rows_of.remove(&key).unwrap_or_default();
+            let group = match self.groups.get_mut(&key) {
+                Some(group) => {
+                    self.expiry.remove(&(group.touched, group.id));
+                    group
+                }
+                None => {
+                    let group = Group {
+                        id: self.next_id,
+                        accumulators: create_accumulators(&self.config.spec)?,
+                        last: None,
+                        touched,
+                    };
+                    self.next_id += 1;
+                    self.groups.entry(key.clone()).or_insert(group)
+                }
+            };
+            apply_rows(&mut group.accumulators, &input, &UInt32Array::from(indices))?;
+            group.touched = group.touched.max(touched);
+            self.expiry.insert((group.touched, group.id), key.clone());
+            let values = group
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            if group.last.as_ref() != Some(&values) {
+                changes.push(key, group.last.replace(values.clone()), Some(values));
+            }
+        }
+        self.finish(changes)
+    }
+
+    /// Expires groups whose TTL passed under `watermark`, as deletions.
+    pub fn advance(&mut self, watermark: EventTime) -> Result<Changes> {
+        let mut changes = ChangeBuilder::default();
+        if let Some(ttl) = self.config.ttl {
+            while let Some((&(touched, id), _)) = self.expiry.first_key_value() {
+                if touched.saturating_add(ttl) > watermark {
+                    break;
+                }
+                let Some(key) = self.expiry.remove(&(touched, id)) else {
+                    break;
+                };
+                if let Some(group) = self.groups.remove(&key) {
+                    if group.last.is_some() {
+                        changes.push(key, group.last, None);
+                    }
+                }
+            }
+        }
+        self.finish(changes)
+    }
+
+    fn finish(&mut self, changes: ChangeBuilder) -> Result<Changes> {
+        let count = changes.keys.len();
+        let mut old = (Vec::new(), Vec::new(), Vec::new());
+        let mut new = (Vec::new(), Vec::new(), Vec::new());
+        for (position, (key, (before, after))) in
+            changes.keys.into_iter().zip(changes.values).enumerate()
+        {
+            if let Some(values) = before {
+                old.0.push(key.clone());
+                old.1.push(values);
+                old.2.push(position as u32);
+            }
+            if let Some(values) = after {
+                new.0.push(key);
+                new.1.push(values);
+                new.2.push(position as u32);
+            }
+        }
+        self.metrics.windows_emitted += count as u64;
+        Ok(Changes {
+            count,
+            old: self.batch(&old.0, old.1)?,
+            old_positions: UInt32Array::from(old.2),
+            new: self.batch(&new.0, new.1)?,
+            new_positions: UInt32Array::from(new.2),
+        })
+    }
+
+    fn batch(&self, keys: &[OwnedRow], values: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
+        let schema = &self.config.output_schema;
+        let mut columns: Vec<ArrayRef> = if self.config.spec.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.converter.convert_rows(keys.iter().map(|k| k.row()))?
+        };
+        for (i, field) in schema.fields().iter().enumerate().skip(columns.len()) {
+            let aggregate = i - self.config.spec.keys.len();
+            let scalars: Vec<ScalarValue> = values.iter().map(|v| v[aggregate].clone()).collect();
+            columns.push(if scalars.is_empty() {
+                arrow::array::new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(scalars)?
+            });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+/// One group's aggregate values.
+type Values = Vec<ScalarValue>;
+
+#[derive(Default)]
+struct ChangeBuilder {
+    keys: Vec<OwnedRow>,
+    /// (before, after) per change.
+    values: Vec<(Option<Values>, Option<Values>)>,
+}
+
+impl ChangeBuilder {
+    fn push(
+        &mut self,
+        key: OwnedRow,
+        before: Option<Vec<ScalarValue>>,
+        after: Option<Vec<ScalarValue>>,
+    ) {
+        self.keys.push(key);
+        self.values.push((before, after));
+    }
+}

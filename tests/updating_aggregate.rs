@@ -1,0 +1,174 @@
+//! GROUP BY without a window: a changelog that, applied in order, always
+//! equals the batch query over the events seen so far.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use riffle::{Engine, ErrorCode, QueryOptions};
+
+fn engine() -> Engine {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    engine
+}
+
+/// Applies changelog rows (last column `_op`, first `keys` columns the key)
+/// to a materialised view, checking that each change is consistent with it.
+fn apply(view: &mut BTreeMap<Vec<String>, Vec<String>>, rows: &[Vec<String>], keys: usize) {
+    for row in rows {
+        let (values, op) = row.split_at(row.len() - 1);
+        let key = values[..keys].to_vec();
+        match op[0].as_str() {
+            "insert" => assert!(
+                view.insert(key, values.to_vec()).is_none(),
+                "insert of an existing row {row:?}"
+            ),
+            "update_before" | "delete" => {
+                assert_eq!(
+                    view.remove(&key).as_deref(),
+                    Some(values),
+                    "retracting a row that is not there: {row:?}"
+                )
+            }
+            "update_after" => assert!(
+                view.insert(key, values.to_vec()).is_none(),
+                "update_after without update_before {row:?}"
+            ),
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
+
+#[test]
+fn the_changelog_always_materialises_to_the_batch_result() {
+    let data = trades(41, 3_000, 6, 50, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query("SELECT symbol, count(*) AS n, sum(price), max(price), count(DISTINCT price > 500) FROM trades GROUP BY symbol EMIT ON UPDATE")
+        .unwrap();
+    let schema = engine.query_schema(query).unwrap();
+    assert_eq!(schema.fields().last().unwrap().name(), "_op");
+    let mut view = BTreeMap::new();
+    let mut rng = Rng::new(7);
+    let mut seen = 0;
+    while seen < data.len() {
+        let take = (1 + rng.below(400) as usize).min(data.len() - seen);
+        let outputs = engine
+            .push_json("trades", &ndjson(&data[seen..seen + take]))
+            .unwrap();
+        seen += take;
+        apply(&mut view, &rows_of(&outputs, query), 1);
+        // After every push the view equals the batch query over the prefix.
+        if rng.below(4) == 0 || seen == data.len() {
+            let expected = batch_sql(
+                &data[..seen],
+                "SELECT symbol, count(*), sum(price), max(price), count(DISTINCT price > 500) FROM t GROUP BY symbol",
+            );
+            let got: Vec<Vec<String>> = view.values().cloned().collect();
+            assert_eq!(sorted(got), expected, "after {seen} events");
+        }
+    }
+    assert!(
+        engine.finish().unwrap().is_empty(),
+        "finish changes nothing without a TTL"
+    );
+}
+
+#[test]
+fn having_turns_updates_into_inserts_and_deletes() {
+    let mut engine = engine();
+    let query = engine
+        .create_query("SELECT symbol, count(*) AS n FROM trades GROUP BY symbol HAVING count(*) BETWEEN 2 AND 3")
+        .unwrap();
+    let mut ops = Vec::new();
+    for i in 0..4 {
+        let out = engine
+            .push_json(
+                "trades",
+                &format!(r#"{{"symbol":"A","price":1,"ts":{}}}"#, 1000 * i),
+            )
+            .unwrap();
+        ops.extend(rows_of(&out, query));
+    }
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        ops,
+        vec![
+            s(&["A", "2", "insert"]),
+            s(&["A", "2", "update_before"]),
+            s(&["A", "3", "update_after"]),
+            s(&["A", "3", "delete"]),
+        ]
+    );
+}
+
+#[test]
+fn a_state_ttl_forgets_idle_groups_with_a_delete() {
+    let mut engine = engine();
+    let query = engine
+        .create_query_with(
+            "SELECT symbol, count(*) AS n FROM trades GROUP BY symbol",
+            &QueryOptions {
+                state_ttl_millis: Some(10_000),
+            },
+        )
+        .unwrap();
+    let push = |engine: &mut Engine, symbol: &str, ts: i64| {
+        let out = engine
+            .push_json(
+                "trades",
+                &format!(r#"{{"symbol":"{symbol}","price":1,"ts":{ts}}}"#),
+            )
+            .unwrap();
+        rows_of(&out, query)
+    };
+    push(&mut engine, "A", 0);
+    push(&mut engine, "B", 5_000);
+    assert_eq!(engine.query_metrics(query).unwrap().open_windows, 2);
+    // Watermark 11 s: A was last updated at watermark -2 s (before any event); B at 0 s.
+    let out = push(&mut engine, "B", 13_000);
+    assert!(
+        out.contains(&vec![
+            "A".to_string(),
+            "1".to_string(),
+            "delete".to_string()
+        ]),
+        "{out:?}"
+    );
+    assert_eq!(engine.query_metrics(query).unwrap().open_windows, 1);
+    // A comes back as a new group.
+    let out = push(&mut engine, "A", 14_000);
+    assert_eq!(
+        out,
+        vec![vec!["A".to_string(), "1".to_string(), "insert".to_string()]]
+    );
+}
+
+#[test]
+fn emit_clauses_are_checked_against_the_query() {
+    let mut engine = engine();
+    let window = "SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start";
+    engine
+        .create_query(&format!("{window} EMIT ON WINDOW CLOSE"))
+        .unwrap();
+    engine
+        .create_query("SELECT symbol, count(*) FROM trades GROUP BY symbol EMIT ON UPDATE;")
+        .unwrap();
+    let cases = [
+        (format!("{window} EMIT ON UPDATE"), ErrorCode::Unsupported),
+        (
+            "SELECT symbol, count(*) FROM trades GROUP BY symbol EMIT ON WINDOW CLOSE".to_string(),
+            ErrorCode::Unsupported,
+        ),
+        (
+            "SELECT symbol FROM trades EMIT ON UPDATE".to_string(),
+            ErrorCode::Unsupported,
+        ),
+        (format!("{window} EMIT WHENEVER"), ErrorCode::SqlParse),
+    ];
+    for (sql, code) in cases {
+        assert_eq!(engine.create_query(&sql).unwrap_err().code(), code, "{sql}");
+    }
+}
