@@ -13,7 +13,7 @@ use crate::codec::json::decode_ndjson;
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
-use crate::ops::pipeline::Pipeline;
+use crate::ops::pipeline::{Emitted, Pipeline};
 use crate::ops::source::{millis_to_ticks, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
@@ -32,8 +32,28 @@ pub type QueryId = u32;
 pub struct QueryOutput {
     /// The query.
     pub query: QueryId,
-    /// Its rows, in the query's result schema.
+    /// Its rows: results in the query's result schema, or late input rows
+    /// in the stream's schema when `late` is set.
     pub batch: RecordBatch,
+    /// Whether these are late input rows (side output), not results.
+    pub late: bool,
+}
+
+impl QueryOutput {
+    fn new(query: QueryId, emitted: Emitted) -> Self {
+        match emitted {
+            Emitted::Rows(batch) => Self {
+                query,
+                batch,
+                late: false,
+            },
+            Emitted::Late(batch) => Self {
+                query,
+                batch,
+                late: true,
+            },
+        }
+    }
 }
 
 struct RunningQuery {
@@ -198,10 +218,7 @@ impl Engine {
         let mut outputs = Vec::new();
         for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
             for batch in query.pipeline.on_batch(&input)? {
-                outputs.push(QueryOutput {
-                    query: query.id,
-                    batch,
-                });
+                outputs.push(QueryOutput::new(query.id, batch));
             }
         }
         Ok(outputs)
@@ -253,10 +270,7 @@ impl Engine {
         let mut outputs = Vec::new();
         for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
             for batch in query.pipeline.on_watermark(watermark)? {
-                outputs.push(QueryOutput {
-                    query: query.id,
-                    batch,
-                });
+                outputs.push(QueryOutput::new(query.id, batch));
             }
         }
         Ok(outputs)
@@ -277,10 +291,7 @@ impl Engine {
             let watermark = source.finish();
             for query in self.queries.iter_mut().filter(|q| &q.stream == name) {
                 for batch in query.pipeline.on_watermark(watermark)? {
-                    outputs.push(QueryOutput {
-                        query: query.id,
-                        batch,
-                    });
+                    outputs.push(QueryOutput::new(query.id, batch));
                 }
             }
         }

@@ -38,4 +38,4 @@ pub mod wasm;
 pub use engine::{Engine, QueryId, QueryOutput};
 pub use error::{ErrorCode, RiffleError};
 pub use metrics::QueryMetrics;
-pub use plan::QueryOptions;
+pub use plan::{LatePolicy, QueryOptions};

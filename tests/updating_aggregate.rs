@@ -112,6 +112,7 @@ fn a_state_ttl_forgets_idle_groups_with_a_delete() {
             "SELECT symbol, count(*) AS n FROM trades GROUP BY symbol",
             &QueryOptions {
                 state_ttl_millis: Some(10_000),
+                ..QueryOptions::default()
             },
         )
         .unwrap();

@@ -90,16 +90,17 @@ pub fn encode_rows(batch: &RecordBatch) -> Result<String> {
         .map_err(|e| err!(Internal, "JSON writer produced invalid UTF-8: {e}"))
 }
 
-/// Encodes several results as `[{"query": id, "rows": [...]}, ...]`.
+/// Encodes several outputs as `[{"query": id, "late": false, "rows": [...]}, ...]`;
+/// `late` marks late input rows handed back by a side output.
 pub fn encode_outputs<'a>(
-    outputs: impl IntoIterator<Item = (u32, &'a RecordBatch)>,
+    outputs: impl IntoIterator<Item = (u32, bool, &'a RecordBatch)>,
 ) -> Result<String> {
     let mut out = String::from("[");
-    for (i, (query, batch)) in outputs.into_iter().enumerate() {
+    for (i, (query, late, batch)) in outputs.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let _ = write!(out, "{{\"query\":{query},\"rows\":");
+        let _ = write!(out, "{{\"query\":{query},\"late\":{late},\"rows\":");
         out.push_str(&encode_rows(batch)?);
         out.push('}');
     }
@@ -242,8 +243,8 @@ mod tests {
             r#"[{"n":3,"avg":1.5,"ws":60000},{"n":4,"avg":null,"ws":0}]"#
         );
         assert_eq!(
-            encode_outputs([(7, &batch)]).unwrap(),
-            r#"[{"query":7,"rows":[{"n":3,"avg":1.5,"ws":60000},{"n":4,"avg":null,"ws":0}]}]"#
+            encode_outputs([(7, false, &batch)]).unwrap(),
+            r#"[{"query":7,"late":false,"rows":[{"n":3,"avg":1.5,"ws":60000},{"n":4,"avg":null,"ws":0}]}]"#
         );
     }
 }

@@ -80,13 +80,14 @@ impl StatelessChain {
             .collect()
     }
 
-    /// Applies every step. `carried` is a per-row array that is filtered in
-    /// step with the rows (the per-row watermark), so it stays aligned.
+    /// Applies every step. `carried` are per-row arrays (the per-row
+    /// watermark, the source row index) filtered in step with the rows, so
+    /// they stay aligned with them.
     pub fn apply(
         &self,
         mut batch: RecordBatch,
-        mut carried: Option<ArrayRef>,
-    ) -> Result<(RecordBatch, Option<ArrayRef>)> {
+        mut carried: Vec<ArrayRef>,
+    ) -> Result<(RecordBatch, Vec<ArrayRef>)> {
         for step in &self.steps {
             match step {
                 Step::Filter {
@@ -97,7 +98,7 @@ impl StatelessChain {
                     let mask = evaluate_mask(predicate.as_ref(), &batch)?;
                     if mask.true_count() != batch.num_rows() || mask.null_count() > 0 {
                         batch = filter_record_batch(&batch, &mask)?;
-                        if let Some(array) = carried.as_mut() {
+                        for array in carried.iter_mut() {
                             *array = filter(array.as_ref(), &mask)?;
                         }
                     }

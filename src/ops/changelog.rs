@@ -73,14 +73,15 @@ pub fn changelog(
     }
     let (old, old_pos) = post.apply(
         changes.old,
-        Some(Arc::new(changes.old_positions) as ArrayRef),
+        vec![Arc::new(changes.old_positions) as ArrayRef],
     )?;
     let (new, new_pos) = post.apply(
         changes.new,
-        Some(Arc::new(changes.new_positions) as ArrayRef),
+        vec![Arc::new(changes.new_positions) as ArrayRef],
     )?;
-    let positions = |array: Option<ArrayRef>| -> Vec<u32> {
-        array
+    let positions = |arrays: Vec<ArrayRef>| -> Vec<u32> {
+        arrays
+            .first()
             .map(|a| a.as_primitive::<UInt32Type>().values().to_vec())
             .unwrap_or_default()
     };

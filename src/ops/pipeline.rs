@@ -1,6 +1,9 @@
 //! One query's operators, from the stream to its results.
 
-use arrow::array::{ArrayRef, Int64Array};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, UInt32Array};
+use arrow::compute::take;
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
@@ -36,6 +39,25 @@ pub enum Stage {
     },
 }
 
+/// What a query does with rows that arrive after their window closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LatePolicy {
+    /// Drop them and count them (`late_events_dropped`).
+    #[default]
+    Drop,
+    /// Drop and count them, and hand them to the application as pushed.
+    SideOutput,
+}
+
+/// Something a query emitted.
+#[derive(Debug, Clone)]
+pub enum Emitted {
+    /// Result rows.
+    Rows(RecordBatch),
+    /// Late input rows, in the stream's schema (side output).
+    Late(RecordBatch),
+}
+
 /// The window aggregate of a query.
 #[derive(Debug)]
 pub enum WindowOperator {
@@ -46,10 +68,15 @@ pub enum WindowOperator {
 }
 
 impl WindowOperator {
-    fn process(&mut self, batch: &RecordBatch, row_watermarks: &Int64Array) -> Result<()> {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<()> {
         match self {
-            WindowOperator::Sliced(op) => op.process(batch, row_watermarks),
-            WindowOperator::Session(op) => op.process(batch, row_watermarks),
+            WindowOperator::Sliced(op) => op.process(batch, row_watermarks, late),
+            WindowOperator::Session(op) => op.process(batch, row_watermarks, late),
         }
     }
 
@@ -97,6 +124,7 @@ pub struct Pipeline {
     stage: Stage,
     output_schema: SchemaRef,
     time_unit: TimeUnit,
+    late: LatePolicy,
 }
 
 /// Counters for one query.
@@ -125,6 +153,7 @@ impl Pipeline {
             stage,
             output_schema,
             time_unit,
+            late: LatePolicy::Drop,
         }
     }
 
@@ -158,6 +187,12 @@ impl Pipeline {
             .join("\n")
     }
 
+    /// Sets what happens to late rows.
+    pub fn with_late_policy(mut self, late: LatePolicy) -> Self {
+        self.late = late;
+        self
+    }
+
     /// Whether results are a changelog (carry the `_op` column).
     pub fn is_changelog(&self) -> bool {
         matches!(self.stage, Stage::Updating { .. })
@@ -174,54 +209,87 @@ impl Pipeline {
     }
 
     /// Runs a source batch through; returns the results it completes.
-    pub fn on_batch(&mut self, input: &SourceBatch) -> Result<Vec<RecordBatch>> {
+    pub fn on_batch(&mut self, input: &SourceBatch) -> Result<Vec<Emitted>> {
         let leaf = self.scan.apply(&input.batch, &input.event_times)?;
-        let carried: ArrayRef = input.row_watermarks.clone();
-        let (rows, carried) = self.pre.apply(leaf, Some(carried))?;
-        match &mut self.stage {
-            Stage::Stateless => Ok(if rows.num_rows() == 0 {
-                vec![]
-            } else {
-                vec![rows]
-            }),
+        let mut carried: Vec<ArrayRef> = vec![input.row_watermarks.clone()];
+        let side_output = self.late == LatePolicy::SideOutput;
+        if side_output {
+            // Source row numbers, to hand late rows back as they were pushed.
+            let rows = u32::try_from(input.batch.num_rows())
+                .map_err(|_| err!(InvalidInput, "batch too large"))?;
+            carried.push(Arc::new(UInt32Array::from_iter_values(0..rows)));
+        }
+        let (rows, carried) = self.pre.apply(leaf, carried)?;
+        let watermarks = carried
+            .first()
+            .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| err!(Internal, "per-row watermarks lost in the chain"))?;
+        let mut late_rows = Vec::new();
+        let mut out = match &mut self.stage {
+            Stage::Stateless => {
+                if rows.num_rows() == 0 {
+                    vec![]
+                } else {
+                    vec![Emitted::Rows(rows)]
+                }
+            }
             Stage::Updating { aggregate, post } => {
                 let changes = aggregate.process(&rows, input.watermark)?;
-                let mut out: Vec<RecordBatch> = changelog(changes, post, &self.output_schema)?
+                changelog(changes, post, &self.output_schema)?
                     .into_iter()
-                    .collect();
-                out.extend(self.on_watermark(input.watermark)?);
-                Ok(out)
+                    .map(Emitted::Rows)
+                    .collect()
             }
             Stage::Window { aggregate, .. } => {
-                let watermarks = carried
-                    .as_ref()
-                    .and_then(|a| a.as_any().downcast_ref::<Int64Array>())
-                    .ok_or_else(|| err!(Internal, "per-row watermarks lost in the chain"))?;
-                aggregate.process(&rows, watermarks)?;
-                self.on_watermark(input.watermark)
+                aggregate.process(&rows, watermarks, side_output.then_some(&mut late_rows))?;
+                Vec::new()
             }
+        };
+        if !late_rows.is_empty() {
+            let source_rows = carried
+                .get(1)
+                .and_then(|a| a.as_any().downcast_ref::<UInt32Array>())
+                .ok_or_else(|| err!(Internal, "source row numbers lost in the chain"))?;
+            let picked = UInt32Array::from_iter_values(
+                late_rows.iter().map(|&i| source_rows.value(i as usize)),
+            );
+            let columns = input
+                .batch
+                .columns()
+                .iter()
+                .map(|c| Ok(take(c.as_ref(), &picked, None)?))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(Emitted::Late(RecordBatch::try_new(
+                input.batch.schema(),
+                columns,
+            )?));
         }
+        out.extend(self.on_watermark(input.watermark)?);
+        Ok(out)
     }
 
     /// Emits what the watermark completes.
-    pub fn on_watermark(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
-        if let Stage::Updating { aggregate, post } = &mut self.stage {
-            let changes = aggregate.advance(watermark)?;
-            return Ok(changelog(changes, post, &self.output_schema)?
-                .into_iter()
-                .collect());
-        }
-        let Stage::Window { aggregate, post } = &mut self.stage else {
-            return Ok(vec![]);
-        };
-        let mut out = Vec::new();
-        for window in aggregate.advance(watermark)? {
-            let (rows, _) = post.apply(window, None)?;
-            if rows.num_rows() > 0 {
-                out.push(rows);
+    pub fn on_watermark(&mut self, watermark: EventTime) -> Result<Vec<Emitted>> {
+        match &mut self.stage {
+            Stage::Stateless => Ok(Vec::new()),
+            Stage::Updating { aggregate, post } => {
+                let changes = aggregate.advance(watermark)?;
+                Ok(changelog(changes, post, &self.output_schema)?
+                    .into_iter()
+                    .map(Emitted::Rows)
+                    .collect())
+            }
+            Stage::Window { aggregate, post } => {
+                let mut out = Vec::new();
+                for window in aggregate.advance(watermark)? {
+                    let (rows, _) = post.apply(window, Vec::new())?;
+                    if rows.num_rows() > 0 {
+                        out.push(Emitted::Rows(rows));
+                    }
+                }
+                Ok(out)
             }
         }
-        Ok(out)
     }
 
     /// Counters and state size.

@@ -151,7 +151,14 @@ impl SessionAggregate {
     }
 
     /// Adds a batch. `row_watermarks[i]` is the watermark in force before row `i`.
-    pub fn process(&mut self, batch: &RecordBatch, row_watermarks: &Int64Array) -> Result<()> {
+    /// Late rows are dropped and counted; their positions go to `late_rows`
+    /// when given.
+    pub fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        mut late_rows: Option<&mut Vec<u32>>,
+    ) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
@@ -180,6 +187,9 @@ impl SessionAggregate {
                 touched.insert(key);
             } else {
                 self.metrics.late_rows_dropped += 1;
+                if let Some(late_rows) = late_rows.as_mut() {
+                    late_rows.push(row as u32);
+                }
             }
         }
         for key in touched {

@@ -161,7 +161,14 @@ impl WindowAggregate {
     }
 
     /// Adds a batch. `row_watermarks[i]` is the watermark in force before row `i`.
-    pub fn process(&mut self, batch: &RecordBatch, row_watermarks: &Int64Array) -> Result<()> {
+    /// Late rows are dropped and counted; their positions go to `late_rows`
+    /// when given.
+    pub fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        mut late_rows: Option<&mut Vec<u32>>,
+    ) -> Result<()> {
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
@@ -177,6 +184,9 @@ impl WindowAggregate {
             let Some(start) = start else { continue };
             if grid.is_closed(start, row_watermarks.value(row)) {
                 late += 1;
+                if let Some(late_rows) = late_rows.as_mut() {
+                    late_rows.push(row as u32);
+                }
                 continue;
             }
             // Rows arrive nearly in order: try the last slice first.

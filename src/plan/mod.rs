@@ -31,6 +31,7 @@ use crate::error::Result;
 use crate::ops::chain::{StatelessChain, Step};
 use crate::ops::changelog::with_op_column;
 use crate::ops::grouped_aggregates::AggregateSpec;
+pub use crate::ops::pipeline::LatePolicy;
 use crate::ops::pipeline::{Pipeline, Stage, WindowOperator};
 use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
@@ -62,6 +63,8 @@ pub struct QueryOptions {
     /// For GROUP BY without a window: forget a group once the watermark is
     /// this many milliseconds past its last update (emitted as a delete).
     pub state_ttl_millis: Option<i64>,
+    /// What window queries do with late rows.
+    pub late: LatePolicy,
 }
 
 /// Lowers a physical plan to streaming operators.
@@ -300,7 +303,8 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
             },
             output_schema,
             unit,
-        ),
+        )
+        .with_late_policy(options.late),
     })
 }
 

@@ -120,7 +120,7 @@ impl WasmEngine {
 }
 
 fn encode(outputs: &[QueryOutput]) -> Result<String, JsValue> {
-    encode_outputs(outputs.iter().map(|o| (o.query, &o.batch))).map_err(to_js)
+    encode_outputs(outputs.iter().map(|o| (o.query, o.late, &o.batch))).map_err(to_js)
 }
 
 fn millis_from_js(millis: f64) -> Result<i64, JsValue> {

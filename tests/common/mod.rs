@@ -129,10 +129,20 @@ pub fn stream(
     outputs
 }
 
+/// Result rows of `query` (late side-output rows excluded).
 pub fn rows_of(outputs: &[QueryOutput], query: QueryId) -> Vec<Vec<String>> {
     outputs
         .iter()
-        .filter(|o| o.query == query)
+        .filter(|o| o.query == query && !o.late)
+        .flat_map(|o| rows(&o.batch))
+        .collect()
+}
+
+/// Late input rows that `query` handed back (side output).
+pub fn late_rows_of(outputs: &[QueryOutput], query: QueryId) -> Vec<Vec<String>> {
+    outputs
+        .iter()
+        .filter(|o| o.query == query && o.late)
         .flat_map(|o| rows(&o.batch))
         .collect()
 }
