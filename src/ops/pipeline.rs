@@ -68,15 +68,19 @@ pub enum WindowOperator {
 }
 
 impl WindowOperator {
+    /// Adds a batch; returns windows that closed inside it.
     fn process(
         &mut self,
         batch: &RecordBatch,
         row_watermarks: &Int64Array,
         late: Option<&mut Vec<u32>>,
-    ) -> Result<()> {
+    ) -> Result<Vec<RecordBatch>> {
         match self {
             WindowOperator::Sliced(op) => op.process(batch, row_watermarks, late),
-            WindowOperator::Session(op) => op.process(batch, row_watermarks, late),
+            WindowOperator::Session(op) => {
+                op.process(batch, row_watermarks, late)?;
+                Ok(Vec::new())
+            }
         }
     }
 
@@ -240,9 +244,17 @@ impl Pipeline {
                     .map(Emitted::Rows)
                     .collect()
             }
-            Stage::Window { aggregate, .. } => {
-                aggregate.process(&rows, watermarks, side_output.then_some(&mut late_rows))?;
-                Vec::new()
+            Stage::Window { aggregate, post } => {
+                let windows =
+                    aggregate.process(&rows, watermarks, side_output.then_some(&mut late_rows))?;
+                let mut out = Vec::new();
+                for window in windows {
+                    let (rows, _) = post.apply(window, Vec::new())?;
+                    if rows.num_rows() > 0 {
+                        out.push(Emitted::Rows(rows));
+                    }
+                }
+                out
             }
         };
         if !late_rows.is_empty() {

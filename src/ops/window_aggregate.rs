@@ -160,64 +160,100 @@ impl WindowAggregate {
         self.slices.values().map(GroupedAggregates::size).sum()
     }
 
-    /// Adds a batch. `row_watermarks[i]` is the watermark in force before row `i`.
-    /// Late rows are dropped and counted; their positions go to `late_rows`
-    /// when given.
+    /// Adds a batch. `row_watermarks[i]` is the watermark in force before
+    /// row `i`. Windows are fired row by row as that watermark passes their
+    /// end, exactly as if events arrived one at a time, so the results do not
+    /// depend on how input is split into pushes. A row counts in every window
+    /// covering it that has not fired yet (Flink's rule); a row whose windows
+    /// have all fired is late: dropped, counted, and its position pushed to
+    /// `late_rows` when given. Returns the windows fired inside the batch.
     pub fn process(
         &mut self,
         batch: &RecordBatch,
         row_watermarks: &Int64Array,
         mut late_rows: Option<&mut Vec<u32>>,
-    ) -> Result<()> {
+    ) -> Result<Vec<RecordBatch>> {
         let rows = batch.num_rows();
         if rows == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.metrics.rows_in += rows as u64;
         let starts = self.slice_starts(batch)?;
         let grid = self.config.grid;
-
-        // Group on-time rows by slice; a batch usually spans one or two.
-        let mut per_slice: Vec<(EventTime, Vec<u32>)> = Vec::new();
-        let mut late = 0u64;
+        let input = AggregateInput::evaluate(&self.config.spec, batch)?;
+        let mut fired = Vec::new();
+        // Rows since the last firing, grouped by slice; usually one or two.
+        let mut segment: Vec<(EventTime, Vec<u32>)> = Vec::new();
+        let mut segment_rows = 0usize;
         for (row, start) in starts.iter().enumerate() {
             let Some(start) = start else { continue };
-            if grid.is_closed(start, row_watermarks.value(row)) {
-                late += 1;
+            let watermark = row_watermarks.value(row);
+            let pending_first = segment.iter().map(|(s, _)| *s).min();
+            if self.next_end_closed(watermark, pending_first) {
+                self.apply_segment(&input, std::mem::take(&mut segment), segment_rows == rows)?;
+                segment_rows = 0;
+                fired.extend(self.advance(watermark)?);
+            }
+            if grid.is_end_closed(self.config.window.last_end_covering(start), watermark) {
+                self.metrics.late_rows_dropped += 1;
                 if let Some(late_rows) = late_rows.as_mut() {
                     late_rows.push(row as u32);
                 }
                 continue;
             }
             // Rows arrive nearly in order: try the last slice first.
-            let slot = match per_slice.last() {
-                Some((s, _)) if *s == start => per_slice.len() - 1,
-                _ => match per_slice.iter().position(|(s, _)| *s == start) {
+            let slot = match segment.last() {
+                Some((s, _)) if *s == start => segment.len() - 1,
+                _ => match segment.iter().position(|(s, _)| *s == start) {
                     Some(slot) => slot,
                     None => {
-                        per_slice.push((start, Vec::new()));
-                        per_slice.len() - 1
+                        segment.push((start, Vec::new()));
+                        segment.len() - 1
                     }
                 },
             };
-            per_slice[slot].1.push(row as u32);
+            segment[slot].1.push(row as u32);
+            segment_rows += 1;
         }
-        self.metrics.late_rows_dropped += late;
-        if per_slice.is_empty() {
-            return Ok(());
-        }
+        self.apply_segment(&input, segment, segment_rows == rows)?;
+        Ok(fired)
+    }
 
-        let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let whole_batch = per_slice.len() == 1 && per_slice[0].1.len() == rows;
-        for (start, indices) in per_slice {
+    /// Whether the next window to fire (counting slices of rows not yet
+    /// applied) is closed under `watermark`.
+    fn next_end_closed(&self, watermark: EventTime, pending_first: Option<EventTime>) -> bool {
+        let first = match (self.slices.keys().next().copied(), pending_first) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => match a.or(b) {
+                Some(first) => first,
+                None => return false,
+            },
+        };
+        let width = self.config.grid.size();
+        let mut end = first.saturating_add(width);
+        if let Some(fired) = self.last_fired_end {
+            end = end.max(fired.saturating_add(width));
+        }
+        self.config.grid.is_end_closed(end, watermark)
+    }
+
+    /// Adds rows (grouped by slice) to their slices.
+    fn apply_segment(
+        &mut self,
+        input: &AggregateInput,
+        segment: Vec<(EventTime, Vec<u32>)>,
+        whole_batch: bool,
+    ) -> Result<()> {
+        let single = segment.len() == 1;
+        for (start, indices) in segment {
             let state = match self.slices.entry(start) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
                     e.insert(GroupedAggregates::try_new(&self.config.spec)?)
                 }
             };
-            if whole_batch {
-                state.update(&input, rows)?;
+            if single && whole_batch {
+                state.update(input, indices.len())?;
             } else {
                 let count = indices.len();
                 let taken = input.take(&UInt32Array::from(indices))?;
@@ -258,6 +294,20 @@ impl WindowAggregate {
             }
             if end == EventTime::MAX {
                 self.slices.clear();
+            }
+        }
+        // Windows that closed with no data count as fired too: a row that
+        // arrives later must not reopen them.
+        let closed_through = grid.last_closed_end(watermark);
+        if self
+            .last_fired_end
+            .is_none_or(|fired| fired < closed_through)
+        {
+            self.last_fired_end = Some(closed_through);
+            let keep_from = spec.start_for_end(closed_through.saturating_add(width));
+            let stale: Vec<EventTime> = self.slices.range(..keep_from).map(|(s, _)| *s).collect();
+            for slice in stale {
+                self.slices.remove(&slice);
             }
         }
         Ok(out)

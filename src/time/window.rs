@@ -65,6 +65,12 @@ impl TumblingWindow {
         i128::from(watermark) >= end - i128::from(self.close_slack)
     }
 
+    /// The latest point of this grid that, as a window end, is complete
+    /// under `watermark`: every window ending there or before has fired.
+    pub fn last_closed_end(&self, watermark: EventTime) -> EventTime {
+        self.start_of(watermark.saturating_add(self.close_slack))
+    }
+
     /// Whether a window (of any size) ending at `end` is complete under `watermark`.
     pub fn is_end_closed(&self, end: EventTime, watermark: EventTime) -> bool {
         i128::from(watermark) >= i128::from(end) - i128::from(self.close_slack)
@@ -158,6 +164,17 @@ impl WindowSpec {
             WindowSpec::Cumulate { size, .. } => size.start_of(end.saturating_sub(1)),
             // Sessions have no fixed start for an end; not used for them.
             WindowSpec::Session(session) => end.saturating_sub(session.gap),
+        }
+    }
+
+    /// End of the last window that covers the slice starting at `slice`:
+    /// once that window fires, rows of the slice are late.
+    pub fn last_end_covering(&self, slice: EventTime) -> EventTime {
+        match self {
+            WindowSpec::Tumble(window) => window.end_of(slice),
+            WindowSpec::Hop { size, .. } => slice.saturating_add(*size),
+            WindowSpec::Cumulate { size, .. } => size.end_of(size.start_of(slice)),
+            WindowSpec::Session(session) => slice.saturating_add(session.gap),
         }
     }
 
