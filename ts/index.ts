@@ -48,6 +48,23 @@ export interface RiffleOptions {
   tickIntervalMs?: number;
 }
 
+/** Kind of a change in a changelog result (GROUP BY without a window). */
+export type ChangeKind = "insert" | "update_before" | "update_after" | "delete";
+
+/** Options for {@link Riffle.query} that SQL does not express. */
+export interface QueryOptions {
+  /**
+   * Rows that arrive after their window closed: `"drop"` (default) drops and
+   * counts them; `"sideOutput"` also hands them to {@link Query.subscribeLate}.
+   */
+  late?: "drop" | "sideOutput";
+  /**
+   * For GROUP BY without a window: forget a group once the watermark has
+   * moved this many milliseconds past its last update (emitted as a delete).
+   */
+  stateTtlMs?: number;
+}
+
 /** Counters of a query, for dashboards and tests. */
 export interface QueryMetrics {
   /** Events accepted by the query's stream. */
@@ -71,6 +88,7 @@ export type Listener<R extends Row> = (rows: R[]) => void;
 
 interface RawOutput {
   query: number;
+  late: boolean;
   rows: Row[];
 }
 
@@ -85,6 +103,7 @@ function mergeOutputs(first: string, second: string): string {
 export class Query<R extends Row = Row> {
   readonly #engine: Riffle;
   readonly #listeners = new Set<Listener<R>>();
+  readonly #lateListeners = new Set<Listener<Row>>();
 
   /** @internal */
   constructor(
@@ -107,14 +126,34 @@ export class Query<R extends Row = Row> {
     };
   }
 
+  /**
+   * Whether results are a changelog: each row then has an `_op` column
+   * ({@link ChangeKind}). True for GROUP BY without a window.
+   */
+  get changelog(): boolean {
+    return this.columns.includes("_op");
+  }
+
+  /**
+   * Calls `listener` with late input rows, as they were pushed, when the
+   * query was created with `{ late: "sideOutput" }`.
+   */
+  subscribeLate(listener: Listener<Row>): () => void {
+    this.#lateListeners.add(listener);
+    return () => {
+      this.#lateListeners.delete(listener);
+    };
+  }
+
   /** Current counters. */
   metrics(): QueryMetrics {
     return JSON.parse(this.#engine.callEngine((e) => e.queryMetrics(this.id))) as QueryMetrics;
   }
 
   /** @internal */
-  deliver(rows: Row[], errors: unknown[]): void {
-    for (const listener of this.#listeners) {
+  deliver(rows: Row[], late: boolean, errors: unknown[]): void {
+    const listeners: Iterable<Listener<R>> = late ? (this.#lateListeners as Set<Listener<R>>) : this.#listeners;
+    for (const listener of listeners) {
       try {
         listener(rows as R[]);
       } catch (error) {
@@ -181,9 +220,13 @@ export class Riffle {
     this.#dispatch(this.callEngine((e) => e.tick(now)));
   }
 
-  /** Registers a continuous query over a stream. */
-  query<R extends Row = Row>(sql: string): Query<R> {
-    const id = this.callEngine((e) => e.createQuery(sql));
+  /**
+   * Registers a continuous query over a stream. Window queries emit each
+   * window once when it closes (`EMIT ON WINDOW CLOSE`); GROUP BY without a
+   * window emits a changelog per push (`EMIT ON UPDATE`).
+   */
+  query<R extends Row = Row>(sql: string, options: QueryOptions = {}): Query<R> {
+    const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs));
     const columns = this.callEngine((e) => e.queryColumns(id));
     const query = new Query<R>(this, id, sql, columns);
     this.#queries.set(id, query as unknown as Query<Row>);
@@ -268,15 +311,16 @@ export class Riffle {
   #dispatch(json: string): void {
     const outputs = JSON.parse(json) as RawOutput[];
     if (outputs.length === 0) return;
-    // One delivery per query per call, in emission order.
-    const byQuery = new Map<number, Row[]>();
+    // One delivery per query (and per kind) per call, in emission order.
+    const byQuery = new Map<string, { id: number; late: boolean; rows: Row[] }>();
     for (const output of outputs) {
-      const rows = byQuery.get(output.query);
-      if (rows) rows.push(...output.rows);
-      else byQuery.set(output.query, output.rows);
+      const key = `${output.query}:${output.late}`;
+      const entry = byQuery.get(key);
+      if (entry) entry.rows.push(...output.rows);
+      else byQuery.set(key, { id: output.query, late: output.late, rows: output.rows });
     }
     const errors: unknown[] = [];
-    for (const [id, rows] of byQuery) this.#queries.get(id)?.deliver(rows, errors);
+    for (const { id, late, rows } of byQuery.values()) this.#queries.get(id)?.deliver(rows, late, errors);
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, "several subscribers threw");
   }

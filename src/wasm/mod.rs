@@ -11,6 +11,7 @@ use wasm_bindgen::prelude::*;
 use crate::codec::json::{encode_metrics, encode_outputs};
 use crate::engine::{Engine, QueryOutput};
 use crate::error::RiffleError;
+use crate::plan::{LatePolicy, QueryOptions};
 
 /// Message of the last panic, kept for JS to read after the trap.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -54,10 +55,31 @@ impl WasmEngine {
         self.inner.execute(sql).map_err(to_js)
     }
 
-    /// Registers a continuous query; returns its id.
+    /// Registers a continuous query; returns its id. `late` is "drop" or
+    /// "sideOutput"; `state_ttl_millis` bounds an updating aggregate's state.
     #[wasm_bindgen(js_name = createQuery)]
-    pub fn create_query(&mut self, sql: &str) -> Result<u32, JsValue> {
-        self.inner.create_query(sql).map_err(to_js)
+    pub fn create_query(
+        &mut self,
+        sql: &str,
+        late: Option<String>,
+        state_ttl_millis: Option<f64>,
+    ) -> Result<u32, JsValue> {
+        let late = match late.as_deref() {
+            None | Some("drop") => LatePolicy::Drop,
+            Some("sideOutput") => LatePolicy::SideOutput,
+            Some(other) => {
+                return Err(to_js(crate::err!(
+                    InvalidInput,
+                    "unknown late policy '{other}'; use \"drop\" or \"sideOutput\""
+                )))
+            }
+        };
+        let state_ttl_millis = state_ttl_millis.map(millis_from_js).transpose()?;
+        let options = QueryOptions {
+            state_ttl_millis,
+            late,
+        };
+        self.inner.create_query_with(sql, &options).map_err(to_js)
     }
 
     /// Column names of a query's results, as a JSON array.

@@ -121,3 +121,39 @@ test("an idle stream's windows close on a quiet feed, driven by the engine's tim
   assert.equal(seen[0].n, 1);
   engine.close();
 });
+
+test("GROUP BY without a window emits a changelog; a TTL deletes idle groups", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query("SELECT symbol, count(*) AS n FROM trades GROUP BY symbol EMIT ON UPDATE", { stateTtlMs: 10_000 });
+  assert.equal(query.changelog, true);
+  const changes = [];
+  query.subscribe((rows) => changes.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 0 }, { symbol: "B", price: 1, ts: 1_000 }]);
+  engine.push("trades", [{ symbol: "B", price: 2, ts: 2_000 }]);
+  assert.deepEqual(changes, [
+    { symbol: "A", n: 1, _op: "insert" },
+    { symbol: "B", n: 1, _op: "insert" },
+    { symbol: "B", n: 1, _op: "update_before" },
+    { symbol: "B", n: 2, _op: "update_after" },
+  ]);
+  changes.length = 0;
+  engine.push("trades", [{ symbol: "B", price: 2, ts: 20_000 }]);
+  assert.deepEqual(changes.filter((c) => c._op === "delete"), [{ symbol: "A", n: 1, _op: "delete" }]);
+  engine.close();
+});
+
+test("late rows reach subscribeLate with the sideOutput policy", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query(QUERY, { late: "sideOutput" });
+  assert.equal(query.changelog, false);
+  const late = [];
+  query.subscribeLate((rows) => late.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 10_000 }, { symbol: "A", price: 1, ts: 70_000 }]);
+  engine.push("trades", [{ symbol: "Z", price: 9.5, ts: 30_000 }]);
+  assert.deepEqual(late, [{ symbol: "Z", price: 9.5, ts: 30_000 }]);
+  assert.equal(query.metrics().lateEventsDropped, 1);
+  assert.throws(() => engine.query(QUERY, { late: "sometimes" }), (e) => e instanceof RiffleError && e.code === "INVALID_INPUT");
+  engine.close();
+});
