@@ -19,6 +19,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec, AggregateMode};
@@ -154,7 +155,21 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
             "unexpected plan between partial and final aggregation"
         ));
     }
-    let pre = steps(&path[bottom_at + 1..])?;
+    // A sort under the aggregate only serves ordered aggregates
+    // (first_value(x ORDER BY ts), array_agg(... ORDER BY ...)). Stream input
+    // is never sorted, so drop it and let those aggregates order internally.
+    let mut below = &path[bottom_at + 1..];
+    while let Some((node, rest)) = below.split_first() {
+        if node.name() == "SortExec" {
+            below = rest;
+            break;
+        }
+        if !PASS_THROUGH.contains(&node.name()) {
+            break;
+        }
+        below = rest;
+    }
+    let pre = steps(below)?;
 
     let window = scan.window();
     let group_by = bottom.group_expr();
@@ -198,7 +213,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
         let spec = AggregateSpec {
             keys,
             key_schema: Arc::new(Schema::new(key_fields)),
-            aggregates: bottom.aggr_expr().to_vec(),
+            aggregates: unordered_input(bottom.aggr_expr())?,
             arguments,
             filters: bottom.filter_expr().to_vec(),
         };
@@ -258,10 +273,11 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
             }
         }
     }
+    let aggregates = unordered_input(bottom.aggr_expr())?;
     let spec = AggregateSpec {
         keys,
         key_schema: Arc::new(Schema::new(key_fields)),
-        aggregates: bottom.aggr_expr().to_vec(),
+        aggregates,
         arguments,
         filters: bottom.filter_expr().to_vec(),
     };
@@ -306,6 +322,37 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
         )
         .with_late_policy(options.late),
     })
+}
+
+/// Ordered aggregates (`ORDER BY` inside the call) rebuilt to expect
+/// unsorted input: stream rows arrive in arrival order, never sorted.
+fn unordered_input(
+    aggregates: &[Arc<AggregateFunctionExpr>],
+) -> Result<Vec<Arc<AggregateFunctionExpr>>> {
+    aggregates
+        .iter()
+        .map(|aggregate| {
+            // WITHIN GROUP (ORDER BY x) names the value, not an input order.
+            if aggregate.order_bys().is_empty() || aggregate.fun().supports_within_group_clause() {
+                return Ok(Arc::clone(aggregate));
+            }
+            if aggregate.order_sensitivity().hard_requires() {
+                return Err(err!(
+                    Unsupported,
+                    "{} needs its input sorted, which a stream cannot provide",
+                    aggregate.name()
+                ));
+            }
+            match Arc::clone(aggregate).with_beneficial_ordering(false)? {
+                Some(unordered) => Ok(Arc::new(unordered)),
+                None => Err(err!(
+                    Unsupported,
+                    "{} cannot order its input itself, which a stream requires",
+                    aggregate.name()
+                )),
+            }
+        })
+        .collect()
 }
 
 fn stream_scan(scan: &StreamScanExec) -> StreamScan {

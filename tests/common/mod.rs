@@ -95,7 +95,17 @@ pub fn batch(trades: &[Trade]) -> RecordBatch {
 
 /// Runs `sql` as a plain batch query over `trades` registered as table `t`.
 pub fn batch_sql(trades: &[Trade], sql: &str) -> Vec<Vec<String>> {
+    batch_sql_with(trades, sql, |_| {})
+}
+
+/// [`batch_sql`] with a hook to register functions first.
+pub fn batch_sql_with(
+    trades: &[Trade],
+    sql: &str,
+    setup: impl FnOnce(&SessionContext),
+) -> Vec<Vec<String>> {
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+    setup(&ctx);
     let data = batch(trades);
     let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
     ctx.register_table("t", Arc::new(table)).unwrap();
