@@ -185,7 +185,7 @@ impl Engine {
             return Err(err!(Unsupported, "query() takes a SELECT over a stream"));
         }
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
-        let lowered = lower(&physical, options)?;
+        let lowered = lower(&physical, options, emit)?;
         check_emit_mode(emit, &lowered)?;
         Ok(lowered)
     }
@@ -345,20 +345,17 @@ impl Engine {
 
 /// Checks an `EMIT` clause against what the query does.
 fn check_emit_mode(emit: Option<EmitMode>, plan: &StreamingPlan) -> Result<()> {
-    match (emit, plan.pipeline.is_changelog(), plan.pipeline.has_window()) {
-        (None, _, _) | (Some(EmitMode::OnWindowClose), _, true) | (Some(EmitMode::OnUpdate), true, _) => Ok(()),
-        (Some(EmitMode::OnWindowClose), _, false) => Err(err!(
+    let pipeline = &plan.pipeline;
+    match emit {
+        Some(EmitMode::OnWindowClose) if !pipeline.has_window() => Err(err!(
             Unsupported,
             "EMIT ON WINDOW CLOSE needs a window: aggregate FROM TUMBLE/HOP/CUMULATE/SESSION(...)"
         )),
-        (Some(EmitMode::OnUpdate), false, true) => Err(err!(
-            Unsupported,
-            "EMIT ON UPDATE for window queries (early results before a window closes) is not supported yet; windows emit on close"
-        )),
-        (Some(EmitMode::OnUpdate), false, false) => Err(err!(
+        Some(EmitMode::OnUpdate) if !pipeline.is_changelog() => Err(err!(
             Unsupported,
             "EMIT ON UPDATE applies to aggregates; this query emits each row as it arrives"
         )),
+        _ => Ok(()),
     }
 }
 

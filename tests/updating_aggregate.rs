@@ -158,7 +158,10 @@ fn emit_clauses_are_checked_against_the_query() {
         .create_query("SELECT symbol, count(*) FROM trades GROUP BY symbol EMIT ON UPDATE;")
         .unwrap();
     let cases = [
-        (format!("{window} EMIT ON UPDATE"), ErrorCode::Unsupported),
+        (
+            "SELECT window_start, count(*) FROM SESSION(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start EMIT ON UPDATE".to_string(),
+            ErrorCode::Unsupported,
+        ),
         (
             "SELECT symbol, count(*) FROM trades GROUP BY symbol EMIT ON WINDOW CLOSE".to_string(),
             ErrorCode::Unsupported,

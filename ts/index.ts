@@ -63,6 +63,11 @@ export interface QueryOptions {
    * moved this many milliseconds past its last update (emitted as a delete).
    */
   stateTtlMs?: number;
+  /**
+   * For window queries: late rows up to this many milliseconds after a window
+   * closed still update it; results become a changelog (`_op`).
+   */
+  allowedLatenessMs?: number;
 }
 
 /** Counters of a query, for dashboards and tests. */
@@ -128,7 +133,8 @@ export class Query<R extends Row = Row> {
 
   /**
    * Whether results are a changelog: each row then has an `_op` column
-   * ({@link ChangeKind}). True for GROUP BY without a window.
+   * ({@link ChangeKind}). True for GROUP BY without a window, EMIT ON UPDATE
+   * and allowed lateness.
    */
   get changelog(): boolean {
     return this.columns.includes("_op");
@@ -226,7 +232,7 @@ export class Riffle {
    * window emits a changelog per push (`EMIT ON UPDATE`).
    */
   query<R extends Row = Row>(sql: string, options: QueryOptions = {}): Query<R> {
-    const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs));
+    const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs, options.allowedLatenessMs));
     const columns = this.callEngine((e) => e.queryColumns(id));
     const query = new Query<R>(this, id, sql, columns);
     this.#queries.set(id, query as unknown as Query<Row>);

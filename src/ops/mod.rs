@@ -15,6 +15,7 @@ pub mod chain;
 pub mod changelog;
 pub mod grouped_aggregates;
 pub mod pipeline;
+pub mod refining_window_aggregate;
 pub mod scan;
 pub mod session_aggregate;
 pub mod source;

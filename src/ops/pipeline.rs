@@ -8,7 +8,8 @@ use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::chain::StatelessChain;
-use super::changelog::changelog;
+use super::changelog::{changelog, Changes};
+use super::refining_window_aggregate::RefiningWindowAggregate;
 use super::scan::StreamScan;
 use super::session_aggregate::SessionAggregate;
 use super::source::SourceBatch;
@@ -30,10 +31,11 @@ pub enum Stage {
         /// Steps applied to each emitted window.
         post: StatelessChain,
     },
-    /// A GROUP BY without a window: a changelog per push.
+    /// A changelog: GROUP BY without a window, or windows with early
+    /// results or allowed lateness.
     Updating {
         /// The aggregate.
-        aggregate: Box<UpdatingAggregate>,
+        aggregate: Box<ChangelogOperator>,
         /// Steps applied to both sides of each change.
         post: StatelessChain,
     },
@@ -56,6 +58,65 @@ pub enum Emitted {
     Rows(RecordBatch),
     /// Late input rows, in the stream's schema (side output).
     Late(RecordBatch),
+}
+
+/// An aggregate whose results change after they are emitted.
+#[derive(Debug)]
+pub enum ChangelogOperator {
+    /// GROUP BY without a window.
+    Groups(UpdatingAggregate),
+    /// Windows with EMIT ON UPDATE or an allowed lateness.
+    Windows(RefiningWindowAggregate),
+}
+
+impl ChangelogOperator {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        watermark: EventTime,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Changes> {
+        match self {
+            ChangelogOperator::Groups(op) => op.process(batch, watermark),
+            ChangelogOperator::Windows(op) => op.process(batch, row_watermarks, watermark, late),
+        }
+    }
+
+    fn advance(&mut self, watermark: EventTime) -> Result<Changes> {
+        match self {
+            ChangelogOperator::Groups(op) => op.advance(watermark),
+            ChangelogOperator::Windows(op) => op.advance(watermark),
+        }
+    }
+
+    fn metrics(&self) -> &WindowMetrics {
+        match self {
+            ChangelogOperator::Groups(op) => op.metrics(),
+            ChangelogOperator::Windows(op) => op.metrics(),
+        }
+    }
+
+    fn open_windows(&self) -> usize {
+        match self {
+            ChangelogOperator::Groups(op) => op.groups(),
+            ChangelogOperator::Windows(op) => op.open_windows(),
+        }
+    }
+
+    fn state_size(&self) -> usize {
+        match self {
+            ChangelogOperator::Groups(op) => op.state_size(),
+            ChangelogOperator::Windows(op) => op.state_size(),
+        }
+    }
+
+    fn describe(&self, unit: TimeUnit) -> String {
+        match self {
+            ChangelogOperator::Groups(op) => op.describe(unit),
+            ChangelogOperator::Windows(op) => op.describe(unit),
+        }
+    }
 }
 
 /// The window aggregate of a query.
@@ -204,7 +265,13 @@ impl Pipeline {
 
     /// Whether the query aggregates over a window.
     pub fn has_window(&self) -> bool {
-        matches!(self.stage, Stage::Window { .. })
+        match &self.stage {
+            Stage::Window { .. } => true,
+            Stage::Updating { aggregate, .. } => {
+                matches!(aggregate.as_ref(), ChangelogOperator::Windows(_))
+            }
+            Stage::Stateless => false,
+        }
     }
 
     /// The result schema.
@@ -238,7 +305,12 @@ impl Pipeline {
                 }
             }
             Stage::Updating { aggregate, post } => {
-                let changes = aggregate.process(&rows, input.watermark)?;
+                let changes = aggregate.process(
+                    &rows,
+                    watermarks,
+                    input.watermark,
+                    side_output.then_some(&mut late_rows),
+                )?;
                 changelog(changes, post, &self.output_schema)?
                     .into_iter()
                     .map(Emitted::Rows)
@@ -315,7 +387,7 @@ impl Pipeline {
             },
             Stage::Updating { aggregate, .. } => PipelineMetrics {
                 window: aggregate.metrics().clone(),
-                open_windows: aggregate.groups(),
+                open_windows: aggregate.open_windows(),
                 state_bytes: aggregate.state_size(),
             },
         }

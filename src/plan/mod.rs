@@ -33,11 +33,13 @@ use crate::ops::chain::{StatelessChain, Step};
 use crate::ops::changelog::with_op_column;
 use crate::ops::grouped_aggregates::AggregateSpec;
 pub use crate::ops::pipeline::LatePolicy;
-use crate::ops::pipeline::{Pipeline, Stage, WindowOperator};
+use crate::ops::pipeline::{ChangelogOperator, Pipeline, Stage, WindowOperator};
+use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
 use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
+use crate::sql::emit::EmitMode;
 use crate::sql::stream_table::StreamScanExec;
 use crate::time::window::WindowSpec;
 
@@ -66,10 +68,17 @@ pub struct QueryOptions {
     pub state_ttl_millis: Option<i64>,
     /// What window queries do with late rows.
     pub late: LatePolicy,
+    /// How long after a window closes late rows still update it (emitted
+    /// as a changelog). Zero: closed windows are final.
+    pub allowed_lateness_millis: i64,
 }
 
 /// Lowers a physical plan to streaming operators.
-pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<StreamingPlan> {
+pub fn lower(
+    plan: &Arc<dyn ExecutionPlan>,
+    options: &QueryOptions,
+    emit: Option<EmitMode>,
+) -> Result<StreamingPlan> {
     // The path from the root to the leaf, top first.
     let mut path: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
     let mut node = Arc::clone(plan);
@@ -231,7 +240,7 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
                 stream_scan,
                 pre,
                 Stage::Updating {
-                    aggregate: Box::new(aggregate),
+                    aggregate: Box::new(ChangelogOperator::Groups(aggregate)),
                     post,
                 },
                 with_op_column(&output_schema),
@@ -282,6 +291,47 @@ pub fn lower(plan: &Arc<dyn ExecutionPlan>, options: &QueryOptions) -> Result<St
         filters: bottom.filter_expr().to_vec(),
     };
     let time_type = scan.stream().window_type();
+    let refine = emit == Some(EmitMode::OnUpdate) || options.allowed_lateness_millis > 0;
+    if refine {
+        let grid = window.slices().ok_or_else(|| {
+            err!(
+                Unsupported,
+                "EMIT ON UPDATE and allowed lateness are not supported for {} windows yet",
+                window.name()
+            )
+        })?;
+        if options.allowed_lateness_millis < 0 {
+            return Err(err!(InvalidInput, "allowed lateness must not be negative"));
+        }
+        let aggregate = RefiningWindowAggregate::try_new(RefiningWindowConfig {
+            window,
+            grid,
+            slice_bound,
+            group_columns,
+            spec,
+            output_schema: top.schema(),
+            time_type,
+            emit: emit.unwrap_or(EmitMode::OnWindowClose),
+            allowed_lateness: crate::ops::source::millis_to_ticks(
+                options.allowed_lateness_millis,
+                unit,
+            ),
+        })?;
+        return Ok(StreamingPlan {
+            stream: scan.stream().name.clone(),
+            pipeline: Pipeline::new(
+                stream_scan,
+                pre,
+                Stage::Updating {
+                    aggregate: Box::new(ChangelogOperator::Windows(aggregate)),
+                    post,
+                },
+                with_op_column(&output_schema),
+                unit,
+            )
+            .with_late_policy(options.late),
+        });
+    }
     let operator = match window {
         WindowSpec::Session(session) => {
             WindowOperator::Session(SessionAggregate::try_new(SessionAggregateConfig {

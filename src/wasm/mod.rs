@@ -63,6 +63,7 @@ impl WasmEngine {
         sql: &str,
         late: Option<String>,
         state_ttl_millis: Option<f64>,
+        allowed_lateness_millis: Option<f64>,
     ) -> Result<u32, JsValue> {
         let late = match late.as_deref() {
             None | Some("drop") => LatePolicy::Drop,
@@ -75,9 +76,14 @@ impl WasmEngine {
             }
         };
         let state_ttl_millis = state_ttl_millis.map(millis_from_js).transpose()?;
+        let allowed_lateness_millis = allowed_lateness_millis
+            .map(millis_from_js)
+            .transpose()?
+            .unwrap_or(0);
         let options = QueryOptions {
             state_ttl_millis,
             late,
+            allowed_lateness_millis,
         };
         self.inner.create_query_with(sql, &options).map_err(to_js)
     }

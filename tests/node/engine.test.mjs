@@ -157,3 +157,22 @@ test("late rows reach subscribeLate with the sideOutput policy", async () => {
   assert.throws(() => engine.query(QUERY, { late: "sometimes" }), (e) => e instanceof RiffleError && e.code === "INVALID_INPUT");
   engine.close();
 });
+
+test("allowed lateness turns a window query into a changelog that late rows update", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query("SELECT window_start, count(*) AS n FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start", {
+    allowedLatenessMs: 10_000,
+  });
+  assert.equal(query.changelog, true);
+  const changes = [];
+  query.subscribe((rows) => changes.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 10_000 }, { symbol: "A", price: 1, ts: 65_000 }]);
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 30_000 }]);
+  assert.deepEqual(changes, [
+    { window_start: 0, n: 1, _op: "insert" },
+    { window_start: 0, n: 1, _op: "update_before" },
+    { window_start: 0, n: 2, _op: "update_after" },
+  ]);
+  engine.close();
+});

@@ -1,0 +1,423 @@
+//! Windows whose results are refined after they are first emitted: early
+//! results (`EMIT ON UPDATE`) and updates from late rows within an allowed
+//! lateness. Output is a changelog.
+//!
+//! ```text
+//!  EMIT ON UPDATE:        push ──► insert / update_before+after for each changed (window, key)
+//!  EMIT ON WINDOW CLOSE:  close ──► insert for every key of the window
+//!  allowed lateness L:    a row late by < L ──► update_before+after of the closed window
+//!  end + L passed:        state forgotten; the last emitted rows are final
+//! ```
+//!
+//! Each (window, key) group holds DataFusion `Accumulator`s of its own, so
+//! its value can be read after every push without consuming it. A HOP or
+//! CUMULATE row is added to each window covering it (not sliced): the
+//! refining modes trade the slicing optimisation for readable state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::Accumulator;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::changelog::Changes;
+use super::evaluate;
+use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::window_aggregate::{GroupColumn, WindowMetrics};
+use crate::err;
+use crate::error::Result;
+use crate::sql::emit::EmitMode;
+use crate::time::window::{TumblingWindow, WindowSpec};
+use crate::time::EventTime;
+
+/// Fixed configuration, derived from the plan.
+#[derive(Debug, Clone)]
+pub struct RefiningWindowConfig {
+    /// TUMBLE, HOP or CUMULATE.
+    pub window: WindowSpec,
+    /// Its slice grid (window ends fall on it).
+    pub grid: TumblingWindow,
+    /// Expression giving each row's slice bound, and which bound it is.
+    pub slice_bound: (Arc<dyn PhysicalExpr>, GroupColumn),
+    /// Group-by columns in output order.
+    pub group_columns: Vec<GroupColumn>,
+    /// Keys and aggregates.
+    pub spec: AggregateSpec,
+    /// Output schema (`AggregateExec`'s).
+    pub output_schema: SchemaRef,
+    /// Type of the window columns.
+    pub time_type: DataType,
+    /// When results are emitted.
+    pub emit: EmitMode,
+    /// How long (ticks) after closing a window still takes late rows.
+    pub allowed_lateness: i64,
+}
+
+struct Group {
+    id: u64,
+    accumulators: Vec<Box<dyn Accumulator>>,
+    last: Option<Vec<ScalarValue>>,
+}
+
+/// Refining window aggregate operator.
+pub struct RefiningWindowAggregate {
+    config: RefiningWindowConfig,
+    /// Keys are rows of [window_start, window_end, user keys...].
+    converter: RowConverter,
+    groups: HashMap<OwnedRow, Group>,
+    /// Groups by (window end, id): windows close and are purged in end order.
+    by_end: BTreeMap<(EventTime, u64), OwnedRow>,
+    /// Windows ending at or before this have been emitted (ON WINDOW CLOSE).
+    closed_through: Option<EventTime>,
+    next_id: u64,
+    metrics: WindowMetrics,
+}
+
+impl std::fmt::Debug for RefiningWindowAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefiningWindowAggregate")
+            .field("groups", &self.groups.len())
+            .finish()
+    }
+}
+
+impl RefiningWindowAggregate {
+    /// An operator with no state.
+    pub fn try_new(config: RefiningWindowConfig) -> Result<Self> {
+        if matches!(config.window, WindowSpec::Session(_)) {
+            return Err(err!(
+                Unsupported,
+                "EMIT ON UPDATE and allowed lateness are not supported for SESSION windows yet"
+            ));
+        }
+        let mut fields = vec![
+            SortField::new(DataType::Int64),
+            SortField::new(DataType::Int64),
+        ];
+        fields.extend(
+            config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone())),
+        );
+        Ok(Self {
+            converter: RowConverter::new(fields)?,
+            config,
+            groups: HashMap::new(),
+            by_end: BTreeMap::new(),
+            closed_through: None,
+            next_id: 0,
+            metrics: WindowMetrics::default(),
+        })
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> &WindowMetrics {
+        &self.metrics
+    }
+
+    /// Windows holding state.
+    pub fn open_windows(&self) -> usize {
+        let mut ends: Vec<EventTime> = self.by_end.keys().map(|(end, _)| *end).collect();
+        ends.dedup();
+        ends.len()
+    }
+
+    /// Approximate memory held, in bytes.
+    pub fn state_size(&self) -> usize {
+        self.groups
+            .values()
+            .map(|g| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .sum()
+    }
+
+    /// One line for EXPLAIN.
+    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+        let aggregates: Vec<&str> = self
+            .config
+            .spec
+            .aggregates
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        let emit = match self.config.emit {
+            EmitMode::OnUpdate => "emit changelog on update",
+            EmitMode::OnWindowClose => "emit on window close, then updates",
+        };
+        format!(
+            "RefiningWindowAggregate: {}, aggregates [{}], {emit}, allowed lateness {}",
+            self.config.window.describe(unit),
+            aggregates.join(", "),
+            crate::time::format_duration(self.config.allowed_lateness, unit)
+        )
+    }
+
+    fn purged(&self, end: EventTime, watermark: EventTime) -> bool {
+        self.config
+            .grid
+            .is_end_closed(end.saturating_add(self.config.allowed_lateness), watermark)
+    }
+
+    /// Adds a batch; returns the changes it makes visible. `watermark` is the
+    /// watermark after the push; late rows (every window purged) go to `late_rows`.
+    pub fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        watermark: EventTime,
+        mut late_rows: Option<&mut Vec<u32>>,
+    ) -> Result<Changes> {
+        let rows = batch.num_rows();
+        self.metrics.rows_in += rows as u64;
+        let slices = self.slice_starts(batch)?;
+        let input = AggregateInput::evaluate(&self.config.spec, batch)?;
+        // (row, window start, window end) for every window a row still counts in.
+        let mut assigned_rows = Vec::new();
+        let mut starts = Vec::new();
+        let mut ends = Vec::new();
+        let width = self.config.grid.size();
+        for row in 0..rows {
+            if slices.is_null(row) {
+                continue;
+            }
+            let slice = slices.value(row);
+            let row_watermark = row_watermarks.value(row);
+            let last_end = self.config.window.last_end_covering(slice);
+            let mut end = slice.saturating_add(width);
+            let mut counted = false;
+            while end <= last_end {
+                let start = self.config.window.start_for_end(end);
+                if start <= slice && !self.purged(end, row_watermark) {
+                    assigned_rows.push(row as u32);
+                    starts.push(start);
+                    ends.push(end);
+                    counted = true;
+                }
+                if end == EventTime::MAX {
+                    break;
+                }
+                end = end.saturating_add(width);
+            }
+            if !counted {
+                self.metrics.late_rows_dropped += 1;
+                if let Some(late_rows) = late_rows.as_mut() {
+                    late_rows.push(row as u32);
+                }
+            }
+        }
+        let mut changes = ChangeList::default();
+        if !assigned_rows.is_empty() {
+            let picked = UInt32Array::from(assigned_rows);
+            let taken = input.take(&picked)?;
+            let mut key_columns: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from(starts)),
+                Arc::new(Int64Array::from(ends)),
+            ];
+            key_columns.extend(taken.keys().iter().cloned());
+            let keys = self.converter.convert_columns(&key_columns)?;
+            let mut order: Vec<OwnedRow> = Vec::new();
+            let mut rows_of: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
+            for i in 0..picked.len() {
+                let key = keys.row(i).owned();
+                rows_of
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        order.push(key);
+                        Vec::new()
+                    })
+                    .push(i as u32);
+            }
+            for key in order {
+                let indices = rows_of.remove(&key).unwrap_or_default();
+                let end = self.window_end_of(&key)?;
+                if !self.groups.contains_key(&key) {
+                    let group = Group {
+                        id: self.next_id,
+                        accumulators: create_accumulators(&self.config.spec)?,
+                        last: None,
+                    };
+                    self.next_id += 1;
+                    self.by_end.insert((end, group.id), key.clone());
+                    self.groups.insert(key.clone(), group);
+                }
+                let visible = match self.config.emit {
+                    EmitMode::OnUpdate => true,
+                    EmitMode::OnWindowClose => self.config.grid.is_end_closed(end, watermark),
+                };
+                let group = self
+                    .groups
+                    .get_mut(&key)
+                    .ok_or_else(|| err!(Internal, "group vanished"))?;
+                apply_rows(&mut group.accumulators, &taken, &UInt32Array::from(indices))?;
+                if visible {
+                    let values = evaluate_all(&mut group.accumulators)?;
+                    if group.last.as_ref() != Some(&values) {
+                        changes.push(key, group.last.replace(values.clone()), Some(values));
+                    }
+                }
+            }
+        }
+        let mut more = self.advance_into(watermark, changes)?;
+        self.finish(std::mem::take(&mut more))
+    }
+
+    /// Emits windows that closed (ON WINDOW CLOSE) and forgets purged ones.
+    pub fn advance(&mut self, watermark: EventTime) -> Result<Changes> {
+        let changes = self.advance_into(watermark, ChangeList::default())?;
+        self.finish(changes)
+    }
+
+    fn advance_into(
+        &mut self,
+        watermark: EventTime,
+        mut changes: ChangeList,
+    ) -> Result<ChangeList> {
+        if self.config.emit == EmitMode::OnWindowClose {
+            // Windows that closed since the last call, in end order.
+            let from = self
+                .closed_through
+                .map_or(EventTime::MIN, |c| c.saturating_add(1));
+            let closed: Vec<(EventTime, u64)> = self
+                .by_end
+                .range((from, 0)..)
+                .map(|(k, _)| *k)
+                .take_while(|(end, _)| self.config.grid.is_end_closed(*end, watermark))
+                .collect();
+            for (end, id) in closed {
+                let Some(key) = self.by_end.get(&(end, id)).cloned() else {
+                    continue;
+                };
+                let Some(group) = self.groups.get_mut(&key) else {
+                    continue;
+                };
+                if group.last.is_none() {
+                    let values = evaluate_all(&mut group.accumulators)?;
+                    group.last = Some(values.clone());
+                    changes.push(key, None, Some(values));
+                }
+            }
+            let through = self.config.grid.last_closed_end(watermark);
+            self.closed_through = Some(self.closed_through.map_or(through, |c| c.max(through)));
+        }
+        while let Some((&(end, id), _)) = self.by_end.first_key_value() {
+            if !self.purged(end, watermark) {
+                break;
+            }
+            if let Some(key) = self.by_end.remove(&(end, id)) {
+                self.groups.remove(&key);
+            }
+        }
+        Ok(changes)
+    }
+
+    fn window_end_of(&self, key: &OwnedRow) -> Result<EventTime> {
+        let columns = self.converter.convert_rows([key.row()])?;
+        let ends = columns[1].as_primitive::<Int64Type>();
+        Ok(ends.value(0))
+    }
+
+    fn finish(&mut self, changes: ChangeList) -> Result<Changes> {
+        let count = changes.keys.len();
+        let mut old = (Vec::new(), Vec::new(), Vec::new());
+        let mut new = (Vec::new(), Vec::new(), Vec::new());
+        for (position, (key, (before, after))) in
+            changes.keys.into_iter().zip(changes.values).enumerate()
+        {
+            if let Some(values) = before {
+                old.0.push(key.clone());
+                old.1.push(values);
+                old.2.push(position as u32);
+            }
+            if let Some(values) = after {
+                new.0.push(key);
+                new.1.push(values);
+                new.2.push(position as u32);
+            }
+        }
+        self.metrics.windows_emitted += count as u64;
+        Ok(Changes {
+            count,
+            old: self.batch(&old.0, old.1)?,
+            old_positions: UInt32Array::from(old.2),
+            new: self.batch(&new.0, new.1)?,
+            new_positions: UInt32Array::from(new.2),
+        })
+    }
+
+    fn batch(&self, keys: &[OwnedRow], values: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
+        let schema = &self.config.output_schema;
+        let key_columns = self.converter.convert_rows(keys.iter().map(|k| k.row()))?;
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for column in &self.config.group_columns {
+            columns.push(match column {
+                GroupColumn::WindowStart => cast(&key_columns[0], &self.config.time_type)?,
+                GroupColumn::WindowEnd => cast(&key_columns[1], &self.config.time_type)?,
+                GroupColumn::Key(i) => Arc::clone(
+                    key_columns
+                        .get(2 + i)
+                        .ok_or_else(|| err!(Internal, "group key {i} missing"))?,
+                ),
+            });
+        }
+        let first_aggregate = columns.len();
+        for (i, field) in schema.fields().iter().enumerate().skip(first_aggregate) {
+            let scalars: Vec<ScalarValue> = values
+                .iter()
+                .map(|v| v[i - first_aggregate].clone())
+                .collect();
+            columns.push(if scalars.is_empty() {
+                arrow::array::new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(scalars)?
+            });
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &options,
+        )?)
+    }
+
+    fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
+        let (expr, bound) = &self.config.slice_bound;
+        let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
+        let values = values.as_primitive::<Int64Type>();
+        if *bound == GroupColumn::WindowEnd {
+            let width = self.config.grid.size();
+            return Ok(values.unary(|end| end.saturating_sub(width)));
+        }
+        Ok(values.clone())
+    }
+}
+
+fn evaluate_all(accumulators: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>> {
+    Ok(accumulators
+        .iter_mut()
+        .map(|a| a.evaluate())
+        .collect::<datafusion::common::Result<Vec<_>>>()?)
+}
+
+/// One group's aggregate values.
+type Values = Vec<ScalarValue>;
+
+#[derive(Default)]
+struct ChangeList {
+    keys: Vec<OwnedRow>,
+    values: Vec<(Option<Values>, Option<Values>)>,
+}
+
+impl ChangeList {
+    fn push(&mut self, key: OwnedRow, before: Option<Values>, after: Option<Values>) {
+        self.keys.push(key);
+        self.values.push((before, after));
+    }
+}

@@ -1,0 +1,147 @@
+//! Early results (EMIT ON UPDATE) and allowed lateness for windows: a
+//! changelog that, applied in order, equals the batch result.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use riffle::{Engine, QueryOptions};
+
+fn engine() -> Engine {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    engine
+}
+
+/// Applies changelog rows (last column `_op`; the first `keys` columns
+/// identify a result row) to a view, checking each change against it.
+fn apply(view: &mut BTreeMap<Vec<String>, Vec<String>>, rows: &[Vec<String>], keys: usize) {
+    for row in rows {
+        let (values, op) = row.split_at(row.len() - 1);
+        let key = values[..keys].to_vec();
+        match op[0].as_str() {
+            "insert" | "update_after" => {
+                assert!(
+                    view.insert(key, values.to_vec()).is_none(),
+                    "{} of a row already there: {row:?}",
+                    op[0]
+                )
+            }
+            "update_before" | "delete" => {
+                assert_eq!(view.remove(&key).as_deref(), Some(values), "{row:?}")
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
+
+#[test]
+fn emit_on_update_materialises_to_the_batch_result_after_every_push() {
+    let data = trades(61, 3_000, 4, 60, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query(
+            "SELECT symbol, window_start, count(*), sum(price), max(price) FROM TUMBLE(trades, ts, INTERVAL '20' SECOND) \
+             GROUP BY symbol, window_start EMIT ON UPDATE",
+        )
+        .unwrap();
+    let mut view = BTreeMap::new();
+    let mut rng = Rng::new(3);
+    let mut seen = 0;
+    while seen < data.len() {
+        let take = (1 + rng.below(300) as usize).min(data.len() - seen);
+        let outputs = engine
+            .push_json("trades", &ndjson(&data[seen..seen + take]))
+            .unwrap();
+        seen += take;
+        apply(&mut view, &rows_of(&outputs, query), 2);
+        let expected = batch_sql(
+            &data[..seen],
+            "SELECT symbol, date_bin(INTERVAL '20 seconds', ts), count(*), sum(price), max(price) FROM t GROUP BY 1, 2",
+        );
+        assert_eq!(
+            sorted(view.values().cloned().collect()),
+            expected,
+            "after {seen} events"
+        );
+    }
+    apply(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    assert_eq!(
+        engine.query_metrics(query).unwrap().open_windows,
+        0,
+        "state is forgotten at close"
+    );
+}
+
+#[test]
+fn hop_with_early_results_ends_at_the_batch_result() {
+    let data = trades(62, 2_000, 3, 80, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query(
+            "SELECT window_start, window_end, count(*), max(price) FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
+             GROUP BY window_start, window_end EMIT ON UPDATE",
+        )
+        .unwrap();
+    let mut view = BTreeMap::new();
+    for chunk in data.chunks(97) {
+        apply(
+            &mut view,
+            &rows_of(&engine.push_json("trades", &ndjson(chunk)).unwrap(), query),
+            2,
+        );
+    }
+    apply(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    let copies: Vec<String> = (0..3)
+        .map(|k| format!("SELECT price, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '{}0 seconds' AS ws FROM t", k))
+        .collect();
+    let expected = batch_sql(
+        &data,
+        &format!(
+            "SELECT ws, ws + INTERVAL '30 seconds', count(*), max(price) FROM ({}) GROUP BY 1, 2",
+            copies.join(" UNION ALL ")
+        ),
+    );
+    assert_eq!(sorted(view.values().cloned().collect()), expected);
+}
+
+#[test]
+fn allowed_lateness_updates_a_closed_window_then_makes_it_final() {
+    let mut engine = engine();
+    let query = engine
+        .create_query_with(
+            "SELECT window_start, count(*) AS n FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start",
+            &QueryOptions {
+                allowed_lateness_millis: 10_000,
+                ..QueryOptions::default()
+            },
+        )
+        .unwrap();
+    let mut push = |ts: i64| {
+        let out = engine
+            .push_json(
+                "trades",
+                &format!(r#"{{"symbol":"A","price":1,"ts":{ts}}}"#),
+            )
+            .unwrap();
+        rows_of(&out, query)
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert!(push(10_000).is_empty());
+    // Watermark 63 s closes [0, 60 s): emitted once, as an insert.
+    assert_eq!(push(65_000), vec![s(&["0", "1", "insert"])]);
+    // Late, but within 10 s of allowed lateness: the window is updated.
+    assert_eq!(
+        push(30_000),
+        vec![
+            s(&["0", "1", "update_before"]),
+            s(&["0", "2", "update_after"])
+        ]
+    );
+    // Watermark 73 s passes 60 s + 10 s: the window is final and forgotten.
+    push(75_000);
+    assert!(push(20_000).is_empty());
+    let metrics = engine.query_metrics(query).unwrap();
+    assert_eq!(metrics.late_events_dropped, 1);
+}
