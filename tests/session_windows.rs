@@ -17,12 +17,12 @@ fn engine(delay_s: u32) -> Engine {
 }
 
 /// Sessions in batch SQL: a new session starts where the gap to the key's
-/// previous event is at least the session gap.
+/// previous event exceeds the session gap (windows that touch merge, as in Flink).
 const BATCH_SESSIONS: &str = "
     WITH flagged AS (
         SELECT symbol, price, ts,
                CASE WHEN lag(ts) OVER (PARTITION BY symbol ORDER BY ts) IS NULL
-                      OR ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts) >= INTERVAL '30 seconds'
+                      OR ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts) > INTERVAL '30 seconds'
                     THEN 1 ELSE 0 END AS new_session
         FROM t),
     numbered AS (

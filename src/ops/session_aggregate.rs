@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Each event opens the window `[ts, ts + gap)`; windows of one key that
-//! overlap merge (Flink's merging windows), including when an out-of-order
+//! overlap or touch merge (Flink's merging windows), including when an out-of-order
 //! event bridges two sessions. A session closes when the watermark passes
 //! its end. With a maximum length, a session never grows longer than that:
 //! an event that would stretch it starts a new session.
@@ -219,8 +219,10 @@ impl SessionAggregate {
         let overlapping: Vec<usize> = sessions
             .iter()
             .enumerate()
+            // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
+            // only touch merge, so events exactly `gap` apart share a session.
             .filter(|(_, s)| {
-                !window.is_end_closed(s.end, watermark) && s.start < own_end && ts < s.end
+                !window.is_end_closed(s.end, watermark) && s.start <= own_end && ts <= s.end
             })
             .map(|(i, _)| i)
             .collect();

@@ -1,0 +1,167 @@
+//! Riffle against Apache Flink 2.3: the same events, in the same order,
+//! through the same window queries, must give Flink's results, late events
+//! included. The goldens in tests/flink/golden were produced by real Flink
+//! (tests/flink/make_golden.sh, per-record watermarks `ts - 2 s`); this test
+//! needs no Flink.
+
+mod common;
+
+use std::sync::Arc;
+
+use arrow::array::AsArray;
+use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
+use arrow::record_batch::RecordBatch;
+use riffle::codec::json::{decode_ndjson, encode_rows};
+use riffle::Engine;
+
+const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/flink/golden");
+const SELECT: &str = "SELECT symbol, window_start, window_end, count(*) AS n, sum(price) AS total, min(price) AS lo, max(price) AS hi";
+
+fn result_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("symbol", DataType::Utf8, true),
+        Field::new("window_start", DataType::Int64, true),
+        Field::new("window_end", DataType::Int64, true),
+        Field::new("n", DataType::Int64, true),
+        Field::new("total", DataType::Float64, true),
+        Field::new("lo", DataType::Float64, true),
+        Field::new("hi", DataType::Float64, true),
+    ])
+}
+
+/// Rows of a result batch in `result_schema`, money rounded to cents.
+fn rows(batch: &RecordBatch) -> Vec<String> {
+    let symbol = batch.column(0).as_string::<i32>();
+    let int = |i: usize| batch.column(i).as_primitive::<Int64Type>();
+    let money = |i: usize| batch.column(i).as_primitive::<Float64Type>();
+    (0..batch.num_rows())
+        .map(|r| {
+            format!(
+                "{} [{}, {}) n={} total={:.2} lo={:.2} hi={:.2}",
+                symbol.value(r),
+                int(1).value(r),
+                int(2).value(r),
+                int(3).value(r),
+                money(4).value(r),
+                money(5).value(r),
+                money(6).value(r)
+            )
+        })
+        .collect()
+}
+
+fn golden(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(format!("{GOLDEN}/{name}.ndjson")).unwrap();
+    let mut got = rows(&decode_ndjson(&result_schema(), &text).unwrap());
+    got.sort();
+    got
+}
+
+fn riffle(events_file: &str, from: &str, chunk: usize) -> Vec<String> {
+    let events = std::fs::read_to_string(format!("{GOLDEN}/{events_file}.ndjson")).unwrap();
+    let mut engine = Engine::new().unwrap();
+    engine
+        .execute("CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)")
+        .unwrap();
+    let query = engine
+        .create_query(&format!(
+            "{SELECT} FROM {from} GROUP BY symbol, window_start, window_end"
+        ))
+        .unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    let mut outputs = Vec::new();
+    for part in lines.chunks(chunk) {
+        outputs.extend(engine.push_json("trades", &part.join("\n")).unwrap());
+    }
+    outputs.extend(engine.finish().unwrap());
+    let schema = Arc::new(result_schema());
+    let mut got: Vec<String> = outputs
+        .iter()
+        .filter(|o| o.query == query && !o.late)
+        .flat_map(|o| {
+            // Through JSON, as JavaScript sees it: timestamps become epoch ms.
+            let json = encode_rows(&o.batch).unwrap();
+            let ndjson = json
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .replace("},{", "}\n{");
+            rows(&decode_ndjson(&schema, &ndjson).unwrap())
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+fn assert_same(name: &str, got: Vec<String>) {
+    let expected = golden(name);
+    let missing: Vec<&String> = expected.iter().filter(|r| !got.contains(r)).collect();
+    let extra: Vec<&String> = got.iter().filter(|r| !expected.contains(r)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{name}: {} rows from Flink, {} from Riffle\n  only Flink: {missing:#?}\n  only Riffle: {extra:#?}",
+        expected.len(),
+        got.len()
+    );
+}
+
+#[test]
+fn tumble_matches_flink() {
+    for chunk in [1, 13, 3000] {
+        assert_same(
+            "tumble",
+            riffle("events", "TUMBLE(trades, ts, INTERVAL '1' MINUTE)", chunk),
+        );
+    }
+}
+
+#[test]
+fn hop_matches_flink() {
+    for chunk in [1, 13, 3000] {
+        assert_same(
+            "hop",
+            riffle(
+                "events",
+                "HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '1' MINUTE)",
+                chunk,
+            ),
+        );
+    }
+}
+
+#[test]
+fn cumulate_matches_flink() {
+    for chunk in [1, 13, 3000] {
+        assert_same(
+            "cumulate",
+            riffle(
+                "events",
+                "CUMULATE(trades, ts, INTERVAL '15' SECOND, INTERVAL '1' MINUTE)",
+                chunk,
+            ),
+        );
+    }
+}
+
+#[test]
+fn session_matches_flink() {
+    for chunk in [1, 13, 3000] {
+        assert_same(
+            "session",
+            riffle("events", "SESSION(trades, ts, INTERVAL '10' SECOND)", chunk),
+        );
+    }
+}
+
+#[test]
+fn session_late_event_cases_match_flink() {
+    for chunk in [1, 2, 100] {
+        assert_same(
+            "session_probe",
+            riffle(
+                "session_probe_events",
+                "SESSION(trades, ts, INTERVAL '10' SECOND)",
+                chunk,
+            ),
+        );
+    }
+}
