@@ -17,10 +17,12 @@ use crate::ops::pipeline::{Emitted, Pipeline};
 use crate::ops::source::{millis_to_ticks, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
-use crate::sql::emit::{split_emit_clause, EmitMode};
+use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
+use crate::sql::interval_literal;
 use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
+use crate::time::interval::interval_to_units;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{nanos_per_unit, EventTime};
 
@@ -172,8 +174,24 @@ impl Engine {
                 "EXPLAIN is answered by explain(), not query()"
             ));
         }
-        let (sql, emit) = split_emit_clause(sql)?;
+        let (sql, clause) = split_emit_clause(sql)?;
         let state = self.ctx.state();
+        let emit = match clause {
+            None => None,
+            Some(EmitClause::Mode(mode)) => Some(mode),
+            Some(EmitClause::Every(expr)) => {
+                let interval = interval_literal(&state, &expr, "the EMIT EVERY period")?;
+                let millis = interval_to_units(
+                    interval,
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    "the EMIT EVERY period",
+                )?;
+                if millis <= 0 {
+                    return Err(err!(SqlPlan, "the EMIT EVERY period must be positive"));
+                }
+                Some(EmitMode::Every { millis })
+            }
+        };
         let logical = futures::executor::block_on(state.create_logical_plan(sql))?;
         if matches!(
             logical,
@@ -252,6 +270,11 @@ impl Engine {
         for (stream, watermark) in moved {
             outputs.extend(self.emit_on_watermark(&stream, watermark)?);
         }
+        for query in self.queries.iter_mut() {
+            for emitted in query.pipeline.on_wall_clock(now_millis)? {
+                outputs.push(QueryOutput::new(query.id, emitted));
+            }
+        }
         Ok(outputs)
     }
 
@@ -260,6 +283,7 @@ impl Engine {
         self.sources
             .values()
             .any(|s| s.def().idle_timeout_millis.is_some())
+            || self.queries.iter().any(|q| q.pipeline.needs_clock())
     }
 
     fn emit_on_watermark(
@@ -354,6 +378,10 @@ fn check_emit_mode(emit: Option<EmitMode>, plan: &StreamingPlan) -> Result<()> {
         Some(EmitMode::OnUpdate) if !pipeline.is_changelog() => Err(err!(
             Unsupported,
             "EMIT ON UPDATE applies to aggregates; this query emits each row as it arrives"
+        )),
+        Some(EmitMode::Every { .. }) if !pipeline.has_window() => Err(err!(
+            Unsupported,
+            "EMIT EVERY applies to window aggregates; without a window use EMIT ON UPDATE"
         )),
         _ => Ok(()),
     }

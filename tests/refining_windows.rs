@@ -145,3 +145,56 @@ fn allowed_lateness_updates_a_closed_window_then_makes_it_final() {
     let metrics = engine.query_metrics(query).unwrap();
     assert_eq!(metrics.late_events_dropped, 1);
 }
+
+#[test]
+fn emit_every_batches_changes_by_wall_clock_and_flushes_on_close() {
+    let mut engine = engine();
+    let query = engine
+        .create_query(
+            "SELECT window_start, count(*) AS n FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) \
+             GROUP BY window_start EMIT EVERY INTERVAL '5' SECOND",
+        )
+        .unwrap();
+    assert!(engine.needs_clock());
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let push = |engine: &mut Engine, ts: &[i64]| {
+        let json: String = ts
+            .iter()
+            .map(|t| format!("{{\"symbol\":\"A\",\"price\":1,\"ts\":{t}}}\n"))
+            .collect();
+        rows_of(&engine.push_json("trades", &json).unwrap(), query)
+    };
+    let tick = |engine: &mut Engine, now: i64| rows_of(&engine.tick(now).unwrap(), query);
+    assert!(
+        push(&mut engine, &[10_000, 20_000]).is_empty(),
+        "nothing before the first period"
+    );
+    assert_eq!(tick(&mut engine, 1_000), vec![s(&["0", "2", "insert"])]);
+    assert!(push(&mut engine, &[30_000]).is_empty());
+    assert!(tick(&mut engine, 3_000).is_empty(), "period not over");
+    assert_eq!(
+        tick(&mut engine, 6_000),
+        vec![
+            s(&["0", "2", "update_before"]),
+            s(&["0", "3", "update_after"])
+        ]
+    );
+    // The window closes inside this push: its pending change comes out at once.
+    assert_eq!(
+        push(&mut engine, &[40_000, 65_000]),
+        vec![
+            s(&["0", "3", "update_before"]),
+            s(&["0", "4", "update_after"])
+        ]
+    );
+    assert_eq!(
+        tick(&mut engine, 12_000),
+        vec![s(&["60000000000", "1", "insert"])]
+    );
+    assert!(engine
+        .create_query("SELECT symbol FROM trades EMIT EVERY INTERVAL '1' SECOND")
+        .is_err());
+    assert!(engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start EMIT EVERY 5")
+        .is_err());
+}

@@ -228,14 +228,18 @@ export class Riffle {
 
   /**
    * Registers a continuous query over a stream. Window queries emit each
-   * window once when it closes (`EMIT ON WINDOW CLOSE`); GROUP BY without a
-   * window emits a changelog per push (`EMIT ON UPDATE`).
+   * window once when it closes (`EMIT ON WINDOW CLOSE`), or a changelog with
+   * `EMIT ON UPDATE` (per push) or `EMIT EVERY INTERVAL '1' SECOND` (per
+   * period, on the engine's clock); GROUP BY without a window emits a
+   * changelog per push.
    */
   query<R extends Row = Row>(sql: string, options: QueryOptions = {}): Query<R> {
     const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs, options.allowedLatenessMs));
     const columns = this.callEngine((e) => e.queryColumns(id));
     const query = new Query<R>(this, id, sql, columns);
     this.#queries.set(id, query as unknown as Query<Row>);
+    // EMIT EVERY queries emit on the engine's clock.
+    this.#startClock();
     return query;
   }
 

@@ -64,9 +64,9 @@ pub enum Emitted {
 #[derive(Debug)]
 pub enum ChangelogOperator {
     /// GROUP BY without a window.
-    Groups(UpdatingAggregate),
+    Groups(Box<UpdatingAggregate>),
     /// Windows with EMIT ON UPDATE or an allowed lateness.
-    Windows(RefiningWindowAggregate),
+    Windows(Box<RefiningWindowAggregate>),
 }
 
 impl ChangelogOperator {
@@ -373,6 +373,32 @@ impl Pipeline {
                 }
                 Ok(out)
             }
+        }
+    }
+
+    /// Wall-clock tick: periodic emission (EMIT EVERY).
+    pub fn on_wall_clock(&mut self, now_millis: i64) -> Result<Vec<Emitted>> {
+        let Stage::Updating { aggregate, post } = &mut self.stage else {
+            return Ok(Vec::new());
+        };
+        let ChangelogOperator::Windows(windows) = aggregate.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let changes = windows.on_wall_clock(now_millis)?;
+        Ok(changelog(changes, post, &self.output_schema)?
+            .into_iter()
+            .map(Emitted::Rows)
+            .collect())
+    }
+
+    /// Whether the query wants wall-clock ticks.
+    pub fn needs_clock(&self) -> bool {
+        match &self.stage {
+            Stage::Updating { aggregate, .. } => match aggregate.as_ref() {
+                ChangelogOperator::Windows(windows) => windows.is_periodic(),
+                ChangelogOperator::Groups(_) => false,
+            },
+            _ => false,
         }
     }
 

@@ -14,7 +14,7 @@
 //! CUMULATE row is added to each window covering it (not sliced): the
 //! refining modes trade the slicing optimisation for readable state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
@@ -75,6 +75,10 @@ pub struct RefiningWindowAggregate {
     by_end: BTreeMap<(EventTime, u64), OwnedRow>,
     /// Windows ending at or before this have been emitted (ON WINDOW CLOSE).
     closed_through: Option<EventTime>,
+    /// EMIT EVERY: groups changed since the last periodic emission.
+    dirty: HashSet<OwnedRow>,
+    /// EMIT EVERY: wall-clock time of the last periodic emission.
+    last_emit_millis: Option<i64>,
     next_id: u64,
     metrics: WindowMetrics,
 }
@@ -114,6 +118,8 @@ impl RefiningWindowAggregate {
             groups: HashMap::new(),
             by_end: BTreeMap::new(),
             closed_through: None,
+            dirty: HashSet::new(),
+            last_emit_millis: None,
             next_id: 0,
             metrics: WindowMetrics::default(),
         })
@@ -149,8 +155,12 @@ impl RefiningWindowAggregate {
             .map(|a| a.name())
             .collect();
         let emit = match self.config.emit {
-            EmitMode::OnUpdate => "emit changelog on update",
-            EmitMode::OnWindowClose => "emit on window close, then updates",
+            EmitMode::OnUpdate => "emit changelog on update".to_string(),
+            EmitMode::OnWindowClose => "emit on window close, then updates".to_string(),
+            EmitMode::Every { millis } => format!(
+                "emit changes every {} and on window close",
+                crate::time::format_duration(millis, arrow::datatypes::TimeUnit::Millisecond)
+            ),
         };
         format!(
             "RefiningWindowAggregate: {}, aggregates [{}], {emit}, allowed lateness {}",
@@ -248,9 +258,10 @@ impl RefiningWindowAggregate {
                     self.by_end.insert((end, group.id), key.clone());
                     self.groups.insert(key.clone(), group);
                 }
+                let closed = self.config.grid.is_end_closed(end, watermark);
                 let visible = match self.config.emit {
                     EmitMode::OnUpdate => true,
-                    EmitMode::OnWindowClose => self.config.grid.is_end_closed(end, watermark),
+                    EmitMode::OnWindowClose | EmitMode::Every { .. } => closed,
                 };
                 let group = self
                     .groups
@@ -258,10 +269,10 @@ impl RefiningWindowAggregate {
                     .ok_or_else(|| err!(Internal, "group vanished"))?;
                 apply_rows(&mut group.accumulators, &taken, &UInt32Array::from(indices))?;
                 if visible {
-                    let values = evaluate_all(&mut group.accumulators)?;
-                    if group.last.as_ref() != Some(&values) {
-                        changes.push(key, group.last.replace(values.clone()), Some(values));
-                    }
+                    self.dirty.remove(&key);
+                    self.emit_group(key, &mut changes)?;
+                } else if self.is_periodic() {
+                    self.dirty.insert(key);
                 }
             }
         }
@@ -275,11 +286,68 @@ impl RefiningWindowAggregate {
         self.finish(changes)
     }
 
+    /// Whether this emits periodically (EMIT EVERY) and wants wall-clock ticks.
+    pub fn is_periodic(&self) -> bool {
+        matches!(self.config.emit, EmitMode::Every { .. })
+    }
+
+    /// EMIT EVERY: emits what changed since the last period, if one passed.
+    pub fn on_wall_clock(&mut self, now_millis: i64) -> Result<Changes> {
+        let EmitMode::Every { millis } = self.config.emit else {
+            return self.finish(ChangeList::default());
+        };
+        if self
+            .last_emit_millis
+            .is_some_and(|last| now_millis.saturating_sub(last) < millis)
+        {
+            return self.finish(ChangeList::default());
+        }
+        self.last_emit_millis = Some(now_millis);
+        let mut changes = ChangeList::default();
+        let mut dirty: Vec<OwnedRow> = self.dirty.drain().collect();
+        dirty.sort();
+        for key in dirty {
+            self.emit_group(key, &mut changes)?;
+        }
+        self.finish(changes)
+    }
+
+    /// Adds a group's change since its last emission, if any.
+    fn emit_group(&mut self, key: OwnedRow, changes: &mut ChangeList) -> Result<()> {
+        let Some(group) = self.groups.get_mut(&key) else {
+            return Ok(());
+        };
+        let values = evaluate_all(&mut group.accumulators)?;
+        if group.last.as_ref() != Some(&values) {
+            changes.push(key, group.last.replace(values.clone()), Some(values));
+        }
+        Ok(())
+    }
+
     fn advance_into(
         &mut self,
         watermark: EventTime,
         mut changes: ChangeList,
     ) -> Result<ChangeList> {
+        if self.is_periodic() {
+            // Closing windows emit their pending changes at once.
+            let from = self
+                .closed_through
+                .map_or(EventTime::MIN, |c| c.saturating_add(1));
+            let closed: Vec<OwnedRow> = self
+                .by_end
+                .range((from, 0)..)
+                .take_while(|((end, _), _)| self.config.grid.is_end_closed(*end, watermark))
+                .map(|(_, key)| key.clone())
+                .collect();
+            for key in closed {
+                if self.dirty.remove(&key) {
+                    self.emit_group(key, &mut changes)?;
+                }
+            }
+            let through = self.config.grid.last_closed_end(watermark);
+            self.closed_through = Some(self.closed_through.map_or(through, |c| c.max(through)));
+        }
         if self.config.emit == EmitMode::OnWindowClose {
             // Windows that closed since the last call, in end order.
             let from = self
@@ -313,6 +381,7 @@ impl RefiningWindowAggregate {
             }
             if let Some(key) = self.by_end.remove(&(end, id)) {
                 self.groups.remove(&key);
+                self.dirty.remove(&key);
             }
         }
         Ok(changes)

@@ -240,7 +240,7 @@ pub fn lower(
                 stream_scan,
                 pre,
                 Stage::Updating {
-                    aggregate: Box::new(ChangelogOperator::Groups(aggregate)),
+                    aggregate: Box::new(ChangelogOperator::Groups(Box::new(aggregate))),
                     post,
                 },
                 with_op_column(&output_schema),
@@ -291,12 +291,13 @@ pub fn lower(
         filters: bottom.filter_expr().to_vec(),
     };
     let time_type = scan.stream().window_type();
-    let refine = emit == Some(EmitMode::OnUpdate) || options.allowed_lateness_millis > 0;
+    let refine = matches!(emit, Some(EmitMode::OnUpdate | EmitMode::Every { .. }))
+        || options.allowed_lateness_millis > 0;
     if refine {
         let grid = window.slices().ok_or_else(|| {
             err!(
                 Unsupported,
-                "EMIT ON UPDATE and allowed lateness are not supported for {} windows yet",
+                "EMIT ON UPDATE / EVERY and allowed lateness are not supported for {} windows yet",
                 window.name()
             )
         })?;
@@ -323,7 +324,7 @@ pub fn lower(
                 stream_scan,
                 pre,
                 Stage::Updating {
-                    aggregate: Box::new(ChangelogOperator::Windows(aggregate)),
+                    aggregate: Box::new(ChangelogOperator::Windows(Box::new(aggregate))),
                     post,
                 },
                 with_op_column(&output_schema),
