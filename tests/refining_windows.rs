@@ -14,28 +14,6 @@ fn engine() -> Engine {
     engine
 }
 
-/// Applies changelog rows (last column `_op`; the first `keys` columns
-/// identify a result row) to a view, checking each change against it.
-fn apply(view: &mut BTreeMap<Vec<String>, Vec<String>>, rows: &[Vec<String>], keys: usize) {
-    for row in rows {
-        let (values, op) = row.split_at(row.len() - 1);
-        let key = values[..keys].to_vec();
-        match op[0].as_str() {
-            "insert" | "update_after" => {
-                assert!(
-                    view.insert(key, values.to_vec()).is_none(),
-                    "{} of a row already there: {row:?}",
-                    op[0]
-                )
-            }
-            "update_before" | "delete" => {
-                assert_eq!(view.remove(&key).as_deref(), Some(values), "{row:?}")
-            }
-            other => panic!("unknown op {other}"),
-        }
-    }
-}
-
 #[test]
 fn emit_on_update_materialises_to_the_batch_result_after_every_push() {
     let data = trades(61, 3_000, 4, 60, 1_500);
@@ -55,7 +33,7 @@ fn emit_on_update_materialises_to_the_batch_result_after_every_push() {
             .push_json("trades", &ndjson(&data[seen..seen + take]))
             .unwrap();
         seen += take;
-        apply(&mut view, &rows_of(&outputs, query), 2);
+        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
         let expected = batch_sql(
             &data[..seen],
             "SELECT symbol, date_bin(INTERVAL '20 seconds', ts), count(*), sum(price), max(price) FROM t GROUP BY 1, 2",
@@ -66,7 +44,7 @@ fn emit_on_update_materialises_to_the_batch_result_after_every_push() {
             "after {seen} events"
         );
     }
-    apply(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
     assert_eq!(
         engine.query_metrics(query).unwrap().open_windows,
         0,
@@ -86,13 +64,13 @@ fn hop_with_early_results_ends_at_the_batch_result() {
         .unwrap();
     let mut view = BTreeMap::new();
     for chunk in data.chunks(97) {
-        apply(
+        apply_changelog(
             &mut view,
             &rows_of(&engine.push_json("trades", &ndjson(chunk)).unwrap(), query),
             2,
         );
     }
-    apply(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
     let copies: Vec<String> = (0..3)
         .map(|k| format!("SELECT price, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '{}0 seconds' AS ws FROM t", k))
         .collect();

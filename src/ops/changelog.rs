@@ -19,6 +19,8 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use arrow::record_batch::RecordBatch;
+use arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
 
 use super::chain::StatelessChain;
 use crate::error::Result;
@@ -52,6 +54,103 @@ pub struct Changes {
     pub new: RecordBatch,
     /// Change position of each `new` row.
     pub new_positions: UInt32Array,
+}
+
+/// One group's aggregate values.
+pub type Values = Vec<ScalarValue>;
+
+/// Changes collected per group key, in order, before they become [`Changes`].
+#[derive(Debug, Default)]
+pub struct ChangeList {
+    keys: Vec<OwnedRow>,
+    /// (before, after) per change.
+    values: Vec<(Option<Values>, Option<Values>)>,
+}
+
+impl ChangeList {
+    /// Records a change of the group `key` from `before` to `after`.
+    pub fn push(&mut self, key: OwnedRow, before: Option<Values>, after: Option<Values>) {
+        self.keys.push(key);
+        self.values.push((before, after));
+    }
+
+    /// Number of changes.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Splits the changes into old and new rows; `batch` builds rows of the
+    /// operator's output schema from group keys and their values.
+    pub fn into_changes(
+        self,
+        batch: impl Fn(&[OwnedRow], Vec<Values>) -> Result<RecordBatch>,
+    ) -> Result<Changes> {
+        let count = self.keys.len();
+        let (mut old_keys, mut old_values, mut old_positions) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let (mut new_keys, mut new_values, mut new_positions) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for (position, (key, (before, after))) in self.keys.into_iter().zip(self.values).enumerate()
+        {
+            if let Some(values) = before {
+                old_keys.push(key.clone());
+                old_values.push(values);
+                old_positions.push(position as u32);
+            }
+            if let Some(values) = after {
+                new_keys.push(key);
+                new_values.push(values);
+                new_positions.push(position as u32);
+            }
+        }
+        Ok(Changes {
+            count,
+            old: batch(&old_keys, old_values)?,
+            old_positions: UInt32Array::from(old_positions),
+            new: batch(&new_keys, new_values)?,
+            new_positions: UInt32Array::from(new_positions),
+        })
+    }
+}
+
+/// Builds one value column per aggregate from per-group values; aggregates
+/// start at column `first` of `schema`.
+pub fn value_columns(schema: &Schema, first: usize, values: &[Values]) -> Result<Vec<ArrayRef>> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .skip(first)
+        .map(|(i, field)| {
+            let scalars: Vec<ScalarValue> = values.iter().map(|v| v[i - first].clone()).collect();
+            Ok(if scalars.is_empty() {
+                arrow::array::new_empty_array(field.data_type())
+            } else {
+                ScalarValue::iter_to_array(scalars)?
+            })
+        })
+        .collect()
+}
+
+/// Interns group keys as comparable rows: optional leading Int64 columns
+/// (window bounds), then the key columns, or a placeholder when there are none.
+pub fn key_converter(leading_int64: usize, key_schema: &Schema) -> Result<RowConverter> {
+    let mut fields = vec![SortField::new(DataType::Int64); leading_int64];
+    fields.extend(
+        key_schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone())),
+    );
+    if fields.is_empty() {
+        fields.push(SortField::new(DataType::Null));
+    }
+    Ok(RowConverter::new(fields)?)
 }
 
 /// The result schema plus the `_op` column.

@@ -21,12 +21,12 @@ use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::changelog::Changes;
+use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::evaluate;
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
@@ -100,20 +100,8 @@ impl RefiningWindowAggregate {
                 "EMIT ON UPDATE and allowed lateness are not supported for SESSION windows yet"
             ));
         }
-        let mut fields = vec![
-            SortField::new(DataType::Int64),
-            SortField::new(DataType::Int64),
-        ];
-        fields.extend(
-            config
-                .spec
-                .key_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone())),
-        );
         Ok(Self {
-            converter: RowConverter::new(fields)?,
+            converter: key_converter(2, &config.spec.key_schema)?,
             config,
             groups: HashMap::new(),
             by_end: BTreeMap::new(),
@@ -394,34 +382,11 @@ impl RefiningWindowAggregate {
     }
 
     fn finish(&mut self, changes: ChangeList) -> Result<Changes> {
-        let count = changes.keys.len();
-        let mut old = (Vec::new(), Vec::new(), Vec::new());
-        let mut new = (Vec::new(), Vec::new(), Vec::new());
-        for (position, (key, (before, after))) in
-            changes.keys.into_iter().zip(changes.values).enumerate()
-        {
-            if let Some(values) = before {
-                old.0.push(key.clone());
-                old.1.push(values);
-                old.2.push(position as u32);
-            }
-            if let Some(values) = after {
-                new.0.push(key);
-                new.1.push(values);
-                new.2.push(position as u32);
-            }
-        }
-        self.metrics.windows_emitted += count as u64;
-        Ok(Changes {
-            count,
-            old: self.batch(&old.0, old.1)?,
-            old_positions: UInt32Array::from(old.2),
-            new: self.batch(&new.0, new.1)?,
-            new_positions: UInt32Array::from(new.2),
-        })
+        self.metrics.windows_emitted += changes.len() as u64;
+        changes.into_changes(|keys, values| self.batch(keys, values))
     }
 
-    fn batch(&self, keys: &[OwnedRow], values: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
+    fn batch(&self, keys: &[OwnedRow], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
         let key_columns = self.converter.convert_rows(keys.iter().map(|k| k.row()))?;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -437,17 +402,7 @@ impl RefiningWindowAggregate {
             });
         }
         let first_aggregate = columns.len();
-        for (i, field) in schema.fields().iter().enumerate().skip(first_aggregate) {
-            let scalars: Vec<ScalarValue> = values
-                .iter()
-                .map(|v| v[i - first_aggregate].clone())
-                .collect();
-            columns.push(if scalars.is_empty() {
-                arrow::array::new_empty_array(field.data_type())
-            } else {
-                ScalarValue::iter_to_array(scalars)?
-            });
-        }
+        columns.extend(value_columns(schema, first_aggregate, &values)?);
         let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
         Ok(RecordBatch::try_new_with_options(
             Arc::clone(schema),
@@ -473,20 +428,4 @@ fn evaluate_all(accumulators: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarV
         .iter_mut()
         .map(|a| a.evaluate())
         .collect::<datafusion::common::Result<Vec<_>>>()?)
-}
-
-/// One group's aggregate values.
-type Values = Vec<ScalarValue>;
-
-#[derive(Default)]
-struct ChangeList {
-    keys: Vec<OwnedRow>,
-    values: Vec<(Option<Values>, Option<Values>)>,
-}
-
-impl ChangeList {
-    fn push(&mut self, key: OwnedRow, before: Option<Values>, after: Option<Values>) {
-        self.keys.push(key);
-        self.values.push((before, after));
-    }
 }

@@ -25,11 +25,12 @@ use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32A
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::changelog::key_converter;
 use super::evaluate;
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
@@ -86,19 +87,8 @@ impl std::fmt::Debug for SessionAggregate {
 impl SessionAggregate {
     /// An operator with no sessions.
     pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
-        let fields = if config.spec.keys.is_empty() {
-            vec![SortField::new(DataType::Null)]
-        } else {
-            config
-                .spec
-                .key_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect()
-        };
         Ok(Self {
-            converter: RowConverter::new(fields)?,
+            converter: key_converter(0, &config.spec.key_schema)?,
             config,
             sessions: HashMap::new(),
             closing: BTreeMap::new(),

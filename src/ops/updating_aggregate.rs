@@ -16,11 +16,11 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 
-use super::changelog::Changes;
+use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
 use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
@@ -68,19 +68,8 @@ impl std::fmt::Debug for UpdatingAggregate {
 impl UpdatingAggregate {
     /// An operator with no groups.
     pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
-        let fields = if config.spec.keys.is_empty() {
-            vec![SortField::new(arrow::datatypes::DataType::Null)]
-        } else {
-            config
-                .spec
-                .key_schema
-                .fields()
-                .iter()
-                .map(|f| SortField::new(f.data_type().clone()))
-                .collect()
-        };
         Ok(Self {
-            converter: RowConverter::new(fields)?,
+            converter: key_converter(0, &config.spec.key_schema)?,
             config,
             groups: HashMap::new(),
             expiry: BTreeMap::new(),
@@ -163,7 +152,7 @@ impl UpdatingAggregate {
             }
         }
         let touched = watermark;
-        let mut changes = ChangeBuilder::default();
+        let mut changes = ChangeList::default();
         for key in order {
             let indices = rows_of.remove(&key).unwrap_or_default();
             let group = match self.groups.get_mut(&key) {
@@ -199,7 +188,7 @@ impl UpdatingAggregate {
 
     /// Expires groups whose TTL passed under `watermark`, as deletions.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Changes> {
-        let mut changes = ChangeBuilder::default();
+        let mut changes = ChangeList::default();
         if let Some(ttl) = self.config.ttl {
             while let Some((&(touched, id), _)) = self.expiry.first_key_value() {
                 if touched.saturating_add(ttl) > watermark {
@@ -218,77 +207,25 @@ impl UpdatingAggregate {
         self.finish(changes)
     }
 
-    fn finish(&mut self, changes: ChangeBuilder) -> Result<Changes> {
-        let count = changes.keys.len();
-        let mut old = (Vec::new(), Vec::new(), Vec::new());
-        let mut new = (Vec::new(), Vec::new(), Vec::new());
-        for (position, (key, (before, after))) in
-            changes.keys.into_iter().zip(changes.values).enumerate()
-        {
-            if let Some(values) = before {
-                old.0.push(key.clone());
-                old.1.push(values);
-                old.2.push(position as u32);
-            }
-            if let Some(values) = after {
-                new.0.push(key);
-                new.1.push(values);
-                new.2.push(position as u32);
-            }
-        }
-        self.metrics.windows_emitted += count as u64;
-        Ok(Changes {
-            count,
-            old: self.batch(&old.0, old.1)?,
-            old_positions: UInt32Array::from(old.2),
-            new: self.batch(&new.0, new.1)?,
-            new_positions: UInt32Array::from(new.2),
-        })
+    fn finish(&mut self, changes: ChangeList) -> Result<Changes> {
+        self.metrics.windows_emitted += changes.len() as u64;
+        changes.into_changes(|keys, values| self.batch(keys, values))
     }
 
-    fn batch(&self, keys: &[OwnedRow], values: Vec<Vec<ScalarValue>>) -> Result<RecordBatch> {
+    fn batch(&self, keys: &[OwnedRow], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
         let mut columns: Vec<ArrayRef> = if self.config.spec.keys.is_empty() {
             Vec::new()
         } else {
             self.converter.convert_rows(keys.iter().map(|k| k.row()))?
         };
-        for (i, field) in schema.fields().iter().enumerate().skip(columns.len()) {
-            let aggregate = i - self.config.spec.keys.len();
-            let scalars: Vec<ScalarValue> = values.iter().map(|v| v[aggregate].clone()).collect();
-            columns.push(if scalars.is_empty() {
-                arrow::array::new_empty_array(field.data_type())
-            } else {
-                ScalarValue::iter_to_array(scalars)?
-            });
-        }
+        let first = columns.len();
+        columns.extend(value_columns(schema, first, &values)?);
         let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
         Ok(RecordBatch::try_new_with_options(
             Arc::clone(schema),
             columns,
             &options,
         )?)
-    }
-}
-
-/// One group's aggregate values.
-type Values = Vec<ScalarValue>;
-
-#[derive(Default)]
-struct ChangeBuilder {
-    keys: Vec<OwnedRow>,
-    /// (before, after) per change.
-    values: Vec<(Option<Values>, Option<Values>)>,
-}
-
-impl ChangeBuilder {
-    fn push(
-        &mut self,
-        key: OwnedRow,
-        before: Option<Vec<ScalarValue>>,
-        after: Option<Vec<ScalarValue>>,
-    ) {
-        self.keys.push(key);
-        self.values.push((before, after));
     }
 }

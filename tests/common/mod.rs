@@ -180,3 +180,34 @@ pub fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
     rows.sort();
     rows
 }
+
+/// Applies changelog rows (last column `_op`; the first `keys` columns
+/// identify a result row) to a materialised view, checking that each change
+/// is consistent with what the view holds.
+pub fn apply_changelog(
+    view: &mut std::collections::BTreeMap<Vec<String>, Vec<String>>,
+    rows: &[Vec<String>],
+    keys: usize,
+) {
+    for row in rows {
+        let (values, op) = row.split_at(row.len() - 1);
+        let key = values[..keys].to_vec();
+        match op[0].as_str() {
+            "insert" | "update_after" => {
+                assert!(
+                    view.insert(key, values.to_vec()).is_none(),
+                    "{} of a row already there: {row:?}",
+                    op[0]
+                )
+            }
+            "update_before" | "delete" => {
+                assert_eq!(
+                    view.remove(&key).as_deref(),
+                    Some(values),
+                    "retracting a row that is not there: {row:?}"
+                )
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
