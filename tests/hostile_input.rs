@@ -1,0 +1,106 @@
+//! Hostile input never panics (in wasm a panic kills the engine): random
+//! text and absurd values give typed errors, and the engine keeps working.
+
+mod common;
+
+use common::*;
+use riffle::{Engine, ErrorCode};
+
+fn random_text(rng: &mut Rng, len: usize) -> String {
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        "\"",
+        ":",
+        ",",
+        "\n",
+        " ",
+        "null",
+        "true",
+        "1e309",
+        "-0",
+        "\"ts\"",
+        "\"price\"",
+        "\"symbol\"",
+        "1700000000000",
+        "-9223372036854775808",
+        "99999999999999999999",
+        "\"2023-13-45\"",
+        "\\u0000",
+        "é",
+        "💥",
+        "NaN",
+        "{\"ts\":",
+        "\"A\"",
+    ];
+    (0..len)
+        .map(|_| PIECES[rng.below(PIECES.len() as u64) as usize])
+        .collect()
+}
+
+#[test]
+fn random_text_gives_typed_errors_and_never_panics() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let query = engine
+        .create_query("SELECT symbol, window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start")
+        .unwrap();
+    let mut rng = Rng::new(99);
+    let mut accepted = 0;
+    for round in 0..2_000 {
+        let len = 1 + rng.below(40) as usize;
+        let text = random_text(&mut rng, len);
+        match engine.push_json("trades", &text) {
+            Ok(_) => accepted += 1,
+            Err(error) => assert!(
+                matches!(error.code(), ErrorCode::InvalidInput | ErrorCode::Execution),
+                "round {round}: {text:?} gave {error}"
+            ),
+        }
+    }
+    // Still healthy afterwards.
+    engine
+        .push_json("trades", r#"{"symbol":"A","price":1,"ts":1700000000000}"#)
+        .unwrap();
+    engine.finish().unwrap();
+    let metrics = engine.query_metrics(query).unwrap();
+    assert!(metrics.events_in >= 1, "{accepted} random pushes accepted");
+}
+
+#[test]
+fn absurd_times_and_sizes_are_errors_not_panics() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    for sql in [
+        "SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1000000000' DAY) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '0' SECOND) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '-5' SECOND) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM HOP(trades, ts, INTERVAL '0' SECOND, INTERVAL '1' MINUTE) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM SESSION(trades, ts, INTERVAL '0' SECOND) GROUP BY window_start",
+        "SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE, INTERVAL '1' MONTH) GROUP BY window_start",
+    ] {
+        assert!(engine.create_query(sql).is_err(), "{sql}");
+    }
+    let query = engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start")
+        .unwrap();
+    // Times at the edges of what nanosecond timestamps hold, and past them.
+    for ts in [
+        "-9223372036854",
+        "9223372036854",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "1e18",
+    ] {
+        let _ = engine.push_json(
+            "trades",
+            &format!(r#"{{"symbol":"A","price":1,"ts":{ts}}}"#),
+        );
+    }
+    assert!(engine.advance_watermark("trades", i64::MAX).is_ok());
+    assert!(engine.advance_watermark("trades", i64::MIN).is_ok());
+    engine.finish().unwrap();
+    engine.query_metrics(query).unwrap();
+}
