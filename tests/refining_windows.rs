@@ -176,3 +176,80 @@ fn emit_every_batches_changes_by_wall_clock_and_flushes_on_close() {
         .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start EMIT EVERY 5")
         .is_err());
 }
+
+#[test]
+fn session_emit_on_update_materialises_to_batch_sessions_after_every_push() {
+    let data = trades(63, 1_500, 5, 2_000, 1_500);
+    let mut engine = engine();
+    let query = engine
+        .create_query(
+            "SELECT symbol, window_start, window_end, count(*), max(price) FROM SESSION(trades, ts, INTERVAL '10' SECOND) \
+             GROUP BY symbol, window_start, window_end EMIT ON UPDATE",
+        )
+        .unwrap();
+    let batch_sessions = &batch_sessions_sql(10, "count(*), max(price)");
+    let mut view = BTreeMap::new();
+    let mut rng = Rng::new(5);
+    let mut seen = 0;
+    while seen < data.len() {
+        let take = (1 + rng.below(60) as usize).min(data.len() - seen);
+        let outputs = engine
+            .push_json("trades", &ndjson(&data[seen..seen + take]))
+            .unwrap();
+        seen += take;
+        apply_changelog(&mut view, &rows_of(&outputs, query), 3);
+        if rng.below(5) == 0 {
+            assert_eq!(
+                sorted(view.values().cloned().collect()),
+                batch_sql(&data[..seen], batch_sessions),
+                "after {seen}"
+            );
+        }
+    }
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 3);
+    assert_eq!(
+        sorted(view.values().cloned().collect()),
+        batch_sql(&data, batch_sessions)
+    );
+}
+
+#[test]
+fn a_late_row_within_the_allowed_lateness_extends_a_closed_session() {
+    let mut engine = engine();
+    let query = engine
+        .create_query_with(
+            "SELECT symbol, window_start, window_end, count(*) AS n FROM SESSION(trades, ts, INTERVAL '10' SECOND) \
+             GROUP BY symbol, window_start, window_end",
+            &QueryOptions {
+                allowed_lateness_millis: 60_000,
+                ..QueryOptions::default()
+            },
+        )
+        .unwrap();
+    let mut push = |ts: i64| {
+        let out = engine
+            .push_json(
+                "trades",
+                &format!(r#"{{"symbol":"A","price":1,"ts":{ts}}}"#),
+            )
+            .unwrap();
+        rows_of(&out, query)
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let sec = |n: i64| (n * 1_000_000_000).to_string();
+    assert!(push(0).is_empty());
+    // Watermark 48 s closes [0, 10 s): emitted once.
+    assert_eq!(push(50_000), vec![s(&["A", "0", &sec(10), "1", "insert"])]);
+    // 5 s is late but within 60 s of lateness: the closed session grows.
+    assert_eq!(
+        push(5_000),
+        vec![
+            s(&["A", "0", &sec(10), "1", "update_before"]),
+            s(&["A", "0", &sec(15), "2", "update_after"])
+        ]
+    );
+    // Watermark 98 s: [0, 15 s) is past 15 s + 60 s and final; a row for it is dropped.
+    push(100_000);
+    assert!(push(3_000).is_empty());
+    assert_eq!(engine.query_metrics(query).unwrap().late_events_dropped, 1);
+}

@@ -16,21 +16,6 @@ fn engine(delay_s: u32) -> Engine {
     engine
 }
 
-/// Sessions in batch SQL: a new session starts where the gap to the key's
-/// previous event exceeds the session gap (windows that touch merge, as in Flink).
-const BATCH_SESSIONS: &str = "
-    WITH flagged AS (
-        SELECT symbol, price, ts,
-               CASE WHEN lag(ts) OVER (PARTITION BY symbol ORDER BY ts) IS NULL
-                      OR ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts) > INTERVAL '30 seconds'
-                    THEN 1 ELSE 0 END AS new_session
-        FROM t),
-    numbered AS (
-        SELECT *, sum(new_session) OVER (PARTITION BY symbol ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session
-        FROM flagged)
-    SELECT symbol, min(ts), max(ts) + INTERVAL '30 seconds', count(*), sum(price), max(price), median(price)
-    FROM numbered GROUP BY symbol, session";
-
 #[test]
 fn sessions_equal_batch_sql() {
     // 8 symbols, one event every 2.5 s overall: per symbol gaps of ~20 s on
@@ -44,7 +29,10 @@ fn sessions_equal_batch_sql() {
         )
         .unwrap();
     let outputs = stream(&mut engine, &data, 5, 200);
-    let expected = batch_sql(&data, BATCH_SESSIONS);
+    let expected = batch_sql(
+        &data,
+        &batch_sessions_sql(30, "count(*), sum(price), max(price), median(price)"),
+    );
     assert!(
         expected.len() > 50,
         "the data should make many sessions: {}",

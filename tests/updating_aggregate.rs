@@ -132,10 +132,6 @@ fn emit_clauses_are_checked_against_the_query() {
         .unwrap();
     let cases = [
         (
-            "SELECT window_start, count(*) FROM SESSION(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start EMIT ON UPDATE".to_string(),
-            ErrorCode::Unsupported,
-        ),
-        (
             "SELECT symbol, count(*) FROM trades GROUP BY symbol EMIT ON WINDOW CLOSE".to_string(),
             ErrorCode::Unsupported,
         ),

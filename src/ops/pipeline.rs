@@ -67,6 +67,8 @@ pub enum ChangelogOperator {
     Groups(Box<UpdatingAggregate>),
     /// Windows with EMIT ON UPDATE or an allowed lateness.
     Windows(Box<RefiningWindowAggregate>),
+    /// Sessions with EMIT ON UPDATE or an allowed lateness.
+    Sessions(Box<SessionAggregate>),
 }
 
 impl ChangelogOperator {
@@ -80,6 +82,10 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.process(batch, watermark),
             ChangelogOperator::Windows(op) => op.process(batch, row_watermarks, watermark, late),
+            ChangelogOperator::Sessions(op) => {
+                op.process(batch, row_watermarks, late)?;
+                op.changes(watermark)
+            }
         }
     }
 
@@ -87,6 +93,7 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.advance(watermark),
             ChangelogOperator::Windows(op) => op.advance(watermark),
+            ChangelogOperator::Sessions(op) => op.changes(watermark),
         }
     }
 
@@ -94,6 +101,7 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.metrics(),
             ChangelogOperator::Windows(op) => op.metrics(),
+            ChangelogOperator::Sessions(op) => op.metrics(),
         }
     }
 
@@ -101,6 +109,7 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.groups(),
             ChangelogOperator::Windows(op) => op.open_windows(),
+            ChangelogOperator::Sessions(op) => op.open_windows(),
         }
     }
 
@@ -108,6 +117,7 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.state_size(),
             ChangelogOperator::Windows(op) => op.state_size(),
+            ChangelogOperator::Sessions(op) => op.state_size(),
         }
     }
 
@@ -115,6 +125,7 @@ impl ChangelogOperator {
         match self {
             ChangelogOperator::Groups(op) => op.describe(unit),
             ChangelogOperator::Windows(op) => op.describe(unit),
+            ChangelogOperator::Sessions(op) => op.describe(unit),
         }
     }
 }
@@ -268,7 +279,7 @@ impl Pipeline {
         match &self.stage {
             Stage::Window { .. } => true,
             Stage::Updating { aggregate, .. } => {
-                matches!(aggregate.as_ref(), ChangelogOperator::Windows(_))
+                !matches!(aggregate.as_ref(), ChangelogOperator::Groups(_))
             }
             Stage::Stateless => false,
         }
@@ -381,10 +392,11 @@ impl Pipeline {
         let Stage::Updating { aggregate, post } = &mut self.stage else {
             return Ok(Vec::new());
         };
-        let ChangelogOperator::Windows(windows) = aggregate.as_mut() else {
-            return Ok(Vec::new());
+        let changes = match aggregate.as_mut() {
+            ChangelogOperator::Windows(windows) => windows.on_wall_clock(now_millis)?,
+            ChangelogOperator::Sessions(sessions) => sessions.on_wall_clock(now_millis)?,
+            ChangelogOperator::Groups(_) => return Ok(Vec::new()),
         };
-        let changes = windows.on_wall_clock(now_millis)?;
         Ok(changelog(changes, post, &self.output_schema)?
             .into_iter()
             .map(Emitted::Rows)
@@ -396,6 +408,7 @@ impl Pipeline {
         match &self.stage {
             Stage::Updating { aggregate, .. } => match aggregate.as_ref() {
                 ChangelogOperator::Windows(windows) => windows.is_periodic(),
+                ChangelogOperator::Sessions(sessions) => sessions.is_periodic(),
                 ChangelogOperator::Groups(_) => false,
             },
             _ => false,

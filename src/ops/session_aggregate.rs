@@ -30,12 +30,13 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::changelog::key_converter;
+use super::changelog::{key_converter, value_columns, Changes, Values};
 use super::evaluate;
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
+use crate::sql::emit::EmitMode;
 use crate::time::window::SessionWindow;
 use crate::time::EventTime;
 
@@ -54,6 +55,11 @@ pub struct SessionAggregateConfig {
     pub output_schema: SchemaRef,
     /// Type of the window columns.
     pub time_type: DataType,
+    /// When results are emitted; anything but ON WINDOW CLOSE (or an
+    /// allowed lateness) makes the output a changelog.
+    pub emit: EmitMode,
+    /// How long (ticks) after closing a session still takes late rows.
+    pub allowed_lateness: i64,
 }
 
 struct Session {
@@ -63,7 +69,15 @@ struct Session {
     accumulators: Vec<Box<dyn Accumulator>>,
     /// Rows of the current batch, applied at the end of the batch.
     pending: Vec<u32>,
+    /// Changelog modes: the row last emitted for this session.
+    emitted: Option<EmittedSession>,
 }
+
+/// A session row as last emitted: bounds and values.
+type EmittedSession = (EventTime, EventTime, Values);
+
+/// A change of one session: key, row before, row after.
+type SessionChange = (OwnedRow, Option<EmittedSession>, Option<EmittedSession>);
 
 /// Session window operator.
 pub struct SessionAggregate {
@@ -74,6 +88,12 @@ pub struct SessionAggregate {
     closing: BTreeMap<(EventTime, u64), OwnedRow>,
     next_id: u64,
     metrics: WindowMetrics,
+    /// Changelog modes: sessions changed since they were last emitted (id -> key).
+    dirty: HashMap<u64, OwnedRow>,
+    /// Changelog modes: emitted sessions merged away since the last emission.
+    retracted: Vec<(OwnedRow, EmittedSession)>,
+    /// EMIT EVERY: wall-clock time of the last periodic emission.
+    last_emit_millis: Option<i64>,
 }
 
 impl std::fmt::Debug for SessionAggregate {
@@ -94,6 +114,9 @@ impl SessionAggregate {
             closing: BTreeMap::new(),
             next_id: 0,
             metrics: WindowMetrics::default(),
+            dirty: HashMap::new(),
+            retracted: Vec::new(),
+            last_emit_millis: None,
         })
     }
 
@@ -203,6 +226,7 @@ impl SessionAggregate {
         watermark: EventTime,
     ) -> Result<bool> {
         let window = self.config.window;
+        let lateness = self.config.allowed_lateness;
         let own_end = ts.saturating_add(window.gap);
         let sessions = self.sessions.entry(key.clone()).or_default();
         // Open sessions that the row's own window [ts, ts + gap) overlaps.
@@ -212,7 +236,9 @@ impl SessionAggregate {
             // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
             // only touch merge, so events exactly `gap` apart share a session.
             .filter(|(_, s)| {
-                !window.is_end_closed(s.end, watermark) && s.start <= own_end && ts <= s.end
+                !window.is_end_closed(s.end.saturating_add(lateness), watermark)
+                    && s.start <= own_end
+                    && ts <= s.end
             })
             .map(|(i, _)| i)
             .collect();
@@ -247,7 +273,7 @@ impl SessionAggregate {
                 .unwrap_or_default();
         }
         if chosen.is_empty() {
-            if window.is_end_closed(own_end, watermark) {
+            if window.is_end_closed(own_end.saturating_add(lateness), watermark) {
                 if sessions.is_empty() {
                     self.sessions.remove(&key);
                 }
@@ -259,7 +285,9 @@ impl SessionAggregate {
                 end: own_end,
                 accumulators: create_accumulators(&self.config.spec)?,
                 pending: vec![row],
+                emitted: None,
             };
+            self.dirty.insert(session.id, key.clone());
             self.next_id += 1;
             self.closing.insert((session.end, session.id), key);
             let at = sessions.partition_point(|s| s.start <= ts);
@@ -272,6 +300,10 @@ impl SessionAggregate {
         for &other in chosen[1..].iter().rev() {
             let merged = sessions.remove(other);
             self.closing.remove(&(merged.end, merged.id));
+            self.dirty.remove(&merged.id);
+            if let Some(emitted) = merged.emitted {
+                self.retracted.push((key.clone(), emitted));
+            }
             let session = &mut sessions[target];
             session.pending.extend(merged.pending);
             for (into, mut from) in session.accumulators.iter_mut().zip(merged.accumulators) {
@@ -288,9 +320,176 @@ impl SessionAggregate {
         session.start = start;
         session.end = end;
         session.pending.push(row);
+        self.dirty.insert(session.id, key.clone());
         self.closing.insert((end, session.id), key);
         sessions.sort_by_key(|s| s.start);
         Ok(true)
+    }
+
+    /// Whether results are a changelog (EMIT ON UPDATE / EVERY or an
+    /// allowed lateness) rather than one final row per session.
+    pub fn is_refining(&self) -> bool {
+        self.config.emit != EmitMode::OnWindowClose || self.config.allowed_lateness > 0
+    }
+
+    /// Whether this emits periodically (EMIT EVERY).
+    pub fn is_periodic(&self) -> bool {
+        matches!(self.config.emit, EmitMode::Every { .. })
+    }
+
+    /// Changelog modes: the changes visible under `watermark` (a session is
+    /// visible when it changes with EMIT ON UPDATE, otherwise once closed),
+    /// then forgets sessions past their end plus the allowed lateness.
+    pub fn changes(&mut self, watermark: EventTime) -> Result<Changes> {
+        let window = self.config.window;
+        let on_update = self.config.emit == EmitMode::OnUpdate;
+        let mut list = self.take_retracted();
+        self.emit_dirty(&mut list, |end| {
+            on_update || window.is_end_closed(end, watermark)
+        })?;
+        let lateness = self.config.allowed_lateness;
+        while let Some((&(end, id), _)) = self.closing.first_key_value() {
+            if !window.is_end_closed(end.saturating_add(lateness), watermark) {
+                break;
+            }
+            let key = self
+                .closing
+                .remove(&(end, id))
+                .ok_or_else(|| err!(Internal, "session index"))?;
+            self.dirty.remove(&id);
+            if let Some(sessions) = self.sessions.get_mut(&key) {
+                sessions.retain(|s| s.id != id);
+                if sessions.is_empty() {
+                    self.sessions.remove(&key);
+                }
+            }
+        }
+        self.finish(list)
+    }
+
+    /// EMIT EVERY: emits what changed since the last period, if one passed.
+    pub fn on_wall_clock(&mut self, now_millis: i64) -> Result<Changes> {
+        let EmitMode::Every { millis } = self.config.emit else {
+            return self.finish(Vec::new());
+        };
+        if self
+            .last_emit_millis
+            .is_some_and(|last| now_millis.saturating_sub(last) < millis)
+        {
+            return self.finish(Vec::new());
+        }
+        self.last_emit_millis = Some(now_millis);
+        let mut list = self.take_retracted();
+        self.emit_dirty(&mut list, |_| true)?;
+        self.finish(list)
+    }
+
+    fn take_retracted(&mut self) -> Vec<SessionChange> {
+        self.retracted
+            .drain(..)
+            .map(|(key, emitted)| (key, Some(emitted), None))
+            .collect()
+    }
+
+    /// Adds the changed sessions that `visible` accepts (by end) to `list`.
+    fn emit_dirty(
+        &mut self,
+        list: &mut Vec<SessionChange>,
+        visible: impl Fn(EventTime) -> bool,
+    ) -> Result<()> {
+        let mut dirty: Vec<(u64, OwnedRow)> = self
+            .dirty
+            .iter()
+            .map(|(id, key)| (*id, key.clone()))
+            .collect();
+        dirty.sort_by_key(|(id, _)| *id);
+        for (id, key) in dirty {
+            let Some(session) = self
+                .sessions
+                .get_mut(&key)
+                .and_then(|sessions| sessions.iter_mut().find(|s| s.id == id))
+            else {
+                self.dirty.remove(&id);
+                continue;
+            };
+            if !visible(session.end) {
+                continue;
+            }
+            self.dirty.remove(&id);
+            let values = session
+                .accumulators
+                .iter_mut()
+                .map(|a| a.evaluate())
+                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let current = (session.start, session.end, values);
+            if session.emitted.as_ref() != Some(&current) {
+                let before = session.emitted.replace(current.clone());
+                list.push((key, before, Some(current)));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, list: Vec<SessionChange>) -> Result<Changes> {
+        self.metrics.windows_emitted += list.len() as u64;
+        let (mut old, mut old_positions, mut new, mut new_positions) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let count = list.len();
+        for (position, (key, before, after)) in list.into_iter().enumerate() {
+            if let Some(row) = before {
+                old.push((key.clone(), row));
+                old_positions.push(position as u32);
+            }
+            if let Some(row) = after {
+                new.push((key, row));
+                new_positions.push(position as u32);
+            }
+        }
+        Ok(Changes {
+            count,
+            old: self.change_batch(&old)?,
+            old_positions: UInt32Array::from(old_positions),
+            new: self.change_batch(&new)?,
+            new_positions: UInt32Array::from(new_positions),
+        })
+    }
+
+    fn change_batch(&self, rows: &[(OwnedRow, EmittedSession)]) -> Result<RecordBatch> {
+        let schema = &self.config.output_schema;
+        let keys = if self.config.spec.keys.is_empty() {
+            Vec::new()
+        } else {
+            self.converter
+                .convert_rows(rows.iter().map(|(k, _)| k.row()))?
+        };
+        let starts = cast(
+            &Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.0)),
+            &self.config.time_type,
+        )?;
+        let ends = cast(
+            &Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.1)),
+            &self.config.time_type,
+        )?;
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for column in &self.config.group_columns {
+            columns.push(match column {
+                GroupColumn::WindowStart => Arc::clone(&starts),
+                GroupColumn::WindowEnd => Arc::clone(&ends),
+                GroupColumn::Key(i) => Arc::clone(
+                    keys.get(*i)
+                        .ok_or_else(|| err!(Internal, "group key {i} missing"))?,
+                ),
+            });
+        }
+        let first = columns.len();
+        let values: Vec<Values> = rows.iter().map(|(_, r)| r.2.clone()).collect();
+        columns.extend(value_columns(schema, first, &values)?);
+        let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            columns,
+            &options,
+        )?)
     }
 
     /// Emits every session closed under `watermark`, in order of end.

@@ -294,37 +294,50 @@ pub fn lower(
     let refine = matches!(emit, Some(EmitMode::OnUpdate | EmitMode::Every { .. }))
         || options.allowed_lateness_millis > 0;
     if refine {
-        let grid = window.slices().ok_or_else(|| {
-            err!(
-                Unsupported,
-                "EMIT ON UPDATE / EVERY and allowed lateness are not supported for {} windows yet",
-                window.name()
-            )
-        })?;
         if options.allowed_lateness_millis < 0 {
             return Err(err!(InvalidInput, "allowed lateness must not be negative"));
         }
-        let aggregate = RefiningWindowAggregate::try_new(RefiningWindowConfig {
-            window,
-            grid,
-            slice_bound,
-            group_columns,
-            spec,
-            output_schema: top.schema(),
-            time_type,
-            emit: emit.unwrap_or(EmitMode::OnWindowClose),
-            allowed_lateness: crate::ops::source::millis_to_ticks(
-                options.allowed_lateness_millis,
-                unit,
-            ),
-        })?;
+        let allowed_lateness =
+            crate::ops::source::millis_to_ticks(options.allowed_lateness_millis, unit);
+        let emit = emit.unwrap_or(EmitMode::OnWindowClose);
+        let operator = if let WindowSpec::Session(session) = window {
+            ChangelogOperator::Sessions(Box::new(SessionAggregate::try_new(
+                SessionAggregateConfig {
+                    window: session,
+                    row_bound: slice_bound,
+                    group_columns,
+                    spec,
+                    output_schema: top.schema(),
+                    time_type,
+                    emit,
+                    allowed_lateness,
+                },
+            )?))
+        } else {
+            let grid = window
+                .slices()
+                .ok_or_else(|| err!(Internal, "{} has no slice grid", window.name()))?;
+            ChangelogOperator::Windows(Box::new(RefiningWindowAggregate::try_new(
+                RefiningWindowConfig {
+                    window,
+                    grid,
+                    slice_bound,
+                    group_columns,
+                    spec,
+                    output_schema: top.schema(),
+                    time_type,
+                    emit,
+                    allowed_lateness,
+                },
+            )?))
+        };
         return Ok(StreamingPlan {
             stream: scan.stream().name.clone(),
             pipeline: Pipeline::new(
                 stream_scan,
                 pre,
                 Stage::Updating {
-                    aggregate: Box::new(ChangelogOperator::Windows(Box::new(aggregate))),
+                    aggregate: Box::new(operator),
                     post,
                 },
                 with_op_column(&output_schema),
@@ -342,6 +355,8 @@ pub fn lower(
                 spec,
                 output_schema: top.schema(),
                 time_type,
+                emit: EmitMode::OnWindowClose,
+                allowed_lateness: 0,
             })?)
         }
         sliced => {

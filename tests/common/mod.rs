@@ -211,3 +211,22 @@ pub fn apply_changelog(
         }
     }
 }
+
+/// Sessions in batch SQL over table `t`: a new session starts where the gap
+/// to the key's previous event exceeds `gap_secs` (windows that touch merge,
+/// as in Flink). `aggregates` are computed per session after
+/// `symbol, min(ts), max(ts) + gap`.
+pub fn batch_sessions_sql(gap_secs: u32, aggregates: &str) -> String {
+    format!(
+        "WITH flagged AS (
+            SELECT symbol, price, ts,
+                   CASE WHEN lag(ts) OVER (PARTITION BY symbol ORDER BY ts) IS NULL
+                          OR ts - lag(ts) OVER (PARTITION BY symbol ORDER BY ts) > INTERVAL '{gap_secs} seconds'
+                        THEN 1 ELSE 0 END AS new_session
+            FROM t),
+        numbered AS (
+            SELECT *, sum(new_session) OVER (PARTITION BY symbol ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session
+            FROM flagged)
+        SELECT symbol, min(ts), max(ts) + INTERVAL '{gap_secs} seconds', {aggregates} FROM numbered GROUP BY symbol, session"
+    )
+}
