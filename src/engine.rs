@@ -22,6 +22,10 @@ use crate::sql::interval_literal;
 use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
+use crate::state::checkpoint::{
+    fingerprint, BlobRef, Checkpoint, Manifest, QueryManifest, FORMAT_VERSION,
+};
+use crate::state::{read_ipc, write_ipc, OperatorState};
 use crate::time::interval::interval_to_units;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{nanos_per_unit, EventTime};
@@ -73,6 +77,8 @@ pub struct Engine {
     next_query: QueryId,
     /// Last wall-clock time told by [`Engine::tick`] (epoch ms).
     wall_clock_millis: Option<i64>,
+    /// DDL and queries in order: what a checkpoint must have been taken of.
+    fingerprint_parts: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -111,6 +117,7 @@ impl Engine {
             queries: Vec::new(),
             next_query: 0,
             wall_clock_millis: None,
+            fingerprint_parts: Vec::new(),
         })
     }
 
@@ -140,6 +147,8 @@ impl Engine {
         )?;
         self.sources
             .insert(def.name.clone(), StreamSource::new(def));
+        self.fingerprint_parts
+            .push(format!("stream {}", sql.trim()));
         Ok(())
     }
 
@@ -151,6 +160,8 @@ impl Engine {
     /// Registers a continuous query with options SQL does not express.
     pub fn create_query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryId> {
         let lowered = self.plan_query(sql, options)?;
+        self.fingerprint_parts
+            .push(format!("query {} {options:?}", sql.trim()));
         let id = self.next_query;
         self.next_query += 1;
         self.queries.push(RunningQuery {
@@ -276,6 +287,113 @@ impl Engine {
             }
         }
         Ok(outputs)
+    }
+
+    /// A consistent checkpoint of every stream's position and every query's
+    /// state, taken between two pushes. The engine is left as it was.
+    pub fn checkpoint(&mut self) -> Result<Checkpoint> {
+        let streams = self.sources.values().map(StreamSource::position).collect();
+        let mut queries = Vec::new();
+        let mut blobs = Vec::new();
+        for query in self.queries.iter_mut() {
+            let Some((kind, state)) = query.pipeline.snapshot()? else {
+                continue;
+            };
+            let blob = match &state.batch {
+                Some(batch) => {
+                    let name = format!("q{}.arrow", query.id);
+                    let bytes = write_ipc(batch)?;
+                    let reference = BlobRef {
+                        name: name.clone(),
+                        bytes: bytes.len() as u64,
+                        crc32: crc32fast::hash(&bytes),
+                    };
+                    blobs.push((name, bytes));
+                    Some(reference)
+                }
+                None => None,
+            };
+            queries.push(QueryManifest {
+                id: query.id,
+                operator: kind.to_string(),
+                meta: state.meta,
+                blob,
+            });
+        }
+        Ok(Checkpoint {
+            manifest: Manifest {
+                format_version: FORMAT_VERSION,
+                fingerprint: fingerprint(&self.fingerprint_parts),
+                written_by: format!("riffle {}", env!("CARGO_PKG_VERSION")),
+                streams,
+                queries,
+            },
+            blobs,
+        })
+    }
+
+    /// Restores a checkpoint into this engine, which must have been set up
+    /// with the same streams and queries (same SQL, same order). Returns each
+    /// stream's offset: replay events from there. Everything is checked
+    /// before anything changes; restore into a fresh engine.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Vec<(String, u64)>> {
+        checkpoint.verify()?;
+        let manifest = &checkpoint.manifest;
+        let ours = fingerprint(&self.fingerprint_parts);
+        if manifest.fingerprint != ours {
+            return Err(err!(
+                CheckpointMismatch,
+                "the checkpoint was taken of other streams or queries (fingerprint {} vs this engine's {ours}); \
+                 create the same streams and queries, in the same order, before restoring, or start empty",
+                manifest.fingerprint
+            ));
+        }
+        // Decode everything first, so a bad blob changes nothing.
+        let mut states = Vec::new();
+        for query in &manifest.queries {
+            let batch = match &query.blob {
+                Some(blob) => Some(read_ipc(checkpoint.blob(&blob.name)?)?),
+                None => None,
+            };
+            states.push((
+                query.id,
+                query.operator.clone(),
+                OperatorState {
+                    meta: query.meta.clone(),
+                    batch,
+                },
+            ));
+        }
+        for stream in &manifest.streams {
+            if !self.sources.contains_key(&stream.name) {
+                return Err(err!(
+                    CheckpointMismatch,
+                    "the checkpoint has stream '{}', which this engine lacks",
+                    stream.name
+                ));
+            }
+        }
+        for (id, kind, state) in &states {
+            let query = self
+                .queries
+                .iter_mut()
+                .find(|q| q.id == *id)
+                .ok_or_else(|| {
+                    err!(
+                        CheckpointMismatch,
+                        "the checkpoint has query {id}, which this engine lacks"
+                    )
+                })?;
+            query.pipeline.restore(kind, state)?;
+        }
+        let mut offsets = Vec::new();
+        for stream in &manifest.streams {
+            if let Some(source) = self.sources.get_mut(&stream.name) {
+                source.restore(stream);
+                offsets.push((stream.name.clone(), stream.offset));
+            }
+        }
+        Ok(offsets)
     }
 
     /// Whether any stream has an idle timeout, so the caller should tick.

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     Execution,
     /// A push after `finish()`.
     Finished,
+    /// A checkpoint that fails its checks: truncated, bit-flipped, not a checkpoint.
+    CorruptCheckpoint,
+    /// A valid checkpoint of different streams or queries than this engine's.
+    CheckpointMismatch,
     /// A broken invariant inside Riffle: a bug.
     Internal,
 }
@@ -48,6 +52,8 @@ impl ErrorCode {
             ErrorCode::InvalidInput => "INVALID_INPUT",
             ErrorCode::Execution => "EXECUTION",
             ErrorCode::Finished => "FINISHED",
+            ErrorCode::CorruptCheckpoint => "CORRUPT_CHECKPOINT",
+            ErrorCode::CheckpointMismatch => "CHECKPOINT_MISMATCH",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod ops;
 pub mod plan;
 pub mod sql;
+pub mod state;
 pub mod time;
 pub mod wasm;
 

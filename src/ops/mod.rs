@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod refining_window_aggregate;
 pub mod scan;
 pub mod session_aggregate;
+pub mod snapshot;
 pub mod source;
 pub mod updating_aggregate;
 pub mod window_aggregate;

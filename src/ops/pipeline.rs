@@ -17,6 +17,7 @@ use super::updating_aggregate::UpdatingAggregate;
 use super::window_aggregate::{WindowAggregate, WindowMetrics};
 use crate::err;
 use crate::error::Result;
+use crate::state::OperatorState;
 use crate::time::EventTime;
 
 /// What a query does after its stateless steps.
@@ -412,6 +413,62 @@ impl Pipeline {
                 ChangelogOperator::Groups(_) => false,
             },
             _ => false,
+        }
+    }
+
+    /// The operator state of the query (none for stateless queries), with
+    /// the operator's kind. Leaves the query as it was.
+    pub fn snapshot(&mut self) -> Result<Option<(&'static str, OperatorState)>> {
+        Ok(match &mut self.stage {
+            Stage::Stateless => None,
+            Stage::Window { aggregate, .. } => match aggregate.as_mut() {
+                WindowOperator::Sliced(op) => Some(("window", op.snapshot()?)),
+                WindowOperator::Session(op) => Some(("session", op.snapshot()?)),
+            },
+            Stage::Updating { aggregate, .. } => match aggregate.as_mut() {
+                ChangelogOperator::Groups(op) => Some(("updating", op.snapshot()?)),
+                ChangelogOperator::Windows(op) => Some(("refining", op.snapshot()?)),
+                ChangelogOperator::Sessions(op) => Some(("session", op.snapshot()?)),
+            },
+        })
+    }
+
+    /// Restores operator state written by [`Self::snapshot`] for the same query.
+    pub fn restore(&mut self, kind: &str, state: &OperatorState) -> Result<()> {
+        let expected = self.snapshot_kind();
+        if expected != Some(kind) {
+            return Err(err!(
+                CheckpointMismatch,
+                "the checkpoint holds '{kind}' state where this query has {}",
+                expected.map_or("no state".to_string(), |k| format!("'{k}'"))
+            ));
+        }
+        match &mut self.stage {
+            Stage::Stateless => Ok(()),
+            Stage::Window { aggregate, .. } => match aggregate.as_mut() {
+                WindowOperator::Sliced(op) => op.restore(state),
+                WindowOperator::Session(op) => op.restore(state),
+            },
+            Stage::Updating { aggregate, .. } => match aggregate.as_mut() {
+                ChangelogOperator::Groups(op) => op.restore(state),
+                ChangelogOperator::Windows(op) => op.restore(state),
+                ChangelogOperator::Sessions(op) => op.restore(state),
+            },
+        }
+    }
+
+    fn snapshot_kind(&self) -> Option<&'static str> {
+        match &self.stage {
+            Stage::Stateless => None,
+            Stage::Window { aggregate, .. } => Some(match aggregate.as_ref() {
+                WindowOperator::Sliced(_) => "window",
+                WindowOperator::Session(_) => "session",
+            }),
+            Stage::Updating { aggregate, .. } => Some(match aggregate.as_ref() {
+                ChangelogOperator::Groups(_) => "updating",
+                ChangelogOperator::Windows(_) => "refining",
+                ChangelogOperator::Sessions(_) => "session",
+            }),
         }
     }
 

@@ -25,14 +25,17 @@ use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
+use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::evaluate;
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::sql::emit::EmitMode;
+use crate::state::OperatorState;
 use crate::time::window::{TumblingWindow, WindowSpec};
 use crate::time::EventTime;
 
@@ -111,6 +114,89 @@ impl RefiningWindowAggregate {
             next_id: 0,
             metrics: WindowMetrics::default(),
         })
+    }
+
+    fn value_layout(&self) -> Vec<arrow::datatypes::Field> {
+        value_fields(
+            &self.config.output_schema,
+            self.config.group_columns.len(),
+            "last_",
+        )
+    }
+
+    /// The operator's state: one row per (window, key) group. Leaves the
+    /// operator as it was.
+    pub fn snapshot(&mut self) -> Result<OperatorState> {
+        let values = self.value_layout();
+        let dirty = &self.dirty;
+        let mut groups: Vec<(&OwnedRow, &mut Group)> = self.groups.iter_mut().collect();
+        groups.sort_by_key(|(_, g)| g.id);
+        let rows = groups
+            .into_iter()
+            .map(|(key, group)| GroupRow {
+                key,
+                id: group.id,
+                extra: Vec::new(),
+                accumulators: &mut group.accumulators,
+                last: group.last.as_ref(),
+                flag: dirty.contains(key),
+            })
+            .collect();
+        let layout = GroupLayout {
+            converter: &self.converter,
+            extra: &[],
+            spec: &self.config.spec,
+            values,
+        };
+        let batch = layout.write(rows)?;
+        Ok(OperatorState {
+            meta: json!({
+                "next_id": self.next_id,
+                "closed_through": self.closed_through,
+                "last_emit_millis": self.last_emit_millis,
+                "metrics": metrics_json(&self.metrics),
+            }),
+            batch: Some(batch),
+        })
+    }
+
+    /// Replaces this operator's state with a snapshot's.
+    pub fn restore(&mut self, snapshot: &OperatorState) -> Result<()> {
+        let batch = snapshot
+            .batch
+            .as_ref()
+            .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
+        let layout = GroupLayout {
+            converter: &self.converter,
+            extra: &[],
+            spec: &self.config.spec,
+            values: self.value_layout(),
+        };
+        let restored = layout.read(batch, "a refining window aggregate")?;
+        let (mut groups, mut by_end, mut dirty) = (HashMap::new(), BTreeMap::new(), HashSet::new());
+        for group in restored {
+            let end = self.window_end_of(&group.key)?;
+            by_end.insert((end, group.id), group.key.clone());
+            if group.flag {
+                dirty.insert(group.key.clone());
+            }
+            groups.insert(
+                group.key,
+                Group {
+                    id: group.id,
+                    accumulators: group.accumulators,
+                    last: group.last,
+                },
+            );
+        }
+        self.groups = groups;
+        self.by_end = by_end;
+        self.dirty = dirty;
+        self.next_id = crate::state::meta_i64(&snapshot.meta, "next_id")? as u64;
+        self.closed_through = crate::state::meta_opt_i64(&snapshot.meta, "closed_through");
+        self.last_emit_millis = crate::state::meta_opt_i64(&snapshot.meta, "last_emit_millis");
+        self.metrics = metrics_from_json(&snapshot.meta)?;
+        Ok(())
     }
 
     /// Counters so far.

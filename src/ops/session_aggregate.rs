@@ -23,20 +23,26 @@ use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
+use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, Changes, Values};
 use super::evaluate;
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::snapshot::{
+    accumulator_row, metrics_from_json, metrics_json, null_values, restore_accumulators,
+    row_values, state_fields, state_widths, value_fields,
+};
 use super::window_aggregate::{GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::sql::emit::EmitMode;
+use crate::state::{self, columns_from_rows, meta_i64, meta_opt_i64, OperatorState};
 use crate::time::window::SessionWindow;
 use crate::time::EventTime;
 
@@ -118,6 +124,179 @@ impl SessionAggregate {
             retracted: Vec::new(),
             last_emit_millis: None,
         })
+    }
+
+    fn snapshot_fields(&self) -> Result<Vec<Field>> {
+        let int = |name: &str| Field::new(name, DataType::Int64, true);
+        let mut fields = vec![int("id"), int("start"), int("end")];
+        fields.extend(
+            self.config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true)),
+        );
+        fields.extend(state_fields(&self.config.spec)?);
+        fields.extend([
+            Field::new("has_emitted", DataType::Boolean, true),
+            int("emitted_start"),
+            int("emitted_end"),
+        ]);
+        fields.extend(value_fields(
+            &self.config.output_schema,
+            self.config.group_columns.len(),
+            "emitted_",
+        ));
+        fields.push(Field::new("dirty", DataType::Boolean, true));
+        Ok(fields)
+    }
+
+    /// The operator's state: one row per open session (bounds, key,
+    /// accumulator state, what was last emitted). Leaves the operator as it was.
+    pub fn snapshot(&mut self) -> Result<OperatorState> {
+        let fields = self.snapshot_fields()?;
+        let emitted_fields = value_fields(
+            &self.config.output_schema,
+            self.config.group_columns.len(),
+            "emitted_",
+        );
+        let mut sessions: Vec<(&OwnedRow, &mut Session)> = self
+            .sessions
+            .iter_mut()
+            .flat_map(|(k, v)| v.iter_mut().map(move |s| (k, s)))
+            .collect();
+        sessions.sort_by_key(|(_, s)| s.id);
+        let keys: Vec<OwnedRow> = sessions.iter().map(|(k, _)| (*k).clone()).collect();
+        let mut rows = Vec::with_capacity(sessions.len());
+        for (_, session) in sessions {
+            let mut row = vec![
+                ScalarValue::Int64(Some(session.id as i64)),
+                ScalarValue::Int64(Some(session.start)),
+                ScalarValue::Int64(Some(session.end)),
+            ];
+            row.extend(accumulator_row(
+                &self.config.spec,
+                &mut session.accumulators,
+            )?);
+            match &session.emitted {
+                Some((start, end, values)) => {
+                    row.extend([
+                        ScalarValue::Boolean(Some(true)),
+                        ScalarValue::Int64(Some(*start)),
+                        ScalarValue::Int64(Some(*end)),
+                    ]);
+                    row.extend(values.iter().cloned());
+                }
+                None => {
+                    row.extend([
+                        ScalarValue::Boolean(Some(false)),
+                        ScalarValue::Int64(None),
+                        ScalarValue::Int64(None),
+                    ]);
+                    row.extend(null_values(&emitted_fields)?);
+                }
+            }
+            row.push(ScalarValue::Boolean(Some(
+                self.dirty.contains_key(&session.id),
+            )));
+            rows.push(row);
+        }
+        let key_count = self.config.spec.keys.len();
+        let mut non_key: Vec<Field> = fields[..3].to_vec();
+        non_key.extend(fields[3 + key_count..].iter().cloned());
+        let mut columns = columns_from_rows(&non_key, &rows)?;
+        if key_count > 0 {
+            let key_columns = if keys.is_empty() {
+                fields[3..3 + key_count]
+                    .iter()
+                    .map(|f| arrow::array::new_empty_array(f.data_type()))
+                    .collect()
+            } else {
+                self.converter.convert_rows(keys.iter().map(|k| k.row()))?
+            };
+            columns.splice(3..3, key_columns);
+        }
+        let count = rows.len();
+        Ok(OperatorState {
+            meta: json!({
+                "next_id": self.next_id,
+                "last_emit_millis": self.last_emit_millis,
+                "metrics": metrics_json(&self.metrics),
+            }),
+            batch: Some(state::batch(fields, columns, count)?),
+        })
+    }
+
+    /// Replaces this operator's state with a snapshot's.
+    pub fn restore(&mut self, snapshot: &OperatorState) -> Result<()> {
+        let fields = self.snapshot_fields()?;
+        let batch = snapshot
+            .batch
+            .as_ref()
+            .ok_or_else(|| err!(CorruptCheckpoint, "session state has no data"))?;
+        state::expect_schema(batch, &fields, "a session aggregate")?;
+        let key_count = self.config.spec.keys.len();
+        let widths = state_widths(&self.config.spec)?;
+        let state_count: usize = widths.iter().sum();
+        let columns = batch.columns();
+        let int = |i: usize| columns[i].as_primitive::<Int64Type>();
+        let key_columns = if key_count == 0 {
+            vec![new_null_array(&DataType::Null, batch.num_rows())]
+        } else {
+            columns[3..3 + key_count].to_vec()
+        };
+        let keys = self.converter.convert_columns(&key_columns)?;
+        let states = &columns[3 + key_count..3 + key_count + state_count];
+        let after_state = 3 + key_count + state_count;
+        let value_count = self.config.spec.aggregates.len();
+        let (mut sessions, mut closing, mut dirty) =
+            (HashMap::new(), BTreeMap::new(), HashMap::new());
+        for row in 0..batch.num_rows() {
+            let key = keys.row(row).owned();
+            let id = int(0).value(row) as u64;
+            let (start, end) = (int(1).value(row), int(2).value(row));
+            let emitted = if columns[after_state].as_boolean().value(row) {
+                let values = row_values(
+                    &columns[after_state + 3..after_state + 3 + value_count],
+                    row,
+                )?;
+                Some((
+                    int(after_state + 1).value(row),
+                    int(after_state + 2).value(row),
+                    values,
+                ))
+            } else {
+                None
+            };
+            if columns[after_state + 3 + value_count]
+                .as_boolean()
+                .value(row)
+            {
+                dirty.insert(id, key.clone());
+            }
+            let session = Session {
+                id,
+                start,
+                end,
+                accumulators: restore_accumulators(&self.config.spec, &widths, states, row)?,
+                pending: Vec::new(),
+                emitted,
+            };
+            closing.insert((end, id), key.clone());
+            sessions.entry(key).or_insert_with(Vec::new).push(session);
+        }
+        for list in sessions.values_mut() {
+            list.sort_by_key(|s: &Session| s.start);
+        }
+        self.sessions = sessions;
+        self.closing = closing;
+        self.dirty = dirty;
+        self.retracted.clear();
+        self.next_id = meta_i64(&snapshot.meta, "next_id")? as u64;
+        self.last_emit_millis = meta_opt_i64(&snapshot.meta, "last_emit_millis");
+        self.metrics = metrics_from_json(&snapshot.meta)?;
+        Ok(())
     }
 
     /// Counters so far.

@@ -14,6 +14,7 @@ use arrow::record_batch::RecordBatch;
 use crate::catalog::StreamDef;
 use crate::err;
 use crate::error::Result;
+use crate::state::checkpoint::StreamManifest;
 use crate::time::watermark::BoundedOutOfOrderness;
 use crate::time::EventTime;
 
@@ -152,6 +153,26 @@ impl StreamSource {
             (Some(timeout), Some(last)) => now_millis.saturating_sub(last) >= timeout,
             _ => false,
         }
+    }
+
+    /// The stream's position, for a checkpoint.
+    pub fn position(&self) -> StreamManifest {
+        StreamManifest {
+            name: self.def.name.clone(),
+            offset: self.events_in,
+            watermark: self.watermark.current(),
+            finished: self.finished,
+            last_arrival_millis: self.last_arrival_millis,
+        }
+    }
+
+    /// Restores a position written by [`Self::position`].
+    pub fn restore(&mut self, position: &StreamManifest) {
+        self.events_in = position.offset;
+        self.watermark = BoundedOutOfOrderness::new(self.def.watermark_delay);
+        self.watermark.advance_to(position.watermark);
+        self.finished = position.finished;
+        self.last_arrival_millis = position.last_arrival_millis;
     }
 
     /// End of input: the watermark jumps to the end of time.

@@ -19,11 +19,14 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
+use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
+use crate::state::OperatorState;
 use crate::time::EventTime;
 
 /// Fixed configuration, derived from the plan.
@@ -76,6 +79,78 @@ impl UpdatingAggregate {
             next_id: 0,
             metrics: WindowMetrics::default(),
         })
+    }
+
+    fn layout(&self) -> GroupLayout<'_> {
+        GroupLayout {
+            converter: &self.converter,
+            extra: &["touched"],
+            spec: &self.config.spec,
+            values: value_fields(
+                &self.config.output_schema,
+                self.config.spec.keys.len(),
+                "last_",
+            ),
+        }
+    }
+
+    /// The operator's state: one row per group. Leaves the operator as it was.
+    pub fn snapshot(&mut self) -> Result<OperatorState> {
+        let values = value_fields(
+            &self.config.output_schema,
+            self.config.spec.keys.len(),
+            "last_",
+        );
+        let mut groups: Vec<(&OwnedRow, &mut Group)> = self.groups.iter_mut().collect();
+        groups.sort_by_key(|(_, g)| g.id);
+        let rows = groups
+            .into_iter()
+            .map(|(key, group)| GroupRow {
+                key,
+                id: group.id,
+                extra: vec![Some(group.touched)],
+                accumulators: &mut group.accumulators,
+                last: group.last.as_ref(),
+                flag: false,
+            })
+            .collect();
+        let layout = GroupLayout {
+            converter: &self.converter,
+            extra: &["touched"],
+            spec: &self.config.spec,
+            values,
+        };
+        let batch = layout.write(rows)?;
+        Ok(OperatorState {
+            meta: json!({ "next_id": self.next_id, "metrics": metrics_json(&self.metrics) }),
+            batch: Some(batch),
+        })
+    }
+
+    /// Replaces this operator's state with a snapshot's.
+    pub fn restore(&mut self, snapshot: &OperatorState) -> Result<()> {
+        let batch = snapshot.batch.as_ref().ok_or_else(|| {
+            crate::err!(CorruptCheckpoint, "updating aggregate state has no data")
+        })?;
+        let (mut groups, mut expiry) = (HashMap::new(), BTreeMap::new());
+        for restored in self.layout().read(batch, "an updating aggregate")? {
+            let touched = restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK);
+            expiry.insert((touched, restored.id), restored.key.clone());
+            groups.insert(
+                restored.key,
+                Group {
+                    id: restored.id,
+                    accumulators: restored.accumulators,
+                    last: restored.last,
+                    touched,
+                },
+            );
+        }
+        self.groups = groups;
+        self.expiry = expiry;
+        self.next_id = crate::state::meta_i64(&snapshot.meta, "next_id")? as u64;
+        self.metrics = metrics_from_json(&snapshot.meta)?;
+        Ok(())
     }
 
     /// Counters (windows emitted counts changelog rows here).

@@ -27,14 +27,17 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::physical_expr::PhysicalExpr;
+use serde_json::json;
 
 use super::evaluate;
-use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates};
+use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates, PartialState};
+use super::snapshot::{metrics_from_json, metrics_json, state_fields, state_widths};
 use crate::err;
 use crate::error::Result;
+use crate::state::{self, meta_opt_i64, OperatorState};
 use crate::time::window::{TumblingWindow, WindowSpec};
 use crate::time::EventTime;
 
@@ -126,6 +129,99 @@ impl WindowAggregate {
             groups.join(", "),
             aggregates.join(", ")
         )
+    }
+
+    fn snapshot_fields(&self) -> Result<Vec<Field>> {
+        let mut fields = vec![Field::new("slice", DataType::Int64, true)];
+        fields.extend(
+            self.config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true)),
+        );
+        fields.extend(state_fields(&self.config.spec)?);
+        Ok(fields)
+    }
+
+    /// The operator's state: one row per (slice, group) with the group key
+    /// and DataFusion's partial aggregate state. Leaves the operator as it was.
+    pub fn snapshot(&mut self) -> Result<OperatorState> {
+        let fields = self.snapshot_fields()?;
+        let mut slice_starts = Vec::new();
+        let mut parts: Vec<Vec<ArrayRef>> = vec![Vec::new(); fields.len() - 1];
+        for (start, slice) in self.slices.iter_mut() {
+            let partial = slice.snapshot()?;
+            slice_starts.extend(std::iter::repeat_n(*start, partial.num_groups));
+            let columns = partial
+                .keys
+                .into_iter()
+                .chain(partial.states.into_iter().flatten());
+            for (part, column) in parts.iter_mut().zip(columns) {
+                part.push(column);
+            }
+        }
+        let rows = slice_starts.len();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(slice_starts))];
+        for (part, field) in parts.iter().zip(&fields[1..]) {
+            columns.push(if part.is_empty() {
+                arrow::array::new_empty_array(field.data_type())
+            } else {
+                let refs: Vec<&dyn Array> = part.iter().map(|a| a.as_ref()).collect();
+                arrow::compute::concat(&refs)?
+            });
+        }
+        Ok(OperatorState {
+            meta: json!({ "last_fired_end": self.last_fired_end, "metrics": metrics_json(&self.metrics) }),
+            batch: Some(state::batch(fields, columns, rows)?),
+        })
+    }
+
+    /// Replaces this operator's state with a snapshot's.
+    pub fn restore(&mut self, snapshot: &OperatorState) -> Result<()> {
+        let fields = self.snapshot_fields()?;
+        let batch = snapshot
+            .batch
+            .as_ref()
+            .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
+        state::expect_schema(batch, &fields, "a window aggregate")?;
+        let widths = state_widths(&self.config.spec)?;
+        let key_count = self.config.spec.keys.len();
+        let starts = batch.column(0).as_primitive::<Int64Type>();
+        let mut slices = BTreeMap::new();
+        let mut row = 0;
+        while row < batch.num_rows() {
+            let start = starts.value(row);
+            let mut end = row;
+            while end < batch.num_rows() && starts.value(end) == start {
+                end += 1;
+            }
+            let length = end - row;
+            let columns: Vec<ArrayRef> = batch.columns()[1..]
+                .iter()
+                .map(|c| c.slice(row, length))
+                .collect();
+            let mut states = Vec::new();
+            let mut at = key_count;
+            for width in &widths {
+                states.push(columns[at..at + width].to_vec());
+                at += width;
+            }
+            let partial = PartialState {
+                keys: columns[..key_count].to_vec(),
+                states,
+                num_groups: length,
+            };
+            let mut aggregates = GroupedAggregates::try_new(&self.config.spec)?;
+            aggregates.merge_state(&partial)?;
+            slices.insert(start, aggregates);
+            row = end;
+        }
+        self.slices = slices;
+        self.last_fired_end = meta_opt_i64(&snapshot.meta, "last_fired_end");
+        self.metrics = metrics_from_json(&snapshot.meta)?;
+        Ok(())
     }
 
     /// Counters so far.

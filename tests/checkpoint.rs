@@ -1,0 +1,214 @@
+//! Checkpoint and restore: a restored engine, replaying from the returned
+//! offsets, produces exactly what an uninterrupted one does, for every kind
+//! of stateful operator; taking a checkpoint disturbs nothing; damaged or
+//! foreign checkpoints are refused with typed errors.
+
+mod common;
+
+use common::*;
+use riffle::state::checkpoint::Checkpoint;
+use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
+
+const AGGS: &str = "count(*), sum(price), max(price), count(DISTINCT price > 500), median(price)";
+
+fn queries() -> Vec<(String, QueryOptions)> {
+    let window = |from: &str, emit: &str| {
+        format!("SELECT symbol, window_start, window_end, {AGGS} FROM {from} GROUP BY symbol, window_start, window_end {emit}")
+    };
+    let lateness = QueryOptions {
+        allowed_lateness_millis: 5_000,
+        ..QueryOptions::default()
+    };
+    vec![
+        (
+            window("TUMBLE(trades, ts, INTERVAL '20' SECOND)", ""),
+            QueryOptions::default(),
+        ),
+        (
+            window(
+                "HOP(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
+                "",
+            ),
+            QueryOptions::default(),
+        ),
+        (
+            window(
+                "CUMULATE(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
+                "",
+            ),
+            QueryOptions::default(),
+        ),
+        (
+            window("SESSION(trades, ts, INTERVAL '3' SECOND)", ""),
+            QueryOptions::default(),
+        ),
+        (
+            window("TUMBLE(trades, ts, INTERVAL '20' SECOND)", "EMIT ON UPDATE"),
+            QueryOptions::default(),
+        ),
+        (
+            window(
+                "HOP(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
+                "",
+            ),
+            lateness.clone(),
+        ),
+        (
+            window("SESSION(trades, ts, INTERVAL '3' SECOND)", "EMIT ON UPDATE"),
+            lateness,
+        ),
+        (
+            format!("SELECT symbol, {AGGS} FROM trades GROUP BY symbol"),
+            QueryOptions {
+                state_ttl_millis: Some(30_000),
+                ..QueryOptions::default()
+            },
+        ),
+        (
+            "SELECT symbol, price FROM trades WHERE price > 900".to_string(),
+            QueryOptions::default(),
+        ),
+    ]
+}
+
+fn setup() -> (Engine, Vec<QueryId>) {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let ids = queries()
+        .iter()
+        .map(|(sql, options)| engine.create_query_with(sql, options).unwrap())
+        .collect();
+    (engine, ids)
+}
+
+/// Pushes `data` in chunks; returns sorted result rows per query.
+fn push_all(
+    engine: &mut Engine,
+    ids: &[QueryId],
+    data: &[Trade],
+    finish: bool,
+) -> Vec<Vec<Vec<String>>> {
+    let mut outputs = Vec::new();
+    for chunk in data.chunks(37) {
+        outputs.extend(engine.push_json("trades", &ndjson(chunk)).unwrap());
+    }
+    if finish {
+        outputs.extend(engine.finish().unwrap());
+    }
+    ids.iter()
+        .map(|&id| sorted(rows_of(&outputs, id)))
+        .collect()
+}
+
+#[test]
+fn a_restored_engine_continues_exactly_like_an_uninterrupted_one() {
+    // Disorder beyond the 2 s bound, so late rows and lateness paths are exercised.
+    let data = trades(71, 4_000, 5, 40, 4_000);
+    let split = 1_776; // a multiple of the chunk size, so both runs push the same chunks
+    let (mut uninterrupted, ids) = setup();
+    let before = push_all(&mut uninterrupted, &ids, &data[..split], false);
+    let after = push_all(&mut uninterrupted, &ids, &data[split..], true);
+
+    // Taking a checkpoint leaves the engine as it was.
+    let (mut checkpointed, _) = setup();
+    assert_eq!(
+        push_all(&mut checkpointed, &ids, &data[..split], false),
+        before
+    );
+    let bytes = checkpointed.checkpoint().unwrap().to_bytes();
+    let continued = push_all(&mut checkpointed, &ids, &data[split..], true);
+    for (i, (sql, _)) in queries().iter().enumerate() {
+        let differing: Vec<_> = continued[i]
+            .iter()
+            .zip(&after[i])
+            .filter(|(a, b)| a != b)
+            .take(2)
+            .collect();
+        assert!(
+            continued[i] == after[i],
+            "checkpointing disturbed query {i} ({sql}): {} vs {} rows, first differences {differing:?}",
+            continued[i].len(),
+            after[i].len()
+        );
+    }
+
+    // A fresh engine restored from the bytes, replaying from the offset.
+    let (mut restored, _) = setup();
+    let offsets = restored
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    assert_eq!(offsets, vec![("trades".to_string(), split as u64)]);
+    let resumed = push_all(&mut restored, &ids, &data[offsets[0].1 as usize..], true);
+    for (i, (sql, _)) in queries().iter().enumerate() {
+        assert_eq!(resumed[i], after[i], "query {i}: {sql}");
+    }
+    let (a, b) = (
+        uninterrupted.query_metrics(ids[0]).unwrap(),
+        restored.query_metrics(ids[0]).unwrap(),
+    );
+    assert_eq!(a, b, "metrics survive the restore");
+}
+
+#[test]
+fn the_manifest_is_readable_and_names_every_stateful_query() {
+    let (mut engine, _) = setup();
+    push_all(&mut engine, &[], &trades(72, 300, 3, 100, 500), false);
+    let checkpoint = engine.checkpoint().unwrap();
+    let json = checkpoint.manifest_json();
+    for part in [
+        "\"format_version\": 1",
+        "\"fingerprint\"",
+        "\"offset\": 300",
+        "\"operator\": \"session\"",
+        "\"crc32\"",
+    ] {
+        assert!(json.contains(part), "{part} missing from {json}");
+    }
+    // Eight stateful queries (the stateless one has no state).
+    assert_eq!(checkpoint.manifest.queries.len(), 8);
+}
+
+#[test]
+fn damaged_or_foreign_checkpoints_are_refused_and_change_nothing() {
+    let (mut engine, ids) = setup();
+    push_all(&mut engine, &ids, &trades(73, 500, 3, 100, 500), false);
+    let bytes = engine.checkpoint().unwrap().to_bytes();
+
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x10;
+    let truncated = &bytes[..bytes.len() - 100];
+    for damaged in [
+        flipped.as_slice(),
+        truncated,
+        b"not a checkpoint at all".as_slice(),
+        &[],
+    ] {
+        let error = Checkpoint::from_bytes(damaged).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::CorruptCheckpoint, "{error}");
+    }
+
+    // A blob whose checksum does not match the manifest.
+    let mut checkpoint = Checkpoint::from_bytes(&bytes).unwrap();
+    checkpoint.blobs[0].1[40] ^= 1;
+    assert_eq!(
+        checkpoint.verify().unwrap_err().code(),
+        ErrorCode::CorruptCheckpoint
+    );
+
+    // A checkpoint of another set of queries.
+    let mut other = Engine::new().unwrap();
+    other.execute(TRADES_DDL).unwrap();
+    other
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start")
+        .unwrap();
+    let error = other
+        .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::CheckpointMismatch);
+    assert!(error.message().contains("start empty"), "{error}");
+    // The refused engine still works from empty.
+    other
+        .push_json("trades", r#"{"symbol":"A","price":1,"ts":1000}"#)
+        .unwrap();
+}
