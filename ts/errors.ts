@@ -9,6 +9,10 @@ export type RiffleErrorCode =
   | "INVALID_INPUT"
   | "EXECUTION"
   | "FINISHED"
+  /** A checkpoint that fails its checks (truncated, modified, not a checkpoint). */
+  | "CORRUPT_CHECKPOINT"
+  /** A checkpoint of other streams or queries than this engine's. */
+  | "CHECKPOINT_MISMATCH"
   | "INTERNAL"
   /** The wasm instance hit a bug and stopped; create a new engine after a reload. */
   | "ENGINE_PANICKED"
@@ -25,6 +29,8 @@ const ENGINE_CODES: ReadonlySet<string> = new Set([
   "INVALID_INPUT",
   "EXECUTION",
   "FINISHED",
+  "CORRUPT_CHECKPOINT",
+  "CHECKPOINT_MISMATCH",
   "INTERNAL",
 ]);
 

@@ -268,6 +268,25 @@ export class Riffle {
     this.#dispatch(this.callEngine((e) => e.finish()));
   }
 
+  /**
+   * A consistent checkpoint of every stream's position and every query's
+   * state, taken between two pushes: one self-checking buffer to store.
+   */
+  checkpoint(): Uint8Array {
+    return this.callEngine((e) => e.checkpoint());
+  }
+
+  /**
+   * Restores a checkpoint into this engine, which must have the same streams
+   * and queries (same SQL, same order) and nothing pushed yet. Returns each
+   * stream's offset (events already counted): replay your source from there.
+   * A damaged checkpoint throws CORRUPT_CHECKPOINT; one of other queries
+   * throws CHECKPOINT_MISMATCH.
+   */
+  restore(checkpoint: Uint8Array): Record<string, number> {
+    return JSON.parse(this.callEngine((e) => e.restore(checkpoint))) as Record<string, number>;
+  }
+
   /** Frees the engine's memory and stops its timer; later calls throw ENGINE_CLOSED. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);

@@ -12,6 +12,7 @@ use crate::codec::json::{encode_metrics, encode_outputs};
 use crate::engine::{Engine, QueryOutput};
 use crate::error::RiffleError;
 use crate::plan::{LatePolicy, QueryOptions};
+use crate::state::checkpoint::Checkpoint;
 
 /// Message of the last panic, kept for JS to read after the trap.
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -136,6 +137,24 @@ impl WasmEngine {
     #[wasm_bindgen(js_name = needsClock)]
     pub fn needs_clock(&self) -> bool {
         self.inner.needs_clock()
+    }
+
+    /// A checkpoint of every stream's position and every query's state, as
+    /// one buffer (manifest + Arrow IPC blobs + checksums).
+    pub fn checkpoint(&mut self) -> Result<Vec<u8>, JsValue> {
+        Ok(self.inner.checkpoint().map_err(to_js)?.to_bytes())
+    }
+
+    /// Restores a checkpoint taken by an engine with the same streams and
+    /// queries; returns `{stream: offset}` as JSON (replay from there).
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<String, JsValue> {
+        let checkpoint = Checkpoint::from_bytes(bytes).map_err(to_js)?;
+        let offsets = self.inner.restore(&checkpoint).map_err(to_js)?;
+        let map: serde_json::Map<String, serde_json::Value> = offsets
+            .into_iter()
+            .map(|(stream, offset)| (stream, offset.into()))
+            .collect();
+        Ok(serde_json::Value::Object(map).to_string())
     }
 
     /// A query's counters as JSON.
