@@ -14,6 +14,10 @@ export type RiffleErrorCode =
   /** A checkpoint of other streams or queries than this engine's. */
   | "CHECKPOINT_MISMATCH"
   | "INTERNAL"
+  /** A checkpoint store failed (quota, permissions, I/O); the engine keeps running. */
+  | "STORAGE"
+  /** No checkpoint store was configured. */
+  | "NO_STORE"
   /** The wasm instance hit a bug and stopped; create a new engine after a reload. */
   | "ENGINE_PANICKED"
   /** The engine was closed with `close()`. */

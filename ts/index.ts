@@ -17,9 +17,11 @@
 import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
 import { fromEngineError, RiffleError } from "./errors.js";
 import { loadWasm, type WasmSource } from "./load.js";
+import type { CheckpointStore } from "./store.js";
 
 export { RiffleError, type RiffleErrorCode } from "./errors.js";
 export type { WasmSource } from "./load.js";
+export { FileStore, IndexedDBStore, MemoryStore, type CheckpointStore } from "./store.js";
 
 /** A value in a result row. Timestamps are epoch milliseconds. */
 export type Value = string | number | boolean | null | Value[] | { [key: string]: Value };
@@ -40,12 +42,40 @@ export interface RiffleOptions {
   wasm?: WasmSource;
   /** Wall clock in epoch ms, for idle timeouts. Default `Date.now`. */
   clock?: () => number;
+  /** Where {@link Riffle.checkpoint} writes and {@link Riffle.restore} reads. */
+  store?: CheckpointStore;
+  /** Checkpoints to keep in the store (older ones are deleted). Default 3. */
+  keepCheckpoints?: number;
+  /** Take a checkpoint every this many milliseconds (needs `store`). */
+  checkpointIntervalMs?: number;
+  /** In browsers, checkpoint when the page is hidden or left (needs `store`). Default true. */
+  checkpointOnHide?: boolean;
+  /** Called when an automatic checkpoint fails; the engine keeps running. */
+  onCheckpointError?: (error: RiffleError) => void;
   /**
    * How often (ms) to tell the engine the time when a stream declares an
    * idle timeout, so windows close on a quiet feed. Default 1000; 0 turns
    * the timer off (call {@link Riffle.tick} yourself).
    */
   tickIntervalMs?: number;
+}
+
+/** What {@link Riffle.checkpoint} wrote. */
+export interface CheckpointInfo {
+  /** Id in the store; ids sort in the order checkpoints were taken. */
+  id: string;
+  /** Size in bytes. */
+  bytes: number;
+}
+
+/** What {@link Riffle.restore} restored. */
+export interface RestoreResult {
+  /** Id of the checkpoint restored. */
+  id: string;
+  /** Per stream, events already counted: replay your source from there. */
+  offsets: Record<string, number>;
+  /** Newer checkpoints that failed their checks and were skipped. */
+  skipped: { id: string; error: RiffleError }[];
 }
 
 /** Kind of a change in a changelog result (GROUP BY without a window). */
@@ -177,11 +207,41 @@ export class Riffle {
   readonly #clock: () => number;
   readonly #tickIntervalMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
+  readonly #options: RiffleOptions;
+  #checkpointTimer: ReturnType<typeof setInterval> | undefined;
+  #checkpointChain: Promise<unknown> = Promise.resolve();
+  #checkpointSequence = 0;
+  #onHide: (() => void) | undefined;
 
   private constructor(engine: WasmEngine, options: RiffleOptions) {
     this.#engine = engine;
+    this.#options = options;
     this.#clock = options.clock ?? Date.now;
     this.#tickIntervalMs = options.tickIntervalMs ?? 1000;
+    if (options.store) this.#startCheckpointTriggers();
+  }
+
+  #startCheckpointTriggers(): void {
+    const automatic = (): void => {
+      this.checkpoint().catch((error: unknown) => {
+        const riffleError = error instanceof RiffleError ? error : new RiffleError("STORAGE", String(error), { cause: error });
+        if (this.#options.onCheckpointError) this.#options.onCheckpointError(riffleError);
+      });
+    };
+    const interval = this.#options.checkpointIntervalMs;
+    if (interval !== undefined && interval > 0) {
+      const timer = setInterval(automatic, interval);
+      (timer as { unref?: () => void }).unref?.();
+      this.#checkpointTimer = timer;
+    }
+    const page = globalThis as { addEventListener?: (type: string, listener: () => void) => void; document?: { visibilityState?: string } };
+    if (this.#options.checkpointOnHide !== false && page.document && page.addEventListener) {
+      this.#onHide = () => {
+        if (page.document?.visibilityState !== "visible") automatic();
+      };
+      page.addEventListener("pagehide", this.#onHide);
+      page.addEventListener("visibilitychange", this.#onHide);
+    }
   }
 
   /** Loads the wasm (once per realm) and creates an engine. */
@@ -269,28 +329,84 @@ export class Riffle {
   }
 
   /**
-   * A consistent checkpoint of every stream's position and every query's
-   * state, taken between two pushes: one self-checking buffer to store.
+   * A consistent snapshot of every stream's position and every query's
+   * state, taken between two pushes: one self-checking buffer.
    */
-  checkpoint(): Uint8Array {
+  snapshot(): Uint8Array {
     return this.callEngine((e) => e.checkpoint());
   }
 
   /**
-   * Restores a checkpoint into this engine, which must have the same streams
+   * Restores a snapshot into this engine, which must have the same streams
    * and queries (same SQL, same order) and nothing pushed yet. Returns each
    * stream's offset (events already counted): replay your source from there.
-   * A damaged checkpoint throws CORRUPT_CHECKPOINT; one of other queries
-   * throws CHECKPOINT_MISMATCH.
+   * A damaged snapshot throws CORRUPT_CHECKPOINT; one of other queries
+   * throws CHECKPOINT_MISMATCH. Nothing changes when either is thrown.
    */
-  restore(checkpoint: Uint8Array): Record<string, number> {
-    return JSON.parse(this.callEngine((e) => e.restore(checkpoint))) as Record<string, number>;
+  restoreSnapshot(snapshot: Uint8Array): Record<string, number> {
+    return JSON.parse(this.callEngine((e) => e.restore(snapshot))) as Record<string, number>;
+  }
+
+  /**
+   * Takes a snapshot and writes it to the configured store, keeping the
+   * newest `keepCheckpoints`. Storage errors are RiffleError STORAGE; the
+   * engine keeps running either way.
+   */
+  async checkpoint(): Promise<CheckpointInfo> {
+    const store = this.#options.store;
+    if (!store) throw new RiffleError("NO_STORE", "checkpoint() needs a store: Riffle.create({ store: new IndexedDBStore() })");
+    const bytes = this.snapshot();
+    const sequence = (this.#checkpointSequence += 1);
+    const id = `${String(this.#clock()).padStart(16, "0")}-${String(sequence).padStart(6, "0")}`;
+    const keep = Math.max(1, this.#options.keepCheckpoints ?? 3);
+    // One write at a time, in order.
+    const write = this.#checkpointChain.then(() => store.save(id, bytes, keep));
+    this.#checkpointChain = write.catch(() => undefined);
+    await write;
+    return { id, bytes: bytes.length };
+  }
+
+  /**
+   * Restores the newest valid checkpoint from the store, after the streams
+   * and queries were created. Damaged checkpoints are skipped (and reported)
+   * in favour of older ones. Returns null when the store holds none, or when
+   * it holds only checkpoints of other queries and `startEmptyOnMismatch` is
+   * set; otherwise such a checkpoint throws CHECKPOINT_MISMATCH.
+   */
+  async restore(options: { startEmptyOnMismatch?: boolean } = {}): Promise<RestoreResult | null> {
+    const store = this.#options.store;
+    if (!store) throw new RiffleError("NO_STORE", "restore() needs a store: Riffle.create({ store: new IndexedDBStore() })");
+    const skipped: { id: string; error: RiffleError }[] = [];
+    const ids = (await store.list()).reverse();
+    for (const id of ids) {
+      const bytes = await store.load(id);
+      if (!bytes) continue;
+      try {
+        return { id, offsets: this.restoreSnapshot(bytes), skipped };
+      } catch (error) {
+        if (!(error instanceof RiffleError)) throw error;
+        if (error.code === "CORRUPT_CHECKPOINT") {
+          skipped.push({ id, error });
+          continue;
+        }
+        if (error.code === "CHECKPOINT_MISMATCH" && options.startEmptyOnMismatch) return null;
+        throw error;
+      }
+    }
+    return null;
   }
 
   /** Frees the engine's memory and stops its timer; later calls throw ENGINE_CLOSED. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#checkpointTimer !== undefined) clearInterval(this.#checkpointTimer);
+    this.#checkpointTimer = undefined;
+    const page = globalThis as { removeEventListener?: (type: string, listener: () => void) => void };
+    if (this.#onHide && page.removeEventListener) {
+      page.removeEventListener("pagehide", this.#onHide);
+      page.removeEventListener("visibilitychange", this.#onHide);
+    }
     this.#engine?.free();
     this.#engine = undefined;
     this.#queries.clear();

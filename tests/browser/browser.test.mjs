@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
-import { diffRows, generateTrades, referenceWindows } from "../shared/scenario.mjs";
+import { diffRows, generateTrades, referenceWindows, sortRows } from "../shared/scenario.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".map": "application/json" };
@@ -63,5 +63,22 @@ test("the windowed query runs in headless Chromium and matches the reference", a
   assert.equal(result.metrics.eventsIn, 5_000);
   assert.equal(result.metrics.lateEventsDropped, 0);
   assert.equal(result.errorCode, "SQL_PLAN");
+  await page.close();
+});
+
+test("checkpoint to IndexedDB, reload the page, restore and replay: nothing lost, nothing counted twice", async () => {
+  const page = await browser.newPage();
+  const run = async (phase) => {
+    await page.goto(`${origin}/tests/browser/checkpoint.html?phase=${phase}`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+    const result = await page.evaluate(() => window.__result);
+    assert.equal(result.failure, undefined, result.failure);
+    return result;
+  };
+  const before = await run(1);
+  const after = await run(2);
+  assert.equal(after.start, 1_500, "replay starts at the checkpoint's offset");
+  const trades = generateTrades(5, 3_000);
+  assert.equal(diffRows(sortRows([...before.rows, ...after.rows]), referenceWindows(trades)), null);
   await page.close();
 });

@@ -186,7 +186,7 @@ test("checkpoint, restore into a new engine, replay from the offset: same result
     const rows = [];
     query.subscribe((batch) => rows.push(...batch));
     let start = 0;
-    if (restoreFrom) start = engine.restore(restoreFrom).trades;
+    if (restoreFrom) start = engine.restoreSnapshot(restoreFrom).trades;
     for (let i = start; i < events.length; i += 250) engine.push("trades", events.slice(i, Math.min(i + 250, events.length)));
     return { engine, rows };
   };
@@ -194,7 +194,7 @@ test("checkpoint, restore into a new engine, replay from the offset: same result
   whole.engine.finish();
 
   const first = await run(trades.slice(0, 1_500));
-  const bytes = first.engine.checkpoint();
+  const bytes = first.engine.snapshot();
   assert.ok(bytes instanceof Uint8Array && bytes.length > 100);
   const resumed = await run(trades, bytes);
   resumed.engine.finish();
@@ -208,8 +208,8 @@ test("checkpoint, restore into a new engine, replay from the offset: same result
   const fresh = await Riffle.create();
   await fresh.sql(DDL);
   fresh.query(QUERY);
-  assert.throws(() => fresh.restore(damaged), (e) => e instanceof RiffleError && e.code === "CORRUPT_CHECKPOINT");
+  assert.throws(() => fresh.restoreSnapshot(damaged), (e) => e instanceof RiffleError && e.code === "CORRUPT_CHECKPOINT");
   const other = await Riffle.create();
   await other.sql(DDL);
-  assert.throws(() => other.restore(bytes), (e) => e instanceof RiffleError && e.code === "CHECKPOINT_MISMATCH");
+  assert.throws(() => other.restoreSnapshot(bytes), (e) => e instanceof RiffleError && e.code === "CHECKPOINT_MISMATCH");
 });
