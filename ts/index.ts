@@ -21,7 +21,14 @@ import type { CheckpointStore } from "./store.js";
 
 export { RiffleError, type RiffleErrorCode } from "./errors.js";
 export type { WasmSource } from "./load.js";
-export { FileStore, IndexedDBStore, MemoryStore, type CheckpointStore } from "./store.js";
+export {
+  DurableObjectStore,
+  FileStore,
+  IndexedDBStore,
+  MemoryStore,
+  type CheckpointStore,
+  type DurableObjectStorageLike,
+} from "./store.js";
 
 /** A value in a result row. Timestamps are epoch milliseconds. */
 export type Value = string | number | boolean | null | Value[] | { [key: string]: Value };

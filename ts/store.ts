@@ -165,3 +165,85 @@ function storageError(action: string, cause: unknown): RiffleError {
   const detail = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
   return new RiffleError("STORAGE", `could not ${action} a checkpoint: ${detail}`, { cause });
 }
+
+/** The part of Cloudflare's `DurableObjectStorage` this store uses. */
+export interface DurableObjectStorageLike {
+  /** Reads one value. */
+  get(key: string): Promise<unknown>;
+  /** Writes several values atomically. */
+  put(entries: Record<string, unknown>): Promise<void>;
+  /** Deletes several keys. */
+  delete(keys: string[]): Promise<number>;
+  /** Lists keys with a prefix. */
+  list(options: { prefix: string }): Promise<Map<string, unknown>>;
+}
+
+/** Values per Durable Object `put`, and bytes per value (the limit is 2 MB with the key). */
+const DO_KEYS_PER_PUT = 128;
+const DO_CHUNK_BYTES = 1 << 20;
+
+/**
+ * Keeps checkpoints in Durable Object storage, chunked to fit its per-value
+ * limit. The chunks go first and the index entry last: a checkpoint whose
+ * index is missing does not exist, so a crash mid-save leaves only garbage
+ * that the next save removes.
+ */
+export class DurableObjectStore implements CheckpointStore {
+  readonly #storage: DurableObjectStorageLike;
+  readonly #prefix: string;
+
+  /** A store in `storage` (a Durable Object's `ctx.storage`) under `prefix`. */
+  constructor(storage: DurableObjectStorageLike, prefix = "riffle/") {
+    this.#storage = storage;
+    this.#prefix = prefix;
+  }
+
+  async save(id: string, bytes: Uint8Array, keep: number): Promise<void> {
+    try {
+      const chunks: Record<string, unknown> = {};
+      let count = 0;
+      for (let at = 0; at < bytes.length || count === 0; at += DO_CHUNK_BYTES) {
+        chunks[`${this.#prefix}chunk/${id}/${count}`] = bytes.slice(at, at + DO_CHUNK_BYTES);
+        count += 1;
+      }
+      const keys = Object.keys(chunks);
+      for (let i = 0; i < keys.length; i += DO_KEYS_PER_PUT) {
+        await this.#storage.put(Object.fromEntries(keys.slice(i, i + DO_KEYS_PER_PUT).map((k) => [k, chunks[k]])));
+      }
+      await this.#storage.put({ [`${this.#prefix}index/${id}`]: { chunks: count, bytes: bytes.length } });
+    } catch (error) {
+      throw storageError("save", error);
+    }
+    const ids = await this.list();
+    const stale = ids.slice(0, Math.max(0, ids.length - keep));
+    const known = new Set(ids.slice(ids.length - keep));
+    // Old checkpoints, and chunks of saves that never got their index.
+    const doomed = stale.map((old) => `${this.#prefix}index/${old}`);
+    for (const key of (await this.#storage.list({ prefix: `${this.#prefix}chunk/` })).keys()) {
+      const owner = key.slice(`${this.#prefix}chunk/`.length).split("/")[0];
+      if (!known.has(owner)) doomed.push(key);
+    }
+    for (let i = 0; i < doomed.length; i += DO_KEYS_PER_PUT) await this.#storage.delete(doomed.slice(i, i + DO_KEYS_PER_PUT));
+  }
+
+  async list(): Promise<string[]> {
+    const index = await this.#storage.list({ prefix: `${this.#prefix}index/` });
+    return [...index.keys()].map((key) => key.slice(`${this.#prefix}index/`.length)).sort();
+  }
+
+  async load(id: string): Promise<Uint8Array | undefined> {
+    const entry = (await this.#storage.get(`${this.#prefix}index/${id}`)) as { chunks: number; bytes: number } | undefined;
+    if (!entry) return undefined;
+    const out = new Uint8Array(entry.bytes);
+    let at = 0;
+    for (let i = 0; i < entry.chunks; i++) {
+      const chunk = (await this.#storage.get(`${this.#prefix}chunk/${id}/${i}`)) as Uint8Array | ArrayBuffer | undefined;
+      if (!chunk) return undefined;
+      const bytes = chunk instanceof Uint8Array ? chunk : new Uint8Array(chunk);
+      // A damaged store: let the checkpoint's own checks report it.
+      out.set(bytes.subarray(0, Math.max(0, Math.min(bytes.length, out.length - at))), at);
+      at += bytes.length;
+    }
+    return out;
+  }
+}

@@ -95,3 +95,41 @@ test("memory store, missing store, other queries and storage errors", async () =
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("Durable Object store chunks large checkpoints and removes stale chunks", async () => {
+  // A Map standing in for DurableObjectStorage (the real one runs in tests/workerd/).
+  const map = new Map();
+  const storage = {
+    async get(key) {
+      return map.get(key);
+    },
+    async put(entries) {
+      assert.ok(Object.keys(entries).length <= 128, "at most 128 keys per put");
+      for (const [key, value] of Object.entries(entries)) {
+        assert.ok(!(value instanceof Uint8Array) || value.length <= 1 << 20, "values fit the per-value limit");
+        map.set(key, value);
+      }
+    },
+    async delete(keys) {
+      let deleted = 0;
+      for (const key of keys) deleted += map.delete(key) ? 1 : 0;
+      return deleted;
+    },
+    async list({ prefix }) {
+      return new Map([...map].filter(([key]) => key.startsWith(prefix)));
+    },
+  };
+  const { DurableObjectStore } = await import("riffle-sql");
+  const store = new DurableObjectStore(storage);
+  const big = new Uint8Array(3 * (1 << 20) + 17).map((_, i) => i % 251);
+  map.set("riffle/chunk/orphan/0", new Uint8Array(4)); // a save that crashed before its index
+  await store.save("0001", big, 2);
+  await store.save("0002", big.slice(0, 10), 2);
+  await store.save("0003", big.slice(0, 20), 2);
+  assert.deepEqual(await store.list(), ["0002", "0003"]);
+  assert.deepEqual(await store.load("0002"), big.slice(0, 10));
+  assert.equal(await store.load("0001"), undefined);
+  assert.ok(![...map.keys()].some((k) => k.includes("orphan") || k.includes("/0001/")), "stale chunks are gone");
+  await store.save("0004", big, 5);
+  assert.deepEqual(await store.load("0004"), big);
+});
