@@ -133,3 +133,15 @@ test("Durable Object store chunks large checkpoints and removes stale chunks", a
   await store.save("0004", big, 5);
   assert.deepEqual(await store.load("0004"), big);
 });
+
+test("checkpointIntervalMs takes checkpoints on a timer; close() stops it", async () => {
+  const store = new MemoryStore();
+  const { engine } = await engineWith({ store, checkpointIntervalMs: 20, keepCheckpoints: 10 });
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 1_000 }]);
+  await new Promise((resolve) => setTimeout(resolve, 120));
+  const taken = (await store.list()).length;
+  assert.ok(taken >= 2, `${taken} checkpoints on the timer`);
+  engine.close();
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.ok((await store.list()).length <= taken + 1, "no checkpoints after close()");
+});
