@@ -23,7 +23,7 @@ use crate::sql::plan_create_stream;
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
 use crate::state::checkpoint::{
-    fingerprint, BlobRef, Checkpoint, Manifest, QueryManifest, FORMAT_VERSION,
+    fingerprint, BlobRef, Checkpoint, Manifest, QueryManifest, StreamManifest, FORMAT_VERSION,
 };
 use crate::state::{read_ipc, write_ipc, OperatorState};
 use crate::time::interval::interval_to_units;
@@ -332,11 +332,19 @@ impl Engine {
         })
     }
 
+    /// Records the application's own position in `stream`'s source after
+    /// the last push (a message sequence number, a log offset); checkpoints
+    /// keep it and restore returns it.
+    pub fn set_resume_token(&mut self, stream: &str, token: Option<String>) -> Result<()> {
+        self.source_mut(stream)?.set_resume_token(token);
+        Ok(())
+    }
+
     /// Restores a checkpoint into this engine, which must have been set up
     /// with the same streams and queries (same SQL, same order). Returns each
-    /// stream's offset: replay events from there. Everything is checked
+    /// stream's position (offset, resume token): replay events from there. Everything is checked
     /// before anything changes; restore into a fresh engine.
-    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Vec<(String, u64)>> {
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<Vec<StreamManifest>> {
         checkpoint.verify()?;
         let manifest = &checkpoint.manifest;
         let ours = fingerprint(&self.fingerprint_parts);
@@ -386,14 +394,14 @@ impl Engine {
                 })?;
             query.pipeline.restore(kind, state)?;
         }
-        let mut offsets = Vec::new();
+        let mut positions = Vec::new();
         for stream in &manifest.streams {
             if let Some(source) = self.sources.get_mut(&stream.name) {
                 source.restore(stream);
-                offsets.push((stream.name.clone(), stream.offset));
+                positions.push(stream.clone());
             }
         }
-        Ok(offsets)
+        Ok(positions)
     }
 
     /// Whether any stream has an idle timeout, so the caller should tick.

@@ -115,6 +115,9 @@ fn a_restored_engine_continues_exactly_like_an_uninterrupted_one() {
         push_all(&mut checkpointed, &ids, &data[..split], false),
         before
     );
+    checkpointed
+        .set_resume_token("trades", Some(format!("msg-{split}")))
+        .unwrap();
     let bytes = checkpointed.checkpoint().unwrap().to_bytes();
     let continued = push_all(&mut checkpointed, &ids, &data[split..], true);
     for (i, (sql, _)) in queries().iter().enumerate() {
@@ -134,11 +137,21 @@ fn a_restored_engine_continues_exactly_like_an_uninterrupted_one() {
 
     // A fresh engine restored from the bytes, replaying from the offset.
     let (mut restored, _) = setup();
-    let offsets = restored
+    let positions = restored
         .restore(&Checkpoint::from_bytes(&bytes).unwrap())
         .unwrap();
-    assert_eq!(offsets, vec![("trades".to_string(), split as u64)]);
-    let resumed = push_all(&mut restored, &ids, &data[offsets[0].1 as usize..], true);
+    assert_eq!(positions.len(), 1);
+    assert_eq!(
+        (positions[0].name.as_str(), positions[0].offset),
+        ("trades", split as u64)
+    );
+    assert_eq!(positions[0].resume_token.as_deref(), Some("msg-1776"));
+    let resumed = push_all(
+        &mut restored,
+        &ids,
+        &data[positions[0].offset as usize..],
+        true,
+    );
     for (i, (sql, _)) in queries().iter().enumerate() {
         assert_eq!(resumed[i], after[i], "query {i}: {sql}");
     }

@@ -60,6 +60,13 @@ export interface RiffleOptions {
   /** Called when an automatic checkpoint fails; the engine keeps running. */
   onCheckpointError?: (error: RiffleError) => void;
   /**
+   * Creates the streams and queries. With a `store`, the newest valid
+   * checkpoint is restored right after it; see {@link Riffle.restored}.
+   */
+  setup?: (engine: Riffle) => void | Promise<void>;
+  /** With `setup`: start empty when the stored checkpoints are of other queries. */
+  startEmptyOnMismatch?: boolean;
+  /**
    * How often (ms) to tell the engine the time when a stream declares an
    * idle timeout, so windows close on a quiet feed. Default 1000; 0 turns
    * the timer off (call {@link Riffle.tick} yourself).
@@ -75,14 +82,29 @@ export interface CheckpointInfo {
   bytes: number;
 }
 
-/** What {@link Riffle.restore} restored. */
-export interface RestoreResult {
-  /** Id of the checkpoint restored. */
-  id: string;
+/** Where each stream stood when a checkpoint was taken. */
+export interface StreamPositions {
   /** Per stream, events already counted: replay your source from there. */
   offsets: Record<string, number>;
+  /** Per stream, the position the application supplied with its last push, if any. */
+  resumeTokens: Record<string, string | undefined>;
+}
+
+/** What {@link Riffle.restore} restored. */
+export interface RestoreResult extends StreamPositions {
+  /** Id of the checkpoint restored. */
+  id: string;
   /** Newer checkpoints that failed their checks and were skipped. */
   skipped: { id: string; error: RiffleError }[];
+}
+
+/** Options of a push. */
+export interface PushOptions {
+  /**
+   * The application's position in its source after these events (a message
+   * sequence number, a log offset): kept in checkpoints and returned by restore.
+   */
+  resumeToken?: string;
 }
 
 /** Kind of a change in a changelog result (GROUP BY without a window). */
@@ -251,14 +273,29 @@ export class Riffle {
     }
   }
 
-  /** Loads the wasm (once per realm) and creates an engine. */
+  /**
+   * What was restored when the engine was created with `setup` and a
+   * `store`: the checkpoint and where to replay from; null if nothing was.
+   */
+  restored: RestoreResult | null = null;
+
+  /**
+   * Loads the wasm (once per realm) and creates an engine. With `setup` and a
+   * `store`, runs setup and restores the newest valid checkpoint.
+   */
   static async create(options: RiffleOptions = {}): Promise<Riffle> {
     await loadWasm(options.wasm);
+    let engine: Riffle;
     try {
-      return new Riffle(new WasmEngine(), options);
+      engine = new Riffle(new WasmEngine(), options);
     } catch (error) {
       throw fromEngineError(error);
     }
+    if (options.setup) {
+      await options.setup(engine);
+      if (options.store) engine.restored = await engine.restore({ startEmptyOnMismatch: options.startEmptyOnMismatch });
+    }
+    return engine;
   }
 
   /**
@@ -311,21 +348,23 @@ export class Riffle {
   }
 
   /** Pushes events to a stream. A rejected push (typed error) changes nothing. */
-  push(stream: string, events: readonly Event[]): void {
+  push(stream: string, events: readonly Event[], options: PushOptions = {}): void {
     if (events.length === 0) return;
     let text = "";
     for (const event of events) text += JSON.stringify(event) + "\n";
-    this.pushJson(stream, text);
+    this.pushJson(stream, text, options);
   }
 
   /** Pushes newline-delimited JSON text, decoded inside wasm against the stream's schema. */
-  pushJson(stream: string, ndjson: string): void {
+  pushJson(stream: string, ndjson: string, options: PushOptions = {}): void {
     const now = this.#clock();
     this.#dispatch(
       this.callEngine((e) => {
         // The arrival time is what idle detection measures from.
         const ticked = e.needsClock() ? e.tick(now) : "[]";
-        return mergeOutputs(ticked, e.pushJson(stream, ndjson));
+        const pushed = mergeOutputs(ticked, e.pushJson(stream, ndjson));
+        if (options.resumeToken !== undefined) e.setResumeToken(stream, options.resumeToken);
+        return pushed;
       }),
     );
   }
@@ -350,8 +389,14 @@ export class Riffle {
    * A damaged snapshot throws CORRUPT_CHECKPOINT; one of other queries
    * throws CHECKPOINT_MISMATCH. Nothing changes when either is thrown.
    */
-  restoreSnapshot(snapshot: Uint8Array): Record<string, number> {
-    return JSON.parse(this.callEngine((e) => e.restore(snapshot))) as Record<string, number>;
+  restoreSnapshot(snapshot: Uint8Array): StreamPositions {
+    const raw = JSON.parse(this.callEngine((e) => e.restore(snapshot))) as Record<string, { offset: number; resumeToken: string | null }>;
+    const positions: StreamPositions = { offsets: {}, resumeTokens: {} };
+    for (const [stream, position] of Object.entries(raw)) {
+      positions.offsets[stream] = position.offset;
+      positions.resumeTokens[stream] = position.resumeToken ?? undefined;
+    }
+    return positions;
   }
 
   /**
@@ -389,7 +434,7 @@ export class Riffle {
       const bytes = await store.load(id);
       if (!bytes) continue;
       try {
-        return { id, offsets: this.restoreSnapshot(bytes), skipped };
+        return { id, ...this.restoreSnapshot(bytes), skipped };
       } catch (error) {
         if (!(error instanceof RiffleError)) throw error;
         if (error.code === "CORRUPT_CHECKPOINT") {

@@ -40,6 +40,8 @@ pub struct StreamSource {
     finished: bool,
     /// Wall-clock time (epoch ms) of the last accepted push, if known.
     last_arrival_millis: Option<i64>,
+    /// The application's position after the last push, if it gave one.
+    resume_token: Option<String>,
 }
 
 impl StreamSource {
@@ -52,6 +54,7 @@ impl StreamSource {
             events_in: 0,
             finished: false,
             last_arrival_millis: None,
+            resume_token: None,
         }
     }
 
@@ -163,7 +166,13 @@ impl StreamSource {
             watermark: self.watermark.current(),
             finished: self.finished,
             last_arrival_millis: self.last_arrival_millis,
+            resume_token: self.resume_token.clone(),
         }
+    }
+
+    /// Records the application's position after the last push.
+    pub fn set_resume_token(&mut self, token: Option<String>) {
+        self.resume_token = token;
     }
 
     /// Restores a position written by [`Self::position`].
@@ -173,6 +182,7 @@ impl StreamSource {
         self.watermark.advance_to(position.watermark);
         self.finished = position.finished;
         self.last_arrival_millis = position.last_arrival_millis;
+        self.resume_token = position.resume_token.clone();
     }
 
     /// End of input: the watermark jumps to the end of time.

@@ -50,6 +50,10 @@ pub struct StreamManifest {
     pub finished: bool,
     /// Wall-clock time of the last push (idle detection).
     pub last_arrival_millis: Option<i64>,
+    /// The application's own position after the last push (a WebSocket
+    /// message sequence number, a log offset), if it supplied one.
+    #[serde(default)]
+    pub resume_token: Option<String>,
 }
 
 /// A query's operator state.

@@ -146,15 +146,25 @@ impl WasmEngine {
     }
 
     /// Restores a checkpoint taken by an engine with the same streams and
-    /// queries; returns `{stream: offset}` as JSON (replay from there).
+    /// queries; returns `{stream: {offset, resumeToken}}` as JSON (replay from there).
     pub fn restore(&mut self, bytes: &[u8]) -> Result<String, JsValue> {
         let checkpoint = Checkpoint::from_bytes(bytes).map_err(to_js)?;
-        let offsets = self.inner.restore(&checkpoint).map_err(to_js)?;
-        let map: serde_json::Map<String, serde_json::Value> = offsets
+        let positions = self.inner.restore(&checkpoint).map_err(to_js)?;
+        let map: serde_json::Map<String, serde_json::Value> = positions
             .into_iter()
-            .map(|(stream, offset)| (stream, offset.into()))
+            .map(|p| {
+                let position =
+                    serde_json::json!({ "offset": p.offset, "resumeToken": p.resume_token });
+                (p.name, position)
+            })
             .collect();
         Ok(serde_json::Value::Object(map).to_string())
+    }
+
+    /// Records the application's position in a stream's source after the last push.
+    #[wasm_bindgen(js_name = setResumeToken)]
+    pub fn set_resume_token(&mut self, stream: &str, token: Option<String>) -> Result<(), JsValue> {
+        self.inner.set_resume_token(stream, token).map_err(to_js)
     }
 
     /// A query's counters as JSON.

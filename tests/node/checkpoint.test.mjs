@@ -145,3 +145,18 @@ test("checkpointIntervalMs takes checkpoints on a timer; close() stops it", asyn
   await new Promise((resolve) => setTimeout(resolve, 80));
   assert.ok((await store.list()).length <= taken + 1, "no checkpoints after close()");
 });
+
+test("setup + store restore on create; resume tokens come back with the offsets", async () => {
+  const store = new MemoryStore();
+  const setup = (engine) => {
+    engine.sql(DDL);
+    engine.query(QUERY);
+  };
+  const first = await Riffle.create({ store, setup });
+  assert.equal(first.restored, null, "nothing to restore on a first start");
+  first.push("trades", [{ symbol: "A", price: 1, ts: 1_000 }], { resumeToken: "seq-41" });
+  await first.checkpoint();
+  const second = await Riffle.create({ store, setup });
+  assert.equal(second.restored.offsets.trades, 1);
+  assert.equal(second.restored.resumeTokens.trades, "seq-41");
+});

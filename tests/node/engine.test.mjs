@@ -186,7 +186,7 @@ test("checkpoint, restore into a new engine, replay from the offset: same result
     const rows = [];
     query.subscribe((batch) => rows.push(...batch));
     let start = 0;
-    if (restoreFrom) start = engine.restoreSnapshot(restoreFrom).trades;
+    if (restoreFrom) start = engine.restoreSnapshot(restoreFrom).offsets.trades;
     for (let i = start; i < events.length; i += 250) engine.push("trades", events.slice(i, Math.min(i + 250, events.length)));
     return { engine, rows };
   };
