@@ -25,6 +25,20 @@ pub struct StreamDef {
     /// Wall-clock milliseconds without events after which the watermark
     /// follows the wall clock (`WITH (idle_timeout = INTERVAL '5' SECOND)`).
     pub idle_timeout_millis: Option<i64>,
+    /// What a push does with rows that do not fit (`WITH (bad_rows = 'skip')`).
+    pub bad_rows: BadRowPolicy,
+}
+
+/// What a push does with rows that do not fit the stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BadRowPolicy {
+    /// Reject the whole push with a typed error naming the row (default).
+    #[default]
+    Reject,
+    /// Drop bad rows, count them, keep the good ones.
+    Skip,
+    /// Drop bad rows and hand them to the application with the reason.
+    DeadLetter,
 }
 
 impl StreamDef {
@@ -63,6 +77,7 @@ impl StreamDef {
             event_time_unit: unit,
             watermark_delay: delay,
             idle_timeout_millis: None,
+            bad_rows: BadRowPolicy::Reject,
         })
     }
 

@@ -8,13 +8,14 @@ use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::catalog::BadRowPolicy;
 use crate::catalog::StreamCatalog;
-use crate::codec::json::decode_ndjson;
+use crate::codec::json::{decode_ndjson, decoding_schema, encode_rows};
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 use crate::ops::pipeline::{Emitted, Pipeline};
-use crate::ops::source::{millis_to_ticks, StreamSource};
+use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
@@ -79,6 +80,8 @@ pub struct Engine {
     wall_clock_millis: Option<i64>,
     /// DDL and queries in order: what a checkpoint must have been taken of.
     fingerprint_parts: Vec<String>,
+    /// Rows dropped by dead-letter streams, until taken.
+    dead_letters: Vec<(String, BadRow)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -118,6 +121,7 @@ impl Engine {
             next_query: 0,
             wall_clock_millis: None,
             fingerprint_parts: Vec::new(),
+            dead_letters: Vec::new(),
         })
     }
 
@@ -240,8 +244,58 @@ impl Engine {
     }
 
     /// Pushes a batch of events to a stream. Columns are matched by name.
-    /// A rejected batch changes nothing.
+    /// With the stream's default `bad_rows = 'reject'` a bad row rejects the
+    /// whole push, which then changes nothing; with `'skip'` or
+    /// `'dead_letter'` bad rows are dropped (and counted, or kept for
+    /// [`Engine::take_dead_letters`]) and the good rows go in.
     pub fn push(&mut self, stream: &str, batch: &RecordBatch) -> Result<Vec<QueryOutput>> {
+        self.push_checked(stream, batch, None)
+    }
+
+    /// Rows dropped by `bad_rows = 'dead_letter'` streams since the last call.
+    pub fn take_dead_letters(&mut self) -> Vec<(String, BadRow)> {
+        std::mem::take(&mut self.dead_letters)
+    }
+
+    /// `origin[i]` is the position in the push of row `i` (after bad lines
+    /// were dropped by the JSON decoder).
+    fn push_checked(
+        &mut self,
+        stream: &str,
+        batch: &RecordBatch,
+        origin: Option<&[usize]>,
+    ) -> Result<Vec<QueryOutput>> {
+        let source = self.source_mut(stream)?;
+        if source.def().bad_rows == BadRowPolicy::Reject {
+            return self.push_valid(stream, batch);
+        }
+        let (good, mut bad) = split_bad_rows(source.def(), batch)?;
+        for row in bad.iter_mut() {
+            row.text = encode_rows(&batch.slice(row.row, 1)).ok().map(|json| {
+                json.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string()
+            });
+            if let Some(origin) = origin {
+                row.row = origin.get(row.row).copied().unwrap_or(row.row);
+            }
+        }
+        self.record_bad_rows(stream, bad);
+        self.push_valid(stream, &good)
+    }
+
+    fn record_bad_rows(&mut self, stream: &str, bad: Vec<BadRow>) {
+        let Some(source) = self.sources.get_mut(stream) else {
+            return;
+        };
+        source.count_bad_rows(bad.len() as u64);
+        if source.def().bad_rows == BadRowPolicy::DeadLetter {
+            self.dead_letters
+                .extend(bad.into_iter().map(|row| (stream.to_string(), row)));
+        }
+    }
+
+    fn push_valid(&mut self, stream: &str, batch: &RecordBatch) -> Result<Vec<QueryOutput>> {
         let now = self.wall_clock_millis;
         let input = self.source_mut(stream)?.ingest(batch, now)?;
         let mut outputs = Vec::new();
@@ -428,10 +482,40 @@ impl Engine {
 
     /// Pushes newline-delimited JSON objects to a stream.
     pub fn push_json(&mut self, stream: &str, text: &str) -> Result<Vec<QueryOutput>> {
-        let schema = Arc::clone(&self.source_mut(stream)?.def().schema);
-        let batch = decode_ndjson(&schema, text)
-            .map_err(|e| err!(InvalidInput, "stream '{stream}': {}", e.message()))?;
-        self.push(stream, &batch)
+        let source = self.source_mut(stream)?;
+        let schema = Arc::clone(&source.def().schema);
+        let policy = source.def().bad_rows;
+        let error = match decode_ndjson(&schema, text) {
+            Ok(batch) => return self.push_checked(stream, &batch, None),
+            Err(error) => error,
+        };
+        if policy == BadRowPolicy::Reject {
+            return Err(err!(InvalidInput, "stream '{stream}': {}", error.message()));
+        }
+        // Malformed JSON somewhere: decode line by line to keep the good lines.
+        let mut good = Vec::new();
+        let mut origin = Vec::new();
+        let mut bad = Vec::new();
+        for (line_number, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            match decode_ndjson(&schema, line) {
+                Ok(batch) => {
+                    origin.extend(std::iter::repeat_n(line_number, batch.num_rows()));
+                    good.push(batch);
+                }
+                Err(error) => bad.push(BadRow {
+                    row: line_number,
+                    reason: error.message().to_string(),
+                    text: Some(line.to_string()),
+                }),
+            }
+        }
+        self.record_bad_rows(stream, bad);
+        let batch = arrow::compute::concat_batches(&decoding_schema(&schema), &good)?;
+        self.push_checked(stream, &batch, Some(&origin))
     }
 
     /// End of input on every stream: closes and emits all open windows.
@@ -459,6 +543,7 @@ impl Engine {
         let watermark = source.watermark();
         Ok(QueryMetrics {
             events_in: source.events_in(),
+            bad_rows: source.bad_rows(),
             late_events_dropped: pipeline.window.late_rows_dropped,
             watermark_millis: to_millis(watermark, source.def().event_time_unit),
             finished: watermark == END_OF_INPUT,

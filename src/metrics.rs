@@ -5,6 +5,8 @@
 pub struct QueryMetrics {
     /// Events accepted by the query's stream.
     pub events_in: u64,
+    /// Rows of the stream dropped as bad (skip / dead-letter policies).
+    pub bad_rows: u64,
     /// Events dropped because their window had closed.
     pub late_events_dropped: u64,
     /// The stream's watermark in epoch milliseconds; `None` before the

@@ -98,6 +98,18 @@ export interface RestoreResult extends StreamPositions {
   skipped: { id: string; error: RiffleError }[];
 }
 
+/** A row a `bad_rows = 'dead_letter'` stream dropped, and why. */
+export interface DeadLetter {
+  /** The stream. */
+  stream: string;
+  /** Position of the row in its push (0-based). */
+  row: number;
+  /** What is wrong with it. */
+  reason: string;
+  /** The row as pushed (JSON), when known. */
+  text: string | null;
+}
+
 /** Options of a push. */
 export interface PushOptions {
   /**
@@ -133,6 +145,8 @@ export interface QueryOptions {
 export interface QueryMetrics {
   /** Events accepted by the query's stream. */
   eventsIn: number;
+  /** Rows of the stream dropped as bad (`bad_rows = 'skip'` or `'dead_letter'`). */
+  badRows: number;
   /** Events dropped because their window had already closed. */
   lateEventsDropped: number;
   /** The stream's watermark (epoch ms); null before the first event and after finish. */
@@ -233,6 +247,7 @@ export class Riffle {
   #engine: WasmEngine | undefined;
   #broken: RiffleError | undefined;
   readonly #queries = new Map<number, Query<Row>>();
+  readonly #deadLetterListeners = new Set<(letters: DeadLetter[]) => void>();
   readonly #clock: () => number;
   readonly #tickIntervalMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -367,6 +382,25 @@ export class Riffle {
         return pushed;
       }),
     );
+    this.#deliverDeadLetters();
+  }
+
+  /**
+   * Calls `listener` with the rows that streams declared with
+   * `WITH (bad_rows = 'dead_letter')` dropped, after each push; returns an
+   * unsubscribe function.
+   */
+  subscribeDeadLetters(listener: (letters: DeadLetter[]) => void): () => void {
+    this.#deadLetterListeners.add(listener);
+    return () => {
+      this.#deadLetterListeners.delete(listener);
+    };
+  }
+
+  #deliverDeadLetters(): void {
+    const letters = JSON.parse(this.callEngine((e) => e.takeDeadLetters())) as DeadLetter[];
+    if (letters.length === 0) return;
+    for (const listener of this.#deadLetterListeners) listener(letters);
   }
 
   /** End of input on every stream: closes and emits every open window. */

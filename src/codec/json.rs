@@ -114,8 +114,9 @@ pub fn encode_metrics(metrics: &QueryMetrics) -> String {
         .watermark_millis
         .map_or_else(|| "null".to_string(), |w| w.to_string());
     format!(
-        "{{\"eventsIn\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{}}}",
+        "{{\"eventsIn\":{},\"badRows\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{}}}",
         metrics.events_in,
+        metrics.bad_rows,
         metrics.late_events_dropped,
         metrics.finished,
         metrics.open_windows,

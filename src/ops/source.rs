@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
+use arrow::array::BooleanArray;
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array};
-use arrow::compute::{cast, cast_with_options, CastOptions};
+use arrow::compute::{cast, cast_with_options, filter_record_batch, CastOptions};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 
@@ -42,6 +43,8 @@ pub struct StreamSource {
     last_arrival_millis: Option<i64>,
     /// The application's position after the last push, if it gave one.
     resume_token: Option<String>,
+    /// Rows dropped as bad (skip / dead-letter policies).
+    bad_rows: u64,
 }
 
 impl StreamSource {
@@ -55,6 +58,7 @@ impl StreamSource {
             finished: false,
             last_arrival_millis: None,
             resume_token: None,
+            bad_rows: 0,
         }
     }
 
@@ -82,6 +86,16 @@ impl StreamSource {
         }
         line.push(')');
         line
+    }
+
+    /// Counts rows dropped as bad.
+    pub fn count_bad_rows(&mut self, rows: u64) {
+        self.bad_rows += rows;
+    }
+
+    /// Rows dropped as bad so far.
+    pub fn bad_rows(&self) -> u64 {
+        self.bad_rows
     }
 
     /// Events accepted so far.
@@ -191,6 +205,76 @@ impl StreamSource {
         self.watermark.finish();
         self.watermark.current()
     }
+}
+
+/// A row a push could not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRow {
+    /// Position of the row in its push (0-based).
+    pub row: usize,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The row as JSON, when known.
+    pub text: Option<String>,
+}
+
+/// Splits a batch into the rows that fit the stream and those that do not
+/// (missing or null event time, NOT NULL fields without a value, values that
+/// do not convert to the declared type). `conform` accepts the good ones.
+pub fn split_bad_rows(def: &StreamDef, batch: &RecordBatch) -> Result<(RecordBatch, Vec<BadRow>)> {
+    let rows = batch.num_rows();
+    let mut reasons: Vec<Option<String>> = vec![None; rows];
+    let input = batch.schema();
+    let lenient = CastOptions::default();
+    for field in def.schema.fields() {
+        let required = !field.is_nullable() || is_event_time(def, field.name());
+        let Ok(index) = input.index_of(field.name()) else {
+            if required {
+                for reason in reasons.iter_mut().filter(|r| r.is_none()) {
+                    *reason = Some(format!("field '{}' is missing", field.name()));
+                }
+            }
+            continue;
+        };
+        let column = batch.column(index);
+        let converted = if column.data_type() == field.data_type() {
+            Arc::clone(column)
+        } else {
+            cast_with_options(column, field.data_type(), &lenient)?
+        };
+        for (row, reason) in reasons.iter_mut().enumerate() {
+            if reason.is_some() || !converted.is_null(row) {
+                continue;
+            }
+            if column.is_valid(row) {
+                *reason = Some(format!(
+                    "field '{}': value does not convert to {}",
+                    field.name(),
+                    field.data_type()
+                ));
+            } else if required {
+                *reason = Some(format!("field '{}' has no value", field.name()));
+            }
+        }
+    }
+    let good = BooleanArray::from_iter(reasons.iter().map(|r| Some(r.is_none())));
+    let bad: Vec<BadRow> = reasons
+        .into_iter()
+        .enumerate()
+        .filter_map(|(row, reason)| {
+            reason.map(|reason| BadRow {
+                row,
+                reason,
+                text: None,
+            })
+        })
+        .collect();
+    let kept = if bad.is_empty() {
+        batch.clone()
+    } else {
+        filter_record_batch(batch, &good)?
+    };
+    Ok((kept, bad))
 }
 
 /// Brings a batch to the stream's schema: columns matched by name, cast to

@@ -16,7 +16,7 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, ObjectNamePart, Statement,
 };
 
-use crate::catalog::StreamDef;
+use crate::catalog::{BadRowPolicy, StreamDef};
 use crate::err;
 use crate::error::Result;
 use crate::time::interval::interval_to_units;
@@ -70,10 +70,24 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
                 }
                 def.idle_timeout_millis = Some(millis);
             }
+            "bad_rows" => {
+                let text = value.to_string();
+                def.bad_rows = match text.trim_matches('\'').to_lowercase().as_str() {
+                    "reject" => BadRowPolicy::Reject,
+                    "skip" => BadRowPolicy::Skip,
+                    "dead_letter" => BadRowPolicy::DeadLetter,
+                    _ => {
+                        return Err(err!(
+                            SqlPlan,
+                            "bad_rows is 'reject', 'skip' or 'dead_letter', not {text}"
+                        ))
+                    }
+                };
+            }
             other => {
                 return Err(err!(
                     SqlPlan,
-                    "unknown stream option '{other}'; known: idle_timeout = INTERVAL '5' SECOND"
+                    "unknown stream option '{other}'; known: idle_timeout = INTERVAL '5' SECOND, bad_rows = 'reject' | 'skip' | 'dead_letter'"
                 ))
             }
         }

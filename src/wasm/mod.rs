@@ -167,6 +167,19 @@ impl WasmEngine {
         self.inner.set_resume_token(stream, token).map_err(to_js)
     }
 
+    /// Rows dropped by `bad_rows = 'dead_letter'` streams since the last
+    /// call, as JSON `[{stream, row, reason, text}]`.
+    #[wasm_bindgen(js_name = takeDeadLetters)]
+    pub fn take_dead_letters(&mut self) -> String {
+        let letters: Vec<serde_json::Value> = self
+            .inner
+            .take_dead_letters()
+            .into_iter()
+            .map(|(stream, row)| serde_json::json!({ "stream": stream, "row": row.row, "reason": row.reason, "text": row.text }))
+            .collect();
+        serde_json::Value::Array(letters).to_string()
+    }
+
     /// A query's counters as JSON.
     #[wasm_bindgen(js_name = queryMetrics)]
     pub fn query_metrics(&self, id: u32) -> Result<String, JsValue> {

@@ -213,3 +213,25 @@ test("checkpoint, restore into a new engine, replay from the offset: same result
   await other.sql(DDL);
   assert.throws(() => other.restoreSnapshot(bytes), (e) => e instanceof RiffleError && e.code === "CHECKPOINT_MISMATCH");
 });
+
+test("bad rows: skip keeps the good rows; dead letters reach JS with the reason", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(`CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP,
+    WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (bad_rows = 'dead_letter')`);
+  const query = engine.query(QUERY);
+  const letters = [];
+  engine.subscribeDeadLetters((batch) => letters.push(...batch));
+  engine.push("trades", [
+    { symbol: "A", price: 1, ts: 1_000 },
+    { symbol: "A", price: "lots", ts: 2_000 },
+    { symbol: "A", price: 2 },
+    { symbol: "A", price: 3, ts: 3_000 },
+  ]);
+  assert.equal(query.metrics().eventsIn, 2);
+  assert.equal(query.metrics().badRows, 2);
+  assert.deepEqual(letters.map((l) => l.row), [1, 2]);
+  assert.match(letters[0].reason, /lots/);
+  assert.match(letters[1].reason, /'ts'/);
+  assert.equal(JSON.parse(letters[0].text).price, "lots");
+  engine.close();
+});
