@@ -27,6 +27,10 @@ pub struct StreamDef {
     pub idle_timeout_millis: Option<i64>,
     /// What a push does with rows that do not fit (`WITH (bad_rows = 'skip')`).
     pub bad_rows: BadRowPolicy,
+    /// Rows whose event time is more than this many milliseconds ahead of
+    /// the wall clock are bad rows (`WITH (max_future = INTERVAL '1' HOUR)`),
+    /// so one absurd timestamp cannot push the watermark past everything.
+    pub max_future_millis: Option<i64>,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -78,6 +82,7 @@ impl StreamDef {
             watermark_delay: delay,
             idle_timeout_millis: None,
             bad_rows: BadRowPolicy::Reject,
+            max_future_millis: None,
         })
     }
 

@@ -269,7 +269,9 @@ impl Engine {
         if source.def().bad_rows == BadRowPolicy::Reject {
             return self.push_valid(stream, batch);
         }
-        let (good, mut bad) = split_bad_rows(source.def(), batch)?;
+        let now = self.wall_clock_millis;
+        let source = self.source_mut(stream)?;
+        let (good, mut bad) = split_bad_rows(source.def(), batch, now)?;
         for row in bad.iter_mut() {
             row.text = encode_rows(&batch.slice(row.row, 1)).ok().map(|json| {
                 json.trim_start_matches('[')
@@ -462,7 +464,7 @@ impl Engine {
     pub fn needs_clock(&self) -> bool {
         self.sources
             .values()
-            .any(|s| s.def().idle_timeout_millis.is_some())
+            .any(|s| s.def().idle_timeout_millis.is_some() || s.def().max_future_millis.is_some())
             || self.queries.iter().any(|q| q.pipeline.needs_clock())
     }
 

@@ -142,3 +142,46 @@ fn arrow_batches_with_bad_rows_keep_their_good_rows() {
     let metrics = engine.query_metrics(query).unwrap();
     assert_eq!((metrics.events_in, metrics.bad_rows), (1, 2));
 }
+
+#[test]
+fn a_far_future_timestamp_cannot_drag_the_watermark_forward() {
+    for policy in ["reject", "skip"] {
+        let mut engine = Engine::new().unwrap();
+        engine
+            .execute(&format!(
+                "CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) \
+                 WITH (max_future = INTERVAL '1' HOUR, bad_rows = '{policy}')"
+            ))
+            .unwrap();
+        let query = engine
+            .create_query("SELECT window_start, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY window_start")
+            .unwrap();
+        assert!(engine.needs_clock());
+        let now = 1_700_000_000_000i64;
+        engine.tick(now).unwrap();
+        engine
+            .push_json(
+                "trades",
+                &format!(r#"{{"symbol":"A","price":1,"ts":{}}}"#, now + 600_000),
+            )
+            .unwrap();
+        let far = engine.push_json(
+            "trades",
+            &format!(r#"{{"symbol":"A","price":1,"ts":{}}}"#, now + 7_200_000),
+        );
+        let metrics = engine.query_metrics(query).unwrap();
+        match policy {
+            "reject" => assert_eq!(far.unwrap_err().code(), ErrorCode::InvalidInput),
+            _ => {
+                far.unwrap();
+                assert_eq!(metrics.bad_rows, 1);
+            }
+        }
+        assert_eq!(metrics.events_in, 1);
+        assert_eq!(
+            metrics.watermark_millis,
+            Some(now + 600_000 - 2_000),
+            "{policy}: the watermark did not jump"
+        );
+    }
+}

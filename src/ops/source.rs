@@ -120,6 +120,15 @@ impl StreamSource {
         }
         let batch = conform(&self.def, batch)?;
         let event_times = event_times(&self.def, &batch)?;
+        if let Some(limit) = future_limit(&self.def, now_millis) {
+            if let Some(row) = event_times.iter().position(|&ts| ts > limit) {
+                return Err(err!(
+                    InvalidInput,
+                    "stream '{}', row {row}: event time is more than max_future ahead of the wall clock",
+                    self.def.name
+                ));
+            }
+        }
         // Validation done: from here on nothing fails.
         let row_watermarks = Arc::new(Int64Array::from(self.watermark.observe(&event_times)));
         self.events_in += batch.num_rows() as u64;
@@ -221,7 +230,11 @@ pub struct BadRow {
 /// Splits a batch into the rows that fit the stream and those that do not
 /// (missing or null event time, NOT NULL fields without a value, values that
 /// do not convert to the declared type). `conform` accepts the good ones.
-pub fn split_bad_rows(def: &StreamDef, batch: &RecordBatch) -> Result<(RecordBatch, Vec<BadRow>)> {
+pub fn split_bad_rows(
+    def: &StreamDef,
+    batch: &RecordBatch,
+    now_millis: Option<i64>,
+) -> Result<(RecordBatch, Vec<BadRow>)> {
     let rows = batch.num_rows();
     let mut reasons: Vec<Option<String>> = vec![None; rows];
     let input = batch.schema();
@@ -257,6 +270,25 @@ pub fn split_bad_rows(def: &StreamDef, batch: &RecordBatch) -> Result<(RecordBat
             }
         }
     }
+    if let Some(limit) = future_limit(def, now_millis) {
+        if let Ok(index) = input.index_of(def.event_time_column()) {
+            let times = cast_with_options(
+                batch.column(index),
+                &def.schema.field(def.event_time_index).data_type().clone(),
+                &lenient,
+            )?;
+            let times = cast(&times, &DataType::Int64)?;
+            let times = times.as_primitive::<Int64Type>();
+            for (row, reason) in reasons.iter_mut().enumerate() {
+                if reason.is_none() && times.is_valid(row) && times.value(row) > limit {
+                    *reason = Some(format!(
+                        "field '{}': more than max_future ahead of the wall clock",
+                        def.event_time_column()
+                    ));
+                }
+            }
+        }
+    }
     let good = BooleanArray::from_iter(reasons.iter().map(|r| Some(r.is_none())));
     let bad: Vec<BadRow> = reasons
         .into_iter()
@@ -275,6 +307,13 @@ pub fn split_bad_rows(def: &StreamDef, batch: &RecordBatch) -> Result<(RecordBat
         filter_record_batch(batch, &good)?
     };
     Ok((kept, bad))
+}
+
+/// The latest acceptable event time (in the stream's ticks), if the stream
+/// bounds it and the wall clock is known.
+fn future_limit(def: &StreamDef, now_millis: Option<i64>) -> Option<EventTime> {
+    let limit_millis = now_millis?.saturating_add(def.max_future_millis?);
+    Some(millis_to_ticks(limit_millis, def.event_time_unit))
 }
 
 /// Brings a batch to the stream's schema: columns matched by name, cast to

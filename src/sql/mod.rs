@@ -70,6 +70,14 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
                 }
                 def.idle_timeout_millis = Some(millis);
             }
+            "max_future" => {
+                let interval = interval_literal(state, value, "max_future")?;
+                let millis = interval_to_units(interval, TimeUnit::Millisecond, "max_future")?;
+                if millis < 0 {
+                    return Err(err!(SqlPlan, "max_future must not be negative"));
+                }
+                def.max_future_millis = Some(millis);
+            }
             "bad_rows" => {
                 let text = value.to_string();
                 def.bad_rows = match text.trim_matches('\'').to_lowercase().as_str() {
@@ -87,7 +95,7 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
             other => {
                 return Err(err!(
                     SqlPlan,
-                    "unknown stream option '{other}'; known: idle_timeout = INTERVAL '5' SECOND, bad_rows = 'reject' | 'skip' | 'dead_letter'"
+                    "unknown stream option '{other}'; known: idle_timeout = INTERVAL '5' SECOND, max_future = INTERVAL '1' HOUR, bad_rows = 'reject' | 'skip' | 'dead_letter'"
                 ))
             }
         }
