@@ -169,3 +169,52 @@ fn explain_prints_the_streaming_operator_graph() {
         ErrorCode::Unsupported
     );
 }
+
+#[test]
+fn every_timestamp_unit_gives_the_same_windows() {
+    let mut reference: Option<String> = None;
+    for declared in [
+        "TIMESTAMP(0)",
+        "TIMESTAMP(3)",
+        "TIMESTAMP(6)",
+        "TIMESTAMP(9)",
+        "TIMESTAMP WITH TIME ZONE",
+        "BIGINT",
+    ] {
+        let mut engine = Engine::new().unwrap();
+        engine
+            .execute(&format!(
+                "CREATE STREAM clicks (page VARCHAR, ts {declared}, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)"
+            ))
+            .unwrap();
+        let query = engine
+            .create_query(
+                "SELECT page, window_start, window_end, count(*) AS n FROM HOP(clicks, ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND) \
+                 GROUP BY page, window_start, window_end",
+            )
+            .unwrap();
+        let events: String = (0..40)
+            .map(|i| {
+                format!(
+                    "{{\"page\":\"/p{}\",\"ts\":{}}}\n",
+                    i % 3,
+                    1_700_000_000_000i64 + (i * 7 % 40) * 1_000
+                )
+            })
+            .collect();
+        let mut outputs = engine.push_json("clicks", &events).unwrap();
+        outputs.extend(engine.finish().unwrap());
+        // As JavaScript sees them: timestamps become epoch milliseconds.
+        let mut json: Vec<String> = outputs
+            .iter()
+            .filter(|o| o.query == query)
+            .map(|o| riffle::codec::json::encode_rows(&o.batch).unwrap())
+            .collect();
+        json.sort();
+        let json = json.join("\n");
+        match &reference {
+            None => reference = Some(json),
+            Some(expected) => assert_eq!(&json, expected, "{declared}"),
+        }
+    }
+}
