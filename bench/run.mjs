@@ -6,6 +6,7 @@
 // W1: 1-minute tumbling count/sum/avg/min/max per key, events 1 ms apart
 // with up to 500 ms of disorder, watermark bound 2 s. Figures are for this
 // run only: compare ratios, not absolute numbers, on a shared machine.
+import { Float64, Int64, Utf8, makeTable, tableToIPC, vectorFromArray } from "apache-arrow";
 import { Riffle } from "riffle-sql";
 
 const options = parseArgs(process.argv.slice(2), { events: 1_000_000, keys: 1000, batch: 10_000, seed: 1 });
@@ -104,6 +105,17 @@ const events = generate();
 const objectBatches = [];
 for (let i = 0; i < events.length; i += options.batch) objectBatches.push(events.slice(i, i + options.batch));
 const textBatches = objectBatches.map((batch) => batch.map((e) => JSON.stringify(e)).join("\n"));
+// Arrow IPC, as an app holding columns (or receiving Arrow) would push it.
+const arrowBatches = objectBatches.map((batch) =>
+  tableToIPC(
+    makeTable({
+      key: vectorFromArray(batch.map((e) => e.key), new Utf8()),
+      value: vectorFromArray(batch.map((e) => e.value), new Float64()),
+      ts: vectorFromArray(BigInt64Array.from(batch.map((e) => BigInt(e.ts))), new Int64()),
+    }),
+    "stream",
+  ),
+);
 const megabytes = textBatches.reduce((n, t) => n + t.length, 0) / 1e6;
 
 console.log(`W1 tumbling 1 min, ${options.events.toLocaleString()} events, ${options.keys} keys, batches of ${options.batch}, ${megabytes.toFixed(1)} MB of NDJSON`);
@@ -112,11 +124,13 @@ results.push(await time("JS: JSON.parse + Map (text in)", () => handWritten(text
 results.push(await time("Riffle: NDJSON text in", () => riffle(textBatches, (e, t) => e.pushJson("events", t))));
 results.push(await time("JS: Map (objects in)", () => handWritten(objectBatches, (b) => b)));
 results.push(await time("Riffle: objects in", () => riffle(objectBatches, (e, b) => e.push("events", b))));
+results.push(await time("Riffle: Arrow IPC in", () => riffle(arrowBatches, (e, b) => e.pushArrow("events", b))));
 
 const reference = results[0].rows;
 console.log("\n| path | events/s | vs JS, same input | results agree |");
 console.log("| --- | ---: | ---: | --- |");
 for (const [i, r] of results.entries()) {
+  // Text paths compare with JSON.parse + Map; object and columnar paths with Map on objects.
   const baseline = results[i < 2 ? 0 : 2];
   const rate = options.events / (r.ms / 1000);
   const disagreement = agree(r.rows, reference);

@@ -520,6 +520,21 @@ impl Engine {
         self.push_checked(stream, &batch, Some(&origin))
     }
 
+    /// Pushes Arrow IPC stream bytes (one or more record batches) to a
+    /// stream. Columns are matched by name and cast to the declared types;
+    /// timestamp columns keep their unit.
+    pub fn push_arrow_ipc(&mut self, stream: &str, bytes: &[u8]) -> Result<Vec<QueryOutput>> {
+        self.source_mut(stream)?;
+        let batch = read_ipc(bytes).map_err(|e| {
+            err!(
+                InvalidInput,
+                "stream '{stream}': not Arrow IPC stream data: {}",
+                e.message()
+            )
+        })?;
+        self.push(stream, &batch)
+    }
+
     /// End of input on every stream: closes and emits all open windows.
     pub fn finish(&mut self) -> Result<Vec<QueryOutput>> {
         let mut outputs = Vec::new();

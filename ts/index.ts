@@ -386,6 +386,25 @@ export class Riffle {
   }
 
   /**
+   * Pushes Arrow IPC stream bytes, e.g. `tableToIPC(table, "stream")` from
+   * apache-arrow: columns cross into wasm in bulk, never as JS values.
+   * Columns are matched by name and cast to the declared types; timestamp
+   * columns keep their unit.
+   */
+  pushArrow(stream: string, ipc: Uint8Array, options: PushOptions = {}): void {
+    const now = this.#clock();
+    this.#dispatch(
+      this.callEngine((e) => {
+        const ticked = e.needsClock() ? e.tick(now) : "[]";
+        const pushed = mergeOutputs(ticked, e.pushArrow(stream, ipc));
+        if (options.resumeToken !== undefined) e.setResumeToken(stream, options.resumeToken);
+        return pushed;
+      }),
+    );
+    this.#deliverDeadLetters();
+  }
+
+  /**
    * Calls `listener` with the rows that streams declared with
    * `WITH (bad_rows = 'dead_letter')` dropped, after each push; returns an
    * unsubscribe function.

@@ -103,6 +103,13 @@ impl WasmEngine {
         encode(&outputs)
     }
 
+    /// Pushes Arrow IPC stream bytes; returns the results as JSON.
+    #[wasm_bindgen(js_name = pushArrow)]
+    pub fn push_arrow(&mut self, stream: &str, bytes: &[u8]) -> Result<String, JsValue> {
+        let outputs = self.inner.push_arrow_ipc(stream, bytes).map_err(to_js)?;
+        encode(&outputs)
+    }
+
     /// End of input: closes every window; returns the results as JSON.
     pub fn finish(&mut self) -> Result<String, JsValue> {
         let outputs = self.inner.finish().map_err(to_js)?;

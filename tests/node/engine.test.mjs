@@ -235,3 +235,29 @@ test("bad rows: skip keeps the good rows; dead letters reach JS with the reason"
   assert.equal(JSON.parse(letters[0].text).price, "lots");
   engine.close();
 });
+
+test("Arrow IPC in: columns cross in bulk and give the same results", async () => {
+  const { tableFromArrays, tableToIPC, TimestampMillisecond, Float64, Utf8, vectorFromArray, makeTable } = await import("apache-arrow");
+  void tableFromArrays;
+  const trades = generateTrades(3, 4_000);
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const query = engine.query(QUERY);
+  const rows = [];
+  query.subscribe((batch) => rows.push(...batch));
+  for (let i = 0; i < trades.length; i += 500) {
+    const slice = trades.slice(i, i + 500);
+    const table = makeTable({
+      symbol: vectorFromArray(slice.map((t) => t.symbol), new Utf8()),
+      price: vectorFromArray(slice.map((t) => t.price), new Float64()),
+      ts: vectorFromArray(slice.map((t) => t.ts), new TimestampMillisecond()),
+    });
+    engine.pushArrow("trades", tableToIPC(table, "stream"));
+  }
+  engine.finish();
+  assert.equal(diffRows(sortRows(rows), referenceWindows(trades)), null);
+  assert.throws(() => engine.pushArrow("trades", new Uint8Array([1, 2, 3])), (e) => e.code === "INVALID_INPUT" || e.code === "FINISHED");
+  const fresh = await Riffle.create();
+  await fresh.sql(DDL);
+  assert.throws(() => fresh.pushArrow("trades", new Uint8Array([1, 2, 3])), (e) => e instanceof RiffleError && e.code === "INVALID_INPUT");
+});
