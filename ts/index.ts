@@ -66,6 +66,10 @@ export interface RiffleOptions {
   setup?: (engine: Riffle) => void | Promise<void>;
   /** With `setup`: start empty when the stored checkpoints are of other queries. */
   startEmptyOnMismatch?: boolean;
+  /** How {@link Riffle.enqueue} coalesces events into pushes. */
+  batching?: BatchingOptions;
+  /** Receives errors of automatic flushes of enqueued events. */
+  onError?: (error: unknown) => void;
   /**
    * How often (ms) to tell the engine the time when a stream declares an
    * idle timeout, so windows close on a quiet feed. Default 1000; 0 turns
@@ -108,6 +112,19 @@ export interface DeadLetter {
   reason: string;
   /** The row as pushed (JSON), when known. */
   text: string | null;
+}
+
+/** How {@link Riffle.enqueue} coalesces events into pushes. */
+export interface BatchingOptions {
+  /** Push as soon as a stream has this many events buffered. Default 1000. */
+  maxEvents?: number;
+  /**
+   * Otherwise push this many milliseconds after the first buffered event;
+   * 0 (default) pushes at the end of the current task (a microtask).
+   */
+  lingerMs?: number;
+  /** Refuse events beyond this many buffered per stream (backpressure). Default 100,000. */
+  maxBuffered?: number;
 }
 
 /** Options of a push. */
@@ -248,6 +265,9 @@ export class Riffle {
   #broken: RiffleError | undefined;
   readonly #queries = new Map<number, Query<Row>>();
   readonly #deadLetterListeners = new Set<(letters: DeadLetter[]) => void>();
+  readonly #buffers = new Map<string, Event[]>();
+  #flushScheduled = false;
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined;
   readonly #clock: () => number;
   readonly #tickIntervalMs: number;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -386,6 +406,79 @@ export class Riffle {
   }
 
   /**
+   * Buffers events and pushes them in batches (by size, at the end of the
+   * task, or after `batching.lingerMs`): many small calls cost one push.
+   * Returns false, accepting nothing, when the stream's buffer is full —
+   * slow down or drop. Errors of the automatic pushes go to `onError`.
+   */
+  enqueue(stream: string, events: Event | readonly Event[]): boolean {
+    const list = Array.isArray(events) ? (events as readonly Event[]) : [events as Event];
+    const batching = this.#options.batching ?? {};
+    const buffer = this.#buffers.get(stream) ?? [];
+    if (buffer.length + list.length > (batching.maxBuffered ?? 100_000)) return false;
+    for (const event of list) buffer.push(event);
+    this.#buffers.set(stream, buffer);
+    if (buffer.length >= (batching.maxEvents ?? 1000)) {
+      this.#flushStream(stream);
+    } else {
+      this.#scheduleFlush(batching.lingerMs ?? 0);
+    }
+    return true;
+  }
+
+  /** Events buffered by {@link Riffle.enqueue} and not pushed yet. */
+  buffered(stream?: string): number {
+    if (stream !== undefined) return this.#buffers.get(stream)?.length ?? 0;
+    let total = 0;
+    for (const buffer of this.#buffers.values()) total += buffer.length;
+    return total;
+  }
+
+  /** Pushes every buffered event now. Throws what the pushes throw. */
+  flush(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    this.#flushScheduled = false;
+    const errors: unknown[] = [];
+    for (const stream of [...this.#buffers.keys()]) {
+      try {
+        this.#flushStream(stream);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, "several pushes failed");
+  }
+
+  #flushStream(stream: string): void {
+    const buffer = this.#buffers.get(stream);
+    if (!buffer || buffer.length === 0) return;
+    this.#buffers.delete(stream);
+    this.push(stream, buffer);
+  }
+
+  #scheduleFlush(lingerMs: number): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    const run = (): void => {
+      try {
+        this.flush();
+      } catch (error) {
+        if (this.#options.onError) this.#options.onError(error);
+        else queueMicrotask(() => {
+          throw error;
+        });
+      }
+    };
+    if (lingerMs > 0) {
+      this.#lingerTimer = setTimeout(run, lingerMs);
+    } else {
+      queueMicrotask(run);
+    }
+  }
+
+  /**
    * Pushes Arrow IPC stream bytes, e.g. `tableToIPC(table, "stream")` from
    * apache-arrow: columns cross into wasm in bulk, never as JS values.
    * Columns are matched by name and cast to the declared types; timestamp
@@ -501,8 +594,11 @@ export class Riffle {
     return null;
   }
 
-  /** Frees the engine's memory and stops its timer; later calls throw ENGINE_CLOSED. */
+  /** Frees the engine's memory and stops its timers; later calls throw ENGINE_CLOSED. */
   close(): void {
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+    this.#lingerTimer = undefined;
+    this.#buffers.clear();
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
     if (this.#checkpointTimer !== undefined) clearInterval(this.#checkpointTimer);
