@@ -9,6 +9,7 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
@@ -32,6 +33,26 @@ pub struct AggregateSpec {
     pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// Per aggregate: its `FILTER (WHERE ...)` predicate.
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+impl AggregateSpec {
+    /// The group key expressions, for EXPLAIN.
+    pub fn key_names(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The aggregate functions, for EXPLAIN.
+    pub fn aggregate_names(&self) -> String {
+        self.aggregates
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The spec's expressions evaluated on one batch.
@@ -327,4 +348,14 @@ pub fn apply_rows(
         accumulator.update_batch(&arguments)?;
     }
     Ok(())
+}
+
+/// The current value of each row accumulator (`evaluate` leaves the state in place).
+pub fn evaluate_accumulators(
+    accumulators: &mut [Box<dyn Accumulator>],
+) -> Result<Vec<ScalarValue>> {
+    Ok(accumulators
+        .iter_mut()
+        .map(|a| a.evaluate())
+        .collect::<datafusion::common::Result<Vec<_>>>()?)
 }

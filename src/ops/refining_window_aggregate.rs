@@ -28,10 +28,11 @@ use datafusion::physical_expr::PhysicalExpr;
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
-use super::evaluate;
-use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::grouped_aggregates::{
+    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+};
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
-use super::window_aggregate::{GroupColumn, WindowMetrics};
+use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::sql::emit::EmitMode;
@@ -221,25 +222,11 @@ impl RefiningWindowAggregate {
 
     /// One line for EXPLAIN.
     pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
-        let aggregates: Vec<&str> = self
-            .config
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| a.name())
-            .collect();
-        let emit = match self.config.emit {
-            EmitMode::OnUpdate => "emit changelog on update".to_string(),
-            EmitMode::OnWindowClose => "emit on window close, then updates".to_string(),
-            EmitMode::Every { millis } => format!(
-                "emit changes every {} and on window close",
-                crate::time::format_duration(millis, arrow::datatypes::TimeUnit::Millisecond)
-            ),
-        };
+        let emit = self.config.emit.describe();
         format!(
             "RefiningWindowAggregate: {}, aggregates [{}], {emit}, allowed lateness {}",
             self.config.window.describe(unit),
-            aggregates.join(", "),
+            self.config.spec.aggregate_names(),
             crate::time::format_duration(self.config.allowed_lateness, unit)
         )
     }
@@ -391,7 +378,7 @@ impl RefiningWindowAggregate {
         let Some(group) = self.groups.get_mut(&key) else {
             return Ok(());
         };
-        let values = evaluate_all(&mut group.accumulators)?;
+        let values = evaluate_accumulators(&mut group.accumulators)?;
         if group.last.as_ref() != Some(&values) {
             changes.push(key, group.last.replace(values.clone()), Some(values));
         }
@@ -441,7 +428,7 @@ impl RefiningWindowAggregate {
                     continue;
                 };
                 if group.last.is_none() {
-                    let values = evaluate_all(&mut group.accumulators)?;
+                    let values = evaluate_accumulators(&mut group.accumulators)?;
                     group.last = Some(values.clone());
                     changes.push(key, None, Some(values));
                 }
@@ -498,20 +485,6 @@ impl RefiningWindowAggregate {
     }
 
     fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
-        let (expr, bound) = &self.config.slice_bound;
-        let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
-        let values = values.as_primitive::<Int64Type>();
-        if *bound == GroupColumn::WindowEnd {
-            let width = self.config.grid.size();
-            return Ok(values.unary(|end| end.saturating_sub(width)));
-        }
-        Ok(values.clone())
+        row_starts(&self.config.slice_bound, self.config.grid.size(), batch)
     }
-}
-
-fn evaluate_all(accumulators: &mut [Box<dyn Accumulator>]) -> Result<Vec<ScalarValue>> {
-    Ok(accumulators
-        .iter_mut()
-        .map(|a| a.evaluate())
-        .collect::<datafusion::common::Result<Vec<_>>>()?)
 }

@@ -32,13 +32,14 @@ use datafusion::physical_expr::PhysicalExpr;
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, Changes, Values};
-use super::evaluate;
-use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::grouped_aggregates::{
+    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+};
 use super::snapshot::{
     accumulator_row, metrics_from_json, metrics_json, null_values, restore_accumulators,
     row_values, state_fields, state_widths, value_fields,
 };
-use super::window_aggregate::{GroupColumn, WindowMetrics};
+use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::sql::emit::EmitMode;
@@ -320,25 +321,21 @@ impl SessionAggregate {
 
     /// One line for EXPLAIN.
     pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
-        let keys: Vec<String> = self
-            .config
-            .spec
-            .keys
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
-        let aggregates: Vec<&str> = self
-            .config
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| a.name())
-            .collect();
+        let config = &self.config;
+        let emit = if self.is_refining() {
+            format!(
+                "{}, allowed lateness {}",
+                config.emit.describe(),
+                crate::time::format_duration(config.allowed_lateness, unit)
+            )
+        } else {
+            "emit on window close".to_string()
+        };
         format!(
-            "SessionAggregate: {}, sessions per key [{}], aggregates [{}], emit on window close, late rows dropped and counted",
-            crate::time::window::WindowSpec::Session(self.config.window).describe(unit),
-            keys.join(", "),
-            aggregates.join(", ")
+            "SessionAggregate: {}, sessions per key [{}], aggregates [{}], {emit}, late rows dropped and counted",
+            crate::time::window::WindowSpec::Session(config.window).describe(unit),
+            config.spec.key_names(),
+            config.spec.aggregate_names()
         )
     }
 
@@ -595,11 +592,7 @@ impl SessionAggregate {
                 continue;
             }
             self.dirty.remove(&id);
-            let values = session
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let values = evaluate_accumulators(&mut session.accumulators)?;
             let current = (session.start, session.end, values);
             if session.emitted.as_ref() != Some(&current) {
                 let before = session.emitted.replace(current.clone());
@@ -747,13 +740,7 @@ impl SessionAggregate {
     }
 
     fn event_times(&self, batch: &RecordBatch) -> Result<Int64Array> {
-        let (expr, bound) = &self.config.row_bound;
-        let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
-        let values = values.as_primitive::<Int64Type>();
-        if *bound == GroupColumn::WindowEnd {
-            let gap = self.config.window.gap;
-            return Ok(values.unary(|end| end.saturating_sub(gap)));
-        }
-        Ok(values.clone())
+        // A row's own window is [ts, ts + gap): its start is the event time.
+        row_starts(&self.config.row_bound, self.config.window.gap, batch)
     }
 }

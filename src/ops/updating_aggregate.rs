@@ -22,7 +22,9 @@ use datafusion::logical_expr::Accumulator;
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
-use super::grouped_aggregates::{apply_rows, create_accumulators, AggregateInput, AggregateSpec};
+use super::grouped_aggregates::{
+    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+};
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
@@ -173,28 +175,14 @@ impl UpdatingAggregate {
 
     /// One line for EXPLAIN.
     pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
-        let keys: Vec<String> = self
-            .config
-            .spec
-            .keys
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
-        let aggregates: Vec<&str> = self
-            .config
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| a.name())
-            .collect();
         let ttl = match self.config.ttl {
             Some(ttl) => format!("state TTL {}", crate::time::format_duration(ttl, unit)),
             None => "no state TTL".to_string(),
         };
         format!(
             "UpdatingAggregate: group by [{}], aggregates [{}], emit changelog per push, {ttl}",
-            keys.join(", "),
-            aggregates.join(", ")
+            self.config.spec.key_names(),
+            self.config.spec.aggregate_names()
         )
     }
 
@@ -249,11 +237,7 @@ impl UpdatingAggregate {
             apply_rows(&mut group.accumulators, &input, &UInt32Array::from(indices))?;
             group.touched = group.touched.max(touched);
             self.expiry.insert((group.touched, group.id), key.clone());
-            let values = group
-                .accumulators
-                .iter_mut()
-                .map(|a| a.evaluate())
-                .collect::<datafusion::common::Result<Vec<_>>>()?;
+            let values = evaluate_accumulators(&mut group.accumulators)?;
             if group.last.as_ref() != Some(&values) {
                 changes.push(key, group.last.replace(values.clone()), Some(values));
             }

@@ -52,6 +52,23 @@ pub enum GroupColumn {
     Key(usize),
 }
 
+/// Each row's start (of its slice, or for sessions of its own window) from
+/// the scan's per-row window column: `window_start` as is, `window_end`
+/// minus `width`.
+pub fn row_starts(
+    bound: &(Arc<dyn PhysicalExpr>, GroupColumn),
+    width: i64,
+    batch: &RecordBatch,
+) -> Result<Int64Array> {
+    let (expr, column) = bound;
+    let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    if *column == GroupColumn::WindowEnd {
+        return Ok(values.unary(|end| end.saturating_sub(width)));
+    }
+    Ok(values.clone())
+}
+
 /// Fixed configuration of a window aggregate, derived from the plan.
 #[derive(Debug, Clone)]
 pub struct WindowAggregateConfig {
@@ -117,17 +134,11 @@ impl WindowAggregate {
                 GroupColumn::Key(i) => config.spec.keys[*i].to_string(),
             })
             .collect();
-        let aggregates: Vec<String> = config
-            .spec
-            .aggregates
-            .iter()
-            .map(|a| a.name().to_string())
-            .collect();
         format!(
             "WindowAggregate: {}, group by [{}], aggregates [{}], emit on window close, late rows dropped and counted",
             config.window.describe(unit),
             groups.join(", "),
-            aggregates.join(", ")
+            config.spec.aggregate_names()
         )
     }
 
@@ -446,14 +457,7 @@ impl WindowAggregate {
     }
 
     fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
-        let (expr, bound) = &self.config.slice_bound;
-        let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
-        let values = values.as_primitive::<Int64Type>();
-        if *bound == GroupColumn::WindowEnd {
-            let width = self.config.grid.size();
-            return Ok(values.unary(|end| end.saturating_sub(width)));
-        }
-        Ok(values.clone())
+        row_starts(&self.config.slice_bound, self.config.grid.size(), batch)
     }
 
     fn emit_window(

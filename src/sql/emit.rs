@@ -33,6 +33,20 @@ pub enum EmitMode {
     },
 }
 
+impl EmitMode {
+    /// How results come out, for EXPLAIN.
+    pub fn describe(&self) -> String {
+        match self {
+            EmitMode::OnUpdate => "emit changelog on update".to_string(),
+            EmitMode::OnWindowClose => "emit on window close, then updates".to_string(),
+            EmitMode::Every { millis } => format!(
+                "emit changes every {} and on window close",
+                crate::time::format_duration(*millis, arrow::datatypes::TimeUnit::Millisecond)
+            ),
+        }
+    }
+}
+
 /// A parsed `EMIT` clause; `EVERY` carries its interval for the planner to evaluate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EmitClause {
