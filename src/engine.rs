@@ -10,7 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::BadRowPolicy;
 use crate::catalog::StreamCatalog;
-use crate::codec::json::{decode_ndjson, decoding_schema, encode_rows};
+use crate::codec::json::{array_to_ndjson, decode_ndjson, decoding_schema, encode_rows};
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
@@ -482,8 +482,10 @@ impl Engine {
         Ok(outputs)
     }
 
-    /// Pushes newline-delimited JSON objects to a stream.
+    /// Pushes JSON objects to a stream: newline-delimited, or one JSON array.
     pub fn push_json(&mut self, stream: &str, text: &str) -> Result<Vec<QueryOutput>> {
+        let converted = array_to_ndjson(text);
+        let text = converted.as_deref().unwrap_or(text);
         let source = self.source_mut(stream)?;
         let schema = Arc::clone(&source.def().schema);
         let policy = source.def().bad_rows;

@@ -185,3 +185,45 @@ fn a_far_future_timestamp_cannot_drag_the_watermark_forward() {
         );
     }
 }
+
+/// A JSON array holds the same rows as NDJSON, pretty-printed or not, and
+/// its bad elements are reported by index like bad lines.
+#[test]
+fn a_json_array_is_read_like_ndjson() {
+    let ndjson = r#"{"symbol":"A","price":1.5,"ts":1000}
+{"symbol":"B","price":2,"ts":2000}
+{"symbol":"A, [x]","price":2.5,"ts":3000}"#;
+    let array = r#"  [
+  {"symbol": "A", "price": 1.5, "ts": 1000},
+  {"symbol": "B",
+   "price": 2, "ts": 2000},
+  {"symbol": "A, [x]", "price": 2.5, "ts": 3000}
+]"#;
+    let (mut from_lines, q1) = engine("reject");
+    from_lines.push_json("trades", ndjson).unwrap();
+    let (mut from_array, q2) = engine("reject");
+    from_array.push_json("trades", array).unwrap();
+    assert_eq!(
+        sorted(rows_of(&from_array.finish().unwrap(), q2)),
+        sorted(rows_of(&from_lines.finish().unwrap(), q1))
+    );
+
+    let (mut lettered, _) = engine("dead_letter");
+    lettered
+        .push_json(
+            "trades",
+            r#"[{"symbol":"A","price":1,"ts":1000},{"symbol":"B","price":"x\"]","ts":2000},{"symbol":"C","price":3,"ts":3000}]"#,
+        )
+        .unwrap();
+    let rows: Vec<usize> = lettered
+        .take_dead_letters()
+        .iter()
+        .map(|(_, r)| r.row)
+        .collect();
+    assert_eq!(rows, vec![1]);
+    assert_eq!(
+        lettered.query_metrics(0).unwrap().events_in,
+        2,
+        "the good elements are kept"
+    );
+}

@@ -21,7 +21,15 @@ export type RiffleErrorCode =
   /** The wasm instance hit a bug and stopped; create a new engine after a reload. */
   | "ENGINE_PANICKED"
   /** The engine was closed with `close()`. */
-  | "ENGINE_CLOSED";
+  | "ENGINE_CLOSED"
+  /** No WebSocket class in this runtime (Node < 22): pass one to `connect`. */
+  | "NO_WEBSOCKET"
+  /** A WebSocket failed to open or closed; the connection retries unless told not to. */
+  | "CONNECTION"
+  /** A message over `maxMessageBytes` that could not be split; it was skipped. */
+  | "MESSAGE_TOO_LARGE"
+  /** A wait (e.g. `connection.when("open")`) ran out of time. */
+  | "TIMEOUT";
 
 const ENGINE_CODES: ReadonlySet<string> = new Set([
   "SQL_PARSE",

@@ -17,10 +17,19 @@
 import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
 import { fromEngineError, RiffleError } from "./errors.js";
 import { loadWasm, type WasmSource } from "./load.js";
+import { Connection, type ConnectOptions } from "./connect.js";
 import type { CheckpointStore } from "./store.js";
 
 export { RiffleError, type RiffleErrorCode } from "./errors.js";
 export type { WasmSource } from "./load.js";
+export {
+  Connection,
+  type ConnectionState,
+  type ConnectionStats,
+  type ConnectOptions,
+  type ReconnectOptions,
+  type SocketMessage,
+} from "./connect.js";
 export {
   DurableObjectStore,
   FileStore,
@@ -276,6 +285,7 @@ export class Riffle {
   #checkpointChain: Promise<unknown> = Promise.resolve();
   #checkpointSequence = 0;
   #onHide: (() => void) | undefined;
+  readonly #connections = new Set<Connection>();
 
   private constructor(engine: WasmEngine, options: RiffleOptions) {
     this.#engine = engine;
@@ -498,6 +508,34 @@ export class Riffle {
   }
 
   /**
+   * Feeds `stream` from a WebSocket: each message is pushed as it arrives
+   * (NDJSON or JSON array text, or Arrow IPC bytes), with its resume
+   * position, so checkpoints record where to resume. Dropped connections are
+   * retried with backoff and jitter and resume from the last position pushed;
+   * after a restore, from the restored one.
+   *
+   * ```ts
+   * engine.connect("trades", {
+   *   url: "wss://feed.example/trades",
+   *   subscribe: (from) => JSON.stringify({ subscribe: "trades", from: Number(from ?? 0) }),
+   * });
+   * ```
+   */
+  connect(stream: string, options: ConnectOptions): Connection {
+    this.callEngine(() => undefined);
+    const resumeFrom = options.resumeFrom ?? this.restored?.resumeTokens[stream];
+    const connection = new Connection(stream, { ...options, resumeFrom }, {
+      pushText: (text, position) => this.pushJson(stream, text, position === undefined ? {} : { resumeToken: position }),
+      pushBytes: (bytes, position) => this.pushArrow(stream, bytes, position === undefined ? {} : { resumeToken: position }),
+    });
+    this.#connections.add(connection);
+    connection.onState((state) => {
+      if (state === "closed") this.#connections.delete(connection);
+    });
+    return connection;
+  }
+
+  /**
    * Calls `listener` with the rows that streams declared with
    * `WITH (bad_rows = 'dead_letter')` dropped, after each push; returns an
    * unsubscribe function.
@@ -580,7 +618,8 @@ export class Riffle {
       const bytes = await store.load(id);
       if (!bytes) continue;
       try {
-        return { id, ...this.restoreSnapshot(bytes), skipped };
+        this.restored = { id, ...this.restoreSnapshot(bytes), skipped };
+        return this.restored;
       } catch (error) {
         if (!(error instanceof RiffleError)) throw error;
         if (error.code === "CORRUPT_CHECKPOINT") {
@@ -596,6 +635,7 @@ export class Riffle {
 
   /** Frees the engine's memory and stops its timers; later calls throw ENGINE_CLOSED. */
   close(): void {
+    for (const connection of [...this.#connections]) connection.close();
     if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     this.#lingerTimer = undefined;
     this.#buffers.clear();

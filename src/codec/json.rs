@@ -44,6 +44,54 @@ pub fn decoding_schema(schema: &Schema) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Rewrites a JSON array of objects (`[{...}, {...}]`, pretty-printed or
+/// not) as NDJSON with one element per line, so the streaming decoder and
+/// per-line bad-row reporting apply unchanged (row `i` is element `i`).
+/// Returns `None` when `text` is not an array. Unbalanced input is left for
+/// the decoder to reject.
+pub fn array_to_ndjson(text: &str) -> Option<String> {
+    let body = text.trim_start();
+    if !body.starts_with('[') {
+        return None;
+    }
+    let mut out = String::with_capacity(body.len());
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in body.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_string = true;
+                out.push(c);
+            }
+            '[' | '{' => {
+                depth += 1;
+                out.push(if depth == 1 { ' ' } else { c });
+            }
+            ']' | '}' => {
+                out.push(if depth == 1 { ' ' } else { c });
+                depth = depth.saturating_sub(1);
+            }
+            ',' if depth == 1 => out.push('\n'),
+            // Newlines inside an element would split it into two rows.
+            '\n' | '\r' => out.push(' '),
+            _ => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 /// Decodes newline-delimited JSON objects (whitespace between objects is
 /// enough) into one batch in `decoding_schema(schema)`.
 pub fn decode_ndjson(schema: &Schema, text: &str) -> Result<RecordBatch> {

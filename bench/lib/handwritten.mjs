@@ -1,0 +1,147 @@
+// What people write today: a Map per window, closed by a watermark
+// (max ts − 2 s, a window [s, e) closes when watermark ≥ e − 1 ms, as in
+// Riffle). One class per window kind; `push(events)` returns the rows it
+// closed, `finish()` the rest. Percentiles are exact (linear interpolation,
+// like quantile_cont), so they are the reference for approx_percentile_cont.
+import { DELAY, RANK_TOLERANCE } from "./workloads.mjs";
+
+function newAcc(keepValues) {
+  return { n: 0, sum: 0, min: Infinity, max: -Infinity, values: keepValues ? [] : null };
+}
+
+function add(acc, value) {
+  acc.n += 1;
+  acc.sum += value;
+  if (value < acc.min) acc.min = value;
+  if (value > acc.max) acc.max = value;
+  if (acc.values) acc.values.push(value);
+}
+
+export function quantile(sorted, q) {
+  const pos = q * (sorted.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, sorted.length - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+function output(w, key, start, end, acc) {
+  const row = { key, window_start: start };
+  if (w.window.kind === "session") row.window_end = end;
+  for (const f of w.fields) {
+    if (f === "n") row.n = acc.n;
+    else if (f === "sum") row.sum = acc.sum;
+    else if (f === "avg") row.avg = acc.sum / acc.n;
+    else if (f === "min") row.min = acc.min;
+    else if (f === "max") row.max = acc.max;
+  }
+  if (acc.values) {
+    const sorted = acc.values.sort((a, b) => a - b);
+    // The reference for approximate percentiles: the exact value, and the
+    // exact percentiles RANK_TOLERANCE below and above it.
+    for (const [name, q] of [["p50", 0.5], ["p75", 0.75]]) {
+      row[name] = quantile(sorted, q);
+      row[`${name}_lo`] = quantile(sorted, Math.max(0, q - RANK_TOLERANCE));
+      row[`${name}_hi`] = quantile(sorted, Math.min(1, q + RANK_TOLERANCE));
+    }
+  }
+  return row;
+}
+
+/** Tumbling and hopping windows: Map(window start -> Map(key -> state)). */
+class Windowed {
+  constructor(w) {
+    this.w = w;
+    this.size = w.window.size;
+    this.slide = w.window.slide ?? w.window.size;
+    this.keep = (w.approx ?? []).length > 0;
+    this.windows = new Map();
+    this.maxTs = -Infinity;
+  }
+  push(events) {
+    const { size, slide } = this;
+    for (const e of events) {
+      const watermark = this.maxTs - DELAY;
+      const last = Math.floor(e.ts / slide) * slide;
+      // Every window covering e.ts: starts in (ts − size, ts], one per slide.
+      for (let start = last; start > e.ts - size; start -= slide) {
+        if (start + size - 1 <= watermark) continue; // late for this window
+        let perKey = this.windows.get(start);
+        if (!perKey) this.windows.set(start, (perKey = new Map()));
+        let acc = perKey.get(e.key);
+        if (!acc) perKey.set(e.key, (acc = newAcc(this.keep)));
+        add(acc, e.value);
+      }
+      if (e.ts > this.maxTs) this.maxTs = e.ts;
+    }
+    return this.close(this.maxTs - DELAY);
+  }
+  close(watermark) {
+    const out = [];
+    for (const [start, perKey] of this.windows) {
+      if (start + this.size - 1 > watermark) continue;
+      for (const [key, acc] of perKey) out.push(output(this.w, key, start, start + this.size, acc));
+      this.windows.delete(start);
+    }
+    return out;
+  }
+  finish() {
+    return this.close(Infinity);
+  }
+}
+
+/** Session windows per key: open sessions [start, last + gap), merged when an event bridges them. */
+class Sessions {
+  constructor(w) {
+    this.w = w;
+    this.gap = w.window.gap;
+    this.open = new Map(); // key -> [{ start, last, acc }]
+    this.maxTs = -Infinity;
+  }
+  push(events) {
+    const gap = this.gap;
+    for (const e of events) {
+      let list = this.open.get(e.key);
+      if (!list) this.open.set(e.key, (list = []));
+      let merged = { start: e.ts, last: e.ts, acc: newAcc(false) };
+      add(merged.acc, e.value);
+      const rest = [];
+      for (const s of list) {
+        if (s.start < merged.last + gap && merged.start < s.last + gap) {
+          merged = {
+            start: Math.min(s.start, merged.start),
+            last: Math.max(s.last, merged.last),
+            acc: mergeAcc(s.acc, merged.acc),
+          };
+        } else rest.push(s);
+      }
+      rest.push(merged);
+      this.open.set(e.key, rest);
+      if (e.ts > this.maxTs) this.maxTs = e.ts;
+    }
+    return this.close(this.maxTs - DELAY);
+  }
+  close(watermark) {
+    const out = [];
+    for (const [key, list] of this.open) {
+      let kept = null;
+      for (const s of list) {
+        if (s.last + this.gap - 1 <= watermark) out.push(output(this.w, key, s.start, s.last + this.gap, s.acc));
+        else (kept ??= []).push(s);
+      }
+      if (kept) this.open.set(key, kept);
+      else this.open.delete(key);
+    }
+    return out;
+  }
+  finish() {
+    return this.close(Infinity);
+  }
+}
+
+function mergeAcc(a, b) {
+  return { n: a.n + b.n, sum: a.sum + b.sum, min: Math.min(a.min, b.min), max: Math.max(a.max, b.max), values: null };
+}
+
+export function handWritten(w) {
+  return w.window.kind === "session" ? new Sessions(w) : new Windowed(w);
+}

@@ -1,0 +1,118 @@
+// The five workloads: generated data (fixed seeds), the Riffle SQL, and the
+// result shape every engine must produce (`fields`, compared by `agree`).
+//
+// Every workload's data has bounded disorder (up to 500 ms) well inside the
+// 2 s watermark bound, so no event is late and every engine, whether it
+// drops late rows or not, must produce exactly the same windows.
+
+export const DELAY = 2_000;
+export const BASE = 1_700_000_000_000;
+/**
+ * approx_percentile_cont (a t-digest) agrees with the exact percentile q
+ * when its value lies between the exact percentiles q − 0.02 and q + 0.02
+ * of the same window's values (a rank error of at most 2 points).
+ */
+export const RANK_TOLERANCE = 0.02;
+
+const COMMON = { key: "key", value: "value", ts: "ts" };
+
+/**
+ * events: default event count; keys: distinct keys; perMs: events per
+ * millisecond of event time (1 = 1,000 events per second of event time).
+ */
+export const WORKLOADS = {
+  W1: {
+    title: "tumbling 1 min, count/sum/avg/min/max by key",
+    events: 1_000_000,
+    keys: 1_000,
+    perMs: 1,
+    window: { kind: "tumble", size: 60_000 },
+    fields: ["n", "sum", "avg", "min", "max"],
+    sql: `SELECT key, window_start, count(*) AS n, sum(value) AS sum, avg(value) AS avg, min(value) AS min, max(value) AS max
+      FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
+  },
+  W2: {
+    title: "hopping 5 min sliding by 10 s, count/sum/avg/min/max by key",
+    events: 300_000,
+    keys: 1_000,
+    perMs: 1,
+    window: { kind: "hop", size: 300_000, slide: 10_000 },
+    fields: ["n", "sum", "avg", "min", "max"],
+    sql: `SELECT key, window_start, count(*) AS n, sum(value) AS sum, avg(value) AS avg, min(value) AS min, max(value) AS max
+      FROM HOP(events, ts, INTERVAL '10' SECOND, INTERVAL '5' MINUTE) GROUP BY key, window_start`,
+  },
+  W3: {
+    title: "session windows, 30 s gap, per key, count/sum/max",
+    events: 500_000,
+    keys: 1_000,
+    perMs: 1,
+    sessions: true, // keys alternate 60 s active / 60 s silent, each with its own phase
+    window: { kind: "session", gap: 30_000 },
+    fields: ["window_end", "n", "sum", "max"],
+    sql: `SELECT key, window_start, window_end, count(*) AS n, sum(value) AS sum, max(value) AS max
+      FROM SESSION(events, ts, INTERVAL '30' SECOND) GROUP BY key, window_start, window_end`,
+  },
+  W4: {
+    title: "tumbling 1 min, count + approx_percentile_cont 0.5 / 0.75 by key",
+    events: 500_000,
+    keys: 1_000,
+    perMs: 1,
+    window: { kind: "tumble", size: 60_000 },
+    fields: ["n", "p50", "p75"],
+    approx: ["p50", "p75"],
+    sql: `SELECT key, window_start, count(*) AS n,
+        approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY value) AS p50,
+        approx_percentile_cont(0.75) WITHIN GROUP (ORDER BY value) AS p75
+      FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
+  },
+  W5: {
+    title: "high cardinality: 1M keys, tumbling 1 min, count/sum/avg/min/max",
+    events: 1_000_000,
+    keys: 1_000_000,
+    perMs: 4, // 240k events per window, ~210k distinct keys per window
+    window: { kind: "tumble", size: 60_000 },
+    fields: ["n", "sum", "avg", "min", "max"],
+    sql: `SELECT key, window_start, count(*) AS n, sum(value) AS sum, avg(value) AS avg, min(value) AS min, max(value) AS max
+      FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
+  },
+};
+
+export const DDL = `CREATE STREAM events (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`;
+export { COMMON };
+
+export function rng(seed) {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(state ^ (state >>> 15), state | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Events in arrival order: ts grows by 1/perMs ms per event plus up to 500 ms of disorder. */
+export function generate(w, count, seed) {
+  const random = rng(seed);
+  const events = new Array(count);
+  // Session data: key k is active while floor((t + phase_k) / 60 s) is even.
+  const phase = w.sessions ? Array.from({ length: w.keys }, () => Math.floor(random() * 120_000)) : null;
+  for (let i = 0; i < count; i++) {
+    const t = Math.floor(i / w.perMs);
+    let k = Math.floor(random() * w.keys);
+    if (phase) {
+      while (Math.floor((t + phase[k]) / 60_000) % 2 === 1) k = Math.floor(random() * w.keys);
+    }
+    events[i] = {
+      key: `k${k}`,
+      value: Math.round(random() * 10_000) / 100,
+      ts: BASE + t + Math.floor(random() * 500),
+    };
+  }
+  return events;
+}
+
+export function batchesOf(events, size) {
+  const out = [];
+  for (let i = 0; i < events.length; i += size) out.push(events.slice(i, i + size));
+  return out;
+}
