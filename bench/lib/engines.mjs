@@ -333,7 +333,7 @@ async function arquero(w, onRows) {
         .derive({ window_end: (d, $) => d.last + $.gap })
         .derive({ closed: (d, $) => d.window_end - 1 <= $.bound });
       const closed = grouped.filter((d) => d.closed);
-      rest = sessions.semijoin(grouped.filter((d) => !d.closed), ["key", "session"]).select("key", "value", "ts");
+      rest = sessions.semijoin(grouped.filter((d) => !d.closed), [["key", "session"], ["key", "session"]]).select("key", "value", "ts");
       if (closed.numRows()) onRows(closed.select("key", "window_start", "window_end", ...w.fields.filter((f) => f !== "window_end")).objects());
     }
   };
