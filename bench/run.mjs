@@ -1,151 +1,358 @@
-// Throughput of Riffle against a hand-written JavaScript aggregator, on the
-// same generated events, computing the same results (checked).
+// Riffle's benchmark suite (issue 7): five workloads, three Riffle input
+// paths, four baselines computing the same results in the same run, each
+// in its own process (bench/child.mjs), checked for agreement.
 //
-//   npm run bench -- --events 1000000 --keys 1000 --batch 10000
+//   npm run bench                                   # everything, default sizes (a few minutes)
+//   npm run bench -- --only W1,W3 --events 200000   # some workloads, one size for all
+//   npm run bench -- --engines riffle-arrow,duckdb  # some engines (js-objects, the reference, always runs)
+//   npm run bench -- --no-latency --no-startup --no-chart
 //
-// W1: 1-minute tumbling count/sum/avg/min/max per key, events 1 ms apart
-// with up to 500 ms of disorder, watermark bound 2 s. Figures are for this
-// run only: compare ratios, not absolute numbers, on a shared machine.
-import { Float64, Int64, Utf8, makeTable, tableToIPC, vectorFromArray } from "apache-arrow";
-import { Riffle } from "riffle-sql";
+// Writes bench/results.json and bench/chart.png (bench/chart.mjs redraws
+// the chart from the JSON). Exit code 1 when any result disagrees.
+import { fork } from "node:child_process";
+import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { constants, brotliCompressSync, gzipSync } from "node:zlib";
 
-const options = parseArgs(process.argv.slice(2), { events: 1_000_000, keys: 1000, batch: 10_000, seed: 1 });
-const WINDOW = 60_000;
-const DELAY = 2_000;
+import { ENGINES } from "./lib/engines.mjs";
+import { RANK_TOLERANCE, WORKLOADS } from "./lib/workloads.mjs";
 
-function generate() {
-  let state = options.seed >>> 0;
-  const random = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const base = 1_700_000_000_000;
-  const events = new Array(options.events);
-  for (let i = 0; i < options.events; i++) {
-    events[i] = {
-      key: `k${Math.floor(random() * options.keys)}`,
-      value: Math.round(random() * 10_000) / 100,
-      ts: base + i + Math.floor(random() * 500),
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+const root = here("../");
+
+const options = parseArgs(process.argv.slice(2), {
+  events: 0, // 0: each workload's default
+  only: Object.keys(WORKLOADS).join(","),
+  engines: Object.keys(ENGINES).join(","),
+  batch: 10_000,
+  seed: 1,
+  latency: true,
+  "latency-seconds": 10,
+  rate: 20_000,
+  startup: true,
+  chart: true,
+});
+
+const REFERENCE = "js-objects";
+const workloads = options.only.split(",").map((s) => s.trim().toUpperCase());
+for (const w of workloads) if (!WORKLOADS[w]) throw new Error(`unknown workload ${w}`);
+const engines = [...new Set([...options.engines.split(",").map((s) => s.trim()), REFERENCE])];
+for (const e of engines) if (!ENGINES[e]) throw new Error(`unknown engine ${e} (have: ${Object.keys(ENGINES).join(", ")})`);
+const order = Object.keys(ENGINES).filter((e) => engines.includes(e));
+
+function child(job, execArgv = []) {
+  return new Promise((resolve, reject) => {
+    const proc = fork(here("./child.mjs"), [JSON.stringify(job)], { serialization: "advanced", execArgv });
+    let message;
+    proc.on("message", (m) => (message = m));
+    proc.on("error", reject);
+    proc.on("exit", (code) => {
+      if (!message) reject(new Error(`child ${JSON.stringify(job)} exited ${code} without a result`));
+      else if (message.error) reject(new Error(`${job.engine} ${job.workload ?? ""}: ${message.error}`));
+      else resolve(message);
+    });
+  });
+}
+
+// ---------------------------------------------------------------- agreement
+
+function agree(w, run, reference) {
+  if (run.rows.length !== reference.rows.length) return { ok: false, why: `${run.rows.length} rows, reference has ${reference.rows.length}` };
+  const ri = Object.fromEntries(reference.names.map((n, i) => [n, i]));
+  const oi = Object.fromEntries(run.names.map((n, i) => [n, i]));
+  const index = new Map(reference.rows.map((r) => [`${r[ri.key]}|${r[ri.window_start]}`, r]));
+  let maxApproxError = 0;
+  for (const row of run.rows) {
+    const id = `${row[oi.key]}|${row[oi.window_start]}`;
+    const ref = index.get(id);
+    if (!ref) return { ok: false, why: `unexpected window ${id}` };
+    for (const f of w.fields) {
+      const a = row[oi[f]];
+      const b = ref[ri[f]];
+      if (w.approx?.includes(f)) {
+        const lo = ref[ri[`${f}_lo`]];
+        const hi = ref[ri[`${f}_hi`]];
+        if (!(a >= lo - 1e-9 && a <= hi + 1e-9)) return { ok: false, why: `${f} of ${id}: ${a}, exact ${b}, allowed [${lo}, ${hi}]` };
+        maxApproxError = Math.max(maxApproxError, Math.abs(a - b));
+      } else if (f === "n" || f === "window_end") {
+        if (a !== b) return { ok: false, why: `${f} of ${id}: ${a} vs ${b}` };
+      } else if (!(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)))) {
+        return { ok: false, why: `${f} of ${id}: ${a} vs ${b}` };
+      }
+    }
+  }
+  return { ok: true, maxApproxError: w.approx ? maxApproxError : undefined };
+}
+
+// ---------------------------------------------------------------- throughput
+
+const results = {
+  date: new Date().toISOString(),
+  machine: machine(),
+  options: { ...options, events: options.events || "per workload" },
+  rankTolerance: RANK_TOLERANCE,
+  workloads: {},
+  latency: null,
+  startup: null,
+  sizes: null,
+};
+let failed = false;
+const started = performance.now();
+
+for (const name of workloads) {
+  const w = WORKLOADS[name];
+  const events = options.events || w.events;
+  const outcome = { title: w.title, events, keys: w.keys, perMs: w.perMs, defaultEvents: w.events, sql: w.sql.replace(/\s+/g, " "), runs: {} };
+  results.workloads[name] = outcome;
+  console.error(`${name}: ${w.title}; ${events.toLocaleString("en-US")} events${options.events ? "" : " (default for this workload)"}`);
+  const reference = await child({ mode: "throughput", workload: name, engine: REFERENCE, events, batch: options.batch, seed: options.seed });
+  for (const engine of order) {
+    const spec = ENGINES[engine];
+    const na = spec.supports?.(w);
+    if (na) {
+      outcome.runs[engine] = { label: spec.label, na };
+      continue;
+    }
+    const run = engine === REFERENCE ? reference : await child({ mode: "throughput", workload: name, engine, events, batch: options.batch, seed: options.seed });
+    const check = engine === REFERENCE ? { ok: true, reference: true } : agree(w, run, reference);
+    if (!check.ok) failed = true;
+    outcome.runs[engine] = {
+      label: spec.label,
+      input: spec.input,
+      ms: run.ms,
+      eventsPerSecond: events / (run.ms / 1000),
+      rows: run.rows.length,
+      maxRss: run.maxRss,
+      rssBefore: run.rssBefore,
+      inputBytes: run.inputBytes,
+      agree: check,
+      extra: run.extra,
+    };
+    console.error(
+      `  ${spec.label.padEnd(28)} ${(events / run.ms / 1000).toFixed(3).padStart(7)} M events/s  ${(run.maxRss / 2 ** 20).toFixed(0).padStart(5)} MB peak  ${check.ok ? "agrees" : `DISAGREES: ${check.why}`}`,
+    );
+  }
+}
+
+// ---------------------------------------------------------------- latency
+
+if (options.latency) {
+  results.latency = { rate: options.rate, seconds: options["latency-seconds"], windowMs: 1000, runs: {} };
+  console.error(`latency: ${options.rate} events/s for ${options["latency-seconds"]} s, 1 s windows, event time 10x wall clock`);
+  for (const engine of ["riffle-ndjson", "riffle-arrow", "js-text", "duckdb"].filter((e) => engines.includes(e))) {
+    const r = await child({ mode: "latency", engine, rate: options.rate, seconds: options["latency-seconds"], seed: options.seed });
+    const sorted = [...r.samples].sort((a, b) => a - b);
+    const pick = (q) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)];
+    results.latency.runs[engine] = {
+      label: ENGINES[engine].label,
+      samples: sorted.length,
+      windows: r.windows,
+      p50: pick(0.5),
+      p99: pick(0.99),
+      max: sorted[sorted.length - 1],
+      pushesBehindSchedule: r.behind,
+      pushes: r.pushes,
+    };
+    console.error(`  ${ENGINES[engine].label.padEnd(28)} p50 ${pick(0.5).toFixed(2)} ms, p99 ${pick(0.99).toFixed(2)} ms over ${sorted.length} windows; ${r.behind}/${r.pushes} pushes behind schedule`);
+  }
+}
+
+// ---------------------------------------------------------------- startup and size
+
+if (options.startup) {
+  results.startup = {};
+  for (const engine of ["riffle", "duckdb", "perspective"]) {
+    const times = [];
+    for (let i = 0; i < 3; i++) times.push((await child({ mode: "instantiate", engine })).ms);
+    times.sort((a, b) => a - b);
+    results.startup[engine] = { median: times[1], runs: times };
+    console.error(`  startup ${engine}: ${times.map((t) => t.toFixed(0)).join(", ")} ms`);
+  }
+}
+results.sizes = sizes();
+results.totalSeconds = (performance.now() - started) / 1000;
+
+writeFileSync(here("./results.json"), JSON.stringify(results, null, 1) + "\n");
+console.log(report(results));
+if (options.chart) {
+  const { renderChart } = await import("./chart.mjs");
+  await renderChart(results, here("./chart.png"));
+  console.error("wrote bench/results.json and bench/chart.png");
+}
+if (failed) {
+  console.error("RESULTS DISAGREE (see the table)");
+  process.exitCode = 1;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function sizes() {
+  // Brotli 11 on 33 MB takes about a minute: reuse the last run's figures
+  // when the wasm file is unchanged (same size and mtime).
+  const file = `${root}pkg/riffle_bg.wasm`;
+  const stat = statSync(file);
+  const stamp = `${stat.size}:${stat.mtimeMs}`;
+  const previous = existsSync(here("./results.json")) ? JSON.parse(readFileSync(here("./results.json"), "utf8")).sizes : null;
+  const out = { riffle: previous?.riffle?.stamp === stamp ? previous.riffle : null, baselines: {} };
+  if (!out.riffle) {
+    console.error("  compressing pkg/riffle_bg.wasm (gzip 9, brotli 11: about a minute)");
+    const bytes = readFileSync(file);
+    out.riffle = {
+      stamp,
+      raw: bytes.length,
+      gzip: gzipSync(bytes, { level: 9 }).length,
+      brotli: brotliCompressSync(bytes, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: bytes.length } }).length,
     };
   }
-  return events;
-}
-
-/** What people write today: a Map per window, closed by a watermark. */
-function handWritten(batches, parse) {
-  const windows = new Map(); // window start -> Map(key -> state)
-  const out = [];
-  let maxTs = -Infinity;
-  for (const batch of batches) {
-    const events = parse(batch);
-    for (const e of events) {
-      const watermark = maxTs - DELAY;
-      const start = Math.floor(e.ts / WINDOW) * WINDOW;
-      if (start + WINDOW - 1 <= watermark) continue; // late
-      let perKey = windows.get(start);
-      if (!perKey) windows.set(start, (perKey = new Map()));
-      let s = perKey.get(e.key);
-      if (!s) perKey.set(e.key, (s = { n: 0, sum: 0, min: Infinity, max: -Infinity }));
-      s.n += 1;
-      s.sum += e.value;
-      if (e.value < s.min) s.min = e.value;
-      if (e.value > s.max) s.max = e.value;
-      if (e.ts > maxTs) maxTs = e.ts;
+  for (const [name, path] of [
+    ["duckdb (duckdb-eh.wasm)", "node_modules/@duckdb/duckdb-wasm/dist/duckdb-eh.wasm"],
+    ["perspective (perspective-server.wasm + perspective-js.wasm)", null],
+  ]) {
+    const paths = path ? [path] : ["node_modules/@finos/perspective/dist/wasm/perspective-server.wasm", "node_modules/@finos/perspective/dist/wasm/perspective-js.wasm"];
+    let raw = 0;
+    let gzip = 0;
+    for (const p of paths) {
+      const bytes = readFileSync(root + p);
+      raw += bytes.length;
+      gzip += gzipSync(bytes, { level: 9 }).length;
     }
-    const watermark = maxTs - DELAY;
-    for (const [start, perKey] of windows) {
-      if (start + WINDOW - 1 > watermark) continue;
-      for (const [key, s] of perKey) out.push({ key, window_start: start, n: s.n, sum: s.sum, avg: s.sum / s.n, min: s.min, max: s.max });
-      windows.delete(start);
-    }
-  }
-  for (const [start, perKey] of windows) {
-    for (const [key, s] of perKey) out.push({ key, window_start: start, n: s.n, sum: s.sum, avg: s.sum / s.n, min: s.min, max: s.max });
+    out.baselines[name] = { raw, gzip };
   }
   return out;
 }
 
-async function riffle(batches, push) {
-  const engine = await Riffle.create();
-  await engine.sql(`CREATE STREAM events (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`);
-  const query = engine.query(`SELECT key, window_start, count(*) AS n, sum(value) AS sum, avg(value) AS avg, min(value) AS min, max(value) AS max
-    FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) GROUP BY key, window_start`);
-  const out = [];
-  query.subscribe((rows) => {
-    for (const row of rows) out.push(row);
-  });
-  for (const batch of batches) push(engine, batch);
-  engine.finish();
-  engine.close();
-  return out;
+function machine() {
+  const cpu = readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
+  return { cores: cpus().length, cpu, node: process.version, platform: `${process.platform} ${process.arch}` };
 }
 
-function time(label, run) {
-  const start = performance.now();
-  const result = run();
-  return Promise.resolve(result).then((rows) => ({ label, ms: performance.now() - start, rows }));
-}
+const mb = (b) => (b / 2 ** 20).toFixed(0);
+const rate = (r) => (r.eventsPerSecond >= 1e6 ? `${(r.eventsPerSecond / 1e6).toFixed(2)} M` : `${(r.eventsPerSecond / 1e3).toFixed(0)} k`);
 
-function agree(a, b) {
-  if (a.length !== b.length) return `${a.length} vs ${b.length} rows`;
-  const index = new Map(b.map((r) => [`${r.key}|${r.window_start}`, r]));
-  for (const r of a) {
-    const o = index.get(`${r.key}|${r.window_start}`);
-    if (!o) return `missing ${r.key} ${r.window_start}`;
-    for (const f of ["n", "sum", "avg", "min", "max"]) {
-      if (Math.abs(r[f] - o[f]) > 1e-6 * Math.max(1, Math.abs(o[f]))) return `${f} differs for ${r.key} ${r.window_start}: ${r[f]} vs ${o[f]}`;
-    }
+/** The markdown report (stdout; BENCHMARKS.md quotes it). */
+function report(res) {
+  const lines = [];
+  const m = res.machine;
+  lines.push(`Machine: ${m.cores} cores, ${m.cpu}, Node ${m.node}. Run ${res.date}, ${res.totalSeconds?.toFixed(0) ?? "?"} s in all. Micro-batches of ${res.options.batch} events, seed ${res.options.seed}.`);
+  lines.push("");
+  lines.push("### Throughput (events per second, higher is better) and peak memory");
+  lines.push("");
+  lines.push("Each cell: events/s · peak RSS of that engine's process (input batches and collected results included). ✓ = same results as the reference (JS: Map on objects).");
+  lines.push("");
+  const names = Object.keys(res.workloads);
+  const engineList = [...new Set(names.flatMap((n) => Object.keys(res.workloads[n].runs)))];
+  lines.push(`| workload | events | ${engineList.map((e) => res.workloads[names[0]].runs[e]?.label ?? ENGINES[e].label).join(" | ")} |`);
+  lines.push(`| --- | ---: | ${engineList.map(() => "---:").join(" | ")} |`);
+  for (const n of names) {
+    const o = res.workloads[n];
+    const cells = engineList.map((e) => {
+      const r = o.runs[e];
+      if (!r) return "";
+      if (r.na) return "n/a¹";
+      return `${rate(r)} · ${mb(r.maxRss)} MB ${r.agree.ok ? "✓" : "✗"}`;
+    });
+    lines.push(`| ${n} ${o.title} | ${(o.events / 1e3).toFixed(0)}k | ${cells.join(" | ")} |`);
   }
-  return null;
-}
-
-const events = generate();
-const objectBatches = [];
-for (let i = 0; i < events.length; i += options.batch) objectBatches.push(events.slice(i, i + options.batch));
-const textBatches = objectBatches.map((batch) => batch.map((e) => JSON.stringify(e)).join("\n"));
-// Arrow IPC, as an app holding columns (or receiving Arrow) would push it.
-const arrowBatches = objectBatches.map((batch) =>
-  tableToIPC(
-    makeTable({
-      key: vectorFromArray(batch.map((e) => e.key), new Utf8()),
-      value: vectorFromArray(batch.map((e) => e.value), new Float64()),
-      ts: vectorFromArray(BigInt64Array.from(batch.map((e) => BigInt(e.ts))), new Int64()),
-    }),
-    "stream",
-  ),
-);
-const megabytes = textBatches.reduce((n, t) => n + t.length, 0) / 1e6;
-
-console.log(`W1 tumbling 1 min, ${options.events.toLocaleString()} events, ${options.keys} keys, batches of ${options.batch}, ${megabytes.toFixed(1)} MB of NDJSON`);
-const results = [];
-results.push(await time("JS: JSON.parse + Map (text in)", () => handWritten(textBatches, (t) => t.split("\n").map((l) => JSON.parse(l)))));
-results.push(await time("Riffle: NDJSON text in", () => riffle(textBatches, (e, t) => e.pushJson("events", t))));
-results.push(await time("JS: Map (objects in)", () => handWritten(objectBatches, (b) => b)));
-results.push(await time("Riffle: objects in", () => riffle(objectBatches, (e, b) => e.push("events", b))));
-results.push(await time("Riffle: Arrow IPC in", () => riffle(arrowBatches, (e, b) => e.pushArrow("events", b))));
-
-const reference = results[0].rows;
-console.log("\n| path | events/s | vs JS, same input | results agree |");
-console.log("| --- | ---: | ---: | --- |");
-for (const [i, r] of results.entries()) {
-  // Text paths compare with JSON.parse + Map; object and columnar paths with Map on objects.
-  const baseline = results[i < 2 ? 0 : 2];
-  const rate = options.events / (r.ms / 1000);
-  const disagreement = agree(r.rows, reference);
-  console.log(
-    `| ${r.label} | ${(rate / 1e6).toFixed(2)} M | ${(baseline.ms / r.ms).toFixed(2)}x | ${disagreement ? `NO: ${disagreement}` : "yes"} |`,
+  const nas = names.flatMap((n) => Object.values(res.workloads[n].runs).filter((r) => r.na).map((r) => `${n} ${r.label}: ${r.na}`));
+  if (nas.length) {
+    lines.push("");
+    lines.push(`¹ n/a: ${nas.join("; ")}.`);
+  }
+  const bad = names.flatMap((n) => Object.values(res.workloads[n].runs).filter((r) => r.agree && !r.agree.ok).map((r) => `${n} ${r.label}: ${r.agree.why}`));
+  if (bad.length) {
+    lines.push("");
+    lines.push(`**Disagreements:** ${bad.join("; ")}.`);
+  }
+  const approx = names.flatMap((n) =>
+    Object.values(res.workloads[n].runs)
+      .filter((r) => r.agree?.maxApproxError !== undefined)
+      .map((r) => `${r.label} ${r.agree.maxApproxError.toFixed(3)}`),
   );
-  if (disagreement) process.exitCode = 1;
+  if (approx.length) {
+    lines.push("");
+    lines.push(
+      `Percentiles (W4) agree when each value lies between the exact percentiles q − ${res.rankTolerance} and q + ${res.rankTolerance} of its window (rank tolerance ${res.rankTolerance * 100} points); largest absolute difference from the exact value (values 0–100): ${approx.join(", ")}.`,
+    );
+  }
+
+  lines.push("");
+  lines.push("### Ratios: Riffle's events/s divided by the baseline's (> 1: Riffle faster), same run");
+  lines.push("");
+  const pairs = [
+    ["riffle-ndjson", "js-text", "NDJSON ÷ JSON.parse + Map"],
+    ["riffle-objects", "js-objects", "objects ÷ Map on objects"],
+    ["riffle-arrow", "js-objects", "Arrow ÷ Map on objects"],
+    ["riffle-arrow", "duckdb", "Arrow ÷ DuckDB (Arrow)"],
+    ["riffle-objects", "perspective", "objects ÷ Perspective (objects)"],
+    ["riffle-arrow", "perspective", "Arrow ÷ Perspective"],
+    ["riffle-objects", "arquero", "objects ÷ Arquero (objects)"],
+    ["riffle-arrow", "arquero", "Arrow ÷ Arquero"],
+  ].filter(([a, b]) => engineList.includes(a) && engineList.includes(b));
+  lines.push(`| workload | ${pairs.map((p) => p[2]).join(" | ")} |`);
+  lines.push(`| --- | ${pairs.map(() => "---:").join(" | ")} |`);
+  for (const n of names) {
+    const runs = res.workloads[n].runs;
+    const cells = pairs.map(([a, b]) => {
+      if (!runs[a] || !runs[b]) return "";
+      if (runs[a].na || runs[b].na) return "n/a";
+      return `${(runs[a].eventsPerSecond / runs[b].eventsPerSecond).toFixed(2)}x`;
+    });
+    lines.push(`| ${n} | ${cells.join(" | ")} |`);
+  }
+
+  lines.push("");
+  lines.push("### Memory: peak RSS minus RSS before the engine started (input already generated), MB");
+  lines.push("");
+  lines.push(`| workload | ${engineList.map((e) => res.workloads[names[0]].runs[e]?.label ?? ENGINES[e].label).join(" | ")} |`);
+  lines.push(`| --- | ${engineList.map(() => "---:").join(" | ")} |`);
+  for (const n of names) {
+    const runs = res.workloads[n].runs;
+    lines.push(`| ${n} | ${engineList.map((e) => (!runs[e] ? "" : runs[e].na ? "n/a" : mb(Math.max(0, runs[e].maxRss - runs[e].rssBefore)))).join(" | ")} |`);
+  }
+
+  if (res.latency) {
+    const l = res.latency;
+    lines.push("");
+    lines.push(
+      `### Latency: push containing the closing event → result delivered (${(l.rate / 1e3).toFixed(0)}k events/s in pushes every 10 ms for ${l.seconds} s; 1 s windows, 1k keys; event time runs 10x the wall clock)`,
+    );
+    lines.push("");
+    lines.push("| engine | p50 | p99 | max | windows | pushes behind schedule |");
+    lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for (const r of Object.values(l.runs)) {
+      lines.push(`| ${r.label} | ${r.p50.toFixed(2)} ms | ${r.p99.toFixed(2)} ms | ${r.max.toFixed(2)} ms | ${r.samples} | ${r.pushesBehindSchedule} / ${r.pushes} |`);
+    }
+  }
+
+  lines.push("");
+  lines.push("### Size and start-up");
+  lines.push("");
+  lines.push("| | raw | gzip -9 | brotli 11 | fresh process: import + create (median of 3) |");
+  lines.push("| --- | ---: | ---: | ---: | ---: |");
+  const s = res.sizes;
+  const st = res.startup ?? {};
+  const f = (b) => (b === undefined ? "" : `${(b / 1e6).toFixed(2)} MB`);
+  const ms = (x) => (x ? `${x.median.toFixed(0)} ms` : "");
+  lines.push(`| Riffle (pkg/riffle_bg.wasm) | ${f(s.riffle.raw)} | ${f(s.riffle.gzip)} | ${f(s.riffle.brotli)} | ${ms(st.riffle)} (Riffle.create) |`);
+  for (const [name, b] of Object.entries(s.baselines)) {
+    const key = name.split(" ")[0];
+    lines.push(`| ${name} | ${f(b.raw)} | ${f(b.gzip)} | | ${ms(st[key])} |`);
+  }
+  return lines.join("\n");
 }
 
 function parseArgs(argv, defaults) {
   const result = { ...defaults };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = argv[i].replace(/^--/, "");
+  for (let i = 0; i < argv.length; i++) {
+    let key = argv[i].replace(/^--/, "");
+    if (key.startsWith("no-") && typeof defaults[key.slice(3)] === "boolean") {
+      result[key.slice(3)] = false;
+      continue;
+    }
     if (!(key in defaults)) throw new Error(`unknown option ${argv[i]}`);
-    result[key] = Number(argv[i + 1]);
+    const value = argv[++i];
+    result[key] = typeof defaults[key] === "number" ? Number(value) : typeof defaults[key] === "boolean" ? value !== "false" : value;
   }
   return result;
 }

@@ -6,7 +6,8 @@
 // and `epoch` serves exactly the same log. Lines become available at
 // `rate` per second from `epoch`; late and malformed lines are mixed in by
 // fraction. A client subscribes from an offset, either with `?from=N` in
-// the URL or by sending `{"subscribe": "trades", "from": N}`, and receives
+// the URL or by sending `{"subscribe": "trades", "from": N}` (no `from`, or
+// "latest": from the newest line), and receives
 // NDJSON messages of consecutive lines (the resume position after a message
 // is its first offset plus its line count).
 //
@@ -128,13 +129,14 @@ export async function startEventServer(options = {}) {
   wss.on("connection", (socket, request) => {
     const client = { socket, cursor: null, sent: 0 };
     clients.add(client);
+    const start = (from) => (from === undefined || from === null || from === "latest" ? head() : offset(from));
     const from = new URL(request.url ?? "/", "http://localhost").searchParams.get("from");
-    if (from !== null) client.cursor = offset(from);
+    if (from !== null) client.cursor = start(from);
     socket.on("message", (data, binary) => {
       if (binary) return;
       try {
         const message = JSON.parse(String(data));
-        if (message && "from" in message) client.cursor = offset(message.from);
+        if (message && typeof message === "object") client.cursor = start(message.from);
       } catch {
         socket.close(1003, "expected a JSON subscribe message");
       }
@@ -157,11 +159,14 @@ export async function startEventServer(options = {}) {
   }, config.batchMs);
 
   if (!attachTo) await new Promise((resolve, reject) => http.once("error", reject).listen(port, "127.0.0.1", resolve));
-  const address = http.address();
-  const url = `ws://127.0.0.1:${address.port}${path}`;
   return {
-    url,
-    port: address.port,
+    /** The feed's URL (once the HTTP server listens). */
+    get url() {
+      return `ws://127.0.0.1:${http.address().port}${path}`;
+    },
+    get port() {
+      return http.address().port;
+    },
     config,
     head,
     pause() {

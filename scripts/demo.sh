@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The live demo: installs and builds what is missing, then streams trades through a windowed query.
+# The live demo: installs and builds what is missing, then serves the dashboard (www/) and the local
+# event feed on 127.0.0.1 and prints the URL. Open it in a browser; Ctrl-C stops.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -7,4 +8,4 @@ if [[ ! -f pkg/riffle_bg.wasm || ! -f dist/index.js ]] \
   || [[ -n "$(find src ts Cargo.toml Cargo.lock -newer dist/index.js -print -quit)" ]]; then
   bash scripts/build.sh
 fi
-exec node demo/trades.mjs "$@"
+exec node demo/serve.mjs "$@"
