@@ -11,7 +11,7 @@
 // the chart from the JSON). Exit code 1 when any result disagrees.
 import { fork } from "node:child_process";
 import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
-import { cpus } from "node:os";
+import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { constants, brotliCompressSync, gzipSync } from "node:zlib";
 
@@ -172,6 +172,7 @@ if (options.startup) {
 }
 results.sizes = sizes();
 results.totalSeconds = (performance.now() - started) / 1000;
+results.machine.loadAtEnd = loadavg()[0];
 
 writeFileSync(here("./results.json"), JSON.stringify(results, null, 1) + "\n");
 console.log(report(results));
@@ -224,17 +225,24 @@ function sizes() {
 
 function machine() {
   const cpu = readFileSync("/proc/cpuinfo", "utf8").match(/model name\s*:\s*(.*)/)?.[1] ?? cpus()[0]?.model;
-  return { cores: cpus().length, cpu, node: process.version, platform: `${process.platform} ${process.arch}` };
+  return { cores: cpus().length, cpu, node: process.version, platform: `${process.platform} ${process.arch}`, loadAtStart: loadavg()[0] };
 }
 
-const mb = (b) => (b / 2 ** 20).toFixed(0);
-const rate = (r) => (r.eventsPerSecond >= 1e6 ? `${(r.eventsPerSecond / 1e6).toFixed(2)} M` : `${(r.eventsPerSecond / 1e3).toFixed(0)} k`);
+function mb(bytes) {
+  return (bytes / 2 ** 20).toFixed(0);
+}
+
+function rate(r) {
+  return r.eventsPerSecond >= 1e6 ? `${(r.eventsPerSecond / 1e6).toFixed(2)} M` : `${(r.eventsPerSecond / 1e3).toFixed(0)} k`;
+}
 
 /** The markdown report (stdout; BENCHMARKS.md quotes it). */
 function report(res) {
   const lines = [];
   const m = res.machine;
-  lines.push(`Machine: ${m.cores} cores, ${m.cpu}, Node ${m.node}. Run ${res.date}, ${res.totalSeconds?.toFixed(0) ?? "?"} s in all. Micro-batches of ${res.options.batch} events, seed ${res.options.seed}.`);
+  lines.push(
+    `Machine: ${m.cores} cores, ${m.cpu}, Node ${m.node}; 1-minute load average ${m.loadAtStart?.toFixed(1)} at the start, ${m.loadAtEnd?.toFixed(1)} at the end. Run ${res.date}, ${res.totalSeconds?.toFixed(0) ?? "?"} s in all. Micro-batches of ${res.options.batch} events, seed ${res.options.seed}.`,
+  );
   lines.push("");
   lines.push("### Throughput (events per second, higher is better) and peak memory");
   lines.push("");
@@ -272,7 +280,7 @@ function report(res) {
   if (approx.length) {
     lines.push("");
     lines.push(
-      `Percentiles (W4) agree when each value lies between the exact percentiles q − ${res.rankTolerance} and q + ${res.rankTolerance} of its window (rank tolerance ${res.rankTolerance * 100} points); largest absolute difference from the exact value (values 0–100): ${approx.join(", ")}.`,
+      `Percentiles (W4) agree when each value lies between the window's sample values at ranks q − ${res.rankTolerance} (rounded down) and q + ${res.rankTolerance} (rounded up): a rank error of at most ${res.rankTolerance * 100} points plus one sample. Largest absolute difference from the exact percentile (values 0–100): ${approx.join(", ")}.`,
     );
   }
 

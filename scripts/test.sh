@@ -11,4 +11,4 @@ cargo clippy --all-targets -- -D warnings
 cargo test
 bash scripts/build.sh
 node --test --test-concurrency=1 tests/node/ tests/browser/ tests/workerd/
-DENO_DIR="$PWD/.deno" node_modules/.bin/deno test --allow-read --allow-env --no-prompt tests/deno/
+DENO_DIR="$PWD/.deno" node_modules/.bin/deno test --allow-read --allow-env --allow-run=node --allow-net=127.0.0.1 --no-prompt tests/deno/

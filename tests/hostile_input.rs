@@ -104,3 +104,27 @@ fn absurd_times_and_sizes_are_errors_not_panics() {
     engine.finish().unwrap();
     engine.query_metrics(query).unwrap();
 }
+
+/// A decoding error quotes a bounded part of the input, not all of it.
+#[test]
+fn errors_about_a_large_push_stay_short() {
+    let mut engine = riffle::Engine::new().unwrap();
+    engine
+        .execute("CREATE STREAM s (a BIGINT, ts TIMESTAMP, WATERMARK FOR ts AS ts)")
+        .unwrap();
+    let mut text = String::from("{\"a\": \"not a number\", \"ts\": 1}\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("{{\"a\": {i}, \"ts\": {i}}}\n"));
+    }
+    let error = engine.push_json("s", &text).unwrap_err();
+    assert!(
+        error.message().len() < 1_000,
+        "{} chars",
+        error.message().len()
+    );
+    assert!(
+        error.message().contains("not a number"),
+        "{}",
+        error.message()
+    );
+}

@@ -31,7 +31,9 @@ export const ENGINES = {
         ? "a row belongs to 30 hopping windows; group_by puts each row in one group (the input would have to be copied 30x in JS)"
         : w.window.kind === "session"
           ? "no session windows, and no ordered window functions (lag) to derive them"
-          : null,
+          : w.approx
+            ? "only median and q3 as percentiles, and Perspective 3.8.0's median depends on insertion order (wrong on unsorted input; see BENCHMARKS.md)"
+            : null,
   },
   arquero: { label: "Arquero, objects in", input: "objects", create: arquero },
 };
@@ -155,11 +157,14 @@ async function duckdb(w, onRows) {
       const { size, slide } = w.window;
       const lastStart = Math.floor((watermark + 1 - size) / slide) * slide; // last closed window start
       if (lastStart < next) return;
-      const lo = Number.isFinite(next) ? next : -1e18;
+      const lo = Number.isFinite(next) ? next : -1e15;
+      // Each row into the windows closing now only: starts in [lo, lastStart] covering ts.
       emit(`SELECT key, ws AS window_start, ${aggs} FROM (
-              SELECT key, value, unnest(generate_series((ts // ${slide}) * ${slide} - ${size - slide}, (ts // ${slide}) * ${slide}, ${slide})) AS ws
-              FROM events WHERE ts < ${lastStart + size}) 
-            WHERE ws >= ${lo} AND ws <= ${lastStart} GROUP BY ALL`);
+              SELECT key, value, unnest(generate_series(
+                  greatest((ts // ${slide}) * ${slide} - ${size - slide}, ${lo}),
+                  least((ts // ${slide}) * ${slide}, ${lastStart}), ${slide})) AS ws
+              FROM events WHERE ts < ${lastStart + size})
+            GROUP BY ALL`);
       next = lastStart + slide;
       // A row before the first open window start is in no open window.
       c.query(`DELETE FROM events WHERE ts < ${next}`);
@@ -305,9 +310,16 @@ async function arquero(w, onRows) {
       const out = t
         .params(params)
         .filter((d, $) => d.ts < $.lastStart + $.size)
-        .derive({ window_start: (d, $) => op.sequence(op.floor(d.ts / $.slide) * $.slide - $.size + $.slide, op.floor(d.ts / $.slide) * $.slide + 1, $.slide) })
+        // Only the windows closing now: starts in [lo, lastStart] covering ts.
+        .derive({
+          window_start: (d, $) =>
+            op.sequence(
+              op.greatest(op.floor(d.ts / $.slide) * $.slide - $.size + $.slide, $.lo),
+              op.least(op.floor(d.ts / $.slide) * $.slide, $.lastStart) + 1,
+              $.slide,
+            ),
+        })
         .unroll("window_start")
-        .filter((d, $) => d.window_start >= $.lo && d.window_start <= $.lastStart)
         .groupby("key", "window_start")
         .rollup(rollup);
       next = lastStart + slide;

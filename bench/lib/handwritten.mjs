@@ -37,11 +37,12 @@ function output(w, key, start, end, acc) {
   if (acc.values) {
     const sorted = acc.values.sort((a, b) => a - b);
     // The reference for approximate percentiles: the exact value, and the
-    // exact percentiles RANK_TOLERANCE below and above it.
+    // sample values at ranks q ∓ RANK_TOLERANCE, rounded outwards.
     for (const [name, q] of [["p50", 0.5], ["p75", 0.75]]) {
       row[name] = quantile(sorted, q);
-      row[`${name}_lo`] = quantile(sorted, Math.max(0, q - RANK_TOLERANCE));
-      row[`${name}_hi`] = quantile(sorted, Math.min(1, q + RANK_TOLERANCE));
+      const last = sorted.length - 1;
+      row[`${name}_lo`] = sorted[Math.max(0, Math.floor((q - RANK_TOLERANCE) * last))];
+      row[`${name}_hi`] = sorted[Math.min(last, Math.ceil((q + RANK_TOLERANCE) * last))];
     }
   }
   return row;

@@ -9,8 +9,9 @@ export const DELAY = 2_000;
 export const BASE = 1_700_000_000_000;
 /**
  * approx_percentile_cont (a t-digest) agrees with the exact percentile q
- * when its value lies between the exact percentiles q − 0.02 and q + 0.02
- * of the same window's values (a rank error of at most 2 points).
+ * when its value lies between the window's sample values at ranks
+ * q − 0.02 (rounded down) and q + 0.02 (rounded up): a rank error of at
+ * most 2 points plus one sample, which matters in small windows.
  */
 export const RANK_TOLERANCE = 0.02;
 

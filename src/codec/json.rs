@@ -21,6 +21,18 @@ use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 
+/// Longest decoder message kept: arrow-json quotes the rest of the input,
+/// which for a large push would make a megabyte error.
+const MAX_ERROR_CHARS: usize = 300;
+
+/// `text` cut to `max` characters, marked when cut.
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 /// Rows per decoded batch before concatenation.
 const DECODE_BATCH_ROWS: usize = 8192;
 
@@ -96,7 +108,13 @@ pub fn array_to_ndjson(text: &str) -> Option<String> {
 /// enough) into one batch in `decoding_schema(schema)`.
 pub fn decode_ndjson(schema: &Schema, text: &str) -> Result<RecordBatch> {
     let target = decoding_schema(schema);
-    let invalid = |e: arrow::error::ArrowError| err!(InvalidInput, "invalid JSON input: {e}");
+    let invalid = |e: arrow::error::ArrowError| {
+        err!(
+            InvalidInput,
+            "invalid JSON input: {}",
+            clip(&e.to_string(), MAX_ERROR_CHARS)
+        )
+    };
     let mut decoder = ReaderBuilder::new(Arc::clone(&target))
         .with_batch_size(DECODE_BATCH_ROWS)
         .build_decoder()

@@ -9,11 +9,13 @@ import { fileURLToPath } from "node:url";
 
 import { chromium } from "playwright-core";
 
+import { startEventServer } from "../../demo/event-server.mjs";
+import { CONFORMANCE_FEED as FEED } from "../shared/conformance.mjs";
 import { diffRows, generateTrades, referenceWindows, sortRows } from "../shared/scenario.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".map": "application/json" };
-const SERVED = ["/dist/", "/pkg/", "/tests/browser/", "/tests/shared/"];
+const SERVED = ["/dist/", "/pkg/", "/tests/browser/", "/tests/shared/", "/demo/"];
 
 let server;
 let browser;
@@ -81,4 +83,24 @@ test("checkpoint to IndexedDB, reload the page, restore and replay: nothing lost
   const trades = generateTrades(5, 3_000);
   assert.equal(diffRows(sortRows([...before.rows, ...after.rows]), referenceWindows(trades)), null);
   await page.close();
+});
+
+test("conformance suite in Chromium, with the WebSocket source against the event server", async () => {
+  const feed = await startEventServer(FEED);
+  const page = await browser.newPage();
+  try {
+    const errors = [];
+    page.on("pageerror", (error) => errors.push(error));
+    const query = new URLSearchParams({ ws: feed.url, config: JSON.stringify(feed.config) });
+    await page.goto(`${origin}/tests/browser/conformance.html?${query}`);
+    await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
+    const result = await page.evaluate(() => window.__result);
+    assert.equal(result.failure, undefined, result.failure);
+    assert.ok(result.results.length >= 15, `${result.results.length} checks`);
+    assert.deepEqual(result.results.filter((r) => r.failure !== null), []);
+    assert.deepEqual(errors, []);
+  } finally {
+    await page.close();
+    await feed.close();
+  }
 });

@@ -10,11 +10,13 @@ import { join } from "node:path";
 
 import { Miniflare } from "miniflare";
 
+import { startEventServer } from "../../demo/event-server.mjs";
+import { CONFORMANCE_FEED } from "../shared/conformance.mjs";
 import { diffRows, generateTrades, referenceWindows, sortRows } from "../shared/scenario.mjs";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-test("the windowed query runs in workerd with the wasm imported as a module", { timeout: 120_000 }, async () => {
+test("the conformance suite and the windowed query run in workerd with the wasm imported as a module", { timeout: 120_000 }, async () => {
   const file = (path) => ({ type: "ESModule", path: root + path });
   const mf = new Miniflare({
     host: "127.0.0.1",
@@ -31,10 +33,20 @@ test("the windowed query runs in workerd with the wasm imported as a module", { 
       file("dist/store.js"),
       file("pkg/riffle.js"),
       file("tests/shared/scenario.mjs"),
+      file("tests/shared/conformance.mjs"),
+      file("tests/shared/fixtures.mjs"),
+      file("demo/event-log.mjs"),
       { type: "CompiledWasm", path: root + "pkg/riffle_bg.wasm" },
     ],
   });
+  const feed = await startEventServer(CONFORMANCE_FEED);
   try {
+    const query = new URLSearchParams({ ws: feed.url, config: JSON.stringify(feed.config) });
+    const suite = await (await mf.dispatchFetch(`http://127.0.0.1/conformance?${query}`)).json();
+    assert.equal(suite.failure, undefined, suite.failure);
+    assert.ok(suite.results.length >= 15, `${suite.results.length} checks`);
+    assert.deepEqual(suite.results.filter((r) => r.failure !== null), []);
+
     const response = await mf.dispatchFetch("http://127.0.0.1/");
     const result = await response.json();
     assert.equal(result.failure, undefined, result.failure);
@@ -44,6 +56,7 @@ test("the windowed query runs in workerd with the wasm imported as a module", { 
     assert.equal(result.code, "SQL_PLAN");
   } finally {
     await mf.dispose();
+    await feed.close();
   }
 });
 
