@@ -10,7 +10,8 @@
 // Writes bench/results.json and bench/chart.png (bench/chart.mjs redraws
 // the chart from the JSON). Exit code 1 when any result disagrees.
 import { fork } from "node:child_process";
-import { readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { constants, brotliCompressSync, gzipSync } from "node:zlib";
@@ -190,10 +191,9 @@ if (failed) {
 
 function sizes() {
   // Brotli 11 on 33 MB takes about a minute: reuse the last run's figures
-  // when the wasm file is unchanged (same size and mtime).
+  // when the wasm file is unchanged (same SHA-256).
   const file = `${root}pkg/riffle_bg.wasm`;
-  const stat = statSync(file);
-  const stamp = `${stat.size}:${stat.mtimeMs}`;
+  const stamp = createHash("sha256").update(readFileSync(file)).digest("hex");
   const previous = existsSync(here("./results.json")) ? JSON.parse(readFileSync(here("./results.json"), "utf8")).sizes : null;
   const out = { riffle: previous?.riffle?.stamp === stamp ? previous.riffle : null, baselines: {} };
   if (!out.riffle) {

@@ -9,9 +9,9 @@ import { DDL, QUERY, diffRows, generateTrades, referenceWindows, sortRows } from
 export const CONFORMANCE_FEED = { seed: 4, rate: 5000, total: 3000, epoch: 1_700_000_000_000, spacingMs: 4, lateFraction: 0.01, malformedFraction: 0.01, batchMs: 20, maxBatch: 500 };
 
 /** The stream and query the WebSocket check reads the event feed with. */
-const FEED_DDL = `CREATE STREAM trades (seq BIGINT, symbol VARCHAR NOT NULL, price DOUBLE, qty BIGINT, ts BIGINT,
+export const FEED_DDL = `CREATE STREAM trades (seq BIGINT, symbol VARCHAR NOT NULL, price DOUBLE, qty BIGINT, ts BIGINT,
   WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (bad_rows = 'skip')`;
-const FEED_QUERY = `SELECT symbol, window_start, count(*) AS n, sum(qty) AS qty
+export const FEED_QUERY = `SELECT symbol, window_start, count(*) AS n, sum(qty) AS qty
   FROM TUMBLE(trades, ts, INTERVAL '1' SECOND) GROUP BY symbol, window_start`;
 
 /**
