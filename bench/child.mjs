@@ -48,15 +48,23 @@ async function throughput() {
   const instance = await engine.create(w, (out) => {
     for (const r of out) rows.push(r);
   });
+  // RSS sampled after every push (cheap): the engine's own peak, which
+  // maxRSS cannot show when generating the input was the process's peak.
+  let rssPeak = process.memoryUsage.rss();
   const start = performance.now();
-  for (const b of batches) await instance.push(b);
+  for (const b of batches) {
+    await instance.push(b);
+    const rss = process.memoryUsage.rss();
+    if (rss > rssPeak) rssPeak = rss;
+  }
   await instance.finish();
   const ms = performance.now() - start;
+  rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   const extra = await instance.close();
   const maxRss = process.resourceUsage().maxRSS * 1024;
   const names = keep(w);
   const compact = rows.map((r) => names.map((n) => (typeof r[n] === "bigint" ? Number(r[n]) : r[n])));
-  return ({ ms, rssBefore, maxRss, inputBytes, names, rows: compact, extra });
+  return ({ ms, rssBefore, rssPeak, maxRss, inputBytes, names, rows: compact, extra });
 }
 
 /**

@@ -247,11 +247,10 @@ function renderTable() {
 
 function setupMetricChoices() {
   const select = $("metric");
-  const wanted = select.value;
   select.innerHTML = "";
+  // The key column is dropped once the first row shows which it is; the first aggregate is the default.
   const numeric = live.query.columns.filter((c) => !["window_start", "window_end", "_op", "seq"].includes(c));
   for (const column of numeric) select.add(new Option(column, column));
-  if (numeric.includes(wanted)) select.value = wanted;
   select.dataset.pending = "1";
 }
 
@@ -376,6 +375,11 @@ $("reload").addEventListener("click", async () => {
 });
 
 $("metric").addEventListener("change", () => renderChart());
+
+// Keep the chart as wide as its panel (laptop, phone, rotation).
+new ResizeObserver(() => {
+  if (live.chart) live.chart.setSize({ width: Math.max(280, $("chart").clientWidth), height: 300 });
+}).observe($("chart"));
 
 for (const [i, preset] of PRESETS.entries()) $("preset").add(new Option(preset.name, String(i)));
 $("preset").addEventListener("change", () => {
