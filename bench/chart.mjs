@@ -23,10 +23,10 @@ export function chartSvg(results) {
   const names = Object.keys(results.workloads);
   const engines = [...new Set(names.flatMap((n) => Object.keys(results.workloads[n].runs)))];
   const labels = Object.fromEntries(names.flatMap((n) => Object.entries(results.workloads[n].runs).map(([e, r]) => [e, r.label])));
-  const W = 1100;
+  const W = 1140;
   const H = 560;
   const left = 80;
-  const right = 230;
+  const right = 270;
   const top = 60;
   const bottom = 70;
   const plotW = W - left - right;
@@ -69,7 +69,7 @@ export function chartSvg(results) {
       out.push(`<rect x="${x + 1}" y="${yy}" width="${bar - 2}" height="${top + plotH - yy}" fill="${COLORS[e] ?? "#777"}"${r.agree.ok ? "" : ' stroke="red" stroke-width="3"'}/>`);
     });
     out.push(`<text x="${left + i * group + group / 2}" y="${top + plotH + 20}" text-anchor="middle" font-weight="bold">${n}</text>`);
-    const short = o.title.split(",")[0].replace(/^high cardinality: /, "1M keys, ");
+    const short = o.title.split(",")[0].replace(/^high cardinality: 1M keys/, "high cardinality");
     out.push(`<text x="${left + i * group + group / 2}" y="${top + plotH + 36}" text-anchor="middle" fill="#555" font-size="11">${short}</text>`);
     out.push(`<text x="${left + i * group + group / 2}" y="${top + plotH + 51}" text-anchor="middle" fill="#555" font-size="11">${(o.events / 1e3).toFixed(0)}k events, ${o.keys >= 1e6 ? "1M" : (o.keys / 1e3).toFixed(0) + "k"} keys</text>`);
   });
@@ -85,7 +85,7 @@ export function chartSvg(results) {
     out.push(`<text x="${left + plotW + 20}" y="${ly}" font-weight="bold">Window-close latency</text>`);
     out.push(`<text x="${left + plotW + 20}" y="${(ly += 16)}" fill="#555" font-size="11">${results.latency.rate / 1e3}k events/s, p50 / p99</text>`);
     for (const r of Object.values(results.latency.runs)) {
-      out.push(`<text x="${left + plotW + 20}" y="${(ly += 18)}" font-size="11">${r.label.split(",")[0].replace("JS: ", "JS ")}: ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms</text>`);
+      out.push(`<text x="${left + plotW + 20}" y="${(ly += 18)}" font-size="11">${r.label.replace(" in", "").replace("JS: ", "")}: ${r.p50.toFixed(1)} / ${r.p99.toFixed(1)} ms</text>`);
     }
   }
   out.push(`</svg>`);
@@ -99,7 +99,7 @@ export async function renderChart(results, png) {
     args: ["--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
   try {
-    const page = await browser.newPage({ viewport: { width: 1100, height: 560 }, deviceScaleFactor: 1.5 });
+    const page = await browser.newPage({ viewport: { width: 1140, height: 560 }, deviceScaleFactor: 1.5 });
     await page.setContent(`<!doctype html><html><body style="margin:0">${chartSvg(results)}</body></html>`);
     await page.locator("svg").screenshot({ path: png });
   } finally {

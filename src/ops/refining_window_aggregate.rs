@@ -35,8 +35,8 @@ use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout
 use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
-use crate::sql::emit::EmitMode;
 use crate::state::OperatorState;
+use crate::time::emit::EmitMode;
 use crate::time::window::{TumblingWindow, WindowSpec};
 use crate::time::EventTime;
 

@@ -42,8 +42,8 @@ use super::snapshot::{
 use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
-use crate::sql::emit::EmitMode;
 use crate::state::{self, columns_from_rows, meta_i64, meta_opt_i64, OperatorState};
+use crate::time::emit::EmitMode;
 use crate::time::window::SessionWindow;
 use crate::time::EventTime;
 

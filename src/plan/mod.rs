@@ -39,8 +39,8 @@ use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
-use crate::sql::emit::EmitMode;
 use crate::sql::stream_table::StreamScanExec;
+use crate::time::emit::EmitMode;
 use crate::time::window::WindowSpec;
 
 /// A lowered query: the stream it reads and its operators.

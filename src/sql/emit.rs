@@ -17,35 +17,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::err;
 use crate::error::Result;
-
-/// When a query emits results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EmitMode {
-    /// Once per window, when the watermark closes it (append-only).
-    OnWindowClose,
-    /// A changelog whenever results change (per push).
-    OnUpdate,
-    /// A changelog of what changed, at most every `millis` of wall-clock
-    /// time (Timeplus's `EMIT PERIODIC`); closing windows emit at once.
-    Every {
-        /// The period in milliseconds.
-        millis: i64,
-    },
-}
-
-impl EmitMode {
-    /// How results come out, for EXPLAIN.
-    pub fn describe(&self) -> String {
-        match self {
-            EmitMode::OnUpdate => "emit changelog on update".to_string(),
-            EmitMode::OnWindowClose => "emit on window close, then updates".to_string(),
-            EmitMode::Every { millis } => format!(
-                "emit changes every {} and on window close",
-                crate::time::format_duration(*millis, arrow::datatypes::TimeUnit::Millisecond)
-            ),
-        }
-    }
-}
+pub use crate::time::emit::EmitMode;
 
 /// A parsed `EMIT` clause; `EVERY` carries its interval for the planner to evaluate.
 #[derive(Debug, Clone, PartialEq)]

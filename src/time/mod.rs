@@ -4,6 +4,7 @@
 //! (seconds, milliseconds, microseconds or nanoseconds since the epoch),
 //! so no conversion happens per row.
 
+pub mod emit;
 pub mod interval;
 pub mod watermark;
 pub mod window;
