@@ -18,21 +18,18 @@ import { diffRows, generateTrades, referenceWindows, sortRows } from "../shared/
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 
-test("the conformance suite and the windowed query run in workerd with the wasm imported as a module", { timeout: 120_000 }, async () => {
+/** Miniflare running `main` with the package and the shared test modules; wasm imported as a module. */
+function workerOptions(main) {
   const file = (path) => ({ type: "ESModule", path: root + path });
-  const mf = new Miniflare({
+  return {
     host: "127.0.0.1",
     port: 0,
     cf: false,
     compatibilityDate: "2026-04-01",
     modulesRoot: root,
     modules: [
-      { type: "ESModule", path: root + "tests/workerd/worker.mjs" },
-      file("dist/index.js"),
-      file("dist/errors.js"),
-      file("dist/connect.js"),
-      file("dist/load.js"),
-      file("dist/store.js"),
+      file(main),
+      ...["index", "errors", "connect", "load", "store"].map((m) => file(`dist/${m}.js`)),
       file("pkg/riffle.js"),
       file("tests/shared/scenario.mjs"),
       file("tests/shared/conformance.mjs"),
@@ -40,7 +37,11 @@ test("the conformance suite and the windowed query run in workerd with the wasm 
       file("demo/event-log.mjs"),
       { type: "CompiledWasm", path: root + "pkg/riffle_bg.wasm" },
     ],
-  });
+  };
+}
+
+test("the conformance suite and the windowed query run in workerd with the wasm imported as a module", { timeout: 120_000 }, async () => {
+  const mf = new Miniflare(workerOptions("tests/workerd/worker.mjs"));
   const feed = await startEventServer(CONFORMANCE_FEED);
   try {
     const query = new URLSearchParams({ ws: feed.url, config: JSON.stringify(feed.config) });
@@ -64,24 +65,8 @@ test("the conformance suite and the windowed query run in workerd with the wasm 
 
 test("a Durable Object checkpoints to its storage and restores after workerd restarts", { timeout: 120_000 }, async () => {
   const persist = mkdtempSync(join(tmpdir(), "riffle-do-"));
-  const file = (path) => ({ type: "ESModule", path: root + path });
   const options = {
-    host: "127.0.0.1",
-    port: 0,
-    cf: false,
-    compatibilityDate: "2026-04-01",
-    modulesRoot: root,
-    modules: [
-      file("tests/workerd/durable-object.mjs"),
-      file("dist/index.js"),
-      file("dist/errors.js"),
-      file("dist/connect.js"),
-      file("dist/load.js"),
-      file("dist/store.js"),
-      file("pkg/riffle.js"),
-      file("tests/shared/scenario.mjs"),
-      { type: "CompiledWasm", path: root + "pkg/riffle_bg.wasm" },
-    ],
+    ...workerOptions("tests/workerd/durable-object.mjs"),
     durableObjects: { ENGINE: { className: "EngineObject", useSQLite: true } },
     durableObjectsPersist: persist,
   };
@@ -109,23 +94,8 @@ test("a Durable Object checkpoints to its storage and restores after workerd res
 
 test("a Durable Object ingests a WebSocket feed, answers over HTTP, and resumes from its checkpoint after workerd restarts", { timeout: 120_000 }, async () => {
   const persist = mkdtempSync(join(tmpdir(), "riffle-feed-"));
-  const file = (path) => ({ type: "ESModule", path: root + path });
   const options = {
-    host: "127.0.0.1",
-    port: 0,
-    cf: false,
-    compatibilityDate: "2026-04-01",
-    modulesRoot: root,
-    modules: [
-      file("tests/workerd/feed-object.mjs"),
-      ...["index", "errors", "connect", "load", "store"].map((m) => file(`dist/${m}.js`)),
-      file("pkg/riffle.js"),
-      file("tests/shared/scenario.mjs"),
-      file("tests/shared/conformance.mjs"),
-      file("tests/shared/fixtures.mjs"),
-      file("demo/event-log.mjs"),
-      { type: "CompiledWasm", path: root + "pkg/riffle_bg.wasm" },
-    ],
+    ...workerOptions("tests/workerd/feed-object.mjs"),
     durableObjects: { FEED: { className: "FeedObject", useSQLite: true } },
     durableObjectsPersist: persist,
   };
