@@ -33,6 +33,7 @@ const options = parseArgs(process.argv.slice(2), {
   rate: 20_000,
   startup: true,
   chart: true,
+  "latency-only": false, // re-measure latency (and start-up, size) into the last results.json
 });
 
 const REFERENCE = "js-objects";
@@ -101,7 +102,13 @@ const results = {
 let failed = false;
 const started = performance.now();
 
-for (const name of workloads) {
+if (options["latency-only"]) {
+  const previous = JSON.parse(readFileSync(here("./results.json"), "utf8"));
+  Object.assign(results, { workloads: previous.workloads, date: previous.date, options: previous.options, machine: previous.machine, totalSeconds: previous.totalSeconds });
+  results.latencyRunAt = new Date().toISOString();
+}
+
+for (const name of options["latency-only"] ? [] : workloads) {
   const w = WORKLOADS[name];
   const events = options.events || w.events;
   const outcome = { title: w.title, events, keys: w.keys, perMs: w.perMs, defaultEvents: w.events, sql: w.sql.replace(/\s+/g, " "), runs: {} };
@@ -173,8 +180,10 @@ if (options.startup) {
   }
 }
 results.sizes = sizes();
-results.totalSeconds = (performance.now() - started) / 1000;
-results.machine.loadAtEnd = loadavg()[0];
+if (!options["latency-only"]) {
+  results.totalSeconds = (performance.now() - started) / 1000;
+  results.machine.loadAtEnd = loadavg()[0];
+}
 
 writeFileSync(here("./results.json"), JSON.stringify(results, null, 1) + "\n");
 console.log(report(results));
@@ -323,6 +332,7 @@ function report(res) {
   if (res.latency) {
     const l = res.latency;
     lines.push("");
+    if (res.latencyRunAt) lines.push("", `(Latency, start-up and size re-measured at ${res.latencyRunAt} with \`--latency-only\`.)`);
     lines.push(
       `### Latency: push containing the closing event → result delivered (${(l.rate / 1e3).toFixed(0)}k events/s in pushes every 10 ms for ${l.seconds} s; 1 s windows, 1k keys; event time runs 10x the wall clock)`,
     );
@@ -360,6 +370,10 @@ function parseArgs(argv, defaults) {
       continue;
     }
     if (!(key in defaults)) throw new Error(`unknown option ${argv[i]}`);
+    if (typeof defaults[key] === "boolean" && (i + 1 >= argv.length || argv[i + 1].startsWith("--"))) {
+      result[key] = true;
+      continue;
+    }
     const value = argv[++i];
     result[key] = typeof defaults[key] === "number" ? Number(value) : typeof defaults[key] === "boolean" ? value !== "false" : value;
   }
