@@ -292,14 +292,23 @@ impl WindowAggregate {
         // Rows since the last firing, grouped by slice; usually one or two.
         let mut segment: Vec<(EventTime, Vec<u32>)> = Vec::new();
         let mut segment_rows = 0usize;
+        // The first open slice and the first slice of the segment, kept up to
+        // date here rather than looked up per row (a B-tree walk each time).
+        let mut first_open = self.slices.keys().next().copied();
+        let mut pending_first: Option<EventTime> = None;
         for (row, start) in starts.iter().enumerate() {
             let Some(start) = start else { continue };
             let watermark = row_watermarks.value(row);
-            let pending_first = segment.iter().map(|(s, _)| *s).min();
-            if self.next_end_closed(watermark, pending_first) {
+            let first = match (first_open, pending_first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if self.next_end_closed(watermark, first) {
                 self.apply_segment(&input, std::mem::take(&mut segment), segment_rows == rows)?;
                 segment_rows = 0;
+                pending_first = None;
                 fired.extend(self.advance(watermark)?);
+                first_open = self.slices.keys().next().copied();
             }
             if grid.is_end_closed(self.config.window.last_end_covering(start), watermark) {
                 self.metrics.late_rows_dropped += 1;
@@ -321,21 +330,16 @@ impl WindowAggregate {
             };
             segment[slot].1.push(row as u32);
             segment_rows += 1;
+            pending_first = Some(pending_first.map_or(start, |p| p.min(start)));
         }
         self.apply_segment(&input, segment, segment_rows == rows)?;
         Ok(fired)
     }
 
-    /// Whether the next window to fire (counting slices of rows not yet
-    /// applied) is closed under `watermark`.
-    fn next_end_closed(&self, watermark: EventTime, pending_first: Option<EventTime>) -> bool {
-        let first = match (self.slices.keys().next().copied(), pending_first) {
-            (Some(a), Some(b)) => a.min(b),
-            (a, b) => match a.or(b) {
-                Some(first) => first,
-                None => return false,
-            },
-        };
+    /// Whether the next window to fire is closed under `watermark`, given
+    /// the first slice holding rows (applied or not yet).
+    fn next_end_closed(&self, watermark: EventTime, first: Option<EventTime>) -> bool {
+        let Some(first) = first else { return false };
         let width = self.config.grid.size();
         let mut end = first.saturating_add(width);
         if let Some(fired) = self.last_fired_end {

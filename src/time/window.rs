@@ -49,6 +49,13 @@ impl TumblingWindow {
 
     /// Start of the window holding `ts`.
     pub fn start_of(&self, ts: EventTime) -> EventTime {
+        // i64 arithmetic unless it would overflow: 128-bit division is a
+        // library call in wasm, and this runs once per row.
+        if let Some(shifted) = ts.checked_sub(self.offset) {
+            if let Some(start) = ts.checked_sub(shifted.rem_euclid(self.size)) {
+                return start;
+            }
+        }
         let shifted = i128::from(ts) - i128::from(self.offset);
         let start = i128::from(ts) - shifted.rem_euclid(i128::from(self.size));
         clamp(start)
