@@ -1,3 +1,5 @@
-//! Encoding at the edge: JSON in (pushed events) and out (results, metrics).
+//! Encoding at the edge: events in (NDJSON text, JavaScript columns) and
+//! results out (JSON rows), metrics.
 
+pub mod columns;
 pub mod json;
