@@ -1,5 +1,7 @@
 //! Encoding at the edge: events in (NDJSON text, JavaScript columns) and
-//! results out (JSON rows), metrics.
+//! results out (JSON rows, Arrow IPC), metrics.
 
 pub mod columns;
+pub mod ipc;
 pub mod json;
+pub mod output;
