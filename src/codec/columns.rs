@@ -472,23 +472,55 @@ mod tests {
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
         let schema = schema();
-        let cases: [(&[f64], &[u32], &str, &[u32]); 5] = [
-            (&[1.0], &[0, 0], "", &[]),
-            (&[f64::NAN; 4], &[2, 0], "A", &[1]),
-            (&[f64::NAN; 4], &[0, 0], "AB", &[1]),
-            (&[f64::NAN; 4], &[0, 0], "A", &[5]),
-            (&[f64::NAN; 4], &[0, 0], "😀", &[1]),
+        let rows = |numbers, codes, dictionary, dictionary_lengths| ColumnarRows {
+            rows: 1,
+            numbers,
+            codes,
+            dictionary,
+            dictionary_lengths,
+        };
+        let cases = [
+            // Planes of the wrong length; a code past the dictionary; lengths
+            // that leave text over, run past it, or split a surrogate pair.
+            rows(&[1.0], &[0, 0], "", &[]),
+            rows(&[f64::NAN; 4], &[2, 0], "A", &[1]),
+            rows(&[f64::NAN; 4], &[0, 0], "AB", &[1]),
+            rows(&[f64::NAN; 4], &[0, 0], "A", &[5]),
+            rows(&[f64::NAN; 4], &[0, 0], "😀", &[1]),
         ];
-        for (numbers, codes, dictionary, lengths) in cases {
-            let rows = ColumnarRows {
-                rows: 1,
-                numbers,
-                codes,
-                dictionary,
-                dictionary_lengths: lengths,
-            };
+        for rows in cases {
             let error = decode_columns(&schema, &rows).unwrap_err();
             assert_eq!(error.code(), crate::ErrorCode::InvalidInput, "{error}");
+        }
+    }
+
+    #[test]
+    fn random_planes_never_panic() {
+        let schema = schema();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let specials = [f64::NAN, f64::INFINITY, -0.0, 1e300, 2.5, -1.0, 9e15, 0.1];
+        for _ in 0..2_000 {
+            let rows = (next() % 4) as usize;
+            let numbers: Vec<f64> = (0..(next() % 18))
+                .map(|_| specials[(next() % 8) as usize])
+                .collect();
+            let codes: Vec<u32> = (0..(next() % 10)).map(|_| (next() % 4) as u32).collect();
+            let lengths: Vec<u32> = (0..(next() % 4)).map(|_| (next() % 5) as u32).collect();
+            let dictionary = ["", "A", "😀x", "2024-01-01T00:00:00Z", "é"][(next() % 5) as usize];
+            let input = ColumnarRows {
+                rows,
+                numbers: &numbers,
+                codes: &codes,
+                dictionary,
+                dictionary_lengths: &lengths,
+            };
+            let _ = decode_columns(&schema, &input);
         }
     }
 
