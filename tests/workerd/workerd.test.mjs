@@ -25,6 +25,7 @@ test("the windowed query runs in workerd with the wasm imported as a module", { 
     modules: [
       { type: "ESModule", path: root + "tests/workerd/worker.mjs" },
       file("dist/index.js"),
+      file("dist/columns.js"),
       file("dist/errors.js"),
       file("dist/load.js"),
       file("dist/store.js"),
@@ -58,6 +59,7 @@ test("a Durable Object checkpoints to its storage and restores after workerd res
     modules: [
       file("tests/workerd/durable-object.mjs"),
       file("dist/index.js"),
+      file("dist/columns.js"),
       file("dist/errors.js"),
       file("dist/load.js"),
       file("dist/store.js"),
