@@ -10,6 +10,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::catalog::BadRowPolicy;
 use crate::catalog::StreamCatalog;
+use crate::codec::columns::{decode_columns, ColumnarRows};
 use crate::codec::json::{array_to_ndjson, decode_ndjson, decoding_schema, encode_rows};
 use crate::err;
 use crate::error::Result;
@@ -520,6 +521,32 @@ impl Engine {
         self.record_bad_rows(stream, bad);
         let batch = arrow::compute::concat_batches(&decoding_schema(&schema), &good)?;
         self.push_checked(stream, &batch, Some(&origin))
+    }
+
+    /// Pushes events handed over column-wise (see [`crate::codec::columns`]).
+    /// The batch is the one [`Engine::push_json`] would decode from the same
+    /// events, so validation, bad-row reports and offsets are the same.
+    /// `Ok(None)`, with nothing changed, when some value needs JSON's own
+    /// judgement: push the events as NDJSON instead.
+    pub fn push_columns(
+        &mut self,
+        stream: &str,
+        columns: &ColumnarRows<'_>,
+    ) -> Result<Option<Vec<QueryOutput>>> {
+        let schema = Arc::clone(&self.source_mut(stream)?.def().schema);
+        match decode_columns(&schema, columns)? {
+            Some(batch) => self.push_checked(stream, &batch, None).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The declared schema of a stream.
+    pub fn stream_schema(&self, stream: &str) -> Result<SchemaRef> {
+        let catalog = self
+            .catalog
+            .read()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?;
+        Ok(Arc::clone(&catalog.get(stream)?.schema))
     }
 
     /// Pushes Arrow IPC stream bytes (one or more record batches) to a

@@ -15,6 +15,7 @@
  * @module
  */
 import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
+import { parseLayout, toColumns, toNdjson, type ColumnLayout } from "./columns.js";
 import { fromEngineError, RiffleError } from "./errors.js";
 import { loadWasm, type WasmSource } from "./load.js";
 import { Connection, type ConnectOptions } from "./connect.js";
@@ -165,7 +166,19 @@ export interface QueryOptions {
    * closed still update it; results become a changelog (`_op`).
    */
   allowedLatenessMs?: number;
+  /**
+   * How results are delivered: `"rows"` (default), arrays of plain objects
+   * ({@link Query}); or `"arrow"`, one Arrow IPC stream per delivery as a
+   * `Uint8Array` ({@link ArrowQuery}), e.g. for apache-arrow's `tableFromIPC`.
+   */
+  output?: "rows" | "arrow";
 }
+
+/** {@link QueryOptions} for a query delivering rows. */
+export type RowQueryOptions = QueryOptions & { output?: "rows" };
+
+/** {@link QueryOptions} for a query delivering Arrow IPC. */
+export type ArrowQueryOptions = QueryOptions & { output: "arrow" };
 
 /** Counters of a query, for dashboards and tests. */
 export interface QueryMetrics {
@@ -190,10 +203,18 @@ export interface QueryMetrics {
 /** Receives each batch of result rows a push (or finish) produced. */
 export type Listener<R extends Row> = (rows: R[]) => void;
 
+/**
+ * Receives the results a push (or finish) produced as one Arrow IPC stream
+ * (schema and one record batch); timestamps keep their Arrow type.
+ */
+export type ArrowListener = (ipc: Uint8Array) => void;
+
+/** One entry of the engine's JSON answer: rows, or the index of an Arrow IPC buffer. */
 interface RawOutput {
   query: number;
   late: boolean;
-  rows: Row[];
+  rows?: Row[];
+  arrow?: number;
 }
 
 /** Concatenates two JSON arrays of outputs without parsing them. */
@@ -203,11 +224,15 @@ function mergeOutputs(first: string, second: string): string {
   return `${first.slice(0, -1)},${second.slice(1)}`;
 }
 
-/** A continuous query. Results arrive through {@link Query.subscribe}. */
-export class Query<R extends Row = Row> {
+/**
+ * What every continuous query has, whatever form its results take: `D` is
+ * what {@link QueryBase.subscribe} listeners receive, `L` what late-row
+ * listeners receive.
+ */
+export abstract class QueryBase<D, L> {
   readonly #engine: Riffle;
-  readonly #listeners = new Set<Listener<R>>();
-  readonly #lateListeners = new Set<Listener<Row>>();
+  readonly #listeners = new Set<(delivery: D) => void>();
+  readonly #lateListeners = new Set<(delivery: L) => void>();
 
   /** @internal */
   constructor(
@@ -222,8 +247,8 @@ export class Query<R extends Row = Row> {
     this.#engine = engine;
   }
 
-  /** Calls `listener` with the rows of each completed result; returns an unsubscribe function. */
-  subscribe(listener: Listener<R>): () => void {
+  /** Calls `listener` with each completed result; returns an unsubscribe function. */
+  subscribe(listener: (delivery: D) => void): () => void {
     this.#listeners.add(listener);
     return () => {
       this.#listeners.delete(listener);
@@ -243,7 +268,7 @@ export class Query<R extends Row = Row> {
    * Calls `listener` with late input rows, as they were pushed, when the
    * query was created with `{ late: "sideOutput" }`.
    */
-  subscribeLate(listener: Listener<Row>): () => void {
+  subscribeLate(listener: (delivery: L) => void): () => void {
     this.#lateListeners.add(listener);
     return () => {
       this.#lateListeners.delete(listener);
@@ -255,12 +280,22 @@ export class Query<R extends Row = Row> {
     return JSON.parse(this.#engine.callEngine((e) => e.queryMetrics(this.id))) as QueryMetrics;
   }
 
-  /** @internal */
-  deliver(rows: Row[], late: boolean, errors: unknown[]): void {
-    const listeners: Iterable<Listener<R>> = late ? (this.#lateListeners as Set<Listener<R>>) : this.#listeners;
-    for (const listener of listeners) {
+  /** Hands results to the listeners; what they throw goes to `errors`. */
+  protected deliverResults(delivery: D, errors: unknown[]): void {
+    for (const listener of this.#listeners) {
       try {
-        listener(rows as R[]);
+        listener(delivery);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+  }
+
+  /** Hands late rows to the late listeners; what they throw goes to `errors`. */
+  protected deliverLate(delivery: L, errors: unknown[]): void {
+    for (const listener of this.#lateListeners) {
+      try {
+        listener(delivery);
       } catch (error) {
         errors.push(error);
       }
@@ -268,11 +303,41 @@ export class Query<R extends Row = Row> {
   }
 }
 
+/** A continuous query delivering plain objects. Results arrive through {@link Query.subscribe}. */
+export class Query<R extends Row = Row> extends QueryBase<R[], Row[]> {
+  /** How results are delivered. */
+  readonly output = "rows";
+
+  /** @internal */
+  deliver(rows: Row[], late: boolean, errors: unknown[]): void {
+    if (late) this.deliverLate(rows, errors);
+    else this.deliverResults(rows as R[], errors);
+  }
+}
+
+/**
+ * A continuous query created with `{ output: "arrow" }`: each delivery is one
+ * Arrow IPC stream (`Uint8Array`) holding the rows a push (or finish)
+ * produced, late rows included when subscribed with {@link ArrowQuery.subscribeLate}.
+ */
+export class ArrowQuery extends QueryBase<Uint8Array, Uint8Array> {
+  /** How results are delivered. */
+  readonly output = "arrow";
+
+  /** @internal */
+  deliver(ipc: Uint8Array, late: boolean, errors: unknown[]): void {
+    if (late) this.deliverLate(ipc, errors);
+    else this.deliverResults(ipc, errors);
+  }
+}
+
 /** A streaming SQL engine. Pushes are synchronous: results are delivered before `push` returns. */
 export class Riffle {
   #engine: WasmEngine | undefined;
   #broken: RiffleError | undefined;
-  readonly #queries = new Map<number, Query<Row>>();
+  readonly #queries = new Map<number, Query<Row> | ArrowQuery>();
+  /** Per stream, how its events are handed over column-wise (streams never change). */
+  readonly #layouts = new Map<string, ColumnLayout>();
   readonly #deadLetterListeners = new Set<(letters: DeadLetter[]) => void>();
   readonly #buffers = new Map<string, Event[]>();
   #flushScheduled = false;
@@ -382,32 +447,69 @@ export class Riffle {
    * period, on the engine's clock); GROUP BY without a window emits a
    * changelog per push.
    */
-  query<R extends Row = Row>(sql: string, options: QueryOptions = {}): Query<R> {
-    const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs, options.allowedLatenessMs));
+  query<R extends Row = Row>(sql: string, options?: RowQueryOptions): Query<R>;
+  query(sql: string, options: ArrowQueryOptions): ArrowQuery;
+  query(sql: string, options?: QueryOptions): Query<Row> | ArrowQuery;
+  query(sql: string, options: QueryOptions = {}): Query<Row> | ArrowQuery {
+    const output = options.output ?? "rows";
+    const id = this.callEngine((e) => e.createQuery(sql, options.late, options.stateTtlMs, options.allowedLatenessMs, output));
     const columns = this.callEngine((e) => e.queryColumns(id));
-    const query = new Query<R>(this, id, sql, columns);
-    this.#queries.set(id, query as unknown as Query<Row>);
+    const query = output === "arrow" ? new ArrowQuery(this, id, sql, columns) : new Query<Row>(this, id, sql, columns);
+    this.#queries.set(id, query);
     // EMIT EVERY queries emit on the engine's clock.
     this.#startClock();
     return query;
   }
 
-  /** Pushes events to a stream. A rejected push (typed error) changes nothing. */
+  /**
+   * Pushes events to a stream. A rejected push (typed error) changes nothing.
+   * Plain objects cross into wasm column-wise (one typed array per declared
+   * field); values that need JSON's judgement (a string in a number field, a
+   * nested object) send the push as NDJSON instead, with the same results.
+   */
   push(stream: string, events: readonly Event[], options: PushOptions = {}): void {
     if (events.length === 0) return;
-    let text = "";
-    for (const event of events) text += JSON.stringify(event) + "\n";
-    this.pushJson(stream, text, options);
+    const layout = this.#layout(stream);
+    const columns = layout === null ? null : toColumns(layout, events);
+    const text = columns === null ? toNdjson(events) : undefined;
+    this.#ingest(stream, options, (e) => {
+      if (columns !== null) {
+        const { rows, numbers, codes, dictionary, lengths } = columns;
+        const pushed = e.pushColumns(stream, rows, numbers, codes, dictionary, lengths);
+        if (pushed !== undefined) return pushed;
+      }
+      return e.pushJson(stream, text ?? toNdjson(events));
+    });
+  }
+
+  /** The stream's column layout, asked once; null for a stream the engine does not know (NDJSON then reports it). */
+  #layout(stream: string): ColumnLayout | null {
+    const known = this.#layouts.get(stream);
+    if (known) return known;
+    let layout: ColumnLayout;
+    try {
+      layout = parseLayout(this.callEngine((e) => e.streamLayout(stream)));
+    } catch (error) {
+      if (error instanceof RiffleError && error.code === "UNKNOWN_STREAM") return null;
+      throw error;
+    }
+    this.#layouts.set(stream, layout);
+    return layout;
   }
 
   /** Pushes newline-delimited JSON text, decoded inside wasm against the stream's schema. */
   pushJson(stream: string, ndjson: string, options: PushOptions = {}): void {
+    this.#ingest(stream, options, (e) => e.pushJson(stream, ndjson));
+  }
+
+  /** Ticks the clock, pushes with `push`, records the resume token, delivers results and dead letters. */
+  #ingest(stream: string, options: PushOptions, push: (engine: WasmEngine) => string): void {
     const now = this.#clock();
     this.#dispatch(
       this.callEngine((e) => {
         // The arrival time is what idle detection measures from.
         const ticked = e.needsClock() ? e.tick(now) : "[]";
-        const pushed = mergeOutputs(ticked, e.pushJson(stream, ndjson));
+        const pushed = mergeOutputs(ticked, push(e));
         if (options.resumeToken !== undefined) e.setResumeToken(stream, options.resumeToken);
         return pushed;
       }),
@@ -495,16 +597,7 @@ export class Riffle {
    * columns keep their unit.
    */
   pushArrow(stream: string, ipc: Uint8Array, options: PushOptions = {}): void {
-    const now = this.#clock();
-    this.#dispatch(
-      this.callEngine((e) => {
-        const ticked = e.needsClock() ? e.tick(now) : "[]";
-        const pushed = mergeOutputs(ticked, e.pushArrow(stream, ipc));
-        if (options.resumeToken !== undefined) e.setResumeToken(stream, options.resumeToken);
-        return pushed;
-      }),
-    );
-    this.#deliverDeadLetters();
+    this.#ingest(stream, options, (e) => e.pushArrow(stream, ipc));
   }
 
   /**
@@ -651,6 +744,7 @@ export class Riffle {
     this.#engine?.free();
     this.#engine = undefined;
     this.#queries.clear();
+    this.#layouts.clear();
   }
 
   /** @internal Calls into wasm, turning thrown values into RiffleErrors. */
@@ -697,16 +791,26 @@ export class Riffle {
   #dispatch(json: string): void {
     const outputs = JSON.parse(json) as RawOutput[];
     if (outputs.length === 0) return;
+    // Arrow results wait in wasm; the JSON numbers them.
+    const ipc = outputs.some((o) => o.arrow !== undefined) ? this.callEngine((e) => e.takeArrowOutputs()) : [];
     // One delivery per query (and per kind) per call, in emission order.
-    const byQuery = new Map<string, { id: number; late: boolean; rows: Row[] }>();
+    const byQuery = new Map<string, { id: number; late: boolean; rows: Row[]; ipc: Uint8Array[] }>();
     for (const output of outputs) {
       const key = `${output.query}:${output.late}`;
-      const entry = byQuery.get(key);
-      if (entry) entry.rows.push(...output.rows);
-      else byQuery.set(key, { id: output.query, late: output.late, rows: output.rows });
+      let entry = byQuery.get(key);
+      if (!entry) byQuery.set(key, (entry = { id: output.query, late: output.late, rows: output.rows ?? [], ipc: [] }));
+      else if (output.rows) entry.rows.push(...output.rows);
+      if (output.arrow !== undefined) {
+        const bytes = ipc[output.arrow];
+        if (bytes) entry.ipc.push(bytes);
+      }
     }
     const errors: unknown[] = [];
-    for (const { id, late, rows } of byQuery.values()) this.#queries.get(id)?.deliver(rows, late, errors);
+    for (const { id, late, rows, ipc: buffers } of byQuery.values()) {
+      const query = this.#queries.get(id);
+      if (query instanceof ArrowQuery) for (const bytes of buffers) query.deliver(bytes, late, errors);
+      else query?.deliver(rows, late, errors);
+    }
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, "several subscribers threw");
   }

@@ -1,3 +1,7 @@
-//! Encoding at the edge: JSON in (pushed events) and out (results, metrics).
+//! Encoding at the edge: events in (NDJSON text, JavaScript columns) and
+//! results out (JSON rows, Arrow IPC), metrics.
 
+pub mod columns;
+pub mod ipc;
 pub mod json;
+pub mod output;

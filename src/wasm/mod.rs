@@ -1,14 +1,19 @@
 //! wasm-bindgen glue: converts and forwards to [`Engine`]; holds no logic.
 //!
 //! Results and metrics cross the boundary as JSON text (one string per
-//! call, not one JS value per cell); errors as JS `Error`s with a `code`.
+//! call, not one JS value per cell), results of `output: "arrow"` queries
+//! as Arrow IPC bytes taken with `takeArrowOutputs`; events as NDJSON text,
+//! Arrow IPC bytes or typed-array columns; errors as JS `Error`s with a `code`.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use js_sys::{Error as JsError, Reflect};
 use wasm_bindgen::prelude::*;
 
-use crate::codec::json::{encode_metrics, encode_outputs};
+use crate::codec::columns::{describe_layout, ColumnarRows};
+use crate::codec::json::encode_metrics;
+use crate::codec::output::{encode_deliveries, OutputFormat};
 use crate::engine::{Engine, QueryOutput};
 use crate::error::RiffleError;
 use crate::plan::{LatePolicy, QueryOptions};
@@ -39,6 +44,10 @@ pub fn last_panic() -> Option<String> {
 #[wasm_bindgen(js_name = Engine)]
 pub struct WasmEngine {
     inner: Engine,
+    /// Queries created with `output: "arrow"`.
+    arrow_queries: BTreeSet<u32>,
+    /// Arrow IPC results not yet taken by JS, numbered as the JSON refers to them.
+    pending_arrow: Vec<Vec<u8>>,
 }
 
 #[wasm_bindgen(js_class = Engine)]
@@ -48,6 +57,8 @@ impl WasmEngine {
     pub fn new() -> Result<WasmEngine, JsValue> {
         Ok(Self {
             inner: Engine::new().map_err(to_js)?,
+            arrow_queries: BTreeSet::new(),
+            pending_arrow: Vec::new(),
         })
     }
 
@@ -57,7 +68,8 @@ impl WasmEngine {
     }
 
     /// Registers a continuous query; returns its id. `late` is "drop" or
-    /// "sideOutput"; `state_ttl_millis` bounds an updating aggregate's state.
+    /// "sideOutput"; `state_ttl_millis` bounds an updating aggregate's state;
+    /// `output` is "rows" (default) or "arrow".
     #[wasm_bindgen(js_name = createQuery)]
     pub fn create_query(
         &mut self,
@@ -65,7 +77,18 @@ impl WasmEngine {
         late: Option<String>,
         state_ttl_millis: Option<f64>,
         allowed_lateness_millis: Option<f64>,
+        output: Option<String>,
     ) -> Result<u32, JsValue> {
+        let output = match output.as_deref() {
+            None | Some("rows") => OutputFormat::Rows,
+            Some("arrow") => OutputFormat::Arrow,
+            Some(other) => {
+                return Err(to_js(crate::err!(
+                    InvalidInput,
+                    "unknown output '{other}'; use \"rows\" or \"arrow\""
+                )))
+            }
+        };
         let late = match late.as_deref() {
             None | Some("drop") => LatePolicy::Drop,
             Some("sideOutput") => LatePolicy::SideOutput,
@@ -86,7 +109,11 @@ impl WasmEngine {
             late,
             allowed_lateness_millis,
         };
-        self.inner.create_query_with(sql, &options).map_err(to_js)
+        let id = self.inner.create_query_with(sql, &options).map_err(to_js)?;
+        if output == OutputFormat::Arrow {
+            self.arrow_queries.insert(id);
+        }
+        Ok(id)
     }
 
     /// Column names of a query's results, as a JSON array.
@@ -100,20 +127,64 @@ impl WasmEngine {
     #[wasm_bindgen(js_name = pushJson)]
     pub fn push_json(&mut self, stream: &str, text: &str) -> Result<String, JsValue> {
         let outputs = self.inner.push_json(stream, text).map_err(to_js)?;
-        encode(&outputs)
+        self.encode(&outputs)
+    }
+
+    /// The declared fields of a stream and how JS hands each over
+    /// column-wise, as JSON `[{name, kind}]`.
+    #[wasm_bindgen(js_name = streamLayout)]
+    pub fn stream_layout(&self, stream: &str) -> Result<String, JsValue> {
+        let schema = self.inner.stream_schema(stream).map_err(to_js)?;
+        Ok(describe_layout(&schema))
+    }
+
+    /// Pushes events as columns (see `codec::columns`); returns the results
+    /// as JSON, or `undefined`, with nothing changed, when the events must
+    /// be pushed as NDJSON instead.
+    #[wasm_bindgen(js_name = pushColumns)]
+    pub fn push_columns(
+        &mut self,
+        stream: &str,
+        rows: u32,
+        numbers: &[f64],
+        codes: &[u32],
+        dictionary: &str,
+        dictionary_lengths: &[u32],
+    ) -> Result<Option<String>, JsValue> {
+        let columns = ColumnarRows {
+            rows: rows as usize,
+            numbers,
+            codes,
+            dictionary,
+            dictionary_lengths,
+        };
+        match self.inner.push_columns(stream, &columns).map_err(to_js)? {
+            Some(outputs) => self.encode(&outputs).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Arrow IPC results referred to by the JSON of earlier calls
+    /// (`"arrow": k` is entry `k`); the list is emptied.
+    #[wasm_bindgen(js_name = takeArrowOutputs)]
+    pub fn take_arrow_outputs(&mut self) -> Vec<js_sys::Uint8Array> {
+        std::mem::take(&mut self.pending_arrow)
+            .iter()
+            .map(|bytes| js_sys::Uint8Array::from(bytes.as_slice()))
+            .collect()
     }
 
     /// Pushes Arrow IPC stream bytes; returns the results as JSON.
     #[wasm_bindgen(js_name = pushArrow)]
     pub fn push_arrow(&mut self, stream: &str, bytes: &[u8]) -> Result<String, JsValue> {
         let outputs = self.inner.push_arrow_ipc(stream, bytes).map_err(to_js)?;
-        encode(&outputs)
+        self.encode(&outputs)
     }
 
     /// End of input: closes every window; returns the results as JSON.
     pub fn finish(&mut self) -> Result<String, JsValue> {
         let outputs = self.inner.finish().map_err(to_js)?;
-        encode(&outputs)
+        self.encode(&outputs)
     }
 
     /// Moves a stream's watermark to `millis` (epoch ms); returns results as JSON.
@@ -123,7 +194,7 @@ impl WasmEngine {
             .inner
             .advance_watermark(stream, millis_from_js(millis)?)
             .map_err(to_js)?;
-        encode(&outputs)
+        self.encode(&outputs)
     }
 
     /// Tells the engine the wall-clock time (epoch ms); returns results as JSON.
@@ -132,7 +203,7 @@ impl WasmEngine {
             .inner
             .tick(millis_from_js(now_millis)?)
             .map_err(to_js)?;
-        encode(&outputs)
+        self.encode(&outputs)
     }
 
     /// The streaming operator graph of a query, as text.
@@ -196,8 +267,23 @@ impl WasmEngine {
     }
 }
 
-fn encode(outputs: &[QueryOutput]) -> Result<String, JsValue> {
-    encode_outputs(outputs.iter().map(|o| (o.query, o.late, &o.batch))).map_err(to_js)
+impl WasmEngine {
+    /// Results as JSON; Arrow queries' results join the pending buffers.
+    fn encode(&mut self, outputs: &[QueryOutput]) -> Result<String, JsValue> {
+        let arrow_queries = &self.arrow_queries;
+        let format = |query| match arrow_queries.contains(&query) {
+            true => OutputFormat::Arrow,
+            false => OutputFormat::Rows,
+        };
+        let encoded = encode_deliveries(
+            outputs.iter().map(|o| (o.query, o.late, &o.batch)),
+            format,
+            self.pending_arrow.len(),
+        )
+        .map_err(to_js)?;
+        self.pending_arrow.extend(encoded.arrow);
+        Ok(encoded.json)
+    }
 }
 
 fn millis_from_js(millis: f64) -> Result<i64, JsValue> {
