@@ -6,20 +6,6 @@ mod common;
 use common::*;
 use riffle::{Engine, ErrorCode};
 
-fn engine(policy: &str) -> (Engine, u32) {
-    let mut engine = Engine::new().unwrap();
-    engine
-        .execute(&format!(
-            "CREATE STREAM trades (symbol VARCHAR NOT NULL, price DOUBLE, ts TIMESTAMP, \
-             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (bad_rows = '{policy}')"
-        ))
-        .unwrap();
-    let query = engine
-        .create_query("SELECT symbol, window_start, count(*), sum(price) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start")
-        .unwrap();
-    (engine, query)
-}
-
 const MIXED: &str = r#"{"symbol":"A","price":1.5,"ts":1000}
 {"symbol":"B","price":"lots","ts":2000}
 {"symbol":"A","price":2.5,"ts":3000}
@@ -30,7 +16,7 @@ const MIXED: &str = r#"{"symbol":"A","price":1.5,"ts":1000}
 
 #[test]
 fn skip_keeps_the_good_rows_and_counts_the_bad() {
-    let (mut engine, query) = engine("skip");
+    let (mut engine, query) = policy_engine("skip");
     engine.push_json("trades", MIXED).unwrap();
     let rows = sorted(rows_of(&engine.finish().unwrap(), query));
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -52,7 +38,7 @@ fn skip_keeps_the_good_rows_and_counts_the_bad() {
 
 #[test]
 fn dead_letters_name_the_row_and_the_reason() {
-    let (mut engine, query) = engine("dead_letter");
+    let (mut engine, query) = policy_engine("dead_letter");
     engine.push_json("trades", MIXED).unwrap();
     let letters = engine.take_dead_letters();
     let summary: Vec<(usize, &str)> = letters
@@ -119,7 +105,7 @@ fn arrow_batches_with_bad_rows_keep_their_good_rows() {
     use arrow::datatypes::{DataType, Field, Schema};
     use arrow::record_batch::RecordBatch;
 
-    let (mut engine, query) = engine("skip");
+    let (mut engine, query) = policy_engine("skip");
     let schema = Arc::new(Schema::new(vec![
         Field::new("symbol", DataType::Utf8, true),
         Field::new("price", DataType::Utf8, true),
@@ -199,16 +185,16 @@ fn a_json_array_is_read_like_ndjson() {
    "price": 2, "ts": 2000},
   {"symbol": "A, [x]", "price": 2.5, "ts": 3000}
 ]"#;
-    let (mut from_lines, q1) = engine("reject");
+    let (mut from_lines, q1) = policy_engine("reject");
     from_lines.push_json("trades", ndjson).unwrap();
-    let (mut from_array, q2) = engine("reject");
+    let (mut from_array, q2) = policy_engine("reject");
     from_array.push_json("trades", array).unwrap();
     assert_eq!(
         sorted(rows_of(&from_array.finish().unwrap(), q2)),
         sorted(rows_of(&from_lines.finish().unwrap(), q1))
     );
 
-    let (mut lettered, _) = engine("dead_letter");
+    let (mut lettered, _) = policy_engine("dead_letter");
     lettered
         .push_json(
             "trades",

@@ -7,21 +7,7 @@ mod common;
 
 use common::*;
 use riffle::codec::columns::ColumnarRows;
-use riffle::{Engine, ErrorCode};
-
-fn engine(policy: &str) -> (Engine, u32) {
-    let mut engine = Engine::new().unwrap();
-    engine
-        .execute(&format!(
-            "CREATE STREAM trades (symbol VARCHAR NOT NULL, price DOUBLE, ts TIMESTAMP, \
-             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (bad_rows = '{policy}')"
-        ))
-        .unwrap();
-    let query = engine
-        .create_query("SELECT symbol, window_start, count(*), sum(price) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start")
-        .unwrap();
-    (engine, query)
-}
+use riffle::ErrorCode;
 
 /// The same five events as NDJSON and as columns: a missing symbol
 /// (NOT NULL), a null price, a missing time, an ISO time.
@@ -52,8 +38,8 @@ fn columns() -> ColumnarRows<'static> {
 #[test]
 fn columns_and_ndjson_give_the_same_results_and_bad_rows() {
     for policy in ["skip", "dead_letter"] {
-        let (mut by_json, query) = engine(policy);
-        let (mut by_columns, _) = engine(policy);
+        let (mut by_json, query) = policy_engine(policy);
+        let (mut by_columns, _) = policy_engine(policy);
         let json_out = by_json.push_json("trades", NDJSON).unwrap();
         let column_out = by_columns
             .push_columns("trades", &columns())
@@ -80,8 +66,8 @@ fn columns_and_ndjson_give_the_same_results_and_bad_rows() {
 
 #[test]
 fn reject_gives_the_same_error_and_changes_nothing() {
-    let (mut by_json, query) = engine("reject");
-    let (mut by_columns, _) = engine("reject");
+    let (mut by_json, query) = policy_engine("reject");
+    let (mut by_columns, _) = policy_engine("reject");
     let json_error = by_json.push_json("trades", NDJSON).unwrap_err();
     let column_error = by_columns.push_columns("trades", &columns()).unwrap_err();
     assert_eq!(column_error, json_error);
@@ -91,7 +77,7 @@ fn reject_gives_the_same_error_and_changes_nothing() {
 
 #[test]
 fn values_needing_json_ask_for_ndjson_and_change_nothing() {
-    let (mut engine, query) = engine("skip");
+    let (mut engine, query) = policy_engine("skip");
     let unparsable_time = ColumnarRows {
         rows: 1,
         numbers: &[1.0, f64::NAN],

@@ -230,3 +230,19 @@ pub fn batch_sessions_sql(gap_secs: u32, aggregates: &str) -> String {
         SELECT symbol, min(ts), max(ts) + INTERVAL '{gap_secs} seconds', {aggregates} FROM numbered GROUP BY symbol, session"
     )
 }
+
+/// A `trades` stream with the given `bad_rows` policy (symbol NOT NULL) and
+/// a 1-minute count/sum query over it.
+pub fn policy_engine(policy: &str) -> (Engine, QueryId) {
+    let mut engine = Engine::new().unwrap();
+    engine
+        .execute(&format!(
+            "CREATE STREAM trades (symbol VARCHAR NOT NULL, price DOUBLE, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (bad_rows = '{policy}')"
+        ))
+        .unwrap();
+    let query = engine
+        .create_query("SELECT symbol, window_start, count(*), sum(price) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start")
+        .unwrap();
+    (engine, query)
+}
