@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::{SessionConfig, SessionContext};
+use datafusion::prelude::SessionContext;
 
 use crate::catalog::BadRowPolicy;
 use crate::catalog::StreamCatalog;
@@ -22,6 +22,7 @@ use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
 use crate::sql::interval_literal;
 use crate::sql::plan_create_stream;
+use crate::sql::session::{new_session, plan_sql};
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
 use crate::state::checkpoint::{
@@ -97,10 +98,7 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// An engine with no streams.
     pub fn new() -> Result<Self> {
-        // One partition: there are no threads in wasm, and multi-partition
-        // plans need a runtime there (apache/datafusion#15599).
-        let config = SessionConfig::new().with_target_partitions(1);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = new_session();
         let catalog = Arc::new(RwLock::new(StreamCatalog::default()));
         // Table function names are looked up as written, not normalised.
         for kind in WindowKind::ALL {
@@ -208,7 +206,7 @@ impl Engine {
                 Some(EmitMode::Every { millis })
             }
         };
-        let logical = futures::executor::block_on(state.create_logical_plan(sql))?;
+        let logical = plan_sql(&state, sql)?;
         if matches!(
             logical,
             LogicalPlan::Ddl(_)
