@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the npm package: wasm (cargo) -> JS glue (wasm-bindgen) -> TypeScript.
-# RIFFLE_WASM_OPT=Oz runs wasm-opt -Oz instead of the light passes (smaller raw, larger compressed).
+# RIFFLE_WASM_OPT=Oz runs wasm-opt -Oz instead of the light passes (smaller raw, larger compressed);
+# RIFFLE_WASM_OPT=0 skips wasm-opt (for measuring quickly; not a shippable size).
 # RIFFLE_PROFILE=wasm-dev gives a fast unoptimised build for the inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riffle-target}"
 start=$SECONDS
 cargo build --profile "$profile" --target wasm32-unknown-unknown
 wasm-bindgen --target web --out-dir pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/riffle.wasm"
-if [[ "$profile" == release ]]; then
+if [[ "$profile" == release && "${RIFFLE_WASM_OPT:-}" != 0 ]]; then
   # npm's binaryen: Debian's wasm-opt (v108) silently breaks wasm-bindgen's externref table.
   # Not -Oz: on this module it cuts the raw size but makes the gzip and
   # brotli downloads 6% larger. These passes (1.5 min) merge duplicate
