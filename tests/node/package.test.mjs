@@ -47,3 +47,16 @@ test("the packed tarball installs offline and runs a windowed query", () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// The download is a product figure: the release wasm must stay under 5 MB
+// gzip (README: build figures). A wasm-dev or unoptimised build is not judged.
+test("the release wasm stays under its 5 MB gzip budget", async (t) => {
+  const { readFileSync } = await import("node:fs");
+  const { gzipSync } = await import("node:zlib");
+  const wasm = readFileSync(new URL("../../pkg/riffle_bg.wasm", import.meta.url));
+  // wasm-opt drops the ~8.5 MB name section; a module still this large did not go through it.
+  if (wasm.length > 30e6) return t.skip("built without wasm-opt (RIFFLE_WASM_OPT=0 or wasm-dev)");
+  const gzip = gzipSync(wasm, { level: 9 }).length;
+  t.diagnostic(`wasm: ${(wasm.length / 1e6).toFixed(2)} MB raw, ${(gzip / 1e6).toFixed(3)} MB gzip`);
+  assert.ok(gzip < 5e6, `${(gzip / 1e6).toFixed(3)} MB gzip is over the 5 MB budget`);
+});
