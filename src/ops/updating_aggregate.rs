@@ -83,26 +83,9 @@ impl UpdatingAggregate {
         })
     }
 
-    fn layout(&self) -> GroupLayout<'_> {
-        GroupLayout {
-            converter: &self.converter,
-            extra: &["touched"],
-            spec: &self.config.spec,
-            values: value_fields(
-                &self.config.output_schema,
-                self.config.spec.keys.len(),
-                "last_",
-            ),
-        }
-    }
-
     /// The operator's state: one row per group. Leaves the operator as it was.
     pub fn snapshot(&mut self) -> Result<OperatorState> {
-        let values = value_fields(
-            &self.config.output_schema,
-            self.config.spec.keys.len(),
-            "last_",
-        );
+        let layout = group_layout(&self.converter, &self.config);
         let mut groups: Vec<(&OwnedRow, &mut Group)> = self.groups.iter_mut().collect();
         groups.sort_by_key(|(_, g)| g.id);
         let rows = groups
@@ -116,12 +99,6 @@ impl UpdatingAggregate {
                 flag: false,
             })
             .collect();
-        let layout = GroupLayout {
-            converter: &self.converter,
-            extra: &["touched"],
-            spec: &self.config.spec,
-            values,
-        };
         let batch = layout.write(rows)?;
         Ok(OperatorState {
             meta: json!({ "next_id": self.next_id, "metrics": metrics_json(&self.metrics) }),
@@ -135,7 +112,8 @@ impl UpdatingAggregate {
             crate::err!(CorruptCheckpoint, "updating aggregate state has no data")
         })?;
         let (mut groups, mut expiry) = (HashMap::new(), BTreeMap::new());
-        for restored in self.layout().read(batch, "an updating aggregate")? {
+        let layout = group_layout(&self.converter, &self.config);
+        for restored in layout.read(batch, "an updating aggregate")? {
             let touched = restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK);
             expiry.insert((touched, restored.id), restored.key.clone());
             groups.insert(
@@ -286,5 +264,20 @@ impl UpdatingAggregate {
             columns,
             &options,
         )?)
+    }
+}
+
+/// How a group is laid out in a snapshot: key, id, last-touched watermark,
+/// accumulator state, last emitted values. A free function so `snapshot`
+/// can hold it while borrowing the groups mutably.
+fn group_layout<'a>(
+    converter: &'a RowConverter,
+    config: &'a UpdatingAggregateConfig,
+) -> GroupLayout<'a> {
+    GroupLayout {
+        converter,
+        extra: &["touched"],
+        spec: &config.spec,
+        values: value_fields(&config.output_schema, config.spec.keys.len(), "last_"),
     }
 }
