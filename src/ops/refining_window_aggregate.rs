@@ -32,7 +32,7 @@ use super::grouped_aggregates::{
     apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
-use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
+use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
@@ -462,18 +462,13 @@ impl RefiningWindowAggregate {
     fn batch(&self, keys: &[OwnedRow], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
         let key_columns = self.converter.convert_rows(keys.iter().map(|k| k.row()))?;
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-        for column in &self.config.group_columns {
-            columns.push(match column {
-                GroupColumn::WindowStart => cast(&key_columns[0], &self.config.time_type)?,
-                GroupColumn::WindowEnd => cast(&key_columns[1], &self.config.time_type)?,
-                GroupColumn::Key(i) => Arc::clone(
-                    key_columns
-                        .get(2 + i)
-                        .ok_or_else(|| err!(Internal, "group key {i} missing"))?,
-                ),
-            });
-        }
+        // Interned keys are [window_start, window_end, user keys...].
+        let mut columns = group_columns(
+            &self.config.group_columns,
+            &cast(&key_columns[0], &self.config.time_type)?,
+            &cast(&key_columns[1], &self.config.time_type)?,
+            &key_columns[2..],
+        )?;
         let first_aggregate = columns.len();
         columns.extend(value_columns(schema, first_aggregate, &values)?);
         let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));

@@ -39,7 +39,7 @@ use super::snapshot::{
     accumulator_row, metrics_from_json, metrics_json, null_values, restore_accumulators,
     row_values, state_fields, state_widths, value_fields,
 };
-use super::window_aggregate::{row_starts, GroupColumn, WindowMetrics};
+use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
 use crate::err;
 use crate::error::Result;
 use crate::state::{self, columns_from_rows, meta_i64, meta_opt_i64, OperatorState};
@@ -642,17 +642,7 @@ impl SessionAggregate {
             &Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.1)),
             &self.config.time_type,
         )?;
-        let mut columns = Vec::with_capacity(schema.fields().len());
-        for column in &self.config.group_columns {
-            columns.push(match column {
-                GroupColumn::WindowStart => Arc::clone(&starts),
-                GroupColumn::WindowEnd => Arc::clone(&ends),
-                GroupColumn::Key(i) => Arc::clone(
-                    keys.get(*i)
-                        .ok_or_else(|| err!(Internal, "group key {i} missing"))?,
-                ),
-            });
-        }
+        let mut columns = group_columns(&self.config.group_columns, &starts, &ends, &keys)?;
         let first = columns.len();
         let values: Vec<Values> = rows.iter().map(|(_, r)| r.2.clone()).collect();
         columns.extend(value_columns(schema, first, &values)?);
@@ -719,17 +709,7 @@ impl SessionAggregate {
                 .collect::<datafusion::common::Result<Vec<ScalarValue>>>()?;
             values.push(ScalarValue::iter_to_array(scalars)?);
         }
-        let mut columns = Vec::with_capacity(self.config.output_schema.fields().len());
-        for column in &self.config.group_columns {
-            columns.push(match column {
-                GroupColumn::WindowStart => Arc::clone(&starts),
-                GroupColumn::WindowEnd => Arc::clone(&ends),
-                GroupColumn::Key(i) => Arc::clone(
-                    keys.get(*i)
-                        .ok_or_else(|| err!(Internal, "group key {i} missing on emit"))?,
-                ),
-            });
-        }
+        let mut columns = group_columns(&self.config.group_columns, &starts, &ends, &keys)?;
         columns.extend(values);
         let options = RecordBatchOptions::new().with_row_count(Some(count));
         Ok(RecordBatch::try_new_with_options(

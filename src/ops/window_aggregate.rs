@@ -52,6 +52,27 @@ pub enum GroupColumn {
     Key(usize),
 }
 
+/// The group-by columns of an output batch, in `order`: the window bounds
+/// and the user keys (`keys[i]` for `Key(i)`).
+pub fn group_columns(
+    order: &[GroupColumn],
+    starts: &ArrayRef,
+    ends: &ArrayRef,
+    keys: &[ArrayRef],
+) -> Result<Vec<ArrayRef>> {
+    order
+        .iter()
+        .map(|column| match column {
+            GroupColumn::WindowStart => Ok(Arc::clone(starts)),
+            GroupColumn::WindowEnd => Ok(Arc::clone(ends)),
+            GroupColumn::Key(i) => keys
+                .get(*i)
+                .map(Arc::clone)
+                .ok_or_else(|| err!(Internal, "group key {i} missing")),
+        })
+        .collect()
+}
+
 /// Each row's start (of its slice, or for sessions of its own window) from
 /// the scan's per-row window column: `window_start` as is, `window_end`
 /// minus `width`.
@@ -478,17 +499,12 @@ impl WindowAggregate {
                 &self.config.time_type,
             )?)
         };
-        let mut columns = Vec::with_capacity(self.config.output_schema.fields().len());
-        for column in &self.config.group_columns {
-            columns.push(match column {
-                GroupColumn::WindowStart => constant(start)?,
-                GroupColumn::WindowEnd => constant(end)?,
-                GroupColumn::Key(i) => Arc::clone(
-                    keys.get(*i)
-                        .ok_or_else(|| err!(Internal, "group key {i} missing on emit"))?,
-                ),
-            });
-        }
+        let mut columns = group_columns(
+            &self.config.group_columns,
+            &constant(start)?,
+            &constant(end)?,
+            &keys,
+        )?;
         columns.extend(values);
         for (column, field) in columns.iter().zip(self.config.output_schema.fields()) {
             if column.len() != groups {
