@@ -17,6 +17,7 @@ use arrow::json::reader::ReaderBuilder;
 use arrow::json::writer::{JsonArray, WriterBuilder};
 use arrow::record_batch::RecordBatch;
 
+use super::flat_json::decode_flat_ndjson;
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
@@ -105,8 +106,18 @@ pub fn array_to_ndjson(text: &str) -> Option<String> {
 }
 
 /// Decodes newline-delimited JSON objects (whitespace between objects is
-/// enough) into one batch in `decoding_schema(schema)`.
+/// enough) into one batch in `decoding_schema(schema)`: flat objects on the
+/// fast path ([`super::flat_json`]), anything else with arrow-json.
 pub fn decode_ndjson(schema: &Schema, text: &str) -> Result<RecordBatch> {
+    match decode_flat_ndjson(schema, text) {
+        Some(batch) => Ok(batch),
+        None => decode_ndjson_with_arrow(schema, text),
+    }
+}
+
+/// [`decode_ndjson`] by arrow-json alone: the reference the fast path is
+/// tested against, and the decoder of everything it leaves.
+pub fn decode_ndjson_with_arrow(schema: &Schema, text: &str) -> Result<RecordBatch> {
     let target = decoding_schema(schema);
     let invalid = |e: arrow::error::ArrowError| {
         err!(

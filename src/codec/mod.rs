@@ -2,6 +2,7 @@
 //! results out (JSON rows, Arrow IPC), metrics.
 
 pub mod columns;
+pub mod flat_json;
 pub mod ipc;
 pub mod json;
 pub mod output;
