@@ -21,6 +21,9 @@ import { loadWasm, type WasmSource } from "./load.js";
 import { Connection, type ConnectOptions } from "./connect.js";
 import type { CheckpointStore } from "./store.js";
 
+/** Encodes NDJSON pushes: natively, much faster than passing a string to wasm. */
+const utf8 = new TextEncoder();
+
 export { RiffleError, type RiffleErrorCode } from "./errors.js";
 export type { WasmSource } from "./load.js";
 export {
@@ -478,7 +481,7 @@ export class Riffle {
         const pushed = e.pushColumns(stream, rows, numbers, codes, dictionary, lengths);
         if (pushed !== undefined) return pushed;
       }
-      return e.pushJson(stream, text ?? toNdjson(events));
+      return e.pushJson(stream, utf8.encode(text ?? toNdjson(events)));
     });
   }
 
@@ -499,7 +502,7 @@ export class Riffle {
 
   /** Pushes newline-delimited JSON text, decoded inside wasm against the stream's schema. */
   pushJson(stream: string, ndjson: string, options: PushOptions = {}): void {
-    this.#ingest(stream, options, (e) => e.pushJson(stream, ndjson));
+    this.#ingest(stream, options, (e) => e.pushJson(stream, utf8.encode(ndjson)));
   }
 
   /** Ticks the clock, pushes with `push`, records the resume token, delivers results and dead letters. */

