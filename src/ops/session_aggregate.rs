@@ -18,7 +18,7 @@
 //! it would open a new session that is already closed; an event that falls
 //! into an open session is never late.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
@@ -29,6 +29,9 @@ use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
+// Keys are a few bytes each and hashed once per row: SipHash (std's
+// default) was a fifth of a push.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, Changes, Values};
@@ -91,8 +94,14 @@ pub struct SessionAggregate {
     config: SessionAggregateConfig,
     converter: RowConverter,
     sessions: HashMap<OwnedRow, Vec<Session>>,
-    /// Open sessions by (end, id), to close them in order.
+    /// Open sessions by (end, id), to close them in order. Updated lazily:
+    /// an entry is added when a session opens, and a session's end only
+    /// grows, so an entry may be earlier than the session's end (it is
+    /// moved when reached) or name a session merged away (it is dropped
+    /// when reached). This keeps the B-tree out of the per-row path.
     closing: BTreeMap<(EventTime, u64), OwnedRow>,
+    /// Sessions open now (`closing` may hold stale entries).
+    open: usize,
     next_id: u64,
     metrics: WindowMetrics,
     /// Changelog modes: sessions changed since they were last emitted (id -> key).
@@ -106,7 +115,7 @@ pub struct SessionAggregate {
 impl std::fmt::Debug for SessionAggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionAggregate")
-            .field("open_sessions", &self.closing.len())
+            .field("open_sessions", &self.open)
             .finish()
     }
 }
@@ -119,6 +128,7 @@ impl SessionAggregate {
             config,
             sessions: HashMap::new(),
             closing: BTreeMap::new(),
+            open: 0,
             next_id: 0,
             metrics: WindowMetrics::default(),
             dirty: HashMap::new(),
@@ -290,6 +300,7 @@ impl SessionAggregate {
         for list in sessions.values_mut() {
             list.sort_by_key(|s: &Session| s.start);
         }
+        self.open = closing.len();
         self.sessions = sessions;
         self.closing = closing;
         self.dirty = dirty;
@@ -307,7 +318,7 @@ impl SessionAggregate {
 
     /// Open sessions.
     pub fn open_windows(&self) -> usize {
-        self.closing.len()
+        self.open
     }
 
     /// Approximate memory held by open sessions, in bytes.
@@ -361,19 +372,26 @@ impl SessionAggregate {
             input.keys().to_vec()
         };
         let keys = self.converter.convert_columns(&key_columns)?;
-        let mut touched: HashSet<OwnedRow> = HashSet::new();
+        // Each distinct key of the batch is copied out once, not per row.
+        let mut slot_of: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
+        let mut distinct: Vec<OwnedRow> = Vec::new();
+        let mut touched: HashSet<usize> = HashSet::new();
         for row in 0..rows {
             if times.is_null(row) {
                 continue;
             }
-            let key = keys.row(row).owned();
+            let key_row = keys.row(row);
+            let slot = *slot_of.entry(key_row).or_insert_with(|| {
+                distinct.push(key_row.owned());
+                distinct.len() - 1
+            });
             if self.assign(
-                key.clone(),
+                &distinct[slot],
                 row as u32,
                 times.value(row),
                 row_watermarks.value(row),
             )? {
-                touched.insert(key);
+                touched.insert(slot);
             } else {
                 self.metrics.late_rows_dropped += 1;
                 if let Some(late_rows) = late_rows.as_mut() {
@@ -381,8 +399,8 @@ impl SessionAggregate {
                 }
             }
         }
-        for key in touched {
-            let Some(sessions) = self.sessions.get_mut(&key) else {
+        for slot in touched {
+            let Some(sessions) = self.sessions.get_mut(&distinct[slot]) else {
                 continue;
             };
             for session in sessions.iter_mut().filter(|s| !s.pending.is_empty()) {
@@ -396,33 +414,60 @@ impl SessionAggregate {
     /// Puts one row into its key's sessions. Returns false when it is late.
     fn assign(
         &mut self,
-        key: OwnedRow,
+        key: &OwnedRow,
         row: u32,
         ts: EventTime,
         watermark: EventTime,
     ) -> Result<bool> {
         let window = self.config.window;
         let lateness = self.config.allowed_lateness;
+        let refining = self.is_refining();
         let own_end = ts.saturating_add(window.gap);
-        let sessions = self.sessions.entry(key.clone()).or_default();
+        if !self.sessions.contains_key(key) {
+            self.sessions.insert(key.clone(), Vec::new());
+        }
+        let Some(sessions) = self.sessions.get_mut(key) else {
+            return Err(err!(Internal, "session key just inserted is missing"));
+        };
         // Open sessions that the row's own window [ts, ts + gap) overlaps.
-        let overlapping: Vec<usize> = sessions
-            .iter()
-            .enumerate()
-            // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
-            // only touch merge, so events exactly `gap` apart share a session.
-            .filter(|(_, s)| {
-                !window.is_end_closed(s.end.saturating_add(lateness), watermark)
-                    && s.start <= own_end
-                    && ts <= s.end
-            })
-            .map(|(i, _)| i)
-            .collect();
+        // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
+        // only touch merge, so events exactly `gap` apart share a session.
+        let overlaps = |s: &Session| {
+            !window.is_end_closed(s.end.saturating_add(lateness), watermark)
+                && s.start <= own_end
+                && ts <= s.end
+        };
         let fits = |start: EventTime, end: EventTime| {
             window
                 .max_length
                 .is_none_or(|max| end.saturating_sub(start) <= max)
         };
+        // The common case, one overlapping session the row fits in: grow it
+        // in place (its `closing` entry is moved when reached).
+        let mut overlapping = sessions.iter().enumerate().filter(|(_, s)| overlaps(s));
+        if let (Some((only, _)), None) = (overlapping.next(), overlapping.next()) {
+            let session = &mut sessions[only];
+            let (start, end) = (session.start.min(ts), session.end.max(own_end));
+            if fits(start, end) {
+                session.pending.push(row);
+                let moved_start = start != session.start;
+                session.start = start;
+                session.end = end;
+                if refining && !self.dirty.contains_key(&session.id) {
+                    self.dirty.insert(session.id, key.clone());
+                }
+                if moved_start {
+                    sessions.sort_by_key(|s| s.start);
+                }
+                return Ok(true);
+            }
+        }
+        let overlapping: Vec<usize> = sessions
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| overlaps(s))
+            .map(|(i, _)| i)
+            .collect();
         let span = |chosen: &[usize]| {
             let start = chosen
                 .iter()
@@ -451,7 +496,7 @@ impl SessionAggregate {
         if chosen.is_empty() {
             if window.is_end_closed(own_end.saturating_add(lateness), watermark) {
                 if sessions.is_empty() {
-                    self.sessions.remove(&key);
+                    self.sessions.remove(key);
                 }
                 return Ok(false);
             }
@@ -463,19 +508,23 @@ impl SessionAggregate {
                 pending: vec![row],
                 emitted: None,
             };
-            self.dirty.insert(session.id, key.clone());
+            if refining {
+                self.dirty.insert(session.id, key.clone());
+            }
             self.next_id += 1;
-            self.closing.insert((session.end, session.id), key);
+            self.open += 1;
+            self.closing.insert((session.end, session.id), key.clone());
             let at = sessions.partition_point(|s| s.start <= ts);
             sessions.insert(at, session);
             return Ok(true);
         }
         let (start, end) = span(&chosen);
-        // Merge every chosen session into the first.
+        // Merge every chosen session into the first; their `closing`
+        // entries are dropped when reached.
         let target = chosen[0];
         for &other in chosen[1..].iter().rev() {
             let merged = sessions.remove(other);
-            self.closing.remove(&(merged.end, merged.id));
+            self.open -= 1;
             self.dirty.remove(&merged.id);
             if let Some(emitted) = merged.emitted {
                 self.retracted.push((key.clone(), emitted));
@@ -492,14 +541,45 @@ impl SessionAggregate {
             }
         }
         let session = &mut sessions[target];
-        self.closing.remove(&(session.end, session.id));
         session.start = start;
         session.end = end;
         session.pending.push(row);
-        self.dirty.insert(session.id, key.clone());
-        self.closing.insert((end, session.id), key);
+        if refining {
+            self.dirty.insert(session.id, key.clone());
+        }
         sessions.sort_by_key(|s| s.start);
         Ok(true)
+    }
+
+    /// The next session in `closing` whose end (plus `lateness`) the
+    /// watermark closes, removed from `closing` (not from `sessions`):
+    /// stale entries on the way are moved to their session's end or
+    /// dropped.
+    fn next_closed(
+        &mut self,
+        watermark: EventTime,
+        lateness: i64,
+    ) -> Option<(EventTime, u64, OwnedRow)> {
+        let window = self.config.window;
+        while let Some((&(end, id), _)) = self.closing.first_key_value() {
+            if !window.is_end_closed(end.saturating_add(lateness), watermark) {
+                return None;
+            }
+            let key = self.closing.remove(&(end, id))?;
+            let current = self
+                .sessions
+                .get(&key)
+                .and_then(|sessions| sessions.iter().find(|s| s.id == id))
+                .map(|s| s.end);
+            match current {
+                Some(current) if current == end => return Some((end, id, key)),
+                Some(current) => {
+                    self.closing.insert((current, id), key);
+                }
+                None => {} // merged away
+            }
+        }
+        None
     }
 
     /// Whether results are a changelog (EMIT ON UPDATE / EVERY or an
@@ -524,15 +604,9 @@ impl SessionAggregate {
             on_update || window.is_end_closed(end, watermark)
         })?;
         let lateness = self.config.allowed_lateness;
-        while let Some((&(end, id), _)) = self.closing.first_key_value() {
-            if !window.is_end_closed(end.saturating_add(lateness), watermark) {
-                break;
-            }
-            let key = self
-                .closing
-                .remove(&(end, id))
-                .ok_or_else(|| err!(Internal, "session index"))?;
+        while let Some((_, id, key)) = self.next_closed(watermark, lateness) {
             self.dirty.remove(&id);
+            self.open -= 1;
             if let Some(sessions) = self.sessions.get_mut(&key) {
                 sessions.retain(|s| s.id != id);
                 if sessions.is_empty() {
@@ -657,14 +731,8 @@ impl SessionAggregate {
     /// Emits every session closed under `watermark`, in order of end.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
         let mut closed: Vec<(OwnedRow, Session)> = Vec::new();
-        while let Some((&(end, id), _)) = self.closing.first_key_value() {
-            if !self.config.window.is_end_closed(end, watermark) {
-                break;
-            }
-            let key = self
-                .closing
-                .remove(&(end, id))
-                .ok_or_else(|| err!(Internal, "session index"))?;
+        while let Some((_, id, key)) = self.next_closed(watermark, 0) {
+            self.open -= 1;
             let sessions = self
                 .sessions
                 .get_mut(&key)
