@@ -26,7 +26,7 @@ use std::sync::Arc;
 use arrow::array::timezone::Tz;
 use arrow::array::{
     new_null_array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringBuilder,
-    TimestampMillisecondArray,
+    StringViewBuilder, TimestampMillisecondArray,
 };
 use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{cast, cast_with_options, CastOptions};
@@ -364,6 +364,17 @@ fn strings_column(
     dictionary: &[&str],
     data_type: &DataType,
 ) -> Result<Option<ArrayRef>> {
+    if data_type == &DataType::Utf8View {
+        // SQL's VARCHAR: build the views directly rather than cast.
+        let mut builder = StringViewBuilder::with_capacity(codes.len());
+        for &code in codes {
+            match code {
+                0 => builder.append_null(),
+                _ => builder.append_value(dictionary[code as usize - 1]),
+            }
+        }
+        return Ok(Some(Arc::new(builder.finish())));
+    }
     let bytes: usize = codes
         .iter()
         .map(|&c| {

@@ -14,7 +14,9 @@
 //! CUMULATE row is added to each window covering it (not sliced): the
 //! refining modes trade the slicing optimisation for readable state.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};

@@ -10,7 +10,9 @@
 //! Each group holds DataFusion `Accumulator`s of its own, so its current
 //! value can be read after every push without consuming the state.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt32Array};
