@@ -8,7 +8,6 @@ with_browser=0
 [[ "${1:-}" == "--with-browser" ]] && with_browser=1
 
 packages=()
-command -v clang >/dev/null || packages+=(clang)          # zstd-sys compiles C for wasm32
 ((with_browser)) && { command -v chromium >/dev/null || packages+=(chromium); }
 if ((${#packages[@]})); then
   sudo=""; [[ "$(id -u)" == 0 ]] || sudo=sudo
