@@ -16,6 +16,7 @@
  */
 import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
 import { parseLayout, toColumns, toNdjson, type ColumnLayout } from "./columns.js";
+import { rowsFromColumns, type RowColumns } from "./row-columns.js";
 import { fromEngineError, RiffleError } from "./errors.js";
 import { loadWasm, type WasmSource } from "./load.js";
 import { Connection, type ConnectOptions } from "./connect.js";
@@ -217,6 +218,8 @@ interface RawOutput {
   query: number;
   late: boolean;
   rows?: Row[];
+  /** Rows handed over column-wise: the planes wait in wasm (`takeRowNumbers`, `takeRowCodes`). */
+  columns?: RowColumns;
   arrow?: number;
 }
 
@@ -796,6 +799,16 @@ export class Riffle {
     if (outputs.length === 0) return;
     // Arrow results wait in wasm; the JSON numbers them.
     const ipc = outputs.some((o) => o.arrow !== undefined) ? this.callEngine((e) => e.takeArrowOutputs()) : [];
+    // So do the planes of rows handed over column-wise.
+    let planes: { numbers: Float64Array; codes: Uint32Array } | null = null;
+    if (outputs.some((o) => o.columns !== undefined)) {
+      planes = this.callEngine((e) => ({ numbers: e.takeRowNumbers(), codes: e.takeRowCodes() }));
+    }
+    for (const output of outputs) {
+      if (output.columns !== undefined && planes !== null) {
+        output.rows = rowsFromColumns(output.columns, planes.numbers, planes.codes);
+      }
+    }
     // One delivery per query (and per kind) per call, in emission order.
     const byQuery = new Map<string, { id: number; late: boolean; rows: Row[]; ipc: Uint8Array[] }>();
     for (const output of outputs) {

@@ -6,3 +6,4 @@ pub mod flat_json;
 pub mod ipc;
 pub mod json;
 pub mod output;
+pub mod row_columns;

@@ -6,7 +6,10 @@
 //! `{"query": id, "late": false, "rows": [...]}`; Arrow queries get one entry
 //! per query and kind (results or late rows), `{"query": id, "late": false,
 //! "arrow": k}`, where `k` numbers an IPC buffer handed over beside the JSON
-//! (bytes never travel inside text).
+//! (bytes never travel inside text). With `planes`, row batches whose
+//! columns allow it go column-wise instead of as JSON rows,
+//! `{"query": id, "late": false, "columns": {...}}` (see
+//! [`super::row_columns`]).
 
 use std::fmt::Write as _;
 
@@ -14,6 +17,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::ipc::encode_ipc_stream;
 use super::json::encode_rows;
+use super::row_columns::{encode_row_columns, RowPlanes};
 use crate::error::Result;
 
 /// How a query's results leave the engine.
@@ -37,11 +41,13 @@ pub struct EncodedOutputs {
 
 /// Encodes `(query, late, batch)` outputs; `format` tells each query's
 /// format, and Arrow buffers are numbered from `arrow_base` (so several
-/// calls can share one list of pending buffers).
+/// calls can share one list of pending buffers). Row batches go
+/// column-wise into `planes` when given (and their types allow).
 pub fn encode_deliveries<'a>(
     outputs: impl IntoIterator<Item = (u32, bool, &'a RecordBatch)>,
     format: impl Fn(u32) -> OutputFormat,
     arrow_base: usize,
+    mut planes: Option<&mut RowPlanes>,
 ) -> Result<EncodedOutputs> {
     enum Entry<'a> {
         Rows(u32, bool, &'a RecordBatch),
@@ -68,8 +74,21 @@ pub fn encode_deliveries<'a>(
         }
         match entry {
             Entry::Rows(query, late, batch) => {
-                let _ = write!(json, "{{\"query\":{query},\"late\":{late},\"rows\":");
-                json.push_str(&encode_rows(batch)?);
+                let columns = match planes.as_deref_mut() {
+                    Some(planes) => encode_row_columns(batch, planes)?,
+                    None => None,
+                };
+                let _ = write!(json, "{{\"query\":{query},\"late\":{late},");
+                match columns {
+                    Some(columns) => {
+                        json.push_str("\"columns\":");
+                        json.push_str(&columns);
+                    }
+                    None => {
+                        json.push_str("\"rows\":");
+                        json.push_str(&encode_rows(batch)?);
+                    }
+                }
                 json.push('}');
             }
             Entry::Arrow(query, late, group) => {
@@ -108,7 +127,7 @@ mod tests {
     fn rows_only_equals_the_json_encoding() {
         let (a, b) = (batch(1), batch(2));
         let outputs = [(0, false, &a), (1, true, &b)];
-        let encoded = encode_deliveries(outputs, |_| OutputFormat::Rows, 0).unwrap();
+        let encoded = encode_deliveries(outputs, |_| OutputFormat::Rows, 0, None).unwrap();
         assert_eq!(encoded.json, encode_outputs(outputs).unwrap());
         assert!(encoded.arrow.is_empty());
     }
@@ -129,7 +148,7 @@ mod tests {
                 OutputFormat::Rows
             }
         };
-        let encoded = encode_deliveries(outputs, format, 5).unwrap();
+        let encoded = encode_deliveries(outputs, format, 5, None).unwrap();
         assert_eq!(
             encoded.json,
             r#"[{"query":1,"late":false,"arrow":5},{"query":0,"late":false,"rows":[{"n":2}]},{"query":1,"late":true,"arrow":6}]"#

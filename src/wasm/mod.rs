@@ -14,6 +14,7 @@ use wasm_bindgen::prelude::*;
 use crate::codec::columns::{describe_layout, ColumnarRows};
 use crate::codec::json::encode_metrics;
 use crate::codec::output::{encode_deliveries, OutputFormat};
+use crate::codec::row_columns::RowPlanes;
 use crate::engine::{Engine, QueryOutput};
 use crate::error::RiffleError;
 use crate::plan::{LatePolicy, QueryOptions};
@@ -48,6 +49,10 @@ pub struct WasmEngine {
     arrow_queries: BTreeSet<u32>,
     /// Arrow IPC results not yet taken by JS, numbered as the JSON refers to them.
     pending_arrow: Vec<Vec<u8>>,
+    /// Planes of column-wise row deliveries not yet taken by JS.
+    pending_rows: RowPlanes,
+    /// Whether row batches go column-wise when their types allow.
+    columnar_rows: bool,
 }
 
 #[wasm_bindgen(js_class = Engine)]
@@ -59,6 +64,8 @@ impl WasmEngine {
             inner: Engine::new().map_err(to_js)?,
             arrow_queries: BTreeSet::new(),
             pending_arrow: Vec::new(),
+            pending_rows: RowPlanes::default(),
+            columnar_rows: true,
         })
     }
 
@@ -173,6 +180,27 @@ impl WasmEngine {
         }
     }
 
+    /// The numbers plane of the column-wise row deliveries since the last
+    /// call (see `codec::row_columns`).
+    #[wasm_bindgen(js_name = takeRowNumbers)]
+    pub fn take_row_numbers(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.pending_rows.numbers)
+    }
+
+    /// The string-codes plane of the column-wise row deliveries since the
+    /// last call.
+    #[wasm_bindgen(js_name = takeRowCodes)]
+    pub fn take_row_codes(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.pending_rows.codes)
+    }
+
+    /// Column-wise row deliveries on (the default) or off (every row batch
+    /// as JSON rows); tests compare the two.
+    #[wasm_bindgen(js_name = setColumnarRows)]
+    pub fn set_columnar_rows(&mut self, on: bool) {
+        self.columnar_rows = on;
+    }
+
     /// Arrow IPC results referred to by the JSON of earlier calls
     /// (`"arrow": k` is entry `k`); the list is emptied.
     #[wasm_bindgen(js_name = takeArrowOutputs)]
@@ -284,10 +312,12 @@ impl WasmEngine {
             true => OutputFormat::Arrow,
             false => OutputFormat::Rows,
         };
+        let planes = self.columnar_rows.then_some(&mut self.pending_rows);
         let encoded = encode_deliveries(
             outputs.iter().map(|o| (o.query, o.late, &o.batch)),
             format,
             self.pending_arrow.len(),
+            planes,
         )
         .map_err(to_js)?;
         self.pending_arrow.extend(encoded.arrow);

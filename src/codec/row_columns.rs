@@ -1,0 +1,364 @@
+//! Result rows handed to JavaScript column-wise.
+//!
+//! Encoding every number of a result as JSON text and parsing it back in
+//! JavaScript cost about half of a push that emits many rows (W5 in
+//! BENCHMARKS.md). Instead, numbers travel in one `Float64Array` plane and
+//! strings as codes into a per-column list of distinct strings; only the
+//! description of each batch is JSON. JavaScript builds from them exactly
+//! the rows `JSON.parse` of [`super::json::encode_rows`] would give:
+//!
+//! ```text
+//!  number   (integers, Float64, timestamps as epoch ms) ─► numbers plane, NaN = null
+//!                                                          (JSON writes NaN and ±inf as null)
+//!  boolean                                            ─► numbers plane: 1, 0, NaN = null
+//!  string   (Utf8, LargeUtf8, Utf8View)               ─► codes plane: 0 = null, k = strings[k - 1]
+//! ```
+//!
+//! Integers convert to the nearest f64, which is what `JSON.parse` makes of
+//! their exact decimal text. Types whose JSON form is not a plain number,
+//! boolean or string (Float32, whose shortest text parses to another f64;
+//! decimals, dates, lists, ...) make the whole batch go as JSON rows.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use arrow::array::{Array, ArrayRef, AsArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use crate::error::Result;
+
+/// The planes of one engine call's column-wise deliveries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowPlanes {
+    /// Numbers and booleans of every delivered column, one after another.
+    pub numbers: Vec<f64>,
+    /// String codes of every delivered string column, one after another.
+    pub codes: Vec<u32>,
+}
+
+impl RowPlanes {
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.numbers.is_empty() && self.codes.is_empty()
+    }
+}
+
+/// How a column travels, if it can.
+enum Kind {
+    Number,
+    Boolean,
+    String,
+}
+
+fn kind_of(data_type: &DataType) -> Option<Kind> {
+    match data_type {
+        DataType::Int8
+        | DataType::Int16
+        | DataType::Int32
+        | DataType::Int64
+        | DataType::UInt8
+        | DataType::UInt16
+        | DataType::UInt32
+        | DataType::UInt64
+        | DataType::Float64
+        | DataType::Timestamp(..) => Some(Kind::Number),
+        DataType::Boolean => Some(Kind::Boolean),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => Some(Kind::String),
+        _ => None,
+    }
+}
+
+/// Appends `batch` to `planes` and returns its description,
+/// `{"n": rows, "fields": [{"name", "kind", "at", "strings"?}]}` (`at`: the
+/// column's first value in its plane); `None`, with the planes unchanged,
+/// when a column's type must go as JSON rows.
+pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result<Option<String>> {
+    let schema = batch.schema();
+    if schema
+        .fields()
+        .iter()
+        .any(|f| kind_of(f.data_type()).is_none())
+    {
+        return Ok(None);
+    }
+    let rows = batch.num_rows();
+    let mut json = format!("{{\"n\":{rows},\"fields\":[");
+    for (i, (field, column)) in schema.fields().iter().zip(batch.columns()).enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        let name = serde_json::to_string(field.name())
+            .map_err(|e| crate::err!(Internal, "field name as JSON: {e}"))?;
+        let kind = kind_of(field.data_type());
+        match kind {
+            Some(Kind::Number) => {
+                let _ = write!(
+                    json,
+                    "{{\"name\":{name},\"kind\":\"number\",\"at\":{}}}",
+                    planes.numbers.len()
+                );
+                push_numbers(column, &mut planes.numbers)?;
+            }
+            Some(Kind::Boolean) => {
+                let _ = write!(
+                    json,
+                    "{{\"name\":{name},\"kind\":\"boolean\",\"at\":{}}}",
+                    planes.numbers.len()
+                );
+                let values = column.as_boolean();
+                planes.numbers.extend((0..rows).map(|row| {
+                    if values.is_null(row) {
+                        f64::NAN
+                    } else if values.value(row) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }));
+            }
+            Some(Kind::String) => {
+                let _ = write!(
+                    json,
+                    "{{\"name\":{name},\"kind\":\"string\",\"at\":{},\"strings\":",
+                    planes.codes.len()
+                );
+                let strings = push_codes(column, &mut planes.codes)?;
+                json.push_str(
+                    &serde_json::to_string(&strings)
+                        .map_err(|e| crate::err!(Internal, "strings as JSON: {e}"))?,
+                );
+                json.push('}');
+            }
+            None => return Err(crate::err!(Internal, "column kind checked above")),
+        }
+    }
+    json.push_str("]}");
+    Ok(Some(json))
+}
+
+/// A numeric or timestamp column as f64s (timestamps in epoch ms, as the
+/// JSON rows write them), NaN for null and for non-finite values.
+fn push_numbers(column: &ArrayRef, out: &mut Vec<f64>) -> Result<()> {
+    let (as_int, as_float) = match column.data_type() {
+        DataType::Float64 => (None, Some(column.as_primitive::<Float64Type>())),
+        DataType::Timestamp(unit, zone) => {
+            let millis = if *unit == TimeUnit::Millisecond {
+                ArrayRef::clone(column)
+            } else {
+                cast(
+                    column,
+                    &DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
+                )?
+            };
+            let ints = cast(&millis, &DataType::Int64)?;
+            push_ints(ints.as_primitive::<Int64Type>(), out);
+            return Ok(());
+        }
+        DataType::UInt64 => {
+            let values = column.as_primitive::<arrow::datatypes::UInt64Type>();
+            out.extend(values.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)));
+            return Ok(());
+        }
+        _ => (Some(cast(column, &DataType::Int64)?), None),
+    };
+    if let Some(values) = as_float {
+        out.extend(
+            values
+                .iter()
+                .map(|v| v.filter(|v| v.is_finite()).unwrap_or(f64::NAN)),
+        );
+    }
+    if let Some(ints) = as_int {
+        push_ints(ints.as_primitive::<Int64Type>(), out);
+    }
+    Ok(())
+}
+
+fn push_ints(values: &arrow::array::Int64Array, out: &mut Vec<f64>) {
+    out.extend(values.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)));
+}
+
+/// A string column as codes into its distinct strings (returned in order).
+fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a str>> {
+    let mut strings: Vec<&str> = Vec::new();
+    let mut code_of: HashMap<&str, u32> = HashMap::new();
+    let mut code = |value: Option<&'a str>| match value {
+        None => 0,
+        Some(text) => *code_of.entry(text).or_insert_with(|| {
+            strings.push(text);
+            strings.len() as u32
+        }),
+    };
+    match column.data_type() {
+        DataType::Utf8 => out.extend(column.as_string::<i32>().iter().map(&mut code)),
+        DataType::LargeUtf8 => out.extend(column.as_string::<i64>().iter().map(&mut code)),
+        DataType::Utf8View => out.extend(column.as_string_view().iter().map(&mut code)),
+        other => return Err(crate::err!(Internal, "string column of type {other}")),
+    }
+    Ok(strings)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+        StringViewArray, TimestampNanosecondArray, UInt64Array,
+    };
+    use arrow::datatypes::{Field, Schema};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::codec::json::encode_rows;
+
+    /// What JavaScript builds from the planes, as JSON values.
+    fn decode(description: &str, planes: &RowPlanes) -> Vec<serde_json::Map<String, Value>> {
+        let description: Value = serde_json::from_str(description).unwrap();
+        let rows = description["n"].as_u64().unwrap() as usize;
+        let mut out = vec![serde_json::Map::new(); rows];
+        for field in description["fields"].as_array().unwrap() {
+            let name = field["name"].as_str().unwrap();
+            let at = field["at"].as_u64().unwrap() as usize;
+            for (row, object) in out.iter_mut().enumerate() {
+                let value = match field["kind"].as_str().unwrap() {
+                    "number" => serde_json::Number::from_f64(planes.numbers[at + row])
+                        .map_or(Value::Null, Value::Number),
+                    "boolean" => match planes.numbers[at + row] {
+                        v if v.is_nan() => Value::Null,
+                        v => Value::Bool(v == 1.0),
+                    },
+                    _ => match planes.codes[at + row] {
+                        0 => Value::Null,
+                        k => field["strings"][k as usize - 1].clone(),
+                    },
+                };
+                object.insert(name.to_string(), value);
+            }
+        }
+        out
+    }
+
+    /// JSON numbers compared as f64, as `JSON.parse` reads them.
+    fn as_js(rows: Vec<serde_json::Map<String, Value>>) -> Vec<Vec<(String, Option<String>)>> {
+        rows.into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            Value::Null => None,
+                            Value::Number(n) => Some(format!("{:?}", n.as_f64().unwrap())),
+                            other => Some(other.to_string()),
+                        };
+                        (k, v)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn planes_give_what_json_rows_give() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("key", DataType::Utf8View, true),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("small", DataType::Int32, true),
+            Field::new("big", DataType::UInt64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("ok", DataType::Boolean, true),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("+02:00".into())),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringViewArray::from(vec![
+                    Some("AAPL"),
+                    None,
+                    Some("a \"quoted\"\nline é😀"),
+                    Some("AAPL"),
+                    Some("a string longer than twelve bytes"),
+                ])),
+                Arc::new(StringArray::from(vec![
+                    Some("x"),
+                    Some(""),
+                    None,
+                    Some("x"),
+                    Some("\u{0}"),
+                ])),
+                Arc::new(Int64Array::from(vec![
+                    Some(i64::MAX),
+                    Some(-1),
+                    None,
+                    Some(9_007_199_254_740_993),
+                    Some(0),
+                ])),
+                Arc::new(Int32Array::from(vec![
+                    Some(1),
+                    None,
+                    Some(-7),
+                    Some(0),
+                    Some(i32::MIN),
+                ])),
+                Arc::new(UInt64Array::from(vec![
+                    Some(u64::MAX),
+                    Some(0),
+                    None,
+                    Some(3),
+                    Some(1 << 60),
+                ])),
+                Arc::new(Float64Array::from(vec![
+                    Some(0.1),
+                    Some(-0.0),
+                    Some(f64::NAN),
+                    Some(f64::INFINITY),
+                    Some(1e300),
+                ])),
+                Arc::new(BooleanArray::from(vec![
+                    Some(true),
+                    Some(false),
+                    None,
+                    Some(true),
+                    None,
+                ])),
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![
+                        Some(1_700_000_000_123_456_789),
+                        None,
+                        Some(-1_500_000),
+                        Some(0),
+                        Some(1),
+                    ])
+                    .with_timezone("+02:00"),
+                ),
+            ],
+        )
+        .unwrap();
+        let mut planes = RowPlanes {
+            numbers: vec![42.0], // earlier deliveries of the same call
+            codes: vec![7],
+        };
+        let description = encode_row_columns(&batch, &mut planes).unwrap().unwrap();
+        let from_planes = decode(&description, &planes);
+        let json: Vec<serde_json::Map<String, Value>> =
+            serde_json::from_str(&encode_rows(&batch).unwrap()).unwrap();
+        assert_eq!(as_js(from_planes), as_js(json));
+        assert_eq!((planes.numbers[0], planes.codes[0]), (42.0, 7));
+    }
+
+    #[test]
+    fn other_types_stay_json_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("f", DataType::Float32, true)]));
+        let batch =
+            RecordBatch::try_new(schema, vec![Arc::new(Float32Array::from(vec![0.1f32]))]).unwrap();
+        let mut planes = RowPlanes::default();
+        assert_eq!(encode_row_columns(&batch, &mut planes).unwrap(), None);
+        assert!(planes.is_empty());
+    }
+}
