@@ -815,7 +815,8 @@ export class Riffle {
       const key = `${output.query}:${output.late}`;
       let entry = byQuery.get(key);
       if (!entry) byQuery.set(key, (entry = { id: output.query, late: output.late, rows: output.rows ?? [], ipc: [] }));
-      else if (output.rows) entry.rows.push(...output.rows);
+      // A loop, not push(...rows): spreading 100k+ rows overflows the stack.
+      else if (output.rows) for (const row of output.rows) entry.rows.push(row);
       if (output.arrow !== undefined) {
         const bytes = ipc[output.arrow];
         if (bytes) entry.ipc.push(bytes);
