@@ -375,6 +375,8 @@ impl SessionAggregate {
         // Each distinct key of the batch is copied out once, not per row.
         let mut slot_of: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
         let mut distinct: Vec<OwnedRow> = Vec::new();
+        // Whether `sessions` has the slot's key: saves a lookup per row.
+        let mut present: Vec<bool> = Vec::new();
         let mut touched: HashSet<usize> = HashSet::new();
         for row in 0..rows {
             if times.is_null(row) {
@@ -383,14 +385,21 @@ impl SessionAggregate {
             let key_row = keys.row(row);
             let slot = *slot_of.entry(key_row).or_insert_with(|| {
                 distinct.push(key_row.owned());
+                present.push(false);
                 distinct.len() - 1
             });
-            if self.assign(
+            if !present[slot] && !self.sessions.contains_key(&distinct[slot]) {
+                self.sessions.insert(distinct[slot].clone(), Vec::new());
+            }
+            let assigned = self.assign(
                 &distinct[slot],
                 row as u32,
                 times.value(row),
                 row_watermarks.value(row),
-            )? {
+            )?;
+            // A late row may have removed the key's (empty) list.
+            present[slot] = assigned;
+            if assigned {
                 touched.insert(slot);
             } else {
                 self.metrics.late_rows_dropped += 1;
@@ -411,7 +420,8 @@ impl SessionAggregate {
         Ok(())
     }
 
-    /// Puts one row into its key's sessions. Returns false when it is late.
+    /// Puts one row into its key's sessions (`sessions` has the key).
+    /// Returns false when it is late.
     fn assign(
         &mut self,
         key: &OwnedRow,
@@ -423,11 +433,8 @@ impl SessionAggregate {
         let lateness = self.config.allowed_lateness;
         let refining = self.is_refining();
         let own_end = ts.saturating_add(window.gap);
-        if !self.sessions.contains_key(key) {
-            self.sessions.insert(key.clone(), Vec::new());
-        }
         let Some(sessions) = self.sessions.get_mut(key) else {
-            return Err(err!(Internal, "session key just inserted is missing"));
+            return Err(err!(Internal, "session key not inserted before assign"));
         };
         // Open sessions that the row's own window [ts, ts + gap) overlaps.
         // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
