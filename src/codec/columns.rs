@@ -28,13 +28,11 @@ use arrow::array::{
     new_null_array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringBuilder,
     StringViewBuilder, TimestampMillisecondArray,
 };
-use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{cast, cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use chrono::Utc;
 
-use super::json::decoding_schema;
+use super::json::{decoding_schema, timestamp_string_millis};
 use crate::err;
 use crate::error::Result;
 
@@ -335,13 +333,9 @@ fn timestamps_column(
     for (&value, &code) in values.iter().zip(codes) {
         let parsed = if code != 0 {
             let text = dictionary[code as usize - 1];
-            let parsed = match &zone {
-                Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_millis()),
-                None => string_to_datetime(&Utc, text).map(|t| t.timestamp_millis()),
-            };
-            match parsed {
-                Ok(ms) => Some(ms),
-                Err(_) => return Ok(None),
+            match timestamp_string_millis(zone.as_ref(), text) {
+                Some(ms) => Some(ms),
+                None => return Ok(None),
             }
         } else if value.is_finite() {
             if value.abs() > EXACT_INTEGER {

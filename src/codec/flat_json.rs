@@ -22,13 +22,11 @@ use arrow::array::{
     ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder,
     StringViewBuilder, TimestampMillisecondBuilder,
 };
-use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
-use chrono::Utc;
 
-use super::json::decoding_schema;
+use super::json::{decoding_schema, timestamp_string_millis};
 
 /// Deepest nesting skipped in undeclared fields; deeper goes to arrow-json.
 const MAX_SKIP_DEPTH: usize = 32;
@@ -280,11 +278,7 @@ impl Column {
                 if reader.peek() == Some(b'"') {
                     let mut scratch = String::new();
                     let text = reader.string(&mut scratch)?;
-                    let millis = match zone {
-                        Some(zone) => string_to_datetime(zone, text).ok()?.timestamp_millis(),
-                        None => string_to_datetime(&Utc, text).ok()?.timestamp_millis(),
-                    };
-                    builder.append_value(millis);
+                    builder.append_value(timestamp_string_millis(zone.as_ref(), text)?);
                 } else {
                     builder.append_value(reader.integer()?);
                 }

@@ -10,12 +10,15 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use arrow::array::timezone::Tz;
 use arrow::array::ArrayRef;
+use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::json::reader::ReaderBuilder;
 use arrow::json::writer::{JsonArray, WriterBuilder};
 use arrow::record_batch::RecordBatch;
+use chrono::Utc;
 
 use super::flat_json::decode_flat_ndjson;
 use crate::err;
@@ -55,6 +58,17 @@ pub fn decoding_schema(schema: &Schema) -> SchemaRef {
         })
         .collect();
     Arc::new(Schema::new(fields))
+}
+
+/// Epoch milliseconds of a timestamp string as arrow-json reads it into a
+/// field in time zone `zone` (UTC when none); `None` when it does not parse.
+/// The column-wise and flat-object decoders use it to agree with arrow-json.
+pub fn timestamp_string_millis(zone: Option<&Tz>, text: &str) -> Option<i64> {
+    let parsed = match zone {
+        Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_millis()),
+        None => string_to_datetime(&Utc, text).map(|t| t.timestamp_millis()),
+    };
+    parsed.ok()
 }
 
 /// Rewrites a JSON array of objects (`[{...}, {...}]`, pretty-printed or
@@ -202,6 +216,23 @@ pub fn encode_metrics(metrics: &QueryMetrics) -> String {
     )
 }
 
+/// A timestamp column as epoch-millisecond Int64 values (any other column
+/// as it is): how results show times to JavaScript.
+pub fn timestamp_millis_column(column: &ArrayRef) -> Result<ArrayRef> {
+    let DataType::Timestamp(unit, zone) = column.data_type() else {
+        return Ok(Arc::clone(column));
+    };
+    let millis = if *unit == TimeUnit::Millisecond {
+        Arc::clone(column)
+    } else {
+        cast(
+            column,
+            &DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
+        )?
+    };
+    Ok(cast(&millis, &DataType::Int64)?)
+}
+
 /// Timestamps become epoch-millisecond integers, the JavaScript convention.
 fn timestamps_to_millis(batch: &RecordBatch) -> Result<RecordBatch> {
     let schema = batch.schema();
@@ -215,12 +246,8 @@ fn timestamps_to_millis(batch: &RecordBatch) -> Result<RecordBatch> {
     let mut fields = Vec::with_capacity(schema.fields().len());
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if let DataType::Timestamp(_, tz) = field.data_type() {
-            let millis = cast(
-                column,
-                &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-            )?;
-            columns.push(cast(&millis, &DataType::Int64)?);
+        if matches!(field.data_type(), DataType::Timestamp(..)) {
+            columns.push(timestamp_millis_column(column)?);
             fields.push(Field::new(
                 field.name(),
                 DataType::Int64,

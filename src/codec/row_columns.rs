@@ -23,11 +23,12 @@ use std::fmt::Write as _;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 // One lookup per result row: SipHash was 6% of a push emitting many rows.
 use foldhash::{HashMap, HashMapExt};
 
+use super::json::timestamp_millis_column;
 use crate::error::Result;
 
 /// The planes of one engine call's column-wise deliveries.
@@ -142,43 +143,30 @@ pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result
 /// A numeric or timestamp column as f64s (timestamps in epoch ms, as the
 /// JSON rows write them), NaN for null and for non-finite values.
 fn push_numbers(column: &ArrayRef, out: &mut Vec<f64>) -> Result<()> {
-    let (as_int, as_float) = match column.data_type() {
-        DataType::Float64 => (None, Some(column.as_primitive::<Float64Type>())),
-        DataType::Timestamp(unit, zone) => {
-            let millis = if *unit == TimeUnit::Millisecond {
-                ArrayRef::clone(column)
-            } else {
-                cast(
-                    column,
-                    &DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
-                )?
-            };
-            let ints = cast(&millis, &DataType::Int64)?;
-            push_ints(ints.as_primitive::<Int64Type>(), out);
-            return Ok(());
-        }
-        DataType::UInt64 => {
-            let values = column.as_primitive::<arrow::datatypes::UInt64Type>();
-            out.extend(values.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)));
-            return Ok(());
-        }
-        _ => (Some(cast(column, &DataType::Int64)?), None),
-    };
-    if let Some(values) = as_float {
-        out.extend(
-            values
+    match column.data_type() {
+        DataType::Float64 => out.extend(
+            column
+                .as_primitive::<Float64Type>()
                 .iter()
                 .map(|v| v.filter(|v| v.is_finite()).unwrap_or(f64::NAN)),
-        );
-    }
-    if let Some(ints) = as_int {
-        push_ints(ints.as_primitive::<Int64Type>(), out);
+        ),
+        DataType::UInt64 => out.extend(
+            column
+                .as_primitive::<UInt64Type>()
+                .iter()
+                .map(|v| v.map_or(f64::NAN, |v| v as f64)),
+        ),
+        // Timestamps and the other integer types, through Int64.
+        _ => {
+            let ints = cast(&timestamp_millis_column(column)?, &DataType::Int64)?;
+            out.extend(
+                ints.as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.map_or(f64::NAN, |v| v as f64)),
+            );
+        }
     }
     Ok(())
-}
-
-fn push_ints(values: &arrow::array::Int64Array, out: &mut Vec<f64>) {
-    out.extend(values.iter().map(|v| v.map_or(f64::NAN, |v| v as f64)));
 }
 
 /// A string column as codes into its distinct strings (returned in order).
@@ -209,7 +197,7 @@ mod tests {
         BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
         StringViewArray, TimestampNanosecondArray, UInt64Array,
     };
-    use arrow::datatypes::{Field, Schema};
+    use arrow::datatypes::{Field, Schema, TimeUnit};
     use serde_json::Value;
 
     use super::*;

@@ -15,8 +15,6 @@
 //! refining modes trade the slicing optimisation for readable state.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
@@ -27,6 +25,7 @@ use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};

@@ -562,11 +562,7 @@ impl SessionAggregate {
     /// watermark closes, removed from `closing` (not from `sessions`):
     /// stale entries on the way are moved to their session's end or
     /// dropped.
-    fn next_closed(
-        &mut self,
-        watermark: EventTime,
-        lateness: i64,
-    ) -> Option<(EventTime, u64, OwnedRow)> {
+    fn next_closed(&mut self, watermark: EventTime, lateness: i64) -> Option<(u64, OwnedRow)> {
         let window = self.config.window;
         while let Some((&(end, id), _)) = self.closing.first_key_value() {
             if !window.is_end_closed(end.saturating_add(lateness), watermark) {
@@ -579,7 +575,7 @@ impl SessionAggregate {
                 .and_then(|sessions| sessions.iter().find(|s| s.id == id))
                 .map(|s| s.end);
             match current {
-                Some(current) if current == end => return Some((end, id, key)),
+                Some(current) if current == end => return Some((id, key)),
                 Some(current) => {
                     self.closing.insert((current, id), key);
                 }
@@ -611,7 +607,7 @@ impl SessionAggregate {
             on_update || window.is_end_closed(end, watermark)
         })?;
         let lateness = self.config.allowed_lateness;
-        while let Some((_, id, key)) = self.next_closed(watermark, lateness) {
+        while let Some((id, key)) = self.next_closed(watermark, lateness) {
             self.dirty.remove(&id);
             self.open -= 1;
             if let Some(sessions) = self.sessions.get_mut(&key) {
@@ -738,7 +734,7 @@ impl SessionAggregate {
     /// Emits every session closed under `watermark`, in order of end.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
         let mut closed: Vec<(OwnedRow, Session)> = Vec::new();
-        while let Some((_, id, key)) = self.next_closed(watermark, 0) {
+        while let Some((id, key)) = self.next_closed(watermark, 0) {
             self.open -= 1;
             let sessions = self
                 .sessions

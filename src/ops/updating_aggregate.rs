@@ -11,8 +11,6 @@
 //! value can be read after every push without consuming the state.
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, UInt32Array};
@@ -21,6 +19,7 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
+use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
