@@ -16,6 +16,7 @@ use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::batched_groups::BatchedGroupsAccumulator;
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
 
@@ -305,15 +306,15 @@ impl GroupedAggregates {
 }
 
 /// Grouped accumulator where the aggregate has one; DataFusion's adapter
-/// over per-group `Accumulator`s otherwise (as `AggregateExec` does).
+/// over per-group `Accumulator`s otherwise (as `AggregateExec` does), fed
+/// in runs of several pushes (see [`BatchedGroupsAccumulator`]).
 fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn GroupsAccumulator>> {
     if expr.groups_accumulator_supported() {
         return Ok(expr.create_groups_accumulator()?);
     }
     let expr = Arc::clone(expr);
-    Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
-        expr.create_accumulator()
-    })))
+    let adapter = GroupsAccumulatorAdapter::new(move || expr.create_accumulator());
+    Ok(Box::new(BatchedGroupsAccumulator::new(Box::new(adapter))))
 }
 
 /// One DataFusion `Accumulator` per aggregate, for state that is not grouped
