@@ -112,6 +112,32 @@ impl AggregateInput {
         &self.filters
     }
 
+    /// The arguments and filters (not the keys) of the rows at `indices`,
+    /// in that order: put each group's rows together, then feed each group
+    /// a slice ([`apply_run`]).
+    pub fn regroup(&self, indices: &UInt32Array) -> Result<Self> {
+        let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };
+        Ok(Self {
+            keys: Vec::new(),
+            arguments: self
+                .arguments
+                .iter()
+                .map(|args| args.iter().map(pick).collect::<Result<Vec<_>>>())
+                .collect::<Result<_>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|mask| -> Result<BooleanArray> {
+                            Ok(take(mask, indices, None)?.as_boolean().clone())
+                        })
+                        .transpose()
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+
     /// The rows at `indices`.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
         let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };
@@ -347,6 +373,34 @@ pub fn apply_rows(
                 .collect::<Result<Vec<_>>>()?;
         }
         accumulator.update_batch(&arguments)?;
+    }
+    Ok(())
+}
+
+/// Feeds rows `offset..offset + len` of `input` to per-aggregate
+/// accumulators, honouring each aggregate's `FILTER (WHERE ...)`.
+pub fn apply_run(
+    accumulators: &mut [Box<dyn Accumulator>],
+    input: &AggregateInput,
+    offset: usize,
+    len: usize,
+) -> Result<()> {
+    for (i, accumulator) in accumulators.iter_mut().enumerate() {
+        let arguments: Vec<ArrayRef> = input.arguments[i]
+            .iter()
+            .map(|a| a.slice(offset, len))
+            .collect();
+        match &input.filters[i] {
+            Some(mask) => {
+                let mask = mask.slice(offset, len);
+                let arguments = arguments
+                    .iter()
+                    .map(|a| Ok(arrow::compute::filter(a.as_ref(), &mask)?))
+                    .collect::<Result<Vec<_>>>()?;
+                accumulator.update_batch(&arguments)?;
+            }
+            None => accumulator.update_batch(&arguments)?,
+        }
     }
     Ok(())
 }

@@ -31,12 +31,13 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 // Keys are a few bytes each and hashed once per row: SipHash (std's
 // default) was a fifth of a push.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
+use super::batch_keys::BatchKeys;
 use super::changelog::{key_converter, value_columns, Changes, Values};
 use super::grouped_aggregates::{
-    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+    apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::snapshot::{
     accumulator_row, metrics_from_json, metrics_json, null_values, restore_accumulators,
@@ -93,6 +94,8 @@ type SessionChange = (OwnedRow, Option<EmittedSession>, Option<EmittedSession>);
 pub struct SessionAggregate {
     config: SessionAggregateConfig,
     converter: RowConverter,
+    /// Interns each batch's keys.
+    batch_keys: BatchKeys,
     sessions: HashMap<OwnedRow, Vec<Session>>,
     /// Open sessions by (end, id), to close them in order. Updated lazily:
     /// an entry is added when a session opens, and a session's end only
@@ -125,6 +128,7 @@ impl SessionAggregate {
     pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
         Ok(Self {
             converter: key_converter(0, &config.spec.key_schema)?,
+            batch_keys: BatchKeys::try_new(&config.spec.key_schema)?,
             config,
             sessions: HashMap::new(),
             closing: BTreeMap::new(),
@@ -366,64 +370,77 @@ impl SessionAggregate {
         self.metrics.rows_in += rows as u64;
         let times = self.event_times(batch)?;
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let key_columns = if self.config.spec.keys.is_empty() {
-            vec![new_null_array(&DataType::Null, rows)]
-        } else {
-            input.keys().to_vec()
-        };
-        let keys = self.converter.convert_columns(&key_columns)?;
-        // Each distinct key of the batch is copied out once, not per row.
-        let mut slot_of: HashMap<arrow::row::Row<'_>, usize> = HashMap::new();
-        let mut distinct: Vec<OwnedRow> = Vec::new();
-        // Whether `sessions` has the slot's key: saves a lookup per row.
-        let mut present: Vec<bool> = Vec::new();
-        let mut touched: HashSet<usize> = HashSet::new();
-        for row in 0..rows {
+        let mut slots = Vec::with_capacity(rows);
+        let distinct = self
+            .batch_keys
+            .intern(input.keys(), rows, &self.converter, &mut slots)?;
+        // The batch's keys' session lists, taken out of the map while the
+        // rows are assigned: one lookup per key instead of one per row.
+        let mut lists: Vec<Vec<Session>> = distinct
+            .iter()
+            .map(|key| self.sessions.remove(key).unwrap_or_default())
+            .collect();
+        let mut outcome = Ok(());
+        for (row, &slot) in slots.iter().enumerate() {
             if times.is_null(row) {
                 continue;
             }
-            let key_row = keys.row(row);
-            let slot = *slot_of.entry(key_row).or_insert_with(|| {
-                distinct.push(key_row.owned());
-                present.push(false);
-                distinct.len() - 1
-            });
-            if !present[slot] && !self.sessions.contains_key(&distinct[slot]) {
-                self.sessions.insert(distinct[slot].clone(), Vec::new());
-            }
             let assigned = self.assign(
+                &mut lists[slot],
                 &distinct[slot],
                 row as u32,
                 times.value(row),
                 row_watermarks.value(row),
-            )?;
-            // A late row may have removed the key's (empty) list.
-            present[slot] = assigned;
-            if assigned {
-                touched.insert(slot);
-            } else {
-                self.metrics.late_rows_dropped += 1;
-                if let Some(late_rows) = late_rows.as_mut() {
-                    late_rows.push(row as u32);
+            );
+            match assigned {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.metrics.late_rows_dropped += 1;
+                    if let Some(late_rows) = late_rows.as_mut() {
+                        late_rows.push(row as u32);
+                    }
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    break;
                 }
             }
         }
-        for slot in touched {
-            let Some(sessions) = self.sessions.get_mut(&distinct[slot]) else {
-                continue;
-            };
-            for session in sessions.iter_mut().filter(|s| !s.pending.is_empty()) {
-                let indices = UInt32Array::from(std::mem::take(&mut session.pending));
-                apply_rows(&mut session.accumulators, &input, &indices)?;
+        // Each session's rows of this batch in one run: one `take` per
+        // argument for the whole batch, then a slice per session.
+        let mut order: Vec<u32> = Vec::with_capacity(rows);
+        let mut runs = Vec::new();
+        for (slot, list) in lists.iter_mut().enumerate() {
+            for (at, session) in list.iter_mut().enumerate() {
+                if !session.pending.is_empty() {
+                    runs.push((slot, at, order.len(), session.pending.len()));
+                    order.append(&mut session.pending);
+                }
             }
         }
-        Ok(())
+        if outcome.is_ok() && !runs.is_empty() {
+            outcome = input
+                .regroup(&UInt32Array::from(order))
+                .and_then(|regrouped| {
+                    runs.into_iter().try_for_each(|(slot, at, offset, len)| {
+                        apply_run(&mut lists[slot][at].accumulators, &regrouped, offset, len)
+                    })
+                });
+        }
+        // Lists go back even after an error, so no session is lost.
+        for (key, list) in distinct.into_iter().zip(lists) {
+            if !list.is_empty() {
+                self.sessions.insert(key, list);
+            }
+        }
+        outcome
     }
 
-    /// Puts one row into its key's sessions (`sessions` has the key).
-    /// Returns false when it is late.
+    /// Puts one row into `sessions`, its key's sessions (taken out of the
+    /// map for the batch). Returns false when it is late.
     fn assign(
         &mut self,
+        sessions: &mut Vec<Session>,
         key: &OwnedRow,
         row: u32,
         ts: EventTime,
@@ -433,9 +450,6 @@ impl SessionAggregate {
         let lateness = self.config.allowed_lateness;
         let refining = self.is_refining();
         let own_end = ts.saturating_add(window.gap);
-        let Some(sessions) = self.sessions.get_mut(key) else {
-            return Err(err!(Internal, "session key not inserted before assign"));
-        };
         // Open sessions that the row's own window [ts, ts + gap) overlaps.
         // Inclusive bounds, as Flink's TimeWindow::intersects: windows that
         // only touch merge, so events exactly `gap` apart share a session.
@@ -502,9 +516,6 @@ impl SessionAggregate {
         }
         if chosen.is_empty() {
             if window.is_end_closed(own_end.saturating_add(lateness), watermark) {
-                if sessions.is_empty() {
-                    self.sessions.remove(key);
-                }
                 return Ok(false);
             }
             let session = Session {
