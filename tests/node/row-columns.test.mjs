@@ -86,3 +86,60 @@ test("a windowed feed with late rows delivers the same through both paths", asyn
   const seen = await assertSame(DDL, [QUERY, "SELECT symbol, count(*) AS n FROM trades GROUP BY symbol"], batches);
   assert.ok(seen[0].length > 5);
 });
+
+test("column names that mean something to JavaScript stay plain own properties", async () => {
+  const ddl = `CREATE STREAM ev (s VARCHAR, x DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)`;
+  const text = [
+    { s: "a", x: 1, ts: NOW },
+    { s: null, x: null, ts: NOW + 1 },
+  ]
+    .map((l) => JSON.stringify(l))
+    .join("\n");
+  const seen = await assertSame(
+    ddl,
+    [`SELECT s AS "__proto__", x AS "constructor", x > 0 AS "0", s AS "a ""b"" \\ é" FROM ev`],
+    [{ text }],
+  );
+  const [first] = seen[0].flat();
+  assert.equal(Object.getPrototypeOf(first), Object.prototype);
+  assert.ok(Object.hasOwn(first, "__proto__"));
+  assert.deepEqual(Object.keys(first), ["0", "__proto__", "constructor", 'a "b" \\ é']);
+});
+
+test("rows built by generated code equal rows built field by field", async () => {
+  // The field-by-field builder is what runs where code generation is
+  // refused (Cloudflare Workers, a strict CSP).
+  const { rowsFromColumns, rowsFromColumnsByField } = await import("../../dist/row-columns.js");
+  const n = 1_000;
+  const n0 = n;
+  const names = ["key", "__proto__", "n", "flag", "7", "x y"];
+  const kinds = ["string", "string", "number", "boolean", "number", "number"];
+  const numbers = new Float64Array(names.length * n);
+  const codes = new Uint32Array(names.length * n);
+  const strings = ["", "é😀", "__proto__", "plain"];
+  for (let i = 0; i < numbers.length; i++) {
+    numbers[i] = [NaN, -0, 1, 0, 2 ** 53 + 2, -1.5, Infinity][i % 7];
+    codes[i] = i % (strings.length + 1);
+  }
+  const fields = names.map((name, j) => ({
+    name,
+    kind: kinds[j],
+    at: j * n,
+    ...(kinds[j] === "string" ? { strings } : {}),
+  }));
+  const columns = { n, fields };
+  const generated = rowsFromColumns(columns, numbers, codes);
+  const byField = rowsFromColumnsByField(columns, numbers, codes);
+  const signs = (rows) => JSON.stringify(rows, (_, v) => (Object.is(v, -0) ? "-0" : v));
+  assert.equal(signs(generated), signs(byField));
+  assert.deepEqual(generated, byField);
+  generated.forEach((row, i) => {
+    const n = numbers[2 * n0 + i];
+    assert.equal(row.n, Number.isNaN(n) ? null : n);
+    const flag = numbers[3 * n0 + i];
+    assert.equal(row.flag, Number.isNaN(flag) ? null : flag === 1);
+    const code = codes[i];
+    assert.equal(row.key, code === 0 ? null : strings[code - 1]);
+  });
+  assert.ok(generated.every((row) => Object.getPrototypeOf(row) === Object.prototype));
+});
