@@ -7,3 +7,4 @@ pub mod ipc;
 pub mod json;
 pub mod output;
 pub mod row_columns;
+pub mod string_views;

@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::catalog::StreamDef;
+use crate::codec::string_views::utf8_to_view;
 use crate::err;
 use crate::error::Result;
 use crate::state::checkpoint::StreamManifest;
@@ -332,6 +333,10 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
                 let column = batch.column(index);
                 if column.data_type() == field.data_type() {
                     Arc::clone(column)
+                } else if let (DataType::Utf8, DataType::Utf8View) =
+                    (column.data_type(), field.data_type())
+                {
+                    Arc::new(utf8_to_view(column.as_string::<i32>()))
                 } else {
                     cast_with_options(column, field.data_type(), &strict).map_err(|e| {
                         err!(
