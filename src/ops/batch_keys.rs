@@ -11,10 +11,10 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, ArrayRef};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{OwnedRow, RowConverter};
-use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
+use super::grouped_aggregates::emit_all;
 use crate::error::Result;
 
 /// Interns the key columns of each batch (see the module docs).
@@ -47,7 +47,7 @@ impl BatchKeys {
         let distinct = match &mut self.values {
             Some(values) => {
                 values.intern(keys, slots)?;
-                values.emit(EmitTo::All)?
+                emit_all(values.as_mut())?
             }
             None => {
                 slots.clear();
@@ -57,6 +57,66 @@ impl BatchKeys {
         };
         let encoded = converter.convert_columns(&distinct)?;
         Ok(encoded.iter().map(|row| row.owned()).collect())
+    }
+}
+
+/// A batch's rows grouped by key (see [`BatchKeys::group`]).
+#[derive(Debug)]
+pub struct KeyedRows {
+    /// The distinct keys, in order of first appearance.
+    pub keys: Vec<OwnedRow>,
+    /// Row positions, key by key (ascending within a key).
+    pub order: Vec<u32>,
+    /// Per key: where its rows start in `order`, and how many there are.
+    pub runs: Vec<(usize, usize)>,
+}
+
+impl BatchKeys {
+    /// The batch's rows grouped by key, keys in order of first appearance
+    /// (so changes come out in the order their rows arrived).
+    pub fn group(
+        &mut self,
+        keys: &[ArrayRef],
+        rows: usize,
+        converter: &RowConverter,
+    ) -> Result<KeyedRows> {
+        let mut slots = Vec::with_capacity(rows);
+        let distinct = self.intern(keys, rows, converter, &mut slots)?;
+        // Rank slots by first appearance, count rows per rank, then place
+        // each row after the rows of earlier ranks (a counting sort).
+        let mut rank = vec![usize::MAX; distinct.len()];
+        let mut counts: Vec<usize> = Vec::with_capacity(distinct.len());
+        for &slot in &slots {
+            if rank[slot] == usize::MAX {
+                rank[slot] = counts.len();
+                counts.push(0);
+            }
+            counts[rank[slot]] += 1;
+        }
+        let mut runs = Vec::with_capacity(counts.len());
+        let mut start = 0;
+        for &count in &counts {
+            runs.push((start, count));
+            start += count;
+        }
+        let mut next: Vec<usize> = runs.iter().map(|&(start, _)| start).collect();
+        let mut order = vec![0u32; slots.len()];
+        for (row, &slot) in slots.iter().enumerate() {
+            let at = &mut next[rank[slot]];
+            order[*at] = row as u32;
+            *at += 1;
+        }
+        let mut keys: Vec<Option<OwnedRow>> = vec![None; counts.len()];
+        for (slot, key) in distinct.into_iter().enumerate() {
+            if let Some(place) = keys.get_mut(rank[slot]) {
+                *place = Some(key);
+            }
+        }
+        Ok(KeyedRows {
+            keys: keys.into_iter().flatten().collect(),
+            order,
+            runs,
+        })
     }
 }
 
@@ -120,6 +180,35 @@ mod tests {
         ];
         let distinct = keys.intern(&only, 2, &converter, &mut slots).unwrap();
         assert_eq!((slots, distinct.len()), (vec![0, 0], 1));
+    }
+
+    #[test]
+    fn grouped_rows_keep_arrival_order_of_keys_and_of_rows() {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8View, true)]));
+        let converter = key_converter(0, &schema).unwrap();
+        let mut keys = BatchKeys::try_new(&schema).unwrap();
+        let values = vec![
+            Some("b"),
+            Some("a"),
+            None,
+            Some("b"),
+            Some("c"),
+            None,
+            Some("a"),
+            Some("b"),
+        ];
+        let column: ArrayRef = Arc::new(StringViewArray::from(values.clone()));
+        let grouped = keys.group(&[Arc::clone(&column)], 8, &converter).unwrap();
+        assert_eq!(grouped.order, [0, 3, 7, 1, 6, 2, 5, 4]);
+        assert_eq!(grouped.runs, [(0, 3), (3, 2), (5, 2), (7, 1)]);
+        let names = converter
+            .convert_rows(grouped.keys.iter().map(|k| k.row()))
+            .unwrap();
+        let names = names[0].as_any().downcast_ref::<StringViewArray>().unwrap();
+        let names: Vec<Option<&str>> = names.iter().collect();
+        assert_eq!(names, [Some("b"), Some("a"), None, Some("c")]);
+        let empty = keys.group(&[column.slice(0, 0)], 0, &converter).unwrap();
+        assert!(empty.keys.is_empty() && empty.order.is_empty());
     }
 
     #[test]

@@ -269,7 +269,7 @@ impl GroupedAggregates {
     pub fn take_state(&mut self) -> Result<PartialState> {
         let num_groups = self.num_groups();
         let keys = match &mut self.interner {
-            KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
+            KeyInterner::Keys(values) => emit_all(values.as_mut())?,
             KeyInterner::Single { has_group } => {
                 *has_group = false;
                 Vec::new()
@@ -329,6 +329,16 @@ impl GroupedAggregates {
             .collect::<Result<Vec<_>>>()?;
         Ok((keys, values))
     }
+}
+
+/// Every group's key columns, leaving `values` empty and ready for new
+/// keys. DataFusion's multi-column group values keep their hash table
+/// after `emit(EmitTo::All)` (its aggregation clears them before reuse):
+/// interning again without clearing would look up groups that are gone.
+pub fn emit_all(values: &mut dyn GroupValues) -> Result<Vec<ArrayRef>> {
+    let keys = values.emit(EmitTo::All)?;
+    values.clear_shrink(keys.first().map_or(0, |k| k.len()));
+    Ok(keys)
 }
 
 /// Grouped accumulator where the aggregate has one; DataFusion's adapter

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
@@ -28,9 +28,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use serde_json::json;
 
+use super::batch_keys::BatchKeys;
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::grouped_aggregates::{
-    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+    apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
@@ -75,6 +76,8 @@ pub struct RefiningWindowAggregate {
     config: RefiningWindowConfig,
     /// Keys are rows of [window_start, window_end, user keys...].
     converter: RowConverter,
+    /// Interns each batch's (window, key) pairs.
+    batch_keys: BatchKeys,
     groups: HashMap<OwnedRow, Group>,
     /// Groups by (window end, id): windows close and are purged in end order.
     by_end: BTreeMap<(EventTime, u64), OwnedRow>,
@@ -105,8 +108,22 @@ impl RefiningWindowAggregate {
                 "EMIT ON UPDATE and allowed lateness are not supported for SESSION windows yet"
             ));
         }
+        // Window bounds lead the key, as in `converter`.
+        let mut key_fields = vec![
+            Field::new("_start", DataType::Int64, false),
+            Field::new("_end", DataType::Int64, false),
+        ];
+        key_fields.extend(
+            config
+                .spec
+                .key_schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone()),
+        );
         Ok(Self {
             converter: key_converter(2, &config.spec.key_schema)?,
+            batch_keys: BatchKeys::try_new(&Arc::new(Schema::new(key_fields)))?,
             config,
             groups: HashMap::new(),
             by_end: BTreeMap::new(),
@@ -288,27 +305,24 @@ impl RefiningWindowAggregate {
         let mut changes = ChangeList::default();
         if !assigned_rows.is_empty() {
             let picked = UInt32Array::from(assigned_rows);
-            let taken = input.take(&picked)?;
             let mut key_columns: Vec<ArrayRef> = vec![
                 Arc::new(Int64Array::from(starts)),
                 Arc::new(Int64Array::from(ends)),
             ];
-            key_columns.extend(taken.keys().iter().cloned());
-            let keys = self.converter.convert_columns(&key_columns)?;
-            let mut order: Vec<OwnedRow> = Vec::new();
-            let mut rows_of: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
-            for i in 0..picked.len() {
-                let key = keys.row(i).owned();
-                rows_of
-                    .entry(key.clone())
-                    .or_insert_with(|| {
-                        order.push(key);
-                        Vec::new()
-                    })
-                    .push(i as u32);
+            for key in input.keys() {
+                key_columns.push(arrow::compute::take(key.as_ref(), &picked, None)?);
             }
-            for key in order {
-                let indices = rows_of.remove(&key).unwrap_or_default();
+            let grouped = self
+                .batch_keys
+                .group(&key_columns, picked.len(), &self.converter)?;
+            // Each group's rows together: one `take` per argument for the batch.
+            let batch_rows: Vec<u32> = grouped
+                .order
+                .iter()
+                .map(|&i| picked.value(i as usize))
+                .collect();
+            let taken = input.regroup(&UInt32Array::from(batch_rows))?;
+            for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
                 let end = self.window_end_of(&key)?;
                 if !self.groups.contains_key(&key) {
                     let group = Group {
@@ -329,7 +343,7 @@ impl RefiningWindowAggregate {
                     .groups
                     .get_mut(&key)
                     .ok_or_else(|| err!(Internal, "group vanished"))?;
-                apply_rows(&mut group.accumulators, &taken, &UInt32Array::from(indices))?;
+                apply_run(&mut group.accumulators, &taken, offset, len)?;
                 if visible {
                     self.dirty.remove(&key);
                     self.emit_group(key, &mut changes)?;

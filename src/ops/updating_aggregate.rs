@@ -22,9 +22,10 @@ use datafusion::logical_expr::Accumulator;
 use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
+use super::batch_keys::BatchKeys;
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
 use super::grouped_aggregates::{
-    apply_rows, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+    apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::WindowMetrics;
@@ -56,6 +57,8 @@ struct Group {
 pub struct UpdatingAggregate {
     config: UpdatingAggregateConfig,
     converter: RowConverter,
+    /// Interns each batch's keys.
+    batch_keys: BatchKeys,
     groups: HashMap<OwnedRow, Group>,
     /// Groups by (last touched watermark, id), for TTL expiry.
     expiry: BTreeMap<(EventTime, u64), OwnedRow>,
@@ -76,6 +79,7 @@ impl UpdatingAggregate {
     pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
         Ok(Self {
             converter: key_converter(0, &config.spec.key_schema)?,
+            batch_keys: BatchKeys::try_new(&config.spec.key_schema)?,
             config,
             groups: HashMap::new(),
             expiry: BTreeMap::new(),
@@ -171,32 +175,12 @@ impl UpdatingAggregate {
         let rows = batch.num_rows();
         self.metrics.rows_in += rows as u64;
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let key_columns = if self.config.spec.keys.is_empty() {
-            vec![arrow::array::new_null_array(
-                &arrow::datatypes::DataType::Null,
-                rows,
-            )]
-        } else {
-            input.keys().to_vec()
-        };
-        let keys = self.converter.convert_columns(&key_columns)?;
-        // Rows per key, keys in order of first appearance.
-        let mut order: Vec<OwnedRow> = Vec::new();
-        let mut rows_of: HashMap<OwnedRow, Vec<u32>> = HashMap::new();
-        for row in 0..rows {
-            let key = keys.row(row).owned();
-            match rows_of.get_mut(&key) {
-                Some(indices) => indices.push(row as u32),
-                None => {
-                    order.push(key.clone());
-                    rows_of.insert(key, vec![row as u32]);
-                }
-            }
-        }
+        let grouped = self.batch_keys.group(input.keys(), rows, &self.converter)?;
+        // Each group's rows together: one `take` per argument for the batch.
+        let input = input.regroup(&UInt32Array::from(grouped.order))?;
         let touched = watermark;
         let mut changes = ChangeList::default();
-        for key in order {
-            let indices = rows_of.remove(&key).unwrap_or_default();
+        for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
             let group = match self.groups.get_mut(&key) {
                 Some(group) => {
                     self.expiry.remove(&(group.touched, group.id));
@@ -213,7 +197,7 @@ impl UpdatingAggregate {
                     self.groups.entry(key.clone()).or_insert(group)
                 }
             };
-            apply_rows(&mut group.accumulators, &input, &UInt32Array::from(indices))?;
+            apply_run(&mut group.accumulators, &input, offset, len)?;
             group.touched = group.touched.max(touched);
             self.expiry.insert((group.touched, group.id), key.clone());
             let values = evaluate_accumulators(&mut group.accumulators)?;
