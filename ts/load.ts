@@ -10,6 +10,13 @@ import init, { initSync } from "../pkg/riffle.js";
 export type WasmSource = WebAssembly.Module | BufferSource | URL | string | Response;
 
 let loaded: Promise<void> | undefined;
+let memory: WebAssembly.Memory | undefined;
+
+/** The instance's linear memory (after `loadWasm`), for writing input straight into it. */
+export function wasmMemory(): WebAssembly.Memory {
+  if (memory === undefined) throw new Error("the Riffle wasm module is not loaded");
+  return memory;
+}
 
 interface RuntimeGlobals {
   Deno?: { readFile(path: URL): Promise<Uint8Array> };
@@ -27,27 +34,27 @@ export function loadWasm(source?: WasmSource): Promise<void> {
 
 async function instantiate(source?: WasmSource): Promise<void> {
   if (source instanceof WebAssembly.Module) {
-    initSync({ module: source });
+    memory = initSync({ module: source }).memory;
     return;
   }
   if (source !== undefined) {
     if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-      initSync({ module: source });
+      memory = initSync({ module: source }).memory;
     } else {
-      await init({ module_or_path: source });
+      memory = (await init({ module_or_path: source })).memory;
     }
     return;
   }
   const url = new URL("../pkg/riffle_bg.wasm", import.meta.url);
   const runtime = globalThis as RuntimeGlobals;
   if (runtime.Deno) {
-    initSync({ module: await runtime.Deno.readFile(url) });
+    memory = initSync({ module: await runtime.Deno.readFile(url) }).memory;
   } else if (runtime.process?.versions?.node) {
     // Node's fetch cannot read file: URLs, so read the bytes instead.
     const specifier = "node:fs/promises";
     const fs = (await import(specifier)) as { readFile(path: URL): Promise<Uint8Array> };
-    initSync({ module: await fs.readFile(url) });
+    memory = initSync({ module: await fs.readFile(url) }).memory;
   } else {
-    await init({ module_or_path: url });
+    memory = (await init({ module_or_path: url })).memory;
   }
 }

@@ -53,7 +53,12 @@ pub struct WasmEngine {
     pending_rows: RowPlanes,
     /// Whether row batches go column-wise when their types allow.
     columnar_rows: bool,
+    /// NDJSON text written here by JavaScript (`reserveInput`).
+    input: Vec<u8>,
 }
+
+/// Input buffers larger than this are freed after their push.
+const KEEP_INPUT_BYTES: usize = 4 << 20;
 
 #[wasm_bindgen(js_class = Engine)]
 impl WasmEngine {
@@ -66,6 +71,7 @@ impl WasmEngine {
             pending_arrow: Vec::new(),
             pending_rows: RowPlanes::default(),
             columnar_rows: true,
+            input: Vec::new(),
         })
     }
 
@@ -144,6 +150,30 @@ impl WasmEngine {
         })?;
         let outputs = self.inner.push_json(stream, text).map_err(to_js)?;
         self.encode(&outputs)
+    }
+
+    /// Room for `len` bytes of input in wasm memory; returns its address.
+    /// JavaScript's `TextEncoder.encodeInto` writes NDJSON there, and
+    /// `pushJsonInput` pushes it: no intermediate copy in either runtime.
+    /// The address is valid until the next call into the engine.
+    #[wasm_bindgen(js_name = reserveInput)]
+    pub fn reserve_input(&mut self, len: usize) -> usize {
+        if self.input.len() < len {
+            self.input.resize(len, 0);
+        }
+        self.input.as_mut_ptr() as usize
+    }
+
+    /// Pushes the first `len` bytes written at `reserveInput`'s address, as
+    /// `pushJson` does.
+    #[wasm_bindgen(js_name = pushJsonInput)]
+    pub fn push_json_input(&mut self, stream: &str, len: usize) -> Result<String, JsValue> {
+        let input = std::mem::take(&mut self.input);
+        let result = self.push_json(stream, &input[..len.min(input.len())]);
+        if input.len() <= KEEP_INPUT_BYTES {
+            self.input = input;
+        }
+        result
     }
 
     /// The declared fields of a stream and how JS hands each over

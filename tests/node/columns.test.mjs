@@ -15,14 +15,14 @@ const NOW = Date.UTC(2024, 0, 1);
 
 /** Counts the engine's NDJSON pushes (the column path's fallbacks). */
 function countJsonPushes() {
-  const original = WasmEngine.prototype.pushJson;
+  const original = WasmEngine.prototype.pushJsonInput;
   const counter = { calls: 0 };
-  WasmEngine.prototype.pushJson = function (...args) {
+  WasmEngine.prototype.pushJsonInput = function (...args) {
     counter.calls += 1;
     return original.apply(this, args);
   };
   counter.restore = () => {
-    WasmEngine.prototype.pushJson = original;
+    WasmEngine.prototype.pushJsonInput = original;
   };
   return counter;
 }

@@ -261,3 +261,28 @@ test("Arrow IPC in: columns cross in bulk and give the same results", async () =
   await fresh.sql(DDL);
   assert.throws(() => fresh.pushArrow("trades", new Uint8Array([1, 2, 3])), (e) => e instanceof RiffleError && e.code === "INVALID_INPUT");
 });
+
+test("NDJSON text of any size and script reaches the engine intact", async () => {
+  // pushJson encodes straight into wasm memory: one byte per character
+  // first, three when the text is not ASCII; input buffers past 4 MiB are
+  // freed after their push. Symbols in several scripts, pushes of 3 bytes
+  // to ~9 MB of UTF-8, in an order that reuses, grows and frees the buffer.
+  const engine = await Riffle.create({ tickIntervalMs: 0 });
+  await engine.sql("CREATE STREAM s (k VARCHAR, v BIGINT, ts BIGINT, WATERMARK FOR ts AS ts)");
+  const counts = new Map();
+  engine.query("SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k").subscribe((rows) => {
+    for (const row of rows) if (row._op !== "-") counts.set(row.k, [row.n, row.total]);
+  });
+  const names = ["ascii", "é", "中文", "😀", "mixed é😀"];
+  const expected = new Map();
+  let ts = 0;
+  for (const [k, lines] of [[0, 1], [1, 200_000], [2, 3], [3, 150_000], [4, 10], [0, 50_000]]) {
+    const text = Array.from({ length: lines }, (_, i) => JSON.stringify({ k: names[k], v: i, ts: ts++ })).join("\n");
+    engine.pushJson("s", text);
+    const [n, total] = expected.get(names[k]) ?? [0, 0];
+    expected.set(names[k], [n + lines, total + (lines * (lines - 1)) / 2]);
+  }
+  engine.finish();
+  assert.deepEqual(counts, expected);
+  engine.close();
+});
