@@ -20,13 +20,14 @@ use std::sync::Arc;
 use arrow::array::timezone::Tz;
 use arrow::array::{
     ArrayRef, BooleanBuilder, Float32Builder, Float64Builder, Int64Builder, StringBuilder,
-    StringViewBuilder, TimestampMillisecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::json::{decoding_schema, timestamp_string_millis};
+use super::string_views::StringViewColumn;
 
 /// Deepest nesting skipped in undeclared fields; deeper goes to arrow-json.
 const MAX_SKIP_DEPTH: usize = 32;
@@ -171,7 +172,7 @@ enum Column {
     Float32(Float32Builder),
     Boolean(BooleanBuilder),
     Utf8(StringBuilder),
-    Utf8View(StringViewBuilder),
+    Utf8View(StringViewColumn),
     /// Milliseconds; strings parsed in the field's time zone.
     Timestamp(TimestampMillisecondBuilder, Option<Tz>),
 }
@@ -205,7 +206,7 @@ impl Column {
             DataType::Float32 => Some(Column::Float32(Float32Builder::with_capacity(rows))),
             DataType::Boolean => Some(Column::Boolean(BooleanBuilder::with_capacity(rows))),
             DataType::Utf8 => Some(Column::Utf8(StringBuilder::with_capacity(rows, rows * 8))),
-            DataType::Utf8View => Some(Column::Utf8View(StringViewBuilder::with_capacity(rows))),
+            DataType::Utf8View => Some(Column::Utf8View(StringViewColumn::with_capacity(rows))),
             DataType::Timestamp(_, zone) => {
                 let zone = match zone {
                     Some(name) => Some(name.parse::<Tz>().ok()?),
@@ -272,7 +273,7 @@ impl Column {
             }
             Column::Utf8View(builder) => {
                 let mut scratch = String::new();
-                builder.append_value(reader.string(&mut scratch)?);
+                builder.append_value(reader.string(&mut scratch)?)?;
             }
             Column::Timestamp(builder, zone) => {
                 if reader.peek() == Some(b'"') {
@@ -307,7 +308,7 @@ impl Column {
             Column::Float32(mut b) => Arc::new(b.finish()),
             Column::Boolean(mut b) => Arc::new(b.finish()),
             Column::Utf8(mut b) => Arc::new(b.finish()),
-            Column::Utf8View(mut b) => Arc::new(b.finish()),
+            Column::Utf8View(b) => Arc::new(b.finish()),
             Column::Timestamp(mut b, _) => Arc::new(b.finish().with_data_type(data_type.clone())),
         })
     }
