@@ -26,13 +26,14 @@ use std::sync::Arc;
 use arrow::array::timezone::Tz;
 use arrow::array::{
     new_null_array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringBuilder,
-    StringViewBuilder, TimestampMillisecondArray,
+    TimestampMillisecondArray,
 };
 use arrow::compute::{cast, cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 
 use super::json::{decoding_schema, timestamp_string_millis};
+use super::string_views::from_dictionary;
 use crate::err;
 use crate::error::Result;
 
@@ -360,14 +361,13 @@ fn strings_column(
 ) -> Result<Option<ArrayRef>> {
     if data_type == &DataType::Utf8View {
         // SQL's VARCHAR: build the views directly rather than cast.
-        let mut builder = StringViewBuilder::with_capacity(codes.len());
-        for &code in codes {
-            match code {
-                0 => builder.append_null(),
-                _ => builder.append_value(dictionary[code as usize - 1]),
-            }
-        }
-        return Ok(Some(Arc::new(builder.finish())));
+        return match from_dictionary(codes, dictionary) {
+            Some(array) => Ok(Some(Arc::new(array))),
+            None => Err(err!(
+                InvalidInput,
+                "column-wise strings: more than 4 GiB of distinct text in one push"
+            )),
+        };
     }
     let bytes: usize = codes
         .iter()

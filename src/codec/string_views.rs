@@ -8,7 +8,7 @@
 //! and value by value for the NDJSON decoder.
 
 use arrow::array::{Array, NullBufferBuilder, StringArray, StringViewArray};
-use arrow::buffer::{Buffer, ScalarBuffer};
+use arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 
 /// The same strings as a `Utf8View` array, sharing `array`'s value bytes.
 pub fn utf8_to_view(array: &StringArray) -> StringViewArray {
@@ -32,6 +32,41 @@ pub fn utf8_to_view(array: &StringArray) -> StringViewArray {
             array.nulls().cloned(),
         )
     }
+}
+
+/// The column whose row `i` is `dictionary[codes[i] - 1]`, null for code 0
+/// (codes already checked against the dictionary). Each distinct string
+/// is stored once and every row that repeats it shares its view; `None`
+/// when the distinct strings pass the 4 GiB a view can address.
+pub fn from_dictionary(codes: &[u32], dictionary: &[&str]) -> Option<StringViewArray> {
+    let mut data = Vec::new();
+    let mut dictionary_views = Vec::with_capacity(dictionary.len() + 1);
+    dictionary_views.push(0u128); // code 0: null
+    for value in dictionary {
+        let bytes = value.as_bytes();
+        let offset = u32::try_from(data.len()).ok()?;
+        if bytes.len() > 12 {
+            u32::try_from(data.len() + bytes.len()).ok()?;
+            data.extend_from_slice(bytes);
+        }
+        dictionary_views.push(view(bytes, offset));
+    }
+    let views: Vec<u128> = codes
+        .iter()
+        .map(|&code| dictionary_views.get(code as usize).copied())
+        .collect::<Option<_>>()?;
+    let nulls = codes
+        .contains(&0)
+        .then(|| NullBuffer::from_iter(codes.iter().map(|&code| code != 0)));
+    // SAFETY: as in `StringViewColumn::finish`: every view is an inline
+    // view of a `&str` or describes one copied whole into buffer 0.
+    Some(unsafe {
+        StringViewArray::new_unchecked(
+            ScalarBuffer::from(views),
+            vec![Buffer::from_vec(data)],
+            nulls,
+        )
+    })
 }
 
 /// A `Utf8View` column built value by value: strings of up to 12 bytes
@@ -114,6 +149,30 @@ mod tests {
     use arrow::datatypes::DataType;
 
     use super::*;
+
+    #[test]
+    fn dictionary_columns_share_each_strings_bytes() {
+        let dictionary = [
+            "short",
+            "a string longer than twelve bytes",
+            "",
+            "ünïcödé strings past 12",
+        ];
+        let codes: Vec<u32> = (0..100).map(|i| (i * 7 % 5) as u32).collect();
+        let ours = from_dictionary(&codes, &dictionary).unwrap();
+        ours.to_data().validate_full().unwrap();
+        let expected: StringViewArray = codes
+            .iter()
+            .map(|&c| (c > 0).then(|| dictionary[c as usize - 1]))
+            .collect();
+        assert_eq!(ours, expected);
+        // Two long strings, stored once each.
+        assert_eq!(
+            ours.data_buffers()[0].len(),
+            dictionary[1].len() + dictionary[3].len()
+        );
+        assert!(from_dictionary(&[5], &dictionary).is_none());
+    }
 
     #[test]
     fn built_columns_equal_arrows_builder() {
