@@ -138,28 +138,15 @@ impl AggregateInput {
         })
     }
 
-    /// The rows at `indices`.
+    /// The rows at `indices`, keys included.
     pub fn take(&self, indices: &UInt32Array) -> Result<Self> {
-        let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };
-        Ok(Self {
-            keys: self.keys.iter().map(pick).collect::<Result<_>>()?,
-            arguments: self
-                .arguments
-                .iter()
-                .map(|args| args.iter().map(pick).collect::<Result<Vec<_>>>())
-                .collect::<Result<_>>()?,
-            filters: self
-                .filters
-                .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .map(|mask| -> Result<BooleanArray> {
-                            Ok(take(mask, indices, None)?.as_boolean().clone())
-                        })
-                        .transpose()
-                })
-                .collect::<Result<_>>()?,
-        })
+        let mut taken = self.regroup(indices)?;
+        taken.keys = self
+            .keys
+            .iter()
+            .map(|a| Ok(take(a.as_ref(), indices, None)?))
+            .collect::<Result<_>>()?;
+        Ok(taken)
     }
 }
 
@@ -360,31 +347,6 @@ pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn Accumulat
         .iter()
         .map(|a| Ok(a.create_accumulator()?))
         .collect()
-}
-
-/// Feeds the rows at `indices` to per-aggregate accumulators, honouring each
-/// aggregate's `FILTER (WHERE ...)`.
-pub fn apply_rows(
-    accumulators: &mut [Box<dyn Accumulator>],
-    input: &AggregateInput,
-    indices: &UInt32Array,
-) -> Result<()> {
-    for (i, accumulator) in accumulators.iter_mut().enumerate() {
-        let mut arguments = input.arguments[i]
-            .iter()
-            .map(|a| Ok(take(a.as_ref(), indices, None)?))
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        if let Some(mask) = &input.filters[i] {
-            let mask = take(mask, indices, None)?;
-            let mask = mask.as_boolean();
-            arguments = arguments
-                .iter()
-                .map(|a| Ok(arrow::compute::filter(a.as_ref(), mask)?))
-                .collect::<Result<Vec<_>>>()?;
-        }
-        accumulator.update_batch(&arguments)?;
-    }
-    Ok(())
 }
 
 /// Feeds rows `offset..offset + len` of `input` to per-aggregate
