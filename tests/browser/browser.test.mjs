@@ -30,7 +30,12 @@ before(async () => {
     }
     try {
       const body = await readFile(root + path.slice(1));
-      response.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
+      const headers = { "content-type": TYPES[extname(path)] ?? "application/octet-stream" };
+      // ?csp: a policy that allows wasm but no code generated from strings.
+      if (new URL(request.url, "http://x").searchParams.has("csp")) {
+        headers["content-security-policy"] = "script-src 'self' 'wasm-unsafe-eval' 'nonce-riffle-test'";
+      }
+      response.writeHead(200, headers).end(body);
     } catch {
       response.writeHead(404).end();
     }
@@ -49,11 +54,18 @@ after(async () => {
   await new Promise((resolve) => server?.close(resolve));
 });
 
-test("the windowed query runs in headless Chromium and matches the reference", async () => {
+for (const csp of [false, true]) {
+  const name = csp
+    ? "under a Content-Security-Policy without 'unsafe-eval' the same rows come out (built field by field)"
+    : "the windowed query runs in headless Chromium and matches the reference";
+  test(name, () => windowedQueryInChromium(csp));
+}
+
+async function windowedQueryInChromium(csp) {
   const page = await browser.newPage();
   const errors = [];
   page.on("pageerror", (error) => errors.push(error));
-  await page.goto(`${origin}/tests/browser/index.html`);
+  await page.goto(`${origin}/tests/browser/index.html${csp ? "?csp" : ""}`);
   await page.waitForFunction(() => window.__result !== undefined, null, { timeout: 120_000 });
   const result = await page.evaluate(() => window.__result);
   assert.equal(result.failure, undefined, result.failure);
@@ -65,8 +77,10 @@ test("the windowed query runs in headless Chromium and matches the reference", a
   assert.equal(result.metrics.eventsIn, 5_000);
   assert.equal(result.metrics.lateEventsDropped, 0);
   assert.equal(result.errorCode, "SQL_PLAN");
+  // The policy refused code generation to the page (and so to Riffle's row builder).
+  assert.equal(result.codeGeneration, !csp);
   await page.close();
-});
+}
 
 test("checkpoint to IndexedDB, reload the page, restore and replay: nothing lost, nothing counted twice", async () => {
   const page = await browser.newPage();
