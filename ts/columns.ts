@@ -11,6 +11,7 @@
  * caller pushes NDJSON, which judges and reports as it always did.
  * @module
  */
+import { literal, Specialized } from "./codegen.js";
 import { RiffleError } from "./errors.js";
 
 /** How the engine takes one declared field (see `src/codec/columns.rs`). */
@@ -94,16 +95,100 @@ class Dictionary {
  */
 export function toColumns(layout: ColumnLayout, events: readonly Record<string, unknown>[]): Columns | null {
   const rows = events.length;
-  for (let row = 0; row < rows; row++) {
-    const event = events[row];
-    if (typeof event !== "object" || event === null) return null;
-    // Class instances may have getters or toJSON that JSON.stringify sees differently.
-    const prototype: unknown = Object.getPrototypeOf(event);
-    if (prototype !== Object.prototype && prototype !== null) return null;
-  }
   const numbers = new Float64Array(rows * layout.numberPlanes);
   const codes = new Uint32Array(rows * layout.codePlanes);
   const dictionary = new Dictionary();
+  const key = JSON.stringify(layout.fields.map((f) => [f.name, f.kind]));
+  const extract = extractors.get(key, () => extractorSource(layout));
+  const ok = extract
+    ? extract(events, rows, numbers, codes, dictionary, Object.prototype, Object.getPrototypeOf)
+    : fillByField(layout, events, numbers, codes, dictionary);
+  if (!ok || !dictionary.ok) return null;
+  const strings = dictionary.strings;
+  const lengths = new Uint32Array(strings.length);
+  for (let i = 0; i < strings.length; i++) lengths[i] = strings[i].length;
+  return { rows, numbers, codes, dictionary: strings.join(""), lengths };
+}
+
+/** Fills the planes from `events`; false when some value must go through NDJSON. */
+type Extractor = (
+  events: readonly Record<string, unknown>[],
+  rows: number,
+  numbers: Float64Array,
+  codes: Uint32Array,
+  dictionary: Dictionary,
+  objectPrototype: object,
+  prototypeOf: (value: object) => unknown,
+) => boolean;
+
+/** Extractors per layout: one loop over the events reading each field by its constant name. */
+const extractors = new Specialized<Extractor>(["events", "rows", "numbers", "codes", "dictionary", "objectPrototype", "prototypeOf"]);
+
+/** The body of an {@link Extractor}: the checks of {@link fillByField}, row by row. */
+function extractorSource(layout: ColumnLayout): string {
+  const absent = `(v === undefined || v === null || typeof v === "function" || typeof v === "symbol")`;
+  const lines: string[] = [];
+  let numberPlane = 0;
+  let codePlane = 0;
+  for (const { name, kind } of layout.fields) {
+    lines.push(`v = event[${literal(name)}];`);
+    const n = `numbers[${numberPlane} * rows + row]`;
+    const c = `codes[${codePlane} * rows + row]`;
+    switch (kind) {
+      case "number":
+        lines.push(`if (typeof v === "number") ${n} = v; else if ${absent} ${n} = NaN; else return false;`);
+        numberPlane += 1;
+        break;
+      case "boolean":
+        lines.push(`if (typeof v === "boolean") ${n} = v ? 1 : 0; else if ${absent} ${n} = NaN; else return false;`);
+        numberPlane += 1;
+        break;
+      case "timestamp":
+        lines.push(
+          `if (typeof v === "number") ${n} = v;`,
+          `else if (typeof v === "string") { ${n} = NaN; ${c} = dictionary.code(v); }`,
+          `else if (v instanceof Date) { const millis = v.getTime(); if (millis < ${FIRST_PLAIN_DATE} || millis > ${LAST_PLAIN_DATE}) return false; ${n} = millis; }`,
+          `else if ${absent} ${n} = NaN; else return false;`,
+        );
+        numberPlane += 1;
+        codePlane += 1;
+        break;
+      case "string":
+        lines.push(`if (typeof v === "string") ${c} = dictionary.code(v); else if (!${absent}) return false;`);
+        codePlane += 1;
+        break;
+      case "other":
+        lines.push(`if (!${absent}) return false;`);
+        break;
+    }
+  }
+  return `let v;
+for (let row = 0; row < rows; row++) {
+  const event = events[row];
+  if (typeof event !== "object" || event === null) return false;
+  const prototype = prototypeOf(event);
+  if (prototype !== objectPrototype && prototype !== null) return false;
+  ${lines.join("\n  ")}
+}
+return true;`;
+}
+
+/** {@link toColumns}' work without generated code: field by field. */
+function fillByField(
+  layout: ColumnLayout,
+  events: readonly Record<string, unknown>[],
+  numbers: Float64Array,
+  codes: Uint32Array,
+  dictionary: Dictionary,
+): boolean {
+  const rows = events.length;
+  for (let row = 0; row < rows; row++) {
+    const event = events[row];
+    if (typeof event !== "object" || event === null) return false;
+    // Class instances may have getters or toJSON that JSON.stringify sees differently.
+    const prototype: unknown = Object.getPrototypeOf(event);
+    if (prototype !== Object.prototype && prototype !== null) return false;
+  }
   let numberOffset = 0;
   let codeOffset = 0;
   for (const { name, kind } of layout.fields) {
@@ -130,12 +215,9 @@ export function toColumns(layout: ColumnLayout, events: readonly Record<string, 
         ok = events.every((event) => absent(event[name]));
         break;
     }
-    if (!ok || !dictionary.ok) return null;
+    if (!ok || !dictionary.ok) return false;
   }
-  const strings = dictionary.strings;
-  const lengths = new Uint32Array(strings.length);
-  for (let i = 0; i < strings.length; i++) lengths[i] = strings[i].length;
-  return { rows, numbers, codes, dictionary: strings.join(""), lengths };
+  return true;
 }
 
 function numberColumn(events: readonly Record<string, unknown>[], name: string, out: Float64Array, offset: number): boolean {

@@ -5,6 +5,7 @@
  * engine's JSON rows would give, without formatting and parsing every
  * number as text.
  */
+import { literal, Specialized } from "./codegen.js";
 import type { Row } from "./index.js";
 
 /** One delivered batch, as described in the engine's JSON. */
@@ -33,47 +34,27 @@ type RowBuilder = (
   strings: (string[] | undefined)[],
 ) => Row[];
 
-/**
- * Row builders compiled per column list (names and kinds). A builder that
- * writes each row as one object literal is 2-3x faster than filling `{}`
- * field by field (one fixed object shape, no keyed stores); `null` marks a
- * column list that cannot be compiled.
- */
-const compiled = new Map<string, RowBuilder | null>();
-/** Most distinct column lists kept (one per query shape, usually a handful). */
-const MAX_COMPILED = 64;
-/** Cleared when the platform refuses code generation (Cloudflare Workers, a strict CSP). */
-let canCompile = true;
+/** Row builders per column list (names and kinds): each row one object literal. */
+const builders = new Specialized<RowBuilder>(["n", "numbers", "codes", "at", "strings"]);
 
 /** The rows of `columns`: NaN in a plane is null (JSON writes NaN and ±Infinity as null). */
 export function rowsFromColumns(columns: RowColumns, numbers: Float64Array, codes: Uint32Array): Row[] {
-  const build = canCompile ? compiledBuilder(columns.fields) : undefined;
+  const key = JSON.stringify(columns.fields.map((f) => [f.name, f.kind]));
+  const build = builders.get(key, () => builderSource(columns.fields));
   if (build === undefined) return rowsFromColumnsByField(columns, numbers, codes);
   const at = columns.fields.map((f) => f.at);
   const strings = columns.fields.map((f) => f.strings);
   return build(columns.n, numbers, codes, at, strings);
 }
 
-function compiledBuilder(fields: RowColumnField[]): RowBuilder | undefined {
-  const key = JSON.stringify(fields.map((f) => [f.name, f.kind]));
-  let build = compiled.get(key);
-  if (build === undefined) {
-    build = compileBuilder(fields);
-    if (!canCompile) return undefined;
-    if (compiled.size >= MAX_COMPILED) compiled.clear();
-    compiled.set(key, build);
-  }
-  return build ?? undefined;
-}
-
-/** `(n, numbers, codes, at, strings) => rows`, each row one object literal. */
-function compileBuilder(fields: RowColumnField[]): RowBuilder | null {
+/** The body of `(n, numbers, codes, at, strings) => rows`, each row one object literal. */
+function builderSource(fields: RowColumnField[]): string {
   const reads: string[] = [];
   const properties: string[] = [];
   fields.forEach((field, j) => {
     reads.push(`const a${j} = at[${j}], s${j} = strings[${j}] ?? [];`);
     // `__proto__: x` in a literal sets the prototype; JSON.parse makes an own property.
-    const name = field.name === "__proto__" ? `["__proto__"]` : JSON.stringify(field.name);
+    const name = field.name === "__proto__" ? `["__proto__"]` : literal(field.name);
     const value =
       field.kind === "number"
         ? `(v = numbers[a${j} + i]) === v ? v : null`
@@ -82,19 +63,11 @@ function compileBuilder(fields: RowColumnField[]): RowBuilder | null {
           : `(c = codes[a${j} + i]) === 0 ? null : s${j}[c - 1]`;
     properties.push(`${name}: ${value}`);
   });
-  const body = `"use strict";
-${reads.join("\n")}
+  return `${reads.join("\n")}
 const rows = new Array(n);
 let v = 0, c = 0;
 for (let i = 0; i < n; i++) rows[i] = { ${properties.join(", ")} };
 return rows;`;
-  try {
-    return new Function("n", "numbers", "codes", "at", "strings", body) as RowBuilder;
-  } catch (error) {
-    // EvalError where code generation is disallowed: build rows field by field from now on.
-    if (error instanceof EvalError) canCompile = false;
-    return null;
-  }
 }
 
 /** [`rowsFromColumns`] without generated code: fills each row field by field. */

@@ -29,7 +29,7 @@ function workerOptions(main) {
     modulesRoot: root,
     modules: [
       file(main),
-      ...["index", "columns", "row-columns", "errors", "connect", "load", "store"].map((m) => file(`dist/${m}.js`)),
+      ...["index", "codegen", "columns", "row-columns", "errors", "connect", "load", "store"].map((m) => file(`dist/${m}.js`)),
       file("pkg/riffle.js"),
       file("tests/shared/scenario.mjs"),
       file("tests/shared/conformance.mjs"),
