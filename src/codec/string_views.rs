@@ -43,13 +43,7 @@ pub fn from_dictionary(codes: &[u32], dictionary: &[&str]) -> Option<StringViewA
     let mut dictionary_views = Vec::with_capacity(dictionary.len() + 1);
     dictionary_views.push(0u128); // code 0: null
     for value in dictionary {
-        let bytes = value.as_bytes();
-        let offset = u32::try_from(data.len()).ok()?;
-        if bytes.len() > 12 {
-            u32::try_from(data.len() + bytes.len()).ok()?;
-            data.extend_from_slice(bytes);
-        }
-        dictionary_views.push(view(bytes, offset));
+        dictionary_views.push(stored_view(&mut data, value.as_bytes())?);
     }
     let views: Vec<u128> = codes
         .iter()
@@ -92,16 +86,8 @@ impl StringViewColumn {
     /// would pass the 4 GiB a view can address.
     #[inline(always)]
     pub fn append_value(&mut self, value: &str) -> Option<()> {
-        let bytes = value.as_bytes();
-        let offset = if bytes.len() > 12 {
-            let offset = u32::try_from(self.data.len()).ok()?;
-            u32::try_from(self.data.len() + bytes.len()).ok()?;
-            self.data.extend_from_slice(bytes);
-            offset
-        } else {
-            0
-        };
-        self.views.push(view(bytes, offset));
+        self.views
+            .push(stored_view(&mut self.data, value.as_bytes())?);
         self.nulls.append_non_null();
         Some(())
     }
@@ -125,6 +111,20 @@ impl StringViewColumn {
             )
         }
     }
+}
+
+/// The view of `value` in a column whose buffer 0 is `data`: values past
+/// 12 bytes are appended to `data` first. `None` (nothing appended) once
+/// `data` would pass the 4 GiB a view can address.
+#[inline(always)]
+fn stored_view(data: &mut Vec<u8>, value: &[u8]) -> Option<u128> {
+    if value.len() <= 12 {
+        return Some(view(value, 0));
+    }
+    let offset = u32::try_from(data.len()).ok()?;
+    u32::try_from(data.len() + value.len()).ok()?;
+    data.extend_from_slice(value);
+    Some(view(value, offset))
 }
 
 /// Arrow's view of `value`, found at `offset` of buffer 0: length and up to
