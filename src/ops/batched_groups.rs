@@ -11,7 +11,7 @@
 //! Rows keep their order, so results are those of the same rows arriving in
 //! fewer, larger pushes.
 
-use arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::concat;
 use datafusion::common::Result;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
@@ -57,22 +57,21 @@ impl BatchedGroupsAccumulator {
         }
         let mut calls = std::mem::take(&mut self.calls);
         let group_indices = std::mem::take(&mut self.group_indices);
-        let (arguments, filter) = match calls.pop() {
-            Some(only) if calls.is_empty() => (only.arguments, only.filter),
-            last => {
-                calls.extend(last);
-                let columns = calls[0].arguments.len();
-                let arguments = (0..columns)
-                    .map(|c| {
-                        let parts: Vec<&dyn Array> = calls
-                            .iter()
-                            .map(|call| call.arguments[c].as_ref())
-                            .collect();
-                        Ok(concat(&parts)?)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                (arguments, combined_filter(&calls))
-            }
+        let (arguments, filter) = if calls.len() == 1 {
+            let only = calls.swap_remove(0);
+            (only.arguments, only.filter)
+        } else {
+            let columns = calls[0].arguments.len();
+            let arguments = (0..columns)
+                .map(|c| {
+                    let parts: Vec<&dyn Array> = calls
+                        .iter()
+                        .map(|call| call.arguments[c].as_ref())
+                        .collect();
+                    Ok(concat(&parts)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            (arguments, combined_filter(&calls)?)
         };
         let result = self.inner.update_batch(
             &arguments,
@@ -87,24 +86,23 @@ impl BatchedGroupsAccumulator {
     }
 }
 
-/// One mask for calls that were queued separately; a call without a mask
-/// keeps all its rows. `None` when no call had a mask.
-fn combined_filter(calls: &[QueuedCall]) -> Option<BooleanArray> {
+/// One mask for calls that were queued separately, as the inner
+/// accumulator would have seen them one by one (a null drops its row); a
+/// call without a mask keeps all its rows. `None` when no call had a mask.
+fn combined_filter(calls: &[QueuedCall]) -> Result<Option<BooleanArray>> {
     if calls.iter().all(|call| call.filter.is_none()) {
-        return None;
+        return Ok(None);
     }
-    let rows = calls.iter().map(|call| call.rows).sum();
-    let mut bits = BooleanBufferBuilder::new(rows);
-    for call in calls {
-        match &call.filter {
-            // A null in a FILTER mask drops the row, as false does.
-            Some(mask) => {
-                (0..mask.len()).for_each(|i| bits.append(mask.is_valid(i) && mask.value(i)))
-            }
-            None => bits.append_n(call.rows, true),
-        }
-    }
-    Some(BooleanArray::new(bits.finish(), None))
+    let masks: Vec<BooleanArray> = calls
+        .iter()
+        .map(|call| {
+            call.filter
+                .clone()
+                .unwrap_or_else(|| BooleanArray::from(vec![true; call.rows]))
+        })
+        .collect();
+    let parts: Vec<&dyn Array> = masks.iter().map(|mask| mask as &dyn Array).collect();
+    Ok(Some(concat(&parts)?.as_boolean().clone()))
 }
 
 impl GroupsAccumulator for BatchedGroupsAccumulator {
