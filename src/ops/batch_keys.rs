@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, ArrayRef};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -24,12 +24,19 @@ pub struct BatchKeys {
 }
 
 impl BatchKeys {
-    /// For key columns of `schema` (no fields: one key for all rows).
-    pub fn try_new(schema: &SchemaRef) -> Result<Self> {
-        let values = if schema.fields().is_empty() {
+    /// For `leading_int64` window-bound columns followed by the key columns
+    /// of `key_schema`: the layout of `changelog::key_converter` with the
+    /// same arguments (no columns at all: one key for all rows).
+    pub fn try_new(leading_int64: usize, key_schema: &Schema) -> Result<Self> {
+        let mut fields: Vec<Field> = (0..leading_int64)
+            .map(|i| Field::new(format!("_bound{i}"), DataType::Int64, false))
+            .collect();
+        fields.extend(key_schema.fields().iter().map(|f| f.as_ref().clone()));
+        let values = if fields.is_empty() {
             None
         } else {
-            Some(new_group_values(Arc::clone(schema), &GroupOrdering::None)?)
+            let schema = Arc::new(Schema::new(fields));
+            Some(new_group_values(schema, &GroupOrdering::None)?)
         };
         Ok(Self { values })
     }
@@ -129,7 +136,6 @@ impl std::fmt::Debug for BatchKeys {
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int64Array, StringViewArray};
-    use arrow::datatypes::{Field, Schema};
 
     use super::*;
     use crate::ops::changelog::key_converter;
@@ -141,7 +147,7 @@ mod tests {
             Field::new("n", DataType::Int64, true),
         ]));
         let converter = key_converter(0, &schema).unwrap();
-        let mut keys = BatchKeys::try_new(&schema).unwrap();
+        let mut keys = BatchKeys::try_new(0, &schema).unwrap();
         let mut slots = Vec::new();
         for batch in 0..2 {
             let k: ArrayRef = Arc::new(StringViewArray::from(vec![
@@ -186,7 +192,7 @@ mod tests {
     fn grouped_rows_keep_arrival_order_of_keys_and_of_rows() {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8View, true)]));
         let converter = key_converter(0, &schema).unwrap();
-        let mut keys = BatchKeys::try_new(&schema).unwrap();
+        let mut keys = BatchKeys::try_new(0, &schema).unwrap();
         let values = vec![
             Some("b"),
             Some("a"),
@@ -215,7 +221,7 @@ mod tests {
     fn without_key_columns_every_row_has_the_one_key() {
         let schema = Arc::new(Schema::empty());
         let converter = key_converter(0, &schema).unwrap();
-        let mut keys = BatchKeys::try_new(&schema).unwrap();
+        let mut keys = BatchKeys::try_new(0, &schema).unwrap();
         let mut slots = vec![7];
         let distinct = keys.intern(&[], 3, &converter, &mut slots).unwrap();
         assert_eq!((slots, distinct.len()), (vec![0, 0, 0], 1));

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
@@ -108,22 +108,9 @@ impl RefiningWindowAggregate {
                 "EMIT ON UPDATE and allowed lateness are not supported for SESSION windows yet"
             ));
         }
-        // Window bounds lead the key, as in `converter`.
-        let mut key_fields = vec![
-            Field::new("_start", DataType::Int64, false),
-            Field::new("_end", DataType::Int64, false),
-        ];
-        key_fields.extend(
-            config
-                .spec
-                .key_schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone()),
-        );
         Ok(Self {
             converter: key_converter(2, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(&Arc::new(Schema::new(key_fields)))?,
+            batch_keys: BatchKeys::try_new(2, &config.spec.key_schema)?,
             config,
             groups: HashMap::new(),
             by_end: BTreeMap::new(),

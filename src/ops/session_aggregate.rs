@@ -128,7 +128,7 @@ impl SessionAggregate {
     pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
         Ok(Self {
             converter: key_converter(0, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(&config.spec.key_schema)?,
+            batch_keys: BatchKeys::try_new(0, &config.spec.key_schema)?,
             config,
             sessions: HashMap::new(),
             closing: BTreeMap::new(),

@@ -79,7 +79,7 @@ impl UpdatingAggregate {
     pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
         Ok(Self {
             converter: key_converter(0, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(&config.spec.key_schema)?,
+            batch_keys: BatchKeys::try_new(0, &config.spec.key_schema)?,
             config,
             groups: HashMap::new(),
             expiry: BTreeMap::new(),
