@@ -100,6 +100,102 @@ fn approximate_percentiles_agree_with_batch_within_the_sketch_error() {
 }
 
 #[test]
+fn several_percentiles_of_one_column_agree_with_batch_in_tumbling_and_hopping_windows() {
+    // p50, p75 and p90-descending share one digest per group; the filtered
+    // one and the one over another column have their own.
+    let percentiles = "approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price), \
+        approx_percentile_cont(0.75) WITHIN GROUP (ORDER BY price), \
+        approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY price DESC), \
+        approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price) FILTER (WHERE symbol <> 'S1'), \
+        approx_percentile_cont(0.25) WITHIN GROUP (ORDER BY price * 2)";
+    let data = trades(54, 3_000, 4, 90, 1_500);
+    for (from, batch_window) in [
+        (
+            "TUMBLE(trades, ts, INTERVAL '30' SECOND)",
+            "date_bin(INTERVAL '30 seconds', ts)",
+        ),
+        (
+            "HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND)",
+            "",
+        ),
+    ] {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(TRADES_DDL).unwrap();
+        let query = engine
+            .create_query(&format!(
+                "SELECT symbol, window_start, {percentiles} FROM {from} GROUP BY symbol, window_start"
+            ))
+            .unwrap();
+        let got = sorted(rows_of(&stream(&mut engine, &data, 6, 150), query));
+        let expected = if batch_window.is_empty() {
+            // A 30 s window sliding by 10 s: each event in three windows.
+            batch_sql(
+                &data,
+                &format!(
+                    "SELECT symbol, w, {percentiles} FROM (SELECT *, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '20 seconds' AS w FROM t \
+                     UNION ALL SELECT *, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '10 seconds' FROM t \
+                     UNION ALL SELECT *, date_bin(INTERVAL '10 seconds', ts) FROM t) GROUP BY 1, 2"
+                ),
+            )
+        } else {
+            batch_sql(
+                &data,
+                &format!("SELECT symbol, {batch_window}, {percentiles} FROM t GROUP BY 1, 2"),
+            )
+        };
+        assert!(expected.len() > 10, "{from}");
+        assert_eq!(got.len(), expected.len(), "{from}");
+        for (g, e) in got.iter().zip(&expected) {
+            assert_eq!(g[..2], e[..2], "{from}");
+            for column in 2..g.len() {
+                if g[column] == e[column] {
+                    continue; // equal, or both null (the filter keeps no row of S1)
+                }
+                let (a, b): (f64, f64) = (g[column].parse().unwrap(), e[column].parse().unwrap());
+                assert!(
+                    (a - b).abs() <= 0.02 * b.abs().max(1.0),
+                    "{from} {:?} column {column}: {a} vs batch {b}",
+                    g[..2].to_vec()
+                );
+            }
+        }
+        // The shared percentiles are distinct answers, not one copied.
+        assert!(got.iter().any(|row| row[2] != row[3] && row[3] != row[4]));
+    }
+}
+
+#[test]
+fn percentiles_of_one_column_hold_one_digest_per_group() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let query = |engine: &mut Engine, percentiles: &[f64]| {
+        let list: Vec<String> = percentiles
+            .iter()
+            .map(|p| format!("approx_percentile_cont({p}) WITHIN GROUP (ORDER BY price)"))
+            .collect();
+        engine
+            .create_query(&format!(
+                "SELECT symbol, window_start, {} FROM TUMBLE(trades, ts, INTERVAL '1' HOUR) GROUP BY symbol, window_start",
+                list.join(", ")
+            ))
+            .unwrap()
+    };
+    let one = query(&mut engine, &[0.5]);
+    let four = query(&mut engine, &[0.5, 0.9, 0.99, 0.1]);
+    // One open window of 2k events: the state is the digests.
+    let data = trades(55, 2_000, 4, 10, 100);
+    engine.push_json("trades", &ndjson(&data)).unwrap();
+    let bytes = |q| engine.query_metrics(q).unwrap().state_bytes;
+    assert!(bytes(one) > 0);
+    assert!(
+        bytes(four) < bytes(one) * 3 / 2,
+        "four percentiles {} bytes, one {} bytes",
+        bytes(four),
+        bytes(one)
+    );
+}
+
+#[test]
 fn scalar_udfs_registered_from_rust_work_in_window_queries() {
     let mut engine = Engine::new().unwrap();
     engine.execute(TRADES_DDL).unwrap();

@@ -9,7 +9,10 @@ use common::*;
 use riffle::state::checkpoint::Checkpoint;
 use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
 
-const AGGS: &str = "count(*), sum(price), max(price), count(DISTINCT price > 500), median(price)";
+// Two percentiles of one column share a digest in window aggregates.
+const AGGS: &str = "count(*), sum(price), max(price), count(DISTINCT price > 500), median(price), \
+    approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price), \
+    approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY price DESC)";
 
 fn queries() -> Vec<(String, QueryOptions)> {
     let window = |from: &str, emit: &str| {

@@ -17,6 +17,7 @@ use datafusion::physical_plan::aggregates::group_values::{new_group_values, Grou
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 
 use super::batched_groups::BatchedGroupsAccumulator;
+use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
 
@@ -170,11 +171,33 @@ enum KeyInterner {
     Single { has_group: bool },
 }
 
+/// The grouped state behind one aggregate function.
+enum Slot {
+    /// Its own grouped accumulator.
+    Own(Box<dyn GroupsAccumulator>),
+    /// Percentile digests it owns and shares with later percentiles of the
+    /// same column.
+    Digests(PercentileDigests),
+    /// Another percentile of an earlier aggregate's digests.
+    Shared { owner: usize, percentile: f64 },
+}
+
+impl Slot {
+    /// The accumulator this slot updates, if it has its own.
+    fn accumulator(&mut self) -> Option<&mut dyn GroupsAccumulator> {
+        match self {
+            Slot::Own(a) => Some(a.as_mut()),
+            Slot::Digests(d) => Some(d),
+            Slot::Shared { .. } => None,
+        }
+    }
+}
+
 /// Aggregation state of one window: interned keys plus one accumulator per
-/// aggregate function.
+/// aggregate function (percentiles of one column share theirs).
 pub struct GroupedAggregates {
     interner: KeyInterner,
-    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    slots: Vec<Slot>,
     group_indices: Vec<usize>,
 }
 
@@ -197,14 +220,27 @@ impl GroupedAggregates {
                 &GroupOrdering::None,
             )?)
         };
-        let accumulators = spec
+        let slots = spec
             .aggregates
             .iter()
-            .map(create_accumulator)
+            .zip(plan_digests(spec))
+            .map(|(expr, plan)| {
+                Ok(match plan {
+                    DigestPlan::None => Slot::Own(create_accumulator(expr)?),
+                    DigestPlan::Owner {
+                        percentile,
+                        max_size,
+                        data_type,
+                    } => Slot::Digests(PercentileDigests::try_new(
+                        expr, percentile, max_size, data_type,
+                    )?),
+                    DigestPlan::Shared { owner, percentile } => Slot::Shared { owner, percentile },
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             interner,
-            accumulators,
+            slots,
             group_indices: Vec::new(),
         })
     }
@@ -223,7 +259,15 @@ impl GroupedAggregates {
             KeyInterner::Keys(values) => values.size(),
             KeyInterner::Single { .. } => 0,
         };
-        keys + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+        keys + self
+            .slots
+            .iter()
+            .map(|slot| match slot {
+                Slot::Own(a) => a.size(),
+                Slot::Digests(d) => d.size(),
+                Slot::Shared { .. } => 0,
+            })
+            .sum::<usize>()
     }
 
     /// Adds rows to their groups.
@@ -240,7 +284,10 @@ impl GroupedAggregates {
             }
         }
         let total_groups = self.num_groups();
-        for (i, accumulator) in self.accumulators.iter_mut().enumerate() {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(accumulator) = slot.accumulator() else {
+                continue;
+            };
             accumulator.update_batch(
                 &input.arguments[i],
                 &self.group_indices,
@@ -262,11 +309,20 @@ impl GroupedAggregates {
                 Vec::new()
             }
         };
-        let states = self
-            .accumulators
-            .iter_mut()
-            .map(|a| Ok(a.state(EmitTo::All)?))
-            .collect::<Result<Vec<_>>>()?;
+        // A shared percentile's state columns repeat its owner's (the
+        // checkpoint layout has state columns for every aggregate).
+        let mut states: Vec<Vec<ArrayRef>> = Vec::with_capacity(self.slots.len());
+        for slot in &mut self.slots {
+            let state = match slot {
+                Slot::Shared { owner, .. } => states[*owner].clone(),
+                _ => slot
+                    .accumulator()
+                    .map(|a| a.state(EmitTo::All))
+                    .transpose()?
+                    .unwrap_or_default(),
+            };
+            states.push(state);
+        }
         Ok(PartialState {
             keys,
             states,
@@ -288,8 +344,10 @@ impl GroupedAggregates {
             }
         }
         let total_groups = self.num_groups();
-        for (accumulator, columns) in self.accumulators.iter_mut().zip(&state.states) {
-            accumulator.merge_batch(columns, &self.group_indices, total_groups)?;
+        for (slot, columns) in self.slots.iter_mut().zip(&state.states) {
+            if let Some(accumulator) = slot.accumulator() {
+                accumulator.merge_batch(columns, &self.group_indices, total_groups)?;
+            }
         }
         Ok(())
     }
@@ -309,10 +367,35 @@ impl GroupedAggregates {
             KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
             KeyInterner::Single { .. } => Vec::new(),
         };
-        let values = self
-            .accumulators
-            .iter_mut()
-            .map(|a| Ok(a.evaluate(EmitTo::All)?))
+        // Each digest owner answers its shared percentiles too.
+        let mut values: Vec<Option<ArrayRef>> = vec![None; self.slots.len()];
+        for i in 0..self.slots.len() {
+            let shared: Vec<(usize, f64)> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter_map(|(j, slot)| match slot {
+                    Slot::Shared { owner, percentile } if *owner == i => Some((j, *percentile)),
+                    _ => None,
+                })
+                .collect();
+            match &mut self.slots[i] {
+                Slot::Own(a) => values[i] = Some(a.evaluate(EmitTo::All)?),
+                Slot::Digests(digests) => {
+                    let mut percentiles = vec![digests.percentile()];
+                    percentiles.extend(shared.iter().map(|(_, p)| *p));
+                    let columns = digests.evaluate_percentiles(EmitTo::All, &percentiles)?;
+                    let targets = std::iter::once(i).chain(shared.iter().map(|(j, _)| *j));
+                    for (target, column) in targets.zip(columns) {
+                        values[target] = Some(column);
+                    }
+                }
+                Slot::Shared { .. } => {}
+            }
+        }
+        let values = values
+            .into_iter()
+            .map(|v| v.ok_or_else(|| crate::err!(Internal, "shared percentile without owner")))
             .collect::<Result<Vec<_>>>()?;
         Ok((keys, values))
     }

@@ -16,6 +16,7 @@ pub mod batched_groups;
 pub mod chain;
 pub mod changelog;
 pub mod grouped_aggregates;
+pub mod percentile_digests;
 pub mod pipeline;
 pub mod refining_window_aggregate;
 pub mod scan;
