@@ -101,13 +101,13 @@ fn approximate_percentiles_agree_with_batch_within_the_sketch_error() {
 
 #[test]
 fn several_percentiles_of_one_column_agree_with_batch_in_tumbling_and_hopping_windows() {
-    // p50, p75 and p90-descending share one digest per group; the filtered
-    // one and the one over another column have their own.
+    // p50, p75, p90-descending and the median share one digest per group;
+    // the filtered one and the one over another column have their own.
     let percentiles = "approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price), \
         approx_percentile_cont(0.75) WITHIN GROUP (ORDER BY price), \
         approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY price DESC), \
         approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price) FILTER (WHERE symbol <> 'S1'), \
-        approx_percentile_cont(0.25) WITHIN GROUP (ORDER BY price * 2)";
+        approx_percentile_cont(0.25) WITHIN GROUP (ORDER BY price * 2), approx_median(price)";
     let data = trades(54, 3_000, 4, 90, 1_500);
     for (from, batch_window) in [
         (
@@ -168,29 +168,29 @@ fn several_percentiles_of_one_column_agree_with_batch_in_tumbling_and_hopping_wi
 fn percentiles_of_one_column_hold_one_digest_per_group() {
     let mut engine = Engine::new().unwrap();
     engine.execute(TRADES_DDL).unwrap();
-    let query = |engine: &mut Engine, percentiles: &[f64]| {
-        let list: Vec<String> = percentiles
-            .iter()
-            .map(|p| format!("approx_percentile_cont({p}) WITHIN GROUP (ORDER BY price)"))
-            .collect();
+    let query = |engine: &mut Engine, aggregates: &[&str]| {
         engine
             .create_query(&format!(
                 "SELECT symbol, window_start, {} FROM TUMBLE(trades, ts, INTERVAL '1' HOUR) GROUP BY symbol, window_start",
-                list.join(", ")
+                aggregates.join(", ")
             ))
             .unwrap()
     };
-    let one = query(&mut engine, &[0.5]);
-    let four = query(&mut engine, &[0.5, 0.9, 0.99, 0.1]);
+    let p = |p: f64| format!("approx_percentile_cont({p}) WITHIN GROUP (ORDER BY price)");
+    let one = query(&mut engine, &[&p(0.5)]);
+    let five = query(
+        &mut engine,
+        &[&p(0.5), &p(0.9), &p(0.99), "approx_median(price)", &p(0.1)],
+    );
     // One open window of 2k events: the state is the digests.
     let data = trades(55, 2_000, 4, 10, 100);
     engine.push_json("trades", &ndjson(&data)).unwrap();
     let bytes = |q| engine.query_metrics(q).unwrap().state_bytes;
     assert!(bytes(one) > 0);
     assert!(
-        bytes(four) < bytes(one) * 3 / 2,
-        "four percentiles {} bytes, one {} bytes",
-        bytes(four),
+        bytes(five) < bytes(one) * 3 / 2,
+        "five percentiles {} bytes, one {} bytes",
+        bytes(five),
         bytes(one)
     );
 }

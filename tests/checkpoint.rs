@@ -12,7 +12,7 @@ use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
 // Two percentiles of one column share a digest in window aggregates.
 const AGGS: &str = "count(*), sum(price), max(price), count(DISTINCT price > 500), median(price), \
     approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY price), \
-    approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY price DESC)";
+    approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY price DESC), approx_median(price)";
 
 fn queries() -> Vec<(String, QueryOptions)> {
     let window = |from: &str, emit: &str| {
@@ -59,6 +59,12 @@ fn queries() -> Vec<(String, QueryOptions)> {
         (
             window("SESSION(trades, ts, INTERVAL '3' SECOND)", "EMIT ON UPDATE"),
             lateness,
+        ),
+        // Hundreds of rows per group: sketches (t-digest) compress, so the
+        // rows they were fed before the checkpoint must be kept as they were.
+        (
+            window("TUMBLE(trades, ts, INTERVAL '1' HOUR)", ""),
+            QueryOptions::default(),
         ),
         (
             format!("SELECT symbol, {AGGS} FROM trades GROUP BY symbol"),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::compute::take;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
@@ -231,9 +231,7 @@ impl GroupedAggregates {
                         percentile,
                         max_size,
                         data_type,
-                    } => Slot::Digests(PercentileDigests::try_new(
-                        expr, percentile, max_size, data_type,
-                    )?),
+                    } => Slot::Digests(PercentileDigests::new(percentile, max_size, data_type)),
                     DigestPlan::Shared { owner, percentile } => Slot::Shared { owner, percentile },
                 })
             })
@@ -243,6 +241,26 @@ impl GroupedAggregates {
             slots,
             group_indices: Vec::new(),
         })
+    }
+
+    /// The state columns [`Self::take_state`] gives, per aggregate:
+    /// DataFusion's, and the pending values of shared percentile digests.
+    pub fn state_fields(spec: &AggregateSpec) -> Result<Vec<Vec<Field>>> {
+        spec.aggregates
+            .iter()
+            .zip(plan_digests(spec))
+            .map(|(aggregate, plan)| {
+                let mut fields: Vec<Field> = aggregate
+                    .state_fields()?
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                if plan != DigestPlan::None {
+                    fields.push(PercentileDigests::pending_field());
+                }
+                Ok(fields)
+            })
+            .collect()
     }
 
     /// Number of groups seen.

@@ -1,5 +1,5 @@
-//! `approx_percentile_cont` in grouped form, one t-digest per group shared
-//! by every percentile of the same column.
+//! `approx_percentile_cont` and `approx_median` in grouped form, one
+//! t-digest per group shared by every percentile of the same column.
 //!
 //! DataFusion has no grouped form of this aggregate: its adapter keeps one
 //! boxed `Accumulator` per group and, on each call, takes the group's rows,
@@ -10,8 +10,14 @@
 //! long runs, as [`super::batched_groups`] does for the adapter, and answers
 //! every percentile of the same column, `FILTER` and digest size from that
 //! one digest. Results are those of DataFusion's accumulator given the same
-//! runs of values; the state columns are its state columns, so checkpoints
-//! are unchanged.
+//! runs of values.
+//!
+//! A t-digest depends on how its values were cut into runs, so the state
+//! carries the buffered values as they are (DataFusion's six state columns
+//! plus a list of pending values): a checkpoint neither merges them early
+//! nor loses them, and a restored engine continues exactly like one that
+//! was never stopped. Runs are cut by the number of values buffered, never
+//! by pushes or checkpoints.
 
 use std::sync::Arc;
 
@@ -29,10 +35,9 @@ use datafusion_functions_aggregate_common::tdigest::{Centroid, TDigest, DEFAULT_
 
 use super::grouped_aggregates::AggregateSpec;
 
-/// Values buffered (over all groups) before they are merged into digests.
+/// Values buffered (over all groups) before they are merged into digests:
+/// bounds the memory held (512 KB) while giving 1k groups runs of ~60.
 const MAX_PENDING_VALUES: usize = 1 << 16;
-/// Pushes buffered before their values are merged, for streams of tiny pushes.
-const MAX_PENDING_PUSHES: usize = 1024;
 
 /// How an aggregate of a spec is computed, as far as digests go.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,13 +111,14 @@ pub fn plan_digests(spec: &AggregateSpec) -> Vec<DigestPlan> {
 }
 
 /// The digest parameters and percentile of an `approx_percentile_cont`
-/// with literal arguments on Float64/Float32; `None` for anything else
-/// (DataFusion's own accumulator then runs, with its own checks).
+/// with literal arguments, or an `approx_median` (its 0.5), on
+/// Float64/Float32; `None` for anything else (DataFusion's own accumulator
+/// then runs, with its own checks).
 fn digest_source(
     expr: &AggregateFunctionExpr,
     filter: Option<&Arc<dyn PhysicalExpr>>,
 ) -> Option<(DigestSource, f64)> {
-    if expr.fun().name() != "approx_percentile_cont" || expr.is_distinct() {
+    if expr.is_distinct() {
         return None;
     }
     let args = expr.expressions();
@@ -121,34 +127,40 @@ fn digest_source(
             .downcast_ref::<Literal>()
             .map(|l| l.value().clone())
     };
-    let percentile = match literal(1)? {
-        ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => p,
-        _ => return None,
-    };
-    let max_size = match args.len() {
-        2 => DEFAULT_MAX_SIZE,
-        3 => match literal(2)? {
-            ScalarValue::Int64(Some(n)) if n > 0 => usize::try_from(n).ok()?,
-            ScalarValue::UInt64(Some(n)) if n > 0 => usize::try_from(n).ok()?,
-            _ => return None,
-        },
+    let (percentile, max_size) = match (expr.fun().name(), args.len()) {
+        ("approx_median", 1) => (0.5, DEFAULT_MAX_SIZE),
+        ("approx_percentile_cont", 2 | 3) => {
+            let percentile = match literal(1)? {
+                ScalarValue::Float64(Some(p)) if (0.0..=1.0).contains(&p) => p,
+                _ => return None,
+            };
+            let max_size = match literal(2) {
+                None if args.len() == 2 => DEFAULT_MAX_SIZE,
+                Some(ScalarValue::Int64(Some(n))) if n > 0 => usize::try_from(n).ok()?,
+                Some(ScalarValue::UInt64(Some(n))) if n > 0 => usize::try_from(n).ok()?,
+                _ => return None,
+            };
+            // WITHIN GROUP (ORDER BY x DESC) asks for the complementary
+            // percentile, as DataFusion's accumulator computes it.
+            let descending = expr
+                .order_bys()
+                .first()
+                .is_some_and(|s| s.options.descending);
+            (
+                if descending {
+                    1.0 - percentile
+                } else {
+                    percentile
+                },
+                max_size,
+            )
+        }
         _ => return None,
     };
     let data_type = expr.field().data_type().clone();
     if !matches!(data_type, DataType::Float64 | DataType::Float32) {
         return None;
     }
-    // WITHIN GROUP (ORDER BY x DESC) asks for the complementary percentile,
-    // as DataFusion's accumulator computes it.
-    let descending = expr
-        .order_bys()
-        .first()
-        .is_some_and(|s| s.options.descending);
-    let percentile = if descending {
-        1.0 - percentile
-    } else {
-        percentile
-    };
     let source = DigestSource {
         value: Arc::clone(&args[0]),
         filter: filter.cloned(),
@@ -164,44 +176,29 @@ pub struct PercentileDigests {
     percentile: f64,
     max_size: usize,
     data_type: DataType,
-    /// The state columns' fields, DataFusion's for this aggregate.
-    state_fields: Vec<Field>,
     digests: Vec<TDigest>,
     /// Each group's values not yet in its digest.
     pending: Vec<Vec<f64>>,
     /// Groups with pending values.
     touched: Vec<usize>,
     pending_values: usize,
-    pending_pushes: usize,
     /// Bytes held by the digests (tracked, not summed per call).
     digest_bytes: usize,
 }
 
 impl PercentileDigests {
-    /// Digests for `expr`, whose plan is `Owner { percentile, max_size, data_type }`.
-    pub fn try_new(
-        expr: &AggregateFunctionExpr,
-        percentile: f64,
-        max_size: usize,
-        data_type: DataType,
-    ) -> Result<Self> {
-        let state_fields = expr
-            .state_fields()?
-            .iter()
-            .map(|f| f.as_ref().clone())
-            .collect();
-        Ok(Self {
+    /// Digests answering `percentile` first (the owner's plan).
+    pub fn new(percentile: f64, max_size: usize, data_type: DataType) -> Self {
+        Self {
             percentile,
             max_size,
             data_type,
-            state_fields,
             digests: Vec::new(),
             pending: Vec::new(),
             touched: Vec::new(),
             pending_values: 0,
-            pending_pushes: 0,
             digest_bytes: 0,
-        })
+        }
     }
 
     /// The owning aggregate's own percentile.
@@ -240,16 +237,31 @@ impl PercentileDigests {
             pending.clear();
         }
         self.pending_values = 0;
-        self.pending_pushes = 0;
     }
 
-    /// Removes the groups `emit_to` names, their values merged.
-    fn take(&mut self, emit_to: EmitTo) -> Vec<TDigest> {
-        self.flush();
+    /// Removes the groups `emit_to` names: their digests and values not
+    /// yet merged.
+    fn take(&mut self, emit_to: EmitTo) -> (Vec<TDigest>, Vec<Vec<f64>>) {
         let digests = emit_to.take_needed(&mut self.digests);
-        emit_to.take_needed(&mut self.pending);
+        let pending = emit_to.take_needed(&mut self.pending);
         self.digest_bytes -= digests.iter().map(TDigest::size).sum::<usize>();
-        digests
+        self.pending_values -= pending.iter().map(Vec::len).sum::<usize>();
+        let taken = digests.len();
+        self.touched.retain_mut(|group| {
+            let kept = *group >= taken;
+            *group = group.wrapping_sub(taken);
+            kept
+        });
+        (digests, pending)
+    }
+
+    /// The field of the pending values column, after DataFusion's state columns.
+    pub fn pending_field() -> Field {
+        Field::new_list(
+            "pending",
+            Field::new_list_field(DataType::Float64, true),
+            true,
+        )
     }
 
     /// The percentiles `percentiles` of the groups `emit_to` names, one
@@ -259,7 +271,8 @@ impl PercentileDigests {
         emit_to: EmitTo,
         percentiles: &[f64],
     ) -> Result<Vec<ArrayRef>> {
-        let digests = self.take(emit_to);
+        self.flush();
+        let (digests, _) = self.take(emit_to);
         percentiles
             .iter()
             .map(|&p| {
@@ -284,22 +297,16 @@ impl PercentileDigests {
             Arc::new(Float64Array::from_iter_values(digests.iter().map(f)))
         };
         let max_sizes = UInt64Array::from_iter_values(digests.iter().map(|d| d.max_size() as u64));
-        let mut offsets = Vec::with_capacity(digests.len());
-        let mut flat = Vec::new();
-        for d in digests {
-            offsets.push(d.centroids().len() * 2);
-            flat.extend(d.centroids().iter().flat_map(|c| [c.mean(), c.weight()]));
-        }
-        let item = match self.state_fields.get(5).map(Field::data_type) {
-            Some(DataType::List(item)) => Arc::clone(item),
-            _ => Arc::new(Field::new_list_field(DataType::Float64, true)),
-        };
-        let centroids = ListArray::try_new(
-            item,
-            OffsetBuffer::from_lengths(offsets),
-            Arc::new(Float64Array::from(flat)),
-            None,
-        )?;
+        let pairs: Vec<Vec<f64>> = digests
+            .iter()
+            .map(|d| {
+                d.centroids()
+                    .iter()
+                    .flat_map(|c| [c.mean(), c.weight()])
+                    .collect()
+            })
+            .collect();
+        let centroids = list_of(pairs.iter().map(Vec::as_slice))?;
         Ok(vec![
             Arc::new(max_sizes),
             floats(TDigest::sum),
@@ -371,8 +378,7 @@ impl GroupsAccumulator for PercentileDigests {
         for_each_value(values, opt_filter, |row, value| {
             self.buffer(group_indices[row], value)
         })?;
-        self.pending_pushes += 1;
-        if self.pending_values >= MAX_PENDING_VALUES || self.pending_pushes >= MAX_PENDING_PUSHES {
+        if self.pending_values >= MAX_PENDING_VALUES {
             self.flush();
         }
         Ok(())
@@ -384,8 +390,10 @@ impl GroupsAccumulator for PercentileDigests {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let digests = self.take(emit_to);
-        self.state_columns(&digests)
+        let (digests, pending) = self.take(emit_to);
+        let mut columns = self.state_columns(&digests)?;
+        columns.push(Arc::new(list_of(pending.iter().map(Vec::as_slice))?));
+        Ok(columns)
     }
 
     fn convert_to_state(
@@ -395,11 +403,13 @@ impl GroupsAccumulator for PercentileDigests {
     ) -> Result<Vec<ArrayRef>> {
         // One digest per row: of its value, or empty.
         let rows = values.first().map_or(0, |v| v.len());
-        let mut digests = vec![TDigest::new(self.max_size); rows];
-        for_each_value(values, opt_filter, |row, value| {
-            digests[row] = digests[row].merge_sorted_f64(&[value]);
-        })?;
-        self.state_columns(&digests)
+        let digests = vec![TDigest::new(self.max_size); rows];
+        let mut pending = vec![None; rows];
+        for_each_value(values, opt_filter, |row, value| pending[row] = Some(value))?;
+        let mut columns = self.state_columns(&digests)?;
+        let pending = pending.iter().map(|v| v.as_slice());
+        columns.push(Arc::new(list_of(pending)?));
+        Ok(columns)
     }
 
     fn merge_batch(
@@ -409,21 +419,53 @@ impl GroupsAccumulator for PercentileDigests {
         total_num_groups: usize,
     ) -> Result<()> {
         self.resize(total_num_groups);
-        self.flush();
+        // DataFusion's six state columns, and this module's pending values
+        // (absent from DataFusion's own state).
+        let (digest_columns, pending) = match values.len() {
+            6 => (values, None),
+            7 => match values[6].as_list_opt::<i32>() {
+                Some(list) => (&values[..6], Some(list)),
+                None => return exec_err!("invalid t-digest state: pending values are not a list"),
+            },
+            n => return exec_err!("invalid t-digest state: {n} columns"),
+        };
         // Each group's incoming digests, merged with its own in one step
-        // (incoming first, as DataFusion's accumulator does).
-        let mut incoming: Vec<(usize, TDigest)> = Vec::with_capacity(group_indices.len());
+        // (incoming first, as DataFusion's accumulator does). A digest
+        // merged into an empty group is kept as it is, so that taking the
+        // state out and merging it back changes nothing.
+        let mut incoming: Vec<(usize, usize, TDigest)> = Vec::with_capacity(group_indices.len());
         for (row, &group) in group_indices.iter().enumerate() {
-            incoming.push((group, Self::digest_from_state(values, row)?));
+            incoming.push((group, row, Self::digest_from_state(digest_columns, row)?));
         }
-        incoming.sort_by_key(|(group, _)| *group);
+        incoming.sort_by_key(|(group, _, _)| *group);
         for run in incoming.chunk_by(|a, b| a.0 == b.0) {
             let group = run[0].0;
             let own = &self.digests[group];
-            let merged =
-                TDigest::merge_digests(run.iter().map(|(_, d)| d).chain(std::iter::once(own)));
+            let merged = match run {
+                [(_, _, only)] if own.count() == 0.0 && own.centroids().is_empty() => only.clone(),
+                _ => TDigest::merge_digests(
+                    run.iter().map(|(_, _, d)| d).chain(std::iter::once(own)),
+                ),
+            };
             self.digest_bytes = self.digest_bytes - own.size() + merged.size();
             self.digests[group] = merged;
+            if let Some(pending) = pending {
+                for &(_, row, _) in run {
+                    if pending.is_null(row) {
+                        continue;
+                    }
+                    let values = pending.value(row);
+                    let Some(values) = values.as_primitive_opt::<Float64Type>() else {
+                        return exec_err!("invalid t-digest state: pending values are not Float64");
+                    };
+                    for value in values.iter().flatten() {
+                        self.buffer(group, value);
+                    }
+                }
+            }
+        }
+        if self.pending_values >= MAX_PENDING_VALUES {
+            self.flush();
         }
         Ok(())
     }
@@ -434,6 +476,22 @@ impl GroupsAccumulator for PercentileDigests {
             + self.pending_values * std::mem::size_of::<f64>()
             + self.touched.capacity() * std::mem::size_of::<usize>()
     }
+}
+
+/// A list column of Float64 values, one list per item.
+fn list_of<'a>(lists: impl Iterator<Item = &'a [f64]>) -> Result<ListArray> {
+    let mut lengths = Vec::new();
+    let mut flat = Vec::new();
+    for list in lists {
+        lengths.push(list.len());
+        flat.extend_from_slice(list);
+    }
+    Ok(ListArray::try_new(
+        Arc::new(Field::new_list_field(DataType::Float64, true)),
+        OffsetBuffer::from_lengths(lengths),
+        Arc::new(Float64Array::from(flat)),
+        None,
+    )?)
 }
 
 /// Calls `f(row, value)` for each row of `values[0]` with a value that the
@@ -471,36 +529,13 @@ fn for_each_value(
 
 #[cfg(test)]
 mod tests {
-    use arrow::datatypes::Schema;
-    use datafusion::functions_aggregate::approx_percentile_cont::{
-        approx_percentile_cont_udaf, ApproxPercentileAccumulator,
-    };
+    use datafusion::functions_aggregate::approx_percentile_cont::ApproxPercentileAccumulator;
     use datafusion::logical_expr::Accumulator;
-    use datafusion::physical_expr::aggregate::AggregateExprBuilder;
-    use datafusion::physical_expr::expressions::{col, lit};
 
     use super::*;
 
-    fn expr(percentile: f64, data_type: DataType) -> AggregateFunctionExpr {
-        let schema = Arc::new(Schema::new(vec![Field::new("v", data_type, true)]));
-        AggregateExprBuilder::new(
-            approx_percentile_cont_udaf(),
-            vec![col("v", &schema).unwrap(), lit(percentile)],
-        )
-        .schema(schema)
-        .alias("p")
-        .build()
-        .unwrap()
-    }
-
     fn digests(data_type: DataType) -> PercentileDigests {
-        PercentileDigests::try_new(
-            &expr(0.5, data_type.clone()),
-            0.5,
-            DEFAULT_MAX_SIZE,
-            data_type,
-        )
-        .unwrap()
+        PercentileDigests::new(0.5, DEFAULT_MAX_SIZE, data_type)
     }
 
     /// Pushes of (group, value) over 3 groups: nulls, a FILTER with nulls,
@@ -573,15 +608,60 @@ mod tests {
     }
 
     #[test]
-    fn state_round_trips_as_datafusions_does() {
+    fn state_keeps_pending_values_so_a_round_trip_changes_nothing() {
+        let percentiles = [0.5, 0.9, 0.1];
+        let expected = fed()
+            .evaluate_percentiles(EmitTo::All, &percentiles)
+            .unwrap();
+        // Values still pending, or half merged into digests: taking the
+        // state out and merging it back (a checkpoint) must not merge them
+        // early, which would change the digests.
+        for flushed_first in [false, true] {
+            let mut source = fed();
+            if flushed_first {
+                source.flush();
+                let more: ArrayRef = Arc::new(Float64Array::from(vec![7.0, 1.0, 99.0]));
+                source.update_batch(&[more], &[0, 2, 0], None, 3).unwrap();
+            }
+            let mut reference = fed();
+            if flushed_first {
+                reference.flush();
+                let more: ArrayRef = Arc::new(Float64Array::from(vec![7.0, 1.0, 99.0]));
+                reference
+                    .update_batch(&[more], &[0, 2, 0], None, 3)
+                    .unwrap();
+            }
+            let state = source.state(EmitTo::All).unwrap();
+            assert_eq!(state.len(), 7);
+            assert_eq!(source.pending_values, 0);
+            let mut restored = digests(DataType::Float64);
+            restored.merge_batch(&state, &[0, 1, 2], 3).unwrap();
+            assert_eq!(restored.pending_values, reference.pending_values);
+            let got = restored
+                .evaluate_percentiles(EmitTo::All, &percentiles)
+                .unwrap();
+            let want = reference
+                .evaluate_percentiles(EmitTo::All, &percentiles)
+                .unwrap();
+            assert_eq!(got, want, "flushed first: {flushed_first}");
+            if !flushed_first {
+                assert_eq!(got, expected);
+            }
+        }
+    }
+
+    #[test]
+    fn merged_states_match_datafusions_merges() {
         let mut source = fed();
+        source.flush();
         let state = source.state(EmitTo::All).unwrap();
         assert_eq!(
             source.size(),
             source.pending.capacity() * size_of::<Vec<f64>>()
                 + source.touched.capacity() * size_of::<usize>()
         );
-        // Merged twice into group 0 and once into group 1 of a fresh set.
+        // Merged twice into group 0 (empty) and once into group 1 (holding
+        // a digest of 3.5) of a fresh set.
         let mut merged = digests(DataType::Float64);
         merged
             .update_batch(
@@ -591,10 +671,12 @@ mod tests {
                 2,
             )
             .unwrap();
+        merged.flush();
         merged.merge_batch(&state, &[0, 1, 0], 2).unwrap();
         let got = merged.evaluate_percentiles(EmitTo::All, &[0.7]).unwrap();
         let got = got[0].as_primitive::<Float64Type>();
         // DataFusion: the same states merged into accumulators.
+        let state = &state[..6];
         let row = |g: usize| -> Vec<ArrayRef> { state.iter().map(|c| c.slice(g, 1)).collect() };
         let mut zero = ApproxPercentileAccumulator::new(0.7, DataType::Float64);
         let both: Vec<ArrayRef> = state
@@ -637,6 +719,7 @@ mod tests {
     #[test]
     fn corrupt_state_is_an_error() {
         let mut source = fed();
+        source.flush();
         let state = source.state(EmitTo::All).unwrap();
         let with = |i: usize, column: ArrayRef| -> Vec<ArrayRef> {
             let mut state = state.clone();
@@ -666,6 +749,16 @@ mod tests {
                 )),
             ),
             state[..5].to_vec(),
+            with(6, Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0]))),
+            with(
+                6,
+                Arc::new(ListArray::new(
+                    Arc::new(Field::new_list_field(DataType::Int64, true)),
+                    OffsetBuffer::from_lengths([1, 0, 0]),
+                    Arc::new(arrow::array::Int64Array::from(vec![1])),
+                    None,
+                )),
+            ),
         ];
         for state in bad {
             let mut target = digests(DataType::Float64);

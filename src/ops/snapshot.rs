@@ -14,19 +14,36 @@ use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
 use crate::state::meta_i64;
 
-/// The state columns of every aggregate, named `a{i}_{field}`.
+/// The state columns of every aggregate's `Accumulator`, named `a{i}_{field}`.
 pub fn state_fields(spec: &AggregateSpec) -> Result<Vec<Field>> {
-    let mut fields = Vec::new();
-    for (i, aggregate) in spec.aggregates.iter().enumerate() {
-        for field in aggregate.state_fields()? {
-            fields.push(Field::new(
-                format!("a{i}_{}", field.name()),
-                field.data_type().clone(),
-                true,
-            ));
-        }
-    }
-    Ok(fields)
+    let per_aggregate = spec
+        .aggregates
+        .iter()
+        .map(|a| {
+            Ok(a.state_fields()?
+                .iter()
+                .map(|f| f.as_ref().clone())
+                .collect())
+        })
+        .collect::<Result<Vec<Vec<Field>>>>()?;
+    Ok(named_state_fields(&per_aggregate))
+}
+
+/// State columns given per aggregate, named `a{i}_{field}` and nullable.
+pub fn named_state_fields(per_aggregate: &[Vec<Field>]) -> Vec<Field> {
+    per_aggregate
+        .iter()
+        .enumerate()
+        .flat_map(|(i, fields)| {
+            fields.iter().map(move |field| {
+                Field::new(
+                    format!("a{i}_{}", field.name()),
+                    field.data_type().clone(),
+                    true,
+                )
+            })
+        })
+        .collect()
 }
 
 /// Number of state columns of each aggregate.

@@ -34,7 +34,7 @@ use serde_json::json;
 
 use super::evaluate;
 use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates, PartialState};
-use super::snapshot::{metrics_from_json, metrics_json, state_fields, state_widths};
+use super::snapshot::{metrics_from_json, metrics_json, named_state_fields};
 use crate::err;
 use crate::error::Result;
 use crate::state::{self, meta_opt_i64, OperatorState};
@@ -173,7 +173,9 @@ impl WindowAggregate {
                 .iter()
                 .map(|f| f.as_ref().clone().with_nullable(true)),
         );
-        fields.extend(state_fields(&self.config.spec)?);
+        fields.extend(named_state_fields(&GroupedAggregates::state_fields(
+            &self.config.spec,
+        )?));
         Ok(fields)
     }
 
@@ -218,7 +220,10 @@ impl WindowAggregate {
             .as_ref()
             .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
         state::expect_schema(batch, &fields, "a window aggregate")?;
-        let widths = state_widths(&self.config.spec)?;
+        let widths: Vec<usize> = GroupedAggregates::state_fields(&self.config.spec)?
+            .iter()
+            .map(Vec::len)
+            .collect();
         let key_count = self.config.spec.keys.len();
         let starts = batch.column(0).as_primitive::<Int64Type>();
         let mut slices = BTreeMap::new();
