@@ -191,3 +191,67 @@ fn session_argument_errors() {
         assert_eq!(engine.create_query(sql).unwrap_err().code(), code, "{sql}");
     }
 }
+
+#[test]
+fn thousands_of_open_sessions_over_several_generations_equal_batch_sql_across_a_checkpoint() {
+    // ~5k sessions open at once: more than one generation of grouped
+    // accumulators (4,096 groups each), so closing, merging (disorder
+    // bridges sessions) and checkpointing read several generations.
+    let data = trades(34, 30_000, 6_000, 3, 1_500);
+    let sql = "SELECT symbol, window_start, window_end, count(*), sum(price), max(price) \
+               FROM SESSION(trades, ts, INTERVAL '30' SECOND) GROUP BY symbol, window_start, window_end";
+    let expected = batch_sql(
+        &data,
+        &batch_sessions_sql(30, "count(*), sum(price), max(price)"),
+    );
+    assert!(expected.len() > 6_000, "{}", expected.len());
+
+    let mut uninterrupted = engine(2);
+    let query = uninterrupted.create_query(sql).unwrap();
+    let outputs = stream(&mut uninterrupted, &data, 9, 700);
+    assert_eq!(sorted(rows_of(&outputs, query)), expected);
+
+    let half = 15_000;
+    let mut first = engine(2);
+    let query = first.create_query(sql).unwrap();
+    let mut outputs = Vec::new();
+    for chunk in data[..half].chunks(500) {
+        outputs.extend(first.push_json("trades", &ndjson(chunk)).unwrap());
+    }
+    let open = first.query_metrics(query).unwrap().open_windows;
+    assert!(open > 4_096, "{open} sessions open");
+    let bytes = first.checkpoint().unwrap().to_bytes();
+    let mut second = engine(2);
+    assert_eq!(second.create_query(sql).unwrap(), query);
+    second
+        .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    assert_eq!(second.query_metrics(query).unwrap().open_windows, open);
+    for chunk in data[half..].chunks(500) {
+        outputs.extend(second.push_json("trades", &ndjson(chunk)).unwrap());
+    }
+    outputs.extend(second.finish().unwrap());
+    assert_eq!(sorted(rows_of(&outputs, query)), expected);
+}
+
+#[test]
+fn sessions_without_aggregates_are_their_bounds() {
+    let data = trades(35, 2_000, 5, 2_500, 1_500);
+    let mut engine = engine(2);
+    let query = engine
+        .create_query(
+            "SELECT symbol, window_start, window_end FROM SESSION(trades, ts, INTERVAL '30' SECOND) \
+             GROUP BY symbol, window_start, window_end",
+        )
+        .unwrap();
+    let outputs = stream(&mut engine, &data, 3, 100);
+    let expected: Vec<Vec<String>> = batch_sql(&data, &batch_sessions_sql(30, "count(*)"))
+        .into_iter()
+        .map(|mut row| {
+            row.pop();
+            row
+        })
+        .collect();
+    assert!(expected.len() > 20);
+    assert_eq!(sorted(rows_of(&outputs, query)), sorted(expected));
+}

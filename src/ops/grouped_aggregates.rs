@@ -193,33 +193,16 @@ impl Slot {
     }
 }
 
-/// Aggregation state of one window: interned keys plus one accumulator per
-/// aggregate function (percentiles of one column share theirs).
-pub struct GroupedAggregates {
-    interner: KeyInterner,
+/// One grouped accumulator per aggregate function over dense group indices
+/// (percentiles of one column share theirs). The interning of groups is
+/// the caller's: window keys ([`GroupedAggregates`]) or sessions.
+pub struct Accumulators {
     slots: Vec<Slot>,
-    group_indices: Vec<usize>,
 }
 
-impl std::fmt::Debug for GroupedAggregates {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GroupedAggregates")
-            .field("groups", &self.num_groups())
-            .finish()
-    }
-}
-
-impl GroupedAggregates {
-    /// Empty state for `spec`.
+impl Accumulators {
+    /// No groups yet.
     pub fn try_new(spec: &AggregateSpec) -> Result<Self> {
-        let interner = if spec.keys.is_empty() {
-            KeyInterner::Single { has_group: false }
-        } else {
-            KeyInterner::Keys(new_group_values(
-                Arc::clone(&spec.key_schema),
-                &GroupOrdering::None,
-            )?)
-        };
         let slots = spec
             .aggregates
             .iter()
@@ -236,11 +219,7 @@ impl GroupedAggregates {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            interner,
-            slots,
-            group_indices: Vec::new(),
-        })
+        Ok(Self { slots })
     }
 
     /// The state columns [`Self::take_state`] gives, per aggregate:
@@ -263,52 +242,33 @@ impl GroupedAggregates {
             .collect()
     }
 
-    /// Number of groups seen.
-    pub fn num_groups(&self) -> usize {
-        match &self.interner {
-            KeyInterner::Keys(values) => values.len(),
-            KeyInterner::Single { has_group } => usize::from(*has_group),
-        }
-    }
-
     /// Approximate memory held, in bytes.
     pub fn size(&self) -> usize {
-        let keys = match &self.interner {
-            KeyInterner::Keys(values) => values.size(),
-            KeyInterner::Single { .. } => 0,
-        };
-        keys + self
-            .slots
+        self.slots
             .iter()
             .map(|slot| match slot {
                 Slot::Own(a) => a.size(),
                 Slot::Digests(d) => d.size(),
                 Slot::Shared { .. } => 0,
             })
-            .sum::<usize>()
+            .sum()
     }
 
-    /// Adds rows to their groups.
-    pub fn update(&mut self, input: &AggregateInput, num_rows: usize) -> Result<()> {
-        if num_rows == 0 {
-            return Ok(());
-        }
-        match &mut self.interner {
-            KeyInterner::Keys(values) => values.intern(&input.keys, &mut self.group_indices)?,
-            KeyInterner::Single { has_group } => {
-                *has_group = true;
-                self.group_indices.clear();
-                self.group_indices.resize(num_rows, 0);
-            }
-        }
-        let total_groups = self.num_groups();
+    /// Adds the rows of `input` to groups `group_indices` (one per row) of
+    /// `total_groups`.
+    pub fn update(
+        &mut self,
+        input: &AggregateInput,
+        group_indices: &[usize],
+        total_groups: usize,
+    ) -> Result<()> {
         for (i, slot) in self.slots.iter_mut().enumerate() {
             let Some(accumulator) = slot.accumulator() else {
                 continue;
             };
             accumulator.update_batch(
                 &input.arguments[i],
-                &self.group_indices,
+                group_indices,
                 input.filters[i].as_ref(),
                 total_groups,
             )?;
@@ -316,17 +276,9 @@ impl GroupedAggregates {
         Ok(())
     }
 
-    /// Takes the intermediate state out (DataFusion's `state()`: the form
-    /// that partial aggregates exchange), leaving this empty.
-    pub fn take_state(&mut self) -> Result<PartialState> {
-        let num_groups = self.num_groups();
-        let keys = match &mut self.interner {
-            KeyInterner::Keys(values) => emit_all(values.as_mut())?,
-            KeyInterner::Single { has_group } => {
-                *has_group = false;
-                Vec::new()
-            }
-        };
+    /// Takes every group's intermediate state out (DataFusion's `state()`,
+    /// per aggregate), leaving no groups.
+    pub fn take_state(&mut self) -> Result<Vec<Vec<ArrayRef>>> {
         // A shared percentile's state columns repeat its owner's (the
         // checkpoint layout has state columns for every aggregate).
         let mut states: Vec<Vec<ArrayRef>> = Vec::with_capacity(self.slots.len());
@@ -341,50 +293,30 @@ impl GroupedAggregates {
             };
             states.push(state);
         }
-        Ok(PartialState {
-            keys,
-            states,
-            num_groups,
-        })
+        Ok(states)
     }
 
-    /// Merges intermediate state (from [`Self::take_state`]) into this.
-    pub fn merge_state(&mut self, state: &PartialState) -> Result<()> {
-        if state.num_groups == 0 {
+    /// Merges state rows (from [`Self::take_state`]) into groups
+    /// `group_indices` (one per row) of `total_groups`.
+    pub fn merge_state(
+        &mut self,
+        states: &[Vec<ArrayRef>],
+        group_indices: &[usize],
+        total_groups: usize,
+    ) -> Result<()> {
+        if group_indices.is_empty() {
             return Ok(());
         }
-        match &mut self.interner {
-            KeyInterner::Keys(values) => values.intern(&state.keys, &mut self.group_indices)?,
-            KeyInterner::Single { has_group } => {
-                *has_group = true;
-                self.group_indices.clear();
-                self.group_indices.resize(state.num_groups, 0);
-            }
-        }
-        let total_groups = self.num_groups();
-        for (slot, columns) in self.slots.iter_mut().zip(&state.states) {
+        for (slot, columns) in self.slots.iter_mut().zip(states) {
             if let Some(accumulator) = slot.accumulator() {
-                accumulator.merge_batch(columns, &self.group_indices, total_groups)?;
+                accumulator.merge_batch(columns, group_indices, total_groups)?;
             }
         }
         Ok(())
     }
 
-    /// A copy of the intermediate state, leaving this unchanged. DataFusion's
-    /// `state()` is destructive, so the state is taken and merged back.
-    pub fn snapshot(&mut self) -> Result<PartialState> {
-        let state = self.take_state()?;
-        self.merge_state(&state)?;
-        Ok(state)
-    }
-
-    /// Final results: the key columns and one value column per aggregate,
-    /// one row per group.
-    pub fn emit(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
-        let keys = match &mut self.interner {
-            KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
-            KeyInterner::Single { .. } => Vec::new(),
-        };
+    /// Every group's final value, one column per aggregate, leaving no groups.
+    pub fn evaluate(&mut self) -> Result<Vec<ArrayRef>> {
         // Each digest owner answers its shared percentiles too.
         let mut values: Vec<Option<ArrayRef>> = vec![None; self.slots.len()];
         for i in 0..self.slots.len() {
@@ -411,11 +343,134 @@ impl GroupedAggregates {
                 Slot::Shared { .. } => {}
             }
         }
-        let values = values
+        values
             .into_iter()
             .map(|v| v.ok_or_else(|| crate::err!(Internal, "shared percentile without owner")))
-            .collect::<Result<Vec<_>>>()?;
-        Ok((keys, values))
+            .collect()
+    }
+}
+
+/// Aggregation state of one window: interned keys plus one accumulator per
+/// aggregate function (percentiles of one column share theirs).
+pub struct GroupedAggregates {
+    interner: KeyInterner,
+    accumulators: Accumulators,
+    group_indices: Vec<usize>,
+}
+
+impl std::fmt::Debug for GroupedAggregates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupedAggregates")
+            .field("groups", &self.num_groups())
+            .finish()
+    }
+}
+
+impl GroupedAggregates {
+    /// Empty state for `spec`.
+    pub fn try_new(spec: &AggregateSpec) -> Result<Self> {
+        let interner = if spec.keys.is_empty() {
+            KeyInterner::Single { has_group: false }
+        } else {
+            KeyInterner::Keys(new_group_values(
+                Arc::clone(&spec.key_schema),
+                &GroupOrdering::None,
+            )?)
+        };
+        Ok(Self {
+            interner,
+            accumulators: Accumulators::try_new(spec)?,
+            group_indices: Vec::new(),
+        })
+    }
+
+    /// Number of groups seen.
+    pub fn num_groups(&self) -> usize {
+        match &self.interner {
+            KeyInterner::Keys(values) => values.len(),
+            KeyInterner::Single { has_group } => usize::from(*has_group),
+        }
+    }
+
+    /// Approximate memory held, in bytes.
+    pub fn size(&self) -> usize {
+        let keys = match &self.interner {
+            KeyInterner::Keys(values) => values.size(),
+            KeyInterner::Single { .. } => 0,
+        };
+        keys + self.accumulators.size()
+    }
+
+    /// Adds rows to their groups.
+    pub fn update(&mut self, input: &AggregateInput, num_rows: usize) -> Result<()> {
+        if num_rows == 0 {
+            return Ok(());
+        }
+        match &mut self.interner {
+            KeyInterner::Keys(values) => values.intern(&input.keys, &mut self.group_indices)?,
+            KeyInterner::Single { has_group } => {
+                *has_group = true;
+                self.group_indices.clear();
+                self.group_indices.resize(num_rows, 0);
+            }
+        }
+        let total_groups = self.num_groups();
+        self.accumulators
+            .update(input, &self.group_indices, total_groups)
+    }
+
+    /// Takes the intermediate state out (DataFusion's `state()`: the form
+    /// that partial aggregates exchange), leaving this empty.
+    pub fn take_state(&mut self) -> Result<PartialState> {
+        let num_groups = self.num_groups();
+        let keys = match &mut self.interner {
+            KeyInterner::Keys(values) => emit_all(values.as_mut())?,
+            KeyInterner::Single { has_group } => {
+                *has_group = false;
+                Vec::new()
+            }
+        };
+        Ok(PartialState {
+            keys,
+            states: self.accumulators.take_state()?,
+            num_groups,
+        })
+    }
+
+    /// Merges intermediate state (from [`Self::take_state`]) into this.
+    pub fn merge_state(&mut self, state: &PartialState) -> Result<()> {
+        if state.num_groups == 0 {
+            return Ok(());
+        }
+        match &mut self.interner {
+            KeyInterner::Keys(values) => values.intern(&state.keys, &mut self.group_indices)?,
+            KeyInterner::Single { has_group } => {
+                *has_group = true;
+                self.group_indices.clear();
+                self.group_indices.resize(state.num_groups, 0);
+            }
+        }
+        let total_groups = self.num_groups();
+        self.accumulators
+            .merge_state(&state.states, &self.group_indices, total_groups)
+    }
+
+    /// A copy of the intermediate state, leaving this unchanged. DataFusion's
+    /// `state()` is destructive, so the state is taken and merged back.
+    pub fn snapshot(&mut self) -> Result<PartialState> {
+        let state = self.take_state()?;
+        self.merge_state(&state)?;
+        Ok(state)
+    }
+
+    /// Final results: the key columns and one value column per aggregate,
+    /// one row per group.
+    pub fn emit(mut self) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = match &mut self.interner {
+            KeyInterner::Keys(values) => values.emit(EmitTo::All)?,
+            KeyInterner::Single { .. } => Vec::new(),
+        };
+        Ok((keys, self.accumulators.evaluate()?))
     }
 }
 

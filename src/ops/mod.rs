@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod refining_window_aggregate;
 pub mod scan;
 pub mod session_aggregate;
+pub mod session_groups;
 pub mod snapshot;
 pub mod source;
 pub mod updating_aggregate;

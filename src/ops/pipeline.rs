@@ -132,6 +132,8 @@ impl ChangelogOperator {
 }
 
 /// The window aggregate of a query.
+// One per query, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum WindowOperator {
     /// TUMBLE, HOP, CUMULATE: slices merged into windows.

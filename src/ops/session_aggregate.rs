@@ -12,11 +12,11 @@
 //! its end. With a maximum length, a session never grows longer than that:
 //! an event that would stretch it starts a new session.
 //!
-//! Sessions are few per key and change shape as they merge, so each holds
-//! DataFusion `Accumulator`s of its own (not grouped accumulators); merging
-//! two sessions merges their accumulators' `state()`. An event is late when
-//! it would open a new session that is already closed; an event that falls
-//! into an open session is never late.
+//! Every open session is a group of shared DataFusion grouped accumulators
+//! ([`SessionGroups`]): a push is one call per aggregate whatever the number
+//! of sessions it touches; merging two sessions merges one group's state
+//! into the other's. An event is late when it would open a new session that
+//! is already closed; an event that falls into an open session is never late.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,7 +27,6 @@ use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
 // Keys are a few bytes each and hashed once per row: SipHash (std's
 // default) was a fifth of a push.
@@ -36,12 +35,10 @@ use serde_json::json;
 
 use super::batch_keys::BatchKeys;
 use super::changelog::{key_converter, value_columns, Changes, Values};
-use super::grouped_aggregates::{
-    apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
-};
+use super::grouped_aggregates::{Accumulators, AggregateInput, AggregateSpec};
+use super::session_groups::{Read, SessionGroups};
 use super::snapshot::{
-    accumulator_row, metrics_from_json, metrics_json, null_values, restore_accumulators,
-    row_values, state_fields, state_widths, value_fields,
+    metrics_from_json, metrics_json, named_state_fields, null_values, row_values, value_fields,
 };
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
 use crate::err;
@@ -77,7 +74,6 @@ struct Session {
     id: u64,
     start: EventTime,
     end: EventTime,
-    accumulators: Vec<Box<dyn Accumulator>>,
     /// Rows of the current batch, applied at the end of the batch.
     pending: Vec<u32>,
     /// Changelog modes: the row last emitted for this session.
@@ -96,6 +92,12 @@ pub struct SessionAggregate {
     converter: RowConverter,
     /// Interns each batch's keys.
     batch_keys: BatchKeys,
+    /// Aggregation state of the open sessions.
+    groups: SessionGroups,
+    /// Sessions merged into others during the current batch, in order:
+    /// their state moves after the batch's update, when every session
+    /// opened in the batch has its group.
+    merges: Vec<(u64, u64)>,
     sessions: HashMap<OwnedRow, Vec<Session>>,
     /// Open sessions by (end, id), to close them in order. Updated lazily:
     /// an entry is added when a session opens, and a session's end only
@@ -129,6 +131,8 @@ impl SessionAggregate {
         Ok(Self {
             converter: key_converter(0, &config.spec.key_schema)?,
             batch_keys: BatchKeys::try_new(0, &config.spec.key_schema)?,
+            groups: SessionGroups::new(&config.spec),
+            merges: Vec::new(),
             config,
             sessions: HashMap::new(),
             closing: BTreeMap::new(),
@@ -152,7 +156,9 @@ impl SessionAggregate {
                 .iter()
                 .map(|f| f.as_ref().clone().with_nullable(true)),
         );
-        fields.extend(state_fields(&self.config.spec)?);
+        fields.extend(named_state_fields(&Accumulators::state_fields(
+            &self.config.spec,
+        )?));
         fields.extend([
             Field::new("has_emitted", DataType::Boolean, true),
             int("emitted_start"),
@@ -183,6 +189,7 @@ impl SessionAggregate {
             .collect();
         sessions.sort_by_key(|(_, s)| s.id);
         let keys: Vec<OwnedRow> = sessions.iter().map(|(k, _)| (*k).clone()).collect();
+        let ids: Vec<u64> = sessions.iter().map(|(_, s)| s.id).collect();
         let mut rows = Vec::with_capacity(sessions.len());
         for (_, session) in sessions {
             let mut row = vec![
@@ -190,10 +197,6 @@ impl SessionAggregate {
                 ScalarValue::Int64(Some(session.start)),
                 ScalarValue::Int64(Some(session.end)),
             ];
-            row.extend(accumulator_row(
-                &self.config.spec,
-                &mut session.accumulators,
-            )?);
             match &session.emitted {
                 Some((start, end, values)) => {
                     row.extend([
@@ -218,9 +221,25 @@ impl SessionAggregate {
             rows.push(row);
         }
         let key_count = self.config.spec.keys.len();
-        let mut non_key: Vec<Field> = fields[..3].to_vec();
-        non_key.extend(fields[3 + key_count..].iter().cloned());
-        let mut columns = columns_from_rows(&non_key, &rows)?;
+        let state_count = fields.len() - 3 - key_count - (3 + emitted_fields.len() + 1);
+        let mut non_state: Vec<Field> = fields[..3].to_vec();
+        non_state.extend(fields[3 + key_count + state_count..].iter().cloned());
+        let mut columns = columns_from_rows(&non_state, &rows)?;
+        // State columns, one group per session, in the rows' order.
+        let state_columns: Vec<ArrayRef> = if ids.is_empty() {
+            fields[3 + key_count..3 + key_count + state_count]
+                .iter()
+                .map(|f| arrow::array::new_empty_array(f.data_type()))
+                .collect()
+        } else {
+            self.groups
+                .read(&ids, Read::State)?
+                .states
+                .into_iter()
+                .flatten()
+                .collect()
+        };
+        columns.splice(3..3, state_columns);
         if key_count > 0 {
             let key_columns = if keys.is_empty() {
                 fields[3..3 + key_count]
@@ -252,7 +271,10 @@ impl SessionAggregate {
             .ok_or_else(|| err!(CorruptCheckpoint, "session state has no data"))?;
         state::expect_schema(batch, &fields, "a session aggregate")?;
         let key_count = self.config.spec.keys.len();
-        let widths = state_widths(&self.config.spec)?;
+        let widths: Vec<usize> = Accumulators::state_fields(&self.config.spec)?
+            .iter()
+            .map(Vec::len)
+            .collect();
         let state_count: usize = widths.iter().sum();
         let columns = batch.columns();
         let int = |i: usize| columns[i].as_primitive::<Int64Type>();
@@ -267,6 +289,7 @@ impl SessionAggregate {
         let value_count = self.config.spec.aggregates.len();
         let (mut sessions, mut closing, mut dirty) =
             (HashMap::new(), BTreeMap::new(), HashMap::new());
+        let mut ids = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
             let key = keys.row(row).owned();
             let id = int(0).value(row) as u64;
@@ -294,13 +317,20 @@ impl SessionAggregate {
                 id,
                 start,
                 end,
-                accumulators: restore_accumulators(&self.config.spec, &widths, states, row)?,
                 pending: Vec::new(),
                 emitted,
             };
+            ids.push(id);
             closing.insert((end, id), key.clone());
             sessions.entry(key).or_insert_with(Vec::new).push(session);
         }
+        let mut per_aggregate = Vec::with_capacity(widths.len());
+        let mut at = 0;
+        for width in &widths {
+            per_aggregate.push(states[at..at + width].to_vec());
+            at += width;
+        }
+        self.groups.restore(&ids, &per_aggregate)?;
         for list in sessions.values_mut() {
             list.sort_by_key(|s: &Session| s.start);
         }
@@ -327,11 +357,7 @@ impl SessionAggregate {
 
     /// Approximate memory held by open sessions, in bytes.
     pub fn state_size(&self) -> usize {
-        self.sessions
-            .values()
-            .flatten()
-            .map(|s| s.accumulators.iter().map(|a| a.size()).sum::<usize>())
-            .sum()
+        self.groups.size()
     }
 
     /// One line for EXPLAIN.
@@ -406,26 +432,22 @@ impl SessionAggregate {
                 }
             }
         }
-        // Each session's rows of this batch in one run: one `take` per
-        // argument for the whole batch, then a slice per session.
-        let mut order: Vec<u32> = Vec::with_capacity(rows);
-        let mut runs = Vec::new();
-        for (slot, list) in lists.iter_mut().enumerate() {
-            for (at, session) in list.iter_mut().enumerate() {
-                if !session.pending.is_empty() {
-                    runs.push((slot, at, order.len(), session.pending.len()));
-                    order.append(&mut session.pending);
-                }
+        // The batch's rows in one call per aggregate.
+        if outcome.is_ok() {
+            let sessions = lists
+                .iter()
+                .flatten()
+                .filter(|s| !s.pending.is_empty())
+                .map(|s| (s.id, s.pending.as_slice()));
+            outcome = self.groups.update(&input, rows, sessions);
+        }
+        for (from, into) in std::mem::take(&mut self.merges) {
+            if outcome.is_ok() {
+                outcome = self.groups.merge(from, into);
             }
         }
-        if outcome.is_ok() && !runs.is_empty() {
-            outcome = input
-                .regroup(&UInt32Array::from(order))
-                .and_then(|regrouped| {
-                    runs.into_iter().try_for_each(|(slot, at, offset, len)| {
-                        apply_run(&mut lists[slot][at].accumulators, &regrouped, offset, len)
-                    })
-                });
+        for session in lists.iter_mut().flatten() {
+            session.pending.clear();
         }
         // Lists go back even after an error, so no session is lost.
         for (key, list) in distinct.into_iter().zip(lists) {
@@ -522,10 +544,10 @@ impl SessionAggregate {
                 id: self.next_id,
                 start: ts,
                 end: own_end,
-                accumulators: create_accumulators(&self.config.spec)?,
                 pending: vec![row],
                 emitted: None,
             };
+            self.groups.open(session.id)?;
             if refining {
                 self.dirty.insert(session.id, key.clone());
             }
@@ -549,14 +571,8 @@ impl SessionAggregate {
             }
             let session = &mut sessions[target];
             session.pending.extend(merged.pending);
-            for (into, mut from) in session.accumulators.iter_mut().zip(merged.accumulators) {
-                let state: Vec<ArrayRef> = from
-                    .state()?
-                    .iter()
-                    .map(|value| value.to_array_of_size(1))
-                    .collect::<datafusion::common::Result<_>>()?;
-                into.merge_batch(&state)?;
-            }
+            // Its state moves once the batch's rows are in (see `process`).
+            self.merges.push((merged.id, session.id));
         }
         let session = &mut sessions[target];
         session.start = start;
@@ -627,6 +643,7 @@ impl SessionAggregate {
                     self.sessions.remove(&key);
                 }
             }
+            self.groups.forget(id)?;
         }
         self.finish(list)
     }
@@ -667,20 +684,35 @@ impl SessionAggregate {
             .map(|(id, key)| (*id, key.clone()))
             .collect();
         dirty.sort_by_key(|(id, _)| *id);
+        // The visible ones, read in one pass over their generations.
+        let mut visible_now = Vec::new();
         for (id, key) in dirty {
-            let Some(session) = self
+            let end = self
+                .sessions
+                .get(&key)
+                .and_then(|sessions| sessions.iter().find(|s| s.id == id))
+                .map(|s| s.end);
+            match end {
+                None => {
+                    self.dirty.remove(&id);
+                }
+                Some(end) if visible(end) => visible_now.push((id, key)),
+                Some(_) => {}
+            }
+        }
+        if visible_now.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<u64> = visible_now.iter().map(|(id, _)| *id).collect();
+        let columns = self.groups.read(&ids, Read::Peek)?.values;
+        for (row, (id, key)) in visible_now.into_iter().enumerate() {
+            self.dirty.remove(&id);
+            let session = self
                 .sessions
                 .get_mut(&key)
                 .and_then(|sessions| sessions.iter_mut().find(|s| s.id == id))
-            else {
-                self.dirty.remove(&id);
-                continue;
-            };
-            if !visible(session.end) {
-                continue;
-            }
-            self.dirty.remove(&id);
-            let values = evaluate_accumulators(&mut session.accumulators)?;
+                .ok_or_else(|| err!(Internal, "dirty session not found"))?;
+            let values = row_values(&columns, row)?;
             let current = (session.start, session.end, values);
             if session.emitted.as_ref() != Some(&current) {
                 let before = session.emitted.replace(current.clone());
@@ -765,10 +797,12 @@ impl SessionAggregate {
             return Ok(Vec::new());
         }
         self.metrics.windows_emitted += closed.len() as u64;
-        Ok(vec![self.emit(closed)?])
+        let ids: Vec<u64> = closed.iter().map(|(_, s)| s.id).collect();
+        let values = self.groups.read(&ids, Read::Close)?.values;
+        Ok(vec![self.emit(closed, values)?])
     }
 
-    fn emit(&self, mut closed: Vec<(OwnedRow, Session)>) -> Result<RecordBatch> {
+    fn emit(&self, closed: Vec<(OwnedRow, Session)>, values: Vec<ArrayRef>) -> Result<RecordBatch> {
         let count = closed.len();
         let keys = if self.config.spec.keys.is_empty() {
             Vec::new()
@@ -783,14 +817,6 @@ impl SessionAggregate {
             };
         let starts = times(|s| s.start, &closed)?;
         let ends = times(|s| s.end, &closed)?;
-        let mut values = Vec::with_capacity(self.config.spec.aggregates.len());
-        for i in 0..self.config.spec.aggregates.len() {
-            let scalars = closed
-                .iter_mut()
-                .map(|(_, s)| s.accumulators[i].evaluate())
-                .collect::<datafusion::common::Result<Vec<ScalarValue>>>()?;
-            values.push(ScalarValue::iter_to_array(scalars)?);
-        }
         let mut columns = group_columns(&self.config.group_columns, &starts, &ends, &keys)?;
         columns.extend(values);
         let options = RecordBatchOptions::new().with_row_count(Some(count));

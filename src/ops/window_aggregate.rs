@@ -33,7 +33,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use serde_json::json;
 
 use super::evaluate;
-use super::grouped_aggregates::{AggregateInput, AggregateSpec, GroupedAggregates, PartialState};
+use super::grouped_aggregates::{
+    Accumulators, AggregateInput, AggregateSpec, GroupedAggregates, PartialState,
+};
 use super::snapshot::{metrics_from_json, metrics_json, named_state_fields};
 use crate::err;
 use crate::error::Result;
@@ -173,7 +175,7 @@ impl WindowAggregate {
                 .iter()
                 .map(|f| f.as_ref().clone().with_nullable(true)),
         );
-        fields.extend(named_state_fields(&GroupedAggregates::state_fields(
+        fields.extend(named_state_fields(&Accumulators::state_fields(
             &self.config.spec,
         )?));
         Ok(fields)
@@ -220,7 +222,7 @@ impl WindowAggregate {
             .as_ref()
             .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
         state::expect_schema(batch, &fields, "a window aggregate")?;
-        let widths: Vec<usize> = GroupedAggregates::state_fields(&self.config.spec)?
+        let widths: Vec<usize> = Accumulators::state_fields(&self.config.spec)?
             .iter()
             .map(Vec::len)
             .collect();
