@@ -231,3 +231,48 @@ fn scalar_udfs_registered_from_rust_work_in_window_queries() {
     );
     assert_eq!(sorted(rows_of(&outputs, query)), expected);
 }
+
+#[test]
+fn keys_that_grow_past_twelve_bytes_mid_stream_keep_their_groups() {
+    // Short keys are interned by their inline view; the first key over 12
+    // bytes hands the groups to DataFusion's string group values mid-window.
+    let mut data = trades(56, 3_000, 6, 40, 1_500);
+    for (i, trade) in data.iter_mut().enumerate() {
+        if i > 1_700 && i % 3 == 0 {
+            trade.symbol = format!("{}-with-a-longer-name", trade.symbol);
+        }
+    }
+    for (from, batch_from) in [
+        (
+            "TUMBLE(trades, ts, INTERVAL '30' SECOND)",
+            "SELECT symbol, date_bin(INTERVAL '30 seconds', ts), count(*), sum(price) FROM t GROUP BY 1, 2",
+        ),
+        (
+            "SESSION(trades, ts, INTERVAL '5' SECOND)",
+            "",
+        ),
+    ] {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(TRADES_DDL).unwrap();
+        let query = engine
+            .create_query(&format!(
+                "SELECT symbol, window_start, count(*), sum(price) FROM {from} GROUP BY symbol, window_start{}",
+                if from.starts_with("SESSION") { ", window_end" } else { "" }
+            ))
+            .unwrap();
+        let got = sorted(rows_of(&stream(&mut engine, &data, 8, 120), query));
+        let expected = if batch_from.is_empty() {
+            batch_sql(&data, &batch_sessions_sql(5, "count(*), sum(price)"))
+                .into_iter()
+                .map(|mut row| {
+                    row.remove(2); // window_end is not selected
+                    row
+                })
+                .collect()
+        } else {
+            batch_sql(&data, batch_from)
+        };
+        assert!(got.iter().any(|row| row[0].len() > 12), "{from}");
+        assert_eq!(got, sorted(expected), "{from}");
+    }
+}

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use arrow::array::{new_null_array, ArrayRef};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::row::{OwnedRow, RowConverter};
-use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
 use super::grouped_aggregates::emit_all;
+use super::short_string_keys::new_key_values;
 use crate::error::Result;
 
 /// Interns the key columns of each batch (see the module docs).
@@ -35,8 +35,7 @@ impl BatchKeys {
         let values = if fields.is_empty() {
             None
         } else {
-            let schema = Arc::new(Schema::new(fields));
-            Some(new_group_values(schema, &GroupOrdering::None)?)
+            Some(new_key_values(&Arc::new(Schema::new(fields)))?)
         };
         Ok(Self { values })
     }

@@ -13,11 +13,11 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
-use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
-use datafusion::physical_plan::aggregates::order::GroupOrdering;
+use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
 use super::batched_groups::BatchedGroupsAccumulator;
 use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
+use super::short_string_keys::new_key_values;
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
 
@@ -372,10 +372,7 @@ impl GroupedAggregates {
         let interner = if spec.keys.is_empty() {
             KeyInterner::Single { has_group: false }
         } else {
-            KeyInterner::Keys(new_group_values(
-                Arc::clone(&spec.key_schema),
-                &GroupOrdering::None,
-            )?)
+            KeyInterner::Keys(new_key_values(&spec.key_schema)?)
         };
         Ok(Self {
             interner,

@@ -22,6 +22,7 @@ pub mod refining_window_aggregate;
 pub mod scan;
 pub mod session_aggregate;
 pub mod session_groups;
+pub mod short_string_keys;
 pub mod snapshot;
 pub mod source;
 pub mod updating_aggregate;
