@@ -2,9 +2,10 @@
 //!
 //! Operators that keep state per key in maps (sessions, updating and
 //! refining aggregates) look each key up once per batch, not once per row.
-//! DataFusion's `GroupValues` interns a batch's key columns column-wise
-//! (for a string key: one hash table probe per row, no row encoding), and
-//! only the distinct keys are then encoded as comparable rows for the maps.
+//! A `GroupValues` interns a batch's key columns column-wise (for a single
+//! string key, [`super::short_string_keys`]: one probe per row by the value's
+//! view, no row encoding), and only the distinct keys are then encoded as
+//! comparable rows for the maps.
 
 use std::sync::Arc;
 
