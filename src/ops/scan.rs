@@ -106,8 +106,7 @@ impl StreamScan {
                 "window column requested from a scan without a window"
             ));
         };
-        let (starts, ends): (Vec<EventTime>, Vec<EventTime>) =
-            event_times.iter().map(|&ts| window.row_bounds(ts)).unzip();
+        let (starts, ends) = window.rows_bounds(event_times);
         Ok((
             cast(&Int64Array::from(starts), &self.time_type)?,
             cast(&Int64Array::from(ends), &self.time_type)?,

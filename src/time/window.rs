@@ -163,6 +163,28 @@ impl WindowSpec {
         }
     }
 
+    /// [`Self::row_bounds`] of every time in `times`, as start and end
+    /// columns: the window kind and grid are settled once, not per row.
+    pub fn rows_bounds(&self, times: &[EventTime]) -> (Vec<EventTime>, Vec<EventTime>) {
+        match self {
+            WindowSpec::Session(session) => (
+                times.to_vec(),
+                times
+                    .iter()
+                    .map(|&ts| ts.saturating_add(session.gap))
+                    .collect(),
+            ),
+            _ => {
+                let grid = self
+                    .slices()
+                    .unwrap_or(TumblingWindow::new(1, 0, TimeUnit::Nanosecond));
+                let starts: Vec<EventTime> = times.iter().map(|&ts| grid.start_of(ts)).collect();
+                let ends = starts.iter().map(|&start| grid.end_of(start)).collect();
+                (starts, ends)
+            }
+        }
+    }
+
     /// Start of the window that ends at `end` (a slice end).
     pub fn start_for_end(&self, end: EventTime) -> EventTime {
         match self {
@@ -295,5 +317,43 @@ mod tests {
         assert_eq!(w.end_of(w.start_of(i64::MAX)), i64::MAX);
         assert!(w.is_closed(0, i64::MAX));
         assert!(!w.is_closed(i64::MAX - 10, i64::MAX - 100));
+    }
+
+    #[test]
+    fn bounds_of_a_column_are_the_rows_bounds() {
+        let times: Vec<EventTime> = vec![
+            -61_000,
+            -1,
+            0,
+            1,
+            9_999,
+            10_000,
+            25_000,
+            i64::MAX - 3,
+            i64::MIN + 7,
+        ];
+        let ms = TimeUnit::Millisecond;
+        let grid = |size: i64| TumblingWindow::new(size, 0, ms);
+        for window in [
+            WindowSpec::Tumble(TumblingWindow::new(10_000, 3_000, ms)),
+            WindowSpec::Hop {
+                size: 30_000,
+                slide: grid(10_000),
+            },
+            WindowSpec::Cumulate {
+                size: grid(60_000),
+                step: grid(20_000),
+            },
+            WindowSpec::Session(SessionWindow::new(5_000, None, ms)),
+        ] {
+            let (starts, ends) = window.rows_bounds(&times);
+            for (i, &ts) in times.iter().enumerate() {
+                assert_eq!(
+                    (starts[i], ends[i]),
+                    window.row_bounds(ts),
+                    "{window:?} at {ts}"
+                );
+            }
+        }
     }
 }
