@@ -242,6 +242,11 @@ impl Accumulators {
             .collect()
     }
 
+    /// How many state columns each aggregate has in [`Self::state_fields`].
+    pub fn state_widths(spec: &AggregateSpec) -> Result<Vec<usize>> {
+        Ok(Self::state_fields(spec)?.iter().map(Vec::len).collect())
+    }
+
     /// Approximate memory held, in bytes.
     pub fn size(&self) -> usize {
         self.slots

@@ -38,7 +38,8 @@ use super::changelog::{key_converter, value_columns, Changes, Values};
 use super::grouped_aggregates::{Accumulators, AggregateInput, AggregateSpec};
 use super::session_groups::{Read, SessionGroups};
 use super::snapshot::{
-    metrics_from_json, metrics_json, named_state_fields, null_values, row_values, value_fields,
+    metrics_from_json, metrics_json, named_state_fields, null_values, row_values, split_states,
+    value_fields,
 };
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
 use crate::err;
@@ -221,7 +222,7 @@ impl SessionAggregate {
             rows.push(row);
         }
         let key_count = self.config.spec.keys.len();
-        let state_count = fields.len() - 3 - key_count - (3 + emitted_fields.len() + 1);
+        let state_count: usize = Accumulators::state_widths(&self.config.spec)?.iter().sum();
         let mut non_state: Vec<Field> = fields[..3].to_vec();
         non_state.extend(fields[3 + key_count + state_count..].iter().cloned());
         let mut columns = columns_from_rows(&non_state, &rows)?;
@@ -271,10 +272,7 @@ impl SessionAggregate {
             .ok_or_else(|| err!(CorruptCheckpoint, "session state has no data"))?;
         state::expect_schema(batch, &fields, "a session aggregate")?;
         let key_count = self.config.spec.keys.len();
-        let widths: Vec<usize> = Accumulators::state_fields(&self.config.spec)?
-            .iter()
-            .map(Vec::len)
-            .collect();
+        let widths = Accumulators::state_widths(&self.config.spec)?;
         let state_count: usize = widths.iter().sum();
         let columns = batch.columns();
         let int = |i: usize| columns[i].as_primitive::<Int64Type>();
@@ -324,13 +322,7 @@ impl SessionAggregate {
             closing.insert((end, id), key.clone());
             sessions.entry(key).or_insert_with(Vec::new).push(session);
         }
-        let mut per_aggregate = Vec::with_capacity(widths.len());
-        let mut at = 0;
-        for width in &widths {
-            per_aggregate.push(states[at..at + width].to_vec());
-            at += width;
-        }
-        self.groups.restore(&ids, &per_aggregate)?;
+        self.groups.restore(&ids, &split_states(states, &widths))?;
         for list in sessions.values_mut() {
             list.sort_by_key(|s: &Session| s.start);
         }

@@ -29,6 +29,19 @@ pub fn state_fields(spec: &AggregateSpec) -> Result<Vec<Field>> {
     Ok(named_state_fields(&per_aggregate))
 }
 
+/// State columns side by side (`columns`) cut into each aggregate's,
+/// `widths[i]` columns for aggregate `i`.
+pub fn split_states(columns: &[ArrayRef], widths: &[usize]) -> Vec<Vec<ArrayRef>> {
+    let mut at = 0;
+    widths
+        .iter()
+        .map(|&width| {
+            at += width;
+            columns[at - width..at].to_vec()
+        })
+        .collect()
+}
+
 /// State columns given per aggregate, named `a{i}_{field}` and nullable.
 pub fn named_state_fields(per_aggregate: &[Vec<Field>]) -> Vec<Field> {
     per_aggregate

@@ -36,7 +36,7 @@ use super::evaluate;
 use super::grouped_aggregates::{
     Accumulators, AggregateInput, AggregateSpec, GroupedAggregates, PartialState,
 };
-use super::snapshot::{metrics_from_json, metrics_json, named_state_fields};
+use super::snapshot::{metrics_from_json, metrics_json, named_state_fields, split_states};
 use crate::err;
 use crate::error::Result;
 use crate::state::{self, meta_opt_i64, OperatorState};
@@ -222,10 +222,7 @@ impl WindowAggregate {
             .as_ref()
             .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
         state::expect_schema(batch, &fields, "a window aggregate")?;
-        let widths: Vec<usize> = Accumulators::state_fields(&self.config.spec)?
-            .iter()
-            .map(Vec::len)
-            .collect();
+        let widths = Accumulators::state_widths(&self.config.spec)?;
         let key_count = self.config.spec.keys.len();
         let starts = batch.column(0).as_primitive::<Int64Type>();
         let mut slices = BTreeMap::new();
@@ -241,15 +238,9 @@ impl WindowAggregate {
                 .iter()
                 .map(|c| c.slice(row, length))
                 .collect();
-            let mut states = Vec::new();
-            let mut at = key_count;
-            for width in &widths {
-                states.push(columns[at..at + width].to_vec());
-                at += width;
-            }
             let partial = PartialState {
                 keys: columns[..key_count].to_vec(),
-                states,
+                states: split_states(&columns[key_count..], &widths),
                 num_groups: length,
             };
             let mut aggregates = GroupedAggregates::try_new(&self.config.spec)?;
