@@ -7,6 +7,11 @@
 //! group values, which it replaces, hash and compare the bytes of each
 //! value. The first value longer than 12 bytes hands every group, in order,
 //! to DataFusion's group values, which carry on from there.
+//!
+//! The view-to-group table is [`ViewTable`], open addressing over group
+//! numbers: in wasm a row costs a few 64-bit multiplies and loads inline in
+//! the interning loop, where a generic hash map of 128-bit keys costs calls
+//! (entry, hasher, 128-bit shifts) and 32-byte buckets.
 
 use std::sync::Arc;
 
@@ -17,7 +22,7 @@ use datafusion::common::Result;
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
-use foldhash::{HashMap, HashMapExt};
+use std::hash::BuildHasher;
 
 /// Longest value held inline in a view.
 const INLINE: u32 = 12;
@@ -26,7 +31,7 @@ const INLINE: u32 = 12;
 pub struct ShortStringKeys {
     schema: SchemaRef,
     /// View (zero-padded) -> group.
-    groups: HashMap<u128, usize>,
+    groups: ViewTable,
     /// Each group's view, in group order (`0` for the null group).
     views: Vec<u128>,
     null_group: Option<usize>,
@@ -41,7 +46,7 @@ impl ShortStringKeys {
         match schema.fields().as_ref() {
             [field] if field.data_type() == &DataType::Utf8View => Some(Self {
                 schema: Arc::clone(schema),
-                groups: HashMap::new(),
+                groups: ViewTable::new(),
                 views: Vec::new(),
                 null_group: None,
                 long: None,
@@ -71,7 +76,7 @@ impl ShortStringKeys {
             let mut groups = Vec::new();
             values.intern(&[column], &mut groups)?;
         }
-        self.groups = HashMap::new();
+        self.groups = ViewTable::new();
         self.views = Vec::new();
         self.null_group = None;
         Ok(self.long.insert(values))
@@ -87,13 +92,16 @@ impl GroupValues for ShortStringKeys {
             return datafusion::common::internal_err!("short string keys got no Utf8View column");
         };
         let views = column.views();
-        if views.iter().any(|&view| (view as u32) > INLINE) {
+        // Group numbers are u32 in the table (far beyond wasm's memory).
+        let too_many = self.views.len() + views.len() >= u32::MAX as usize;
+        if too_many || views.iter().any(|&view| (view as u32) > INLINE) {
             return self.go_long()?.intern(cols, groups);
         }
         groups.clear();
         groups.reserve(views.len());
+        let nulls = column.nulls().filter(|nulls| nulls.null_count() > 0);
         for (row, &view) in views.iter().enumerate() {
-            if column.is_null(row) {
+            if nulls.is_some_and(|nulls| nulls.is_null(row)) {
                 let next = self.views.len();
                 let group = *self.null_group.get_or_insert(next);
                 if group == next {
@@ -102,21 +110,8 @@ impl GroupValues for ShortStringKeys {
                 groups.push(group);
                 continue;
             }
-            // Bytes past the length are zero in views built by arrow, but
-            // a view from outside may carry garbage there: mask it.
-            let len = view as u32;
-            let used_bits = 32 + 8 * len;
-            let view = if used_bits >= 128 {
-                view
-            } else {
-                view & ((1u128 << used_bits) - 1)
-            };
-            let next = self.views.len();
-            let group = *self.groups.entry(view).or_insert(next);
-            if group == next {
-                self.views.push(view);
-            }
-            groups.push(group);
+            let view = canonical(view);
+            groups.push(self.groups.intern(view, &mut self.views, self.null_group));
         }
         Ok(())
     }
@@ -124,7 +119,7 @@ impl GroupValues for ShortStringKeys {
     fn size(&self) -> usize {
         match &self.long {
             Some(long) => long.size(),
-            None => self.groups.capacity() * 24 + self.views.capacity() * 16,
+            None => self.groups.size() + self.views.capacity() * 16,
         }
     }
 
@@ -146,7 +141,7 @@ impl GroupValues for ShortStringKeys {
         let column = self.column()?;
         let emitted = match emit_to {
             EmitTo::All => {
-                self.groups.clear();
+                self.groups.rebuild(&[], None);
                 self.views.clear();
                 self.null_group = None;
                 column
@@ -154,9 +149,8 @@ impl GroupValues for ShortStringKeys {
             EmitTo::First(n) => {
                 // The rest move down by `n`.
                 self.views.drain(..n);
-                self.groups.retain(|_, group| *group >= n);
-                self.groups.values_mut().for_each(|group| *group -= n);
                 self.null_group = self.null_group.and_then(|g| g.checked_sub(n));
+                self.groups.rebuild(&self.views, self.null_group);
                 column.slice(0, n)
             }
         };
@@ -167,12 +161,116 @@ impl GroupValues for ShortStringKeys {
         match self.long.as_mut() {
             Some(long) => long.clear_shrink(num_rows),
             None => {
-                self.groups.clear();
-                self.groups.shrink_to(num_rows);
+                self.groups = ViewTable::with_capacity(num_rows);
                 self.views.clear();
                 self.views.shrink_to(num_rows);
                 self.null_group = None;
             }
+        }
+    }
+}
+
+/// A short value's view with the bytes past its length zeroed: arrow
+/// zeroes them, but a view from outside may carry garbage there. 64-bit
+/// halves, because 128-bit shifts are library calls in wasm.
+fn canonical(view: u128) -> u128 {
+    let low = view as u64;
+    let high = (view >> 64) as u64;
+    // Bytes 0-3 hold the length, 4-15 the value.
+    let len = (view as u32).min(INLINE);
+    let keep = |bits: u32| u64::MAX.checked_shr(64 - bits).unwrap_or(0);
+    let low = low & keep((32 + 8 * len).min(64));
+    let high = high & keep(8 * len.saturating_sub(4));
+    u128::from(low) | (u128::from(high) << 64)
+}
+
+/// Open-addressing table from canonical view to group: each slot holds
+/// `group + 1` (0 = empty), the views themselves live in the group-ordered
+/// `views` of [`ShortStringKeys`]. Linear probing, a power-of-two number of
+/// slots, at most half of them full.
+struct ViewTable {
+    slots: Vec<u32>,
+    /// Number of occupied slots.
+    len: usize,
+    /// Mixed into every hash, random per table, so that colliding keys
+    /// cannot be chosen in advance.
+    seed: u64,
+}
+
+impl ViewTable {
+    fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    fn with_capacity(groups: usize) -> Self {
+        let slots = (groups * 2).next_power_of_two().max(64);
+        Self {
+            slots: vec![0; slots],
+            len: 0,
+            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+        }
+    }
+
+    fn size(&self) -> usize {
+        self.slots.capacity() * 4
+    }
+
+    /// First slot to probe for `view`: the top bits of a multiplicative hash.
+    fn home(&self, view: u128) -> usize {
+        let low = (view as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let high = ((view >> 64) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let hash = (low ^ high.rotate_left(31)).wrapping_mul(0x1656_67B1_9E37_79F9);
+        let bits = self.slots.len().trailing_zeros();
+        (hash >> (64 - bits)) as usize
+    }
+
+    /// The group of `view`, a new one (pushed on `views`) if unseen;
+    /// `null_group` is in `views` but not in the table.
+    fn intern(&mut self, view: u128, views: &mut Vec<u128>, null_group: Option<usize>) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(view);
+        loop {
+            match self.slots[slot] {
+                0 => break,
+                group if views[group as usize - 1] == view => return group as usize - 1,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+        let group = views.len();
+        views.push(view);
+        self.slots[slot] = group as u32 + 1;
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            let mut grown = Self {
+                slots: vec![0; self.slots.len() * 2],
+                len: 0,
+                seed: self.seed,
+            };
+            grown.insert_all(views, null_group);
+            *self = grown;
+        }
+        group
+    }
+
+    /// Empties the table and enters every group of `views` but `skip`.
+    fn rebuild(&mut self, views: &[u128], skip: Option<usize>) {
+        self.slots.fill(0);
+        self.len = 0;
+        self.insert_all(views, skip);
+    }
+
+    fn insert_all(&mut self, views: &[u128], skip: Option<usize>) {
+        let mask = self.slots.len() - 1;
+        for (group, &view) in views.iter().enumerate() {
+            if Some(group) == skip {
+                continue;
+            }
+            let mut slot = self.home(view);
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = group as u32 + 1;
+            self.len += 1;
         }
     }
 }
@@ -267,6 +365,61 @@ mod tests {
             ],
             vec![Some("k4"), Some("a much longer key than twelve bytes")],
         ]);
+    }
+
+    #[test]
+    fn many_keys_grow_the_table_and_still_agree() {
+        // Thousands of keys (the table doubles many times), an empty string
+        // and a null (both view 0 apart from the null bit), keys seen again
+        // in later batches and emits of the first groups.
+        let keys: Vec<String> = (0..5000)
+            .map(|i| format!("k{}", i * 7919 % 10007))
+            .collect();
+        let batch = |from: usize, to: usize| -> Vec<Option<&str>> {
+            (from..to)
+                .map(|i| match i % 97 {
+                    0 => None,
+                    1 => Some(""),
+                    _ => Some(keys[i % keys.len()].as_str()),
+                })
+                .collect()
+        };
+        agree(&[batch(0, 3000), batch(2000, 9000), batch(0, 100)]);
+        let mut ours = new_key_values(&schema()).unwrap();
+        let mut theirs = new_group_values(schema(), &GroupOrdering::None).unwrap();
+        for _ in 0..3 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            ours.intern(&[column(&batch(0, 4000))], &mut a).unwrap();
+            theirs.intern(&[column(&batch(0, 4000))], &mut b).unwrap();
+            assert_eq!(a, b);
+            let (a, b) = (
+                ours.emit(EmitTo::First(1000)).unwrap(),
+                theirs.emit(EmitTo::First(1000)).unwrap(),
+            );
+            assert_eq!(a[0].as_string_view(), b[0].as_string_view());
+        }
+    }
+
+    #[test]
+    fn bytes_past_a_short_value_do_not_matter() {
+        // arrow's checked constructors refuse such views, but unchecked
+        // ones (and other producers) may leave garbage after the value.
+        let clean = StringViewArray::from(vec![
+            "",
+            "a",
+            "abc",
+            "abcd",
+            "abcde",
+            "abcdefgh",
+            "abcdefghijk",
+            "abcdefghijkl",
+        ]);
+        for &view in clean.views() {
+            let len = view as u32;
+            let garbage = u128::MAX.checked_shl(32 + 8 * len).unwrap_or(0);
+            assert_eq!(canonical(view | garbage), view, "length {len}");
+            assert_eq!(canonical(view), view);
+        }
     }
 
     #[test]

@@ -178,8 +178,19 @@ impl WindowSpec {
                 let grid = self
                     .slices()
                     .unwrap_or(TumblingWindow::new(1, 0, TimeUnit::Nanosecond));
-                let starts: Vec<EventTime> = times.iter().map(|&ts| grid.start_of(ts)).collect();
-                let ends = starts.iter().map(|&start| grid.end_of(start)).collect();
+                let mut starts = Vec::with_capacity(times.len());
+                let mut ends = Vec::with_capacity(times.len());
+                // Rows of a batch mostly share a slice: reuse the last one's
+                // bounds while they hold (a division per row otherwise).
+                let (mut start, mut end) = (1, 0);
+                for &ts in times {
+                    if !(start <= ts && ts < end) {
+                        start = grid.start_of(ts);
+                        end = grid.end_of(start);
+                    }
+                    starts.push(start);
+                    ends.push(end);
+                }
                 (starts, ends)
             }
         }
@@ -329,8 +340,19 @@ mod tests {
             9_999,
             10_000,
             25_000,
+            // Runs in one slice, the next slice and back (the bounds of the
+            // previous row are reused while they hold).
+            12_999,
+            13_000,
+            12_999,
+            2_999,
+            3_000,
             i64::MAX - 3,
+            i64::MAX,
+            i64::MAX - 1,
             i64::MIN + 7,
+            i64::MIN,
+            i64::MIN + 1,
         ];
         let ms = TimeUnit::Millisecond;
         let grid = |size: i64| TumblingWindow::new(size, 0, ms);
