@@ -31,7 +31,12 @@ export function chartSvg(results) {
   const bottom = 70;
   const plotW = W - left - right;
   const plotH = H - top - bottom;
-  const values = names.flatMap((n) => Object.values(results.workloads[n].runs).filter((r) => !r.na).map((r) => r.eventsPerSecond));
+  const values = names.flatMap((n) =>
+    Object.values(results.workloads[n].runs)
+      .filter((r) => !r.na)
+      .flatMap((r) => [r.eventsPerSecond, r.eventsPerSecondWarm ?? r.eventsPerSecond]),
+  );
+  const warm = values.length > 0 && names.some((n) => Object.values(results.workloads[n].runs).some((r) => r.eventsPerSecondWarm));
   const lo = 10 ** Math.floor(Math.log10(Math.min(...values)));
   const hi = 10 ** Math.ceil(Math.log10(Math.max(...values)));
   const y = (v) => top + plotH - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotH;
@@ -42,7 +47,8 @@ export function chartSvg(results) {
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   const m = results.machine;
   out.push(`<text x="${left}" y="24" font-size="17" font-weight="bold">Riffle vs baselines: events per second (log scale, higher is better)</text>`);
-  out.push(`<text x="${left}" y="44" fill="#555">${m.cores} cores, ${m.cpu}, Node ${m.node}; ${results.date.slice(0, 10)}; n/a = the baseline cannot express the workload</text>`);
+  const how = warm ? "; bars: 1st run in the process, dashed: 2nd (warm JIT)" : "";
+  out.push(`<text x="${left}" y="44" fill="#555">${m.cores} cores, ${m.cpu}, Node ${m.node}; ${results.date.slice(0, 10)}; n/a = the baseline cannot express the workload${how}</text>`);
   for (let v = lo; v <= hi; v *= 10) {
     for (const k of [1, 2, 5]) {
       const t = v * k;
@@ -67,6 +73,11 @@ export function chartSvg(results) {
       }
       const yy = y(r.eventsPerSecond);
       out.push(`<rect x="${x + 1}" y="${yy}" width="${bar - 2}" height="${top + plotH - yy}" fill="${COLORS[e] ?? "#777"}"${r.agree.ok ? "" : ' stroke="red" stroke-width="3"'}/>`);
+      if (r.eventsPerSecondWarm) {
+        // The warm run (second in the process) as an outline over the cold bar.
+        const yw = y(r.eventsPerSecondWarm);
+        out.push(`<rect x="${x + 1.5}" y="${yw}" width="${bar - 3}" height="${top + plotH - yw}" fill="none" stroke="${COLORS[e] ?? "#777"}" stroke-width="1.5" stroke-dasharray="3 2"/>`);
+      }
     });
     out.push(`<text x="${left + i * group + group / 2}" y="${top + plotH + 20}" text-anchor="middle" font-weight="bold">${n}</text>`);
     const short = o.title.split(",")[0].replace(/^high cardinality: 1M keys/, "high cardinality");

@@ -7,6 +7,7 @@
 //   npm run bench -- --engines riffle-arrow,duckdb  # some engines (js-objects, the reference, always runs)
 //   npm run bench -- --no-latency --no-startup --no-chart
 //   npm run bench -- --repeat 1                      # one throughput run per engine (default: median of 3)
+//   npm run bench -- --no-warm                       # only the first (cold) run in each process
 //
 // Writes bench/results.json and bench/chart.png (bench/chart.mjs redraws
 // the chart from the JSON). Exit code 1 when any result disagrees.
@@ -30,6 +31,7 @@ const options = parseArgs(process.argv.slice(2), {
   batch: 10_000,
   seed: 1,
   repeat: 3, // throughput rounds per workload, engines interleaved; the median counts
+  warm: true, // each throughput run also timed a second time in its process (JIT warmed up)
 
   latency: true,
   "latency-seconds": 10,
@@ -119,20 +121,27 @@ for (const name of options["latency-only"] ? [] : workloads) {
   console.error(`${name}: ${w.title}; ${events.toLocaleString("en-US")} events${options.events ? "" : " (default for this workload)"}`);
   // Rounds of every engine in turn, so a noisy stretch of the shared
   // machine hits all engines alike; each engine's median run counts.
-  const job = (engine) => ({ mode: "throughput", workload: name, engine, events, batch: options.batch, seed: options.seed });
+  const job = (engine) => ({ mode: "throughput", workload: name, engine, events, batch: options.batch, seed: options.seed, warm: options.warm });
   const reference = await child(job(REFERENCE));
   // Each run is checked as it arrives and only its figures are kept: the
   // rows of every run of every engine (~1M each on W5) would not fit.
-  const summary = (run, check) => ({ ...run, rows: undefined, rowCount: run.rows.length, check });
-  const runsOf = new Map([[REFERENCE, [summary(reference, { ok: true, reference: true })]]]);
+  // A warm run must agree with the reference too.
+  const checked = (run, check) => {
+    if (!check.ok || !run.warmRows) return check;
+    const warm = agree(w, { rows: run.warmRows, names: run.names }, reference);
+    return warm.ok ? check : { ok: false, why: `warm run: ${warm.why}` };
+  };
+  const summary = (run, check) => ({ ...run, rows: undefined, warmRows: undefined, rowCount: run.rows.length, check });
+  const runsOf = new Map([[REFERENCE, [summary(reference, checked(reference, { ok: true, reference: true }))]]]);
   const rounds = Math.max(1, Number(options.repeat));
   for (let round = 0; round < rounds; round++) {
     for (const engine of order) {
       if (ENGINES[engine].supports?.(w) || (round === 0 && engine === REFERENCE)) continue;
       const run = await child(job(engine));
-      const check = engine === REFERENCE ? { ok: true, reference: true } : agree(w, run, reference);
+      const check = checked(run, engine === REFERENCE ? { ok: true, reference: true } : agree(w, run, reference));
       runsOf.set(engine, [...(runsOf.get(engine) ?? []), summary(run, check)]);
-      console.error(`  ${ENGINES[engine].label.padEnd(28)} ${(events / run.ms / 1000).toFixed(3).padStart(7)} M events/s (round ${round + 1} of ${rounds})`);
+      const warm = run.warmMs ? `, warm ${(events / run.warmMs / 1000).toFixed(3)}` : "";
+      console.error(`  ${ENGINES[engine].label.padEnd(28)} ${(events / run.ms / 1000).toFixed(3).padStart(7)} M events/s${warm} (round ${round + 1} of ${rounds})`);
     }
   }
   for (const engine of order) {
@@ -147,12 +156,16 @@ for (const name of options["latency-only"] ? [] : workloads) {
     const check = runs.map((r) => r.check).find((c) => !c.ok) ?? runs[0].check;
     if (!check.ok) failed = true;
     const run = [...runs].sort((a, b) => a.ms - b.ms)[Math.floor((runs.length - 1) / 2)];
+    const warmMs = runs.every((r) => r.warmMs) ? median(runs.map((r) => r.warmMs)) : undefined;
     outcome.runs[engine] = {
       label: spec.label,
       input: spec.input,
       ms: run.ms,
       msRuns: runs.map((r) => r.ms),
       eventsPerSecond: events / (run.ms / 1000),
+      warmMs,
+      warmMsRuns: warmMs ? runs.map((r) => r.warmMs) : undefined,
+      eventsPerSecondWarm: warmMs ? events / (warmMs / 1000) : undefined,
       rows: run.rowCount,
       maxRss: run.maxRss,
       rssBefore: run.rssBefore,
@@ -334,9 +347,29 @@ function report(res) {
     );
   }
 
-  lines.push("");
-  lines.push("### Ratios: Riffle's events/s divided by the baseline's (> 1: Riffle faster), same run");
-  lines.push("");
+  const warm = names.some((n) => Object.values(res.workloads[n].runs).some((r) => r.eventsPerSecondWarm));
+  if (warm) {
+    lines.push("");
+    lines.push("### Throughput, warm: events per second of a second run in the same process");
+    lines.push("");
+    lines.push(
+      "The run above is each engine's first in a fresh process: V8 runs new code in its baseline compilers and optimises what gets hot while the run goes on (for Riffle's wasm, function by function). Here each process ran the workload again on a new engine instance, with the JIT already warm: the steady state of a long-running stream. Median of the same runs; every warm run agreed with the reference too.",
+    );
+    lines.push("");
+    lines.push(`| workload | events | ${engineList.map((e) => res.workloads[names[0]].runs[e]?.label ?? ENGINES[e].label).join(" | ")} |`);
+    lines.push(`| --- | ---: | ${engineList.map(() => "---:").join(" | ")} |`);
+    for (const n of names) {
+      const o = res.workloads[n];
+      const cells = engineList.map((e) => {
+        const r = o.runs[e];
+        if (!r) return "";
+        if (r.na) return "n/a¹";
+        return r.eventsPerSecondWarm ? rate({ eventsPerSecond: r.eventsPerSecondWarm }) : "";
+      });
+      lines.push(`| ${n} | ${(o.events / 1e3).toFixed(0)}k | ${cells.join(" | ")} |`);
+    }
+  }
+
   const pairs = [
     ["riffle-ndjson", "js-text", "NDJSON ÷ JSON.parse + Map"],
     ["riffle-objects", "js-objects", "objects ÷ Map on objects"],
@@ -349,17 +382,25 @@ function report(res) {
     ["riffle-objects", "arquero", "objects ÷ Arquero (objects)"],
     ["riffle-arrow", "arquero", "Arrow ÷ Arquero"],
   ].filter(([a, b]) => engineList.includes(a) && engineList.includes(b));
-  lines.push(`| workload | ${pairs.map((p) => p[2]).join(" | ")} |`);
-  lines.push(`| --- | ${pairs.map(() => "---:").join(" | ")} |`);
-  for (const n of names) {
-    const runs = res.workloads[n].runs;
-    const cells = pairs.map(([a, b]) => {
-      if (!runs[a] || !runs[b]) return "";
-      if (runs[a].na || runs[b].na) return "n/a";
-      return `${(runs[a].eventsPerSecond / runs[b].eventsPerSecond).toFixed(2)}x`;
-    });
-    lines.push(`| ${n} | ${cells.join(" | ")} |`);
-  }
+  const ratios = (title, figure) => {
+    lines.push("");
+    lines.push(title);
+    lines.push("");
+    lines.push(`| workload | ${pairs.map((p) => p[2]).join(" | ")} |`);
+    lines.push(`| --- | ${pairs.map(() => "---:").join(" | ")} |`);
+    for (const n of names) {
+      const runs = res.workloads[n].runs;
+      const cells = pairs.map(([a, b]) => {
+        if (!runs[a] || !runs[b]) return "";
+        if (runs[a].na || runs[b].na) return "n/a";
+        if (!runs[a][figure] || !runs[b][figure]) return "";
+        return `${(runs[a][figure] / runs[b][figure]).toFixed(2)}x`;
+      });
+      lines.push(`| ${n} | ${cells.join(" | ")} |`);
+    }
+  };
+  ratios("### Ratios: Riffle's events/s divided by the baseline's (> 1: Riffle faster), same run", "eventsPerSecond");
+  if (warm) ratios("### Ratios, warm runs", "eventsPerSecondWarm");
 
   lines.push("");
   lines.push("### Memory: engine's own peak, MB: RSS sampled after every push, minus RSS before the engine was created (input generated, garbage collected)");
