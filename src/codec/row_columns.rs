@@ -30,6 +30,7 @@ use foldhash::{HashMap, HashMapExt};
 
 use super::json::timestamp_millis_column;
 use crate::error::Result;
+use crate::ops::short_string_keys::{canonical, ViewTable};
 
 /// The planes of one engine call's column-wise deliveries.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -127,10 +128,7 @@ pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result
                     planes.codes.len()
                 );
                 let strings = push_codes(column, &mut planes.codes)?;
-                json.push_str(
-                    &serde_json::to_string(&strings)
-                        .map_err(|e| crate::err!(Internal, "strings as JSON: {e}"))?,
-                );
+                write_json_strings(&strings, &mut json)?;
                 json.push('}');
             }
             None => return Err(crate::err!(Internal, "column kind checked above")),
@@ -173,7 +171,7 @@ fn push_numbers(column: &ArrayRef, out: &mut Vec<f64>) -> Result<()> {
 fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a str>> {
     let mut strings: Vec<&str> = Vec::new();
     let mut code_of: HashMap<&str, u32> = HashMap::new();
-    let mut code = |value: Option<&'a str>| match value {
+    let mut code = |value: Option<&'a str>, strings: &mut Vec<&'a str>| match value {
         None => 0,
         Some(text) => *code_of.entry(text).or_insert_with(|| {
             strings.push(text);
@@ -181,12 +179,69 @@ fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a st
         }),
     };
     match column.data_type() {
-        DataType::Utf8 => out.extend(column.as_string::<i32>().iter().map(&mut code)),
-        DataType::LargeUtf8 => out.extend(column.as_string::<i64>().iter().map(&mut code)),
-        DataType::Utf8View => out.extend(column.as_string_view().iter().map(&mut code)),
+        DataType::Utf8 => out.extend(
+            column
+                .as_string::<i32>()
+                .iter()
+                .map(|v| code(v, &mut strings)),
+        ),
+        DataType::LargeUtf8 => out.extend(
+            column
+                .as_string::<i64>()
+                .iter()
+                .map(|v| code(v, &mut strings)),
+        ),
+        DataType::Utf8View => {
+            // Short values are told apart by their view alone (no hashing
+            // of bytes); longer ones by their text.
+            let column = column.as_string_view();
+            let mut short = ViewTable::new();
+            let mut short_views = Vec::new();
+            let mut short_codes: Vec<u32> = Vec::new();
+            out.reserve(column.len());
+            for (row, &view) in column.views().iter().enumerate() {
+                if column.is_null(row) {
+                    out.push(0);
+                } else if (view as u32) <= 12 {
+                    let group = short.intern(canonical(view), &mut short_views, None);
+                    if group == short_codes.len() {
+                        strings.push(column.value(row));
+                        short_codes.push(strings.len() as u32);
+                    }
+                    out.push(short_codes[group]);
+                } else {
+                    out.push(code(Some(column.value(row)), &mut strings));
+                }
+            }
+        }
         other => return Err(crate::err!(Internal, "string column of type {other}")),
     }
     Ok(strings)
+}
+
+/// Appends `strings` as a JSON array. Most strings need no escaping (no
+/// control character, quote or backslash) and are copied as they are;
+/// serde_json escapes the others.
+fn write_json_strings(strings: &[&str], json: &mut String) -> Result<()> {
+    json.reserve(strings.iter().map(|s| s.len() + 3).sum::<usize>() + 2);
+    json.push('[');
+    for (i, text) in strings.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            json.push('"');
+            json.push_str(text);
+            json.push('"');
+        } else {
+            json.push_str(
+                &serde_json::to_string(text)
+                    .map_err(|e| crate::err!(Internal, "string as JSON: {e}"))?,
+            );
+        }
+    }
+    json.push(']');
+    Ok(())
 }
 
 #[cfg(test)]
@@ -339,6 +394,63 @@ mod tests {
             serde_json::from_str(&encode_rows(&batch).unwrap()).unwrap();
         assert_eq!(as_js(from_planes), as_js(json));
         assert_eq!((planes.numbers[0], planes.codes[0]), (42.0, 7));
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| format!("a{}b", b as char)).collect();
+        texts.extend(
+            [
+                "",
+                "plain",
+                "é😀",
+                "\\\"",
+                "tab\there",
+                "\u{7f}",
+                "\u{2028}",
+            ]
+            .map(String::from),
+        );
+        let strings: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut json = String::from("x");
+        write_json_strings(&strings, &mut json).unwrap();
+        assert_eq!(json[1..], serde_json::to_string(&strings).unwrap());
+    }
+
+    #[test]
+    fn repeated_view_strings_share_codes() {
+        // Short (inline) and long values, repeated, with nulls and an empty
+        // string: each distinct text gets one code, in order of first use.
+        let values = [
+            Some("a"),
+            None,
+            Some(""),
+            Some("a string longer than twelve bytes"),
+            Some("twelve_bytes"),
+            Some("a"),
+            Some("a string longer than twelve bytes"),
+            None,
+            Some(""),
+            Some("twelve_byte"),
+        ];
+        let column: ArrayRef = Arc::new(StringViewArray::from(values.to_vec()));
+        let mut codes = vec![9];
+        let strings = push_codes(&column, &mut codes).unwrap();
+        assert_eq!(
+            strings,
+            [
+                "a",
+                "",
+                "a string longer than twelve bytes",
+                "twelve_bytes",
+                "twelve_byte"
+            ]
+        );
+        assert_eq!(codes, [9, 1, 0, 2, 3, 4, 1, 3, 0, 2, 5]);
+        let utf8: ArrayRef = Arc::new(StringArray::from(values.to_vec()));
+        let mut utf8_codes = vec![9];
+        assert_eq!(push_codes(&utf8, &mut utf8_codes).unwrap(), strings);
+        assert_eq!(utf8_codes, codes);
     }
 
     #[test]

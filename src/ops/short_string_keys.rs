@@ -173,7 +173,7 @@ impl GroupValues for ShortStringKeys {
 /// A short value's view with the bytes past its length zeroed: arrow
 /// zeroes them, but a view from outside may carry garbage there. 64-bit
 /// halves, because 128-bit shifts are library calls in wasm.
-fn canonical(view: u128) -> u128 {
+pub(crate) fn canonical(view: u128) -> u128 {
     let low = view as u64;
     let high = (view >> 64) as u64;
     // Bytes 0-3 hold the length, 4-15 the value.
@@ -188,7 +188,7 @@ fn canonical(view: u128) -> u128 {
 /// `group + 1` (0 = empty), the views themselves live in the group-ordered
 /// `views` of [`ShortStringKeys`]. Linear probing, a power-of-two number of
 /// slots, at most half of them full.
-struct ViewTable {
+pub(crate) struct ViewTable {
     slots: Vec<u32>,
     /// Number of occupied slots.
     len: usize,
@@ -198,7 +198,8 @@ struct ViewTable {
 }
 
 impl ViewTable {
-    fn new() -> Self {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
         Self::with_capacity(0)
     }
 
@@ -226,7 +227,12 @@ impl ViewTable {
 
     /// The group of `view`, a new one (pushed on `views`) if unseen;
     /// `null_group` is in `views` but not in the table.
-    fn intern(&mut self, view: u128, views: &mut Vec<u128>, null_group: Option<usize>) -> usize {
+    pub(crate) fn intern(
+        &mut self,
+        view: u128,
+        views: &mut Vec<u128>,
+        null_group: Option<usize>,
+    ) -> usize {
         let mask = self.slots.len() - 1;
         let mut slot = self.home(view);
         loop {
