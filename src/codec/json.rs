@@ -21,6 +21,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::Utc;
 
 use super::flat_json::decode_flat_ndjson;
+use super::time_values::to_type;
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
@@ -230,7 +231,7 @@ pub fn timestamp_millis_column(column: &ArrayRef) -> Result<ArrayRef> {
             &DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
         )?
     };
-    Ok(cast(&millis, &DataType::Int64)?)
+    to_type(&millis, &DataType::Int64)
 }
 
 /// Timestamps become epoch-millisecond integers, the JavaScript convention.

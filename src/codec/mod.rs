@@ -8,3 +8,4 @@ pub mod json;
 pub mod output;
 pub mod row_columns;
 pub mod string_views;
+pub mod time_values;

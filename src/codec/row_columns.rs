@@ -22,13 +22,13 @@
 use std::fmt::Write as _;
 
 use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
 // One lookup per result row: SipHash was 6% of a push emitting many rows.
 use foldhash::{HashMap, HashMapExt};
 
 use super::json::timestamp_millis_column;
+use super::time_values::to_type;
 use crate::error::Result;
 use crate::ops::short_string_keys::{canonical, ViewTable};
 
@@ -156,7 +156,7 @@ fn push_numbers(column: &ArrayRef, out: &mut Vec<f64>) -> Result<()> {
         ),
         // Timestamps and the other integer types, through Int64.
         _ => {
-            let ints = cast(&timestamp_millis_column(column)?, &DataType::Int64)?;
+            let ints = to_type(&timestamp_millis_column(column)?, &DataType::Int64)?;
             out.extend(
                 ints.as_primitive::<Int64Type>()
                     .iter()

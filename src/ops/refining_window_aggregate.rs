@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
@@ -35,6 +34,7 @@ use super::grouped_aggregates::{
 };
 use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
+use crate::codec::time_values::to_type;
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
@@ -467,8 +467,8 @@ impl RefiningWindowAggregate {
         // Interned keys are [window_start, window_end, user keys...].
         let mut columns = group_columns(
             &self.config.group_columns,
-            &cast(&key_columns[0], &self.config.time_type)?,
-            &cast(&key_columns[1], &self.config.time_type)?,
+            &to_type(&key_columns[0], &self.config.time_type)?,
+            &to_type(&key_columns[1], &self.config.time_type)?,
             &key_columns[2..],
         )?;
         let first_aggregate = columns.len();

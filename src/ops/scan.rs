@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
+use crate::codec::time_values::int64_as;
 use crate::error::Result;
 use crate::time::window::WindowSpec;
 use crate::time::EventTime;
@@ -108,8 +108,8 @@ impl StreamScan {
         };
         let (starts, ends) = window.rows_bounds(event_times);
         Ok((
-            cast(&Int64Array::from(starts), &self.time_type)?,
-            cast(&Int64Array::from(ends), &self.time_type)?,
+            int64_as(Int64Array::from(starts), &self.time_type)?,
+            int64_as(Int64Array::from(ends), &self.time_type)?,
         ))
     }
 }

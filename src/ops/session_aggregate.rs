@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{OwnedRow, RowConverter};
@@ -42,6 +41,7 @@ use super::snapshot::{
     value_fields,
 };
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
+use crate::codec::time_values::int64_as;
 use crate::err;
 use crate::error::Result;
 use crate::state::{self, columns_from_rows, meta_i64, meta_opt_i64, OperatorState};
@@ -746,12 +746,12 @@ impl SessionAggregate {
             self.converter
                 .convert_rows(rows.iter().map(|(k, _)| k.row()))?
         };
-        let starts = cast(
-            &Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.0)),
+        let starts = int64_as(
+            Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.0)),
             &self.config.time_type,
         )?;
-        let ends = cast(
-            &Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.1)),
+        let ends = int64_as(
+            Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.1)),
             &self.config.time_type,
         )?;
         let mut columns = group_columns(&self.config.group_columns, &starts, &ends, &keys)?;
@@ -805,7 +805,7 @@ impl SessionAggregate {
         let times =
             |pick: fn(&Session) -> EventTime, closed: &[(OwnedRow, Session)]| -> Result<ArrayRef> {
                 let values = Int64Array::from_iter_values(closed.iter().map(|(_, s)| pick(s)));
-                Ok(cast(&values, &self.config.time_type)?)
+                int64_as(values, &self.config.time_type)
             };
         let starts = times(|s| s.start, &closed)?;
         let ends = times(|s| s.end, &closed)?;

@@ -8,12 +8,13 @@ use std::sync::Arc;
 
 use arrow::array::BooleanArray;
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array};
-use arrow::compute::{cast, cast_with_options, filter_record_batch, CastOptions};
+use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
 use arrow::datatypes::{DataType, Int64Type};
 use arrow::record_batch::RecordBatch;
 
 use crate::catalog::StreamDef;
 use crate::codec::string_views::utf8_to_view;
+use crate::codec::time_values::{retype, to_type};
 use crate::err;
 use crate::error::Result;
 use crate::state::checkpoint::StreamManifest;
@@ -251,10 +252,9 @@ pub fn split_bad_rows(
             continue;
         };
         let column = batch.column(index);
-        let converted = if column.data_type() == field.data_type() {
-            Arc::clone(column)
-        } else {
-            cast_with_options(column, field.data_type(), &lenient)?
+        let converted = match retype(column, field.data_type()) {
+            Some(same) => same,
+            None => cast_with_options(column, field.data_type(), &lenient)?,
         };
         for (row, reason) in reasons.iter_mut().enumerate() {
             if reason.is_some() || !converted.is_null(row) {
@@ -273,12 +273,13 @@ pub fn split_bad_rows(
     }
     if let Some(limit) = future_limit(def, now_millis) {
         if let Ok(index) = input.index_of(def.event_time_column()) {
-            let times = cast_with_options(
-                batch.column(index),
-                &def.schema.field(def.event_time_index).data_type().clone(),
-                &lenient,
-            )?;
-            let times = cast(&times, &DataType::Int64)?;
+            let column = batch.column(index);
+            let declared = def.schema.field(def.event_time_index).data_type();
+            let times = match retype(column, declared) {
+                Some(same) => same,
+                None => cast_with_options(column, declared, &lenient)?,
+            };
+            let times = to_type(&times, &DataType::Int64)?;
             let times = times.as_primitive::<Int64Type>();
             for (row, reason) in reasons.iter_mut().enumerate() {
                 if reason.is_none() && times.is_valid(row) && times.value(row) > limit {
@@ -331,8 +332,8 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
         let column = match input.index_of(field.name()) {
             Ok(index) => {
                 let column = batch.column(index);
-                if column.data_type() == field.data_type() {
-                    Arc::clone(column)
+                if let Some(same) = retype(column, field.data_type()) {
+                    same
                 } else if let (DataType::Utf8, DataType::Utf8View) =
                     (column.data_type(), field.data_type())
                 {
@@ -399,7 +400,7 @@ fn event_times(def: &StreamDef, batch: &RecordBatch) -> Result<Vec<EventTime>> {
             def.event_time_column()
         ));
     }
-    let values = cast(column, &DataType::Int64)?;
+    let values = to_type(column, &DataType::Int64)?;
     Ok(values.as_primitive::<Int64Type>().values().to_vec())
 }
 

@@ -26,7 +26,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
-use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::physical_expr::PhysicalExpr;
@@ -37,6 +36,7 @@ use super::grouped_aggregates::{
     Accumulators, AggregateInput, AggregateSpec, GroupedAggregates, PartialState,
 };
 use super::snapshot::{metrics_from_json, metrics_json, named_state_fields, split_states};
+use crate::codec::time_values::{int64_as, to_type};
 use crate::err;
 use crate::error::Result;
 use crate::state::{self, meta_opt_i64, OperatorState};
@@ -84,7 +84,7 @@ pub fn row_starts(
     batch: &RecordBatch,
 ) -> Result<Int64Array> {
     let (expr, column) = bound;
-    let values = cast(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
+    let values = to_type(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
     let values = values.as_primitive::<Int64Type>();
     if *column == GroupColumn::WindowEnd {
         return Ok(values.unary(|end| end.saturating_sub(width)));
@@ -492,10 +492,10 @@ impl WindowAggregate {
         let groups = state.num_groups();
         let (keys, values) = state.emit()?;
         let constant = |value: EventTime| -> Result<ArrayRef> {
-            Ok(cast(
-                &Int64Array::from_value(value, groups),
+            int64_as(
+                Int64Array::from_value(value, groups),
                 &self.config.time_type,
-            )?)
+            )
         };
         let mut columns = group_columns(
             &self.config.group_columns,

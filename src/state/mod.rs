@@ -47,9 +47,13 @@ pub fn read_ipc(bytes: &[u8]) -> Result<RecordBatch> {
     let reader = StreamReader::try_new(Cursor::new(bytes), None)
         .map_err(|e| err!(CorruptCheckpoint, "state blob is not Arrow IPC: {e}"))?;
     let schema = reader.schema();
-    let batches = reader
+    let mut batches = reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| err!(CorruptCheckpoint, "state blob is not Arrow IPC: {e}"))?;
+    // One batch (the usual case) as it is: concatenating copies it.
+    if batches.len() == 1 {
+        return Ok(batches.remove(0));
+    }
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
 
