@@ -28,8 +28,12 @@ pub mod source;
 pub mod updating_aggregate;
 pub mod window_aggregate;
 
-use arrow::array::{ArrayRef, BooleanArray};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array};
 use arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::ColumnarValue;
 use datafusion::physical_expr::PhysicalExpr;
 
 use crate::err;
@@ -37,7 +41,24 @@ use crate::error::Result;
 
 /// Evaluates a physical expression on a batch into an array of `num_rows`.
 pub fn evaluate(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<ArrayRef> {
-    Ok(expr.evaluate(batch)?.into_array(batch.num_rows())?)
+    match expr.evaluate(batch)? {
+        ColumnarValue::Array(array) => Ok(array),
+        ColumnarValue::Scalar(scalar) => scalar_column(&scalar, batch.num_rows()),
+    }
+}
+
+/// `scalar` repeated `rows` times. The constants of every push (`COUNT(*)`
+/// counts a literal 1) are built here: DataFusion's `to_array_of_size` is
+/// one large function that V8 compiles with its optimising tier during
+/// the first pushes when it is called on each.
+fn scalar_column(scalar: &ScalarValue, rows: usize) -> Result<ArrayRef> {
+    Ok(match scalar {
+        ScalarValue::Int64(Some(value)) => Arc::new(Int64Array::from_value(*value, rows)),
+        ScalarValue::Int32(Some(value)) => Arc::new(Int32Array::from_value(*value, rows)),
+        ScalarValue::Float64(Some(value)) => Arc::new(Float64Array::from_value(*value, rows)),
+        ScalarValue::Boolean(Some(value)) => Arc::new(BooleanArray::from(vec![*value; rows])),
+        other => other.to_array_of_size(rows)?,
+    })
 }
 
 /// Evaluates a predicate into a boolean mask (nulls count as false when filtering).
@@ -54,4 +75,28 @@ pub fn evaluate_mask(expr: &dyn PhysicalExpr, batch: &RecordBatch) -> Result<Boo
                 array.data_type()
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_columns_are_datafusions() {
+        for scalar in [
+            ScalarValue::Int64(Some(1)),
+            ScalarValue::Int32(Some(-7)),
+            ScalarValue::Float64(Some(0.5)),
+            ScalarValue::Boolean(Some(true)),
+            ScalarValue::Boolean(Some(false)),
+            ScalarValue::Int64(None),
+            ScalarValue::Utf8(Some("x".into())),
+        ] {
+            for rows in [0, 1, 1000] {
+                let ours = scalar_column(&scalar, rows).unwrap();
+                let theirs = scalar.to_array_of_size(rows).unwrap();
+                assert_eq!(ours.to_data(), theirs.to_data(), "{scalar:?} x {rows}");
+            }
+        }
+    }
 }
