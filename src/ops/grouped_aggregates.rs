@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::compute::take;
 use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
@@ -16,6 +15,7 @@ use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
 use super::batched_groups::BatchedGroupsAccumulator;
+use super::gather::gather;
 use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
 use super::short_string_keys::new_key_values;
 use super::{evaluate, evaluate_mask};
@@ -117,7 +117,7 @@ impl AggregateInput {
     /// in that order: put each group's rows together, then feed each group
     /// a slice ([`apply_run`]).
     pub fn regroup(&self, indices: &UInt32Array) -> Result<Self> {
-        let pick = |a: &ArrayRef| -> Result<ArrayRef> { Ok(take(a.as_ref(), indices, None)?) };
+        let pick = |a: &ArrayRef| gather(a, indices);
         Ok(Self {
             keys: Vec::new(),
             arguments: self
@@ -131,7 +131,8 @@ impl AggregateInput {
                 .map(|f| {
                     f.as_ref()
                         .map(|mask| -> Result<BooleanArray> {
-                            Ok(take(mask, indices, None)?.as_boolean().clone())
+                            let mask: ArrayRef = Arc::new(mask.clone());
+                            Ok(gather(&mask, indices)?.as_boolean().clone())
                         })
                         .transpose()
                 })
@@ -145,7 +146,7 @@ impl AggregateInput {
         taken.keys = self
             .keys
             .iter()
-            .map(|a| Ok(take(a.as_ref(), indices, None)?))
+            .map(|a| gather(a, indices))
             .collect::<Result<_>>()?;
         Ok(taken)
     }

@@ -15,6 +15,7 @@ pub mod batch_keys;
 pub mod batched_groups;
 pub mod chain;
 pub mod changelog;
+pub mod gather;
 pub mod grouped_aggregates;
 pub mod percentile_digests;
 pub mod pipeline;

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, UInt32Array};
-use arrow::compute::take;
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::chain::StatelessChain;
 use super::changelog::{changelog, Changes};
+use super::gather::gather;
 use super::refining_window_aggregate::RefiningWindowAggregate;
 use super::scan::StreamScan;
 use super::session_aggregate::SessionAggregate;
@@ -355,7 +355,7 @@ impl Pipeline {
                 .batch
                 .columns()
                 .iter()
-                .map(|c| Ok(take(c.as_ref(), &picked, None)?))
+                .map(|c| gather(c, &picked))
                 .collect::<Result<Vec<_>>>()?;
             out.push(Emitted::Late(RecordBatch::try_new(
                 input.batch.schema(),

@@ -29,6 +29,7 @@ use serde_json::json;
 
 use super::batch_keys::BatchKeys;
 use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
+use super::gather::gather;
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
@@ -297,7 +298,7 @@ impl RefiningWindowAggregate {
                 Arc::new(Int64Array::from(ends)),
             ];
             for key in input.keys() {
-                key_columns.push(arrow::compute::take(key.as_ref(), &picked, None)?);
+                key_columns.push(gather(key, &picked)?);
             }
             let grouped = self
                 .batch_keys

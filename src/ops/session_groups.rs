@@ -17,9 +17,9 @@
 //! generations holding the sessions it reads.
 
 use arrow::array::{ArrayRef, UInt32Array};
-use arrow::compute::take;
 use foldhash::{HashMap, HashMapExt};
 
+use super::gather::gather;
 use super::grouped_aggregates::{Accumulators, AggregateInput, AggregateSpec};
 use crate::err;
 use crate::error::Result;
@@ -357,7 +357,7 @@ impl SessionGroups {
                 .map(|columns| {
                     columns
                         .iter()
-                        .map(|c| Ok(take(c.as_ref(), &indices, None)?))
+                        .map(|c| gather(c, &indices))
                         .collect::<Result<Vec<_>>>()
                 })
                 .collect()
