@@ -16,7 +16,7 @@
  */
 import { Engine as WasmEngine, lastPanic } from "../pkg/riffle.js";
 import { parseLayout, toColumns, toNdjson, type ColumnLayout } from "./columns.js";
-import { rowsFromColumns, type RowColumns } from "./row-columns.js";
+import { attachStrings, rowsFromColumns, type RowColumns, type RowPlanes } from "./row-columns.js";
 import { fromEngineError, RiffleError } from "./errors.js";
 import { loadWasm, wasmMemory, type WasmSource } from "./load.js";
 import { Connection, type ConnectOptions } from "./connect.js";
@@ -234,7 +234,7 @@ interface RawOutput {
   query: number;
   late: boolean;
   rows?: Row[];
-  /** Rows handed over column-wise: the planes wait in wasm (`takeRowNumbers`, `takeRowCodes`). */
+  /** Rows handed over column-wise: the planes wait in wasm (`takeRowNumbers`, `takeRowCodes`, `takeRowText`, `takeRowTextLengths`). */
   columns?: RowColumns;
   arrow?: number;
 }
@@ -816,9 +816,18 @@ export class Riffle {
     // Arrow results wait in wasm; the JSON numbers them.
     const ipc = outputs.some((o) => o.arrow !== undefined) ? this.callEngine((e) => e.takeArrowOutputs()) : [];
     // So do the planes of rows handed over column-wise.
-    let planes: { numbers: Float64Array; codes: Uint32Array } | null = null;
+    let planes: RowPlanes | null = null;
     if (outputs.some((o) => o.columns !== undefined)) {
-      planes = this.callEngine((e) => ({ numbers: e.takeRowNumbers(), codes: e.takeRowCodes() }));
+      planes = this.callEngine((e) => ({
+        numbers: e.takeRowNumbers(),
+        codes: e.takeRowCodes(),
+        text: e.takeRowText(),
+        lengths: e.takeRowTextLengths(),
+      }));
+      attachStrings(
+        outputs.flatMap((o) => (o.columns ? [o.columns] : [])),
+        planes,
+      );
     }
     for (const output of outputs) {
       if (output.columns !== undefined && planes !== null) {

@@ -1,9 +1,9 @@
 /**
  * Result rows handed over column-wise (src/codec/row_columns.rs): numbers
  * and booleans in one Float64Array plane, strings as codes into each
- * column's distinct strings. Builds exactly the rows `JSON.parse` of the
- * engine's JSON rows would give, without formatting and parsing every
- * number as text.
+ * column's distinct strings, which come as one UTF-8 text plane cut by a
+ * plane of lengths. Builds exactly the rows `JSON.parse` of the engine's
+ * JSON rows would give, without formatting and parsing every value as text.
  */
 import { literal, Specialized } from "./codegen.js";
 import type { Row } from "./index.js";
@@ -21,8 +21,41 @@ export interface RowColumnField {
   name: string;
   kind: "number" | "boolean" | "string";
   at: number;
-  /** `string` columns: code `k` is `strings[k - 1]`, 0 is null. */
+  /** `string` columns: their distinct strings are `count` entries of the text planes from entry `first`. */
+  first?: number;
+  count?: number;
+  /** `string` columns, once cut from the text planes ([`attachStrings`]): code `k` is `strings[k - 1]`, 0 is null. */
   strings?: string[];
+}
+
+/** The planes of one engine call's column-wise deliveries. */
+export interface RowPlanes {
+  numbers: Float64Array;
+  codes: Uint32Array;
+  /** Distinct strings, UTF-8, one after another. */
+  text: Uint8Array;
+  /** Their lengths in UTF-16 code units. */
+  lengths: Uint32Array;
+}
+
+// ignoreBOM: a string that starts with U+FEFF keeps it (the default decoder drops a leading BOM).
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
+
+/** Gives each string column of `batches` its distinct strings, cut from the text planes. */
+export function attachStrings(batches: RowColumns[], planes: RowPlanes): void {
+  if (planes.lengths.length === 0) return;
+  const text = utf8.decode(planes.text);
+  const starts = new Uint32Array(planes.lengths.length + 1);
+  for (let i = 0; i < planes.lengths.length; i++) starts[i + 1] = starts[i] + planes.lengths[i];
+  for (const batch of batches) {
+    for (const field of batch.fields) {
+      if (field.kind !== "string" || field.first === undefined) continue;
+      const count = field.count ?? 0;
+      const strings = new Array<string>(count);
+      for (let k = 0; k < count; k++) strings[k] = text.slice(starts[field.first + k], starts[field.first + k + 1]);
+      field.strings = strings;
+    }
+  }
 }
 
 /** Builds the rows of one batch from the planes (see [`rowsFromColumns`]). */

@@ -4,14 +4,20 @@
 //! JavaScript cost about half of a push that emits many rows (W5 in
 //! BENCHMARKS.md). Instead, numbers travel in one `Float64Array` plane and
 //! strings as codes into a per-column list of distinct strings; only the
-//! description of each batch is JSON. JavaScript builds from them exactly
-//! the rows `JSON.parse` of [`super::json::encode_rows`] would give:
+//! description of each batch is JSON. The distinct strings of a call are
+//! one UTF-8 text plane (JavaScript decodes it once with `TextDecoder` and
+//! cuts it by the lengths plane, in UTF-16 units): parsing them as a JSON
+//! array of strings was most of a push emitting 200k distinct keys (W5).
+//! JavaScript builds from the planes exactly the rows `JSON.parse` of
+//! [`super::json::encode_rows`] would give:
 //!
 //! ```text
 //!  number   (integers, Float64, timestamps as epoch ms) ─► numbers plane, NaN = null
 //!                                                          (JSON writes NaN and ±inf as null)
 //!  boolean                                            ─► numbers plane: 1, 0, NaN = null
-//!  string   (Utf8, LargeUtf8, Utf8View)               ─► codes plane: 0 = null, k = strings[k - 1]
+//!  string   (Utf8, LargeUtf8, Utf8View)               ─► codes plane: 0 = null, k = strings[k - 1];
+//!                                                        strings: `count` of them from entry
+//!                                                        `first` of the text and lengths planes
 //! ```
 //!
 //! Integers convert to the nearest f64, which is what `JSON.parse` makes of
@@ -39,12 +45,21 @@ pub struct RowPlanes {
     pub numbers: Vec<f64>,
     /// String codes of every delivered string column, one after another.
     pub codes: Vec<u32>,
+    /// The distinct strings of every delivered string column, UTF-8, one
+    /// after another.
+    pub text: Vec<u8>,
+    /// The length of each of those strings in UTF-16 code units (what
+    /// JavaScript counts).
+    pub text_lengths: Vec<u32>,
 }
 
 impl RowPlanes {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.numbers.is_empty() && self.codes.is_empty()
+        self.numbers.is_empty()
+            && self.codes.is_empty()
+            && self.text.is_empty()
+            && self.text_lengths.is_empty()
     }
 }
 
@@ -74,8 +89,10 @@ fn kind_of(data_type: &DataType) -> Option<Kind> {
 }
 
 /// Appends `batch` to `planes` and returns its description,
-/// `{"n": rows, "fields": [{"name", "kind", "at", "strings"?}]}` (`at`: the
-/// column's first value in its plane); `None`, with the planes unchanged,
+/// `{"n": rows, "fields": [{"name", "kind", "at", "first"?, "count"?}]}`
+/// (`at`: the column's first value in its plane; a string column's
+/// distinct strings are `count` entries of the text planes from `first`);
+/// `None`, with the planes unchanged,
 /// when a column's type must go as JSON rows.
 pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result<Option<String>> {
     let schema = batch.schema();
@@ -122,14 +139,15 @@ pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result
                 }));
             }
             Some(Kind::String) => {
+                let at = planes.codes.len();
+                let strings = push_codes(column, &mut planes.codes)?;
                 let _ = write!(
                     json,
-                    "{{\"name\":{name},\"kind\":\"string\",\"at\":{},\"strings\":",
-                    planes.codes.len()
+                    "{{\"name\":{name},\"kind\":\"string\",\"at\":{at},\"first\":{},\"count\":{}}}",
+                    planes.text_lengths.len(),
+                    strings.len()
                 );
-                let strings = push_codes(column, &mut planes.codes)?;
-                write_json_strings(&strings, &mut json)?;
-                json.push('}');
+                push_text(&strings, planes);
             }
             None => return Err(crate::err!(Internal, "column kind checked above")),
         }
@@ -219,29 +237,20 @@ fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a st
     Ok(strings)
 }
 
-/// Appends `strings` as a JSON array. Most strings need no escaping (no
-/// control character, quote or backslash) and are copied as they are;
-/// serde_json escapes the others.
-fn write_json_strings(strings: &[&str], json: &mut String) -> Result<()> {
-    json.reserve(strings.iter().map(|s| s.len() + 3).sum::<usize>() + 2);
-    json.push('[');
-    for (i, text) in strings.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-            json.push('"');
-            json.push_str(text);
-            json.push('"');
+/// Appends `strings` to the text planes.
+fn push_text(strings: &[&str], planes: &mut RowPlanes) {
+    planes
+        .text
+        .reserve(strings.iter().map(|text| text.len()).sum::<usize>());
+    for text in strings {
+        planes.text.extend_from_slice(text.as_bytes());
+        let units = if text.is_ascii() {
+            text.len()
         } else {
-            json.push_str(
-                &serde_json::to_string(text)
-                    .map_err(|e| crate::err!(Internal, "string as JSON: {e}"))?,
-            );
-        }
+            text.encode_utf16().count()
+        };
+        planes.text_lengths.push(units as u32);
     }
-    json.push(']');
-    Ok(())
 }
 
 #[cfg(test)]
@@ -276,13 +285,38 @@ mod tests {
                     },
                     _ => match planes.codes[at + row] {
                         0 => Value::Null,
-                        k => field["strings"][k as usize - 1].clone(),
+                        k => {
+                            let first = field["first"].as_u64().unwrap() as usize;
+                            assert!(k as usize <= field["count"].as_u64().unwrap() as usize);
+                            Value::String(
+                                text_plane_strings(planes)[first + k as usize - 1].clone(),
+                            )
+                        }
                     },
                 };
                 object.insert(name.to_string(), value);
             }
         }
         out
+    }
+
+    /// The text plane cut as JavaScript cuts it: decoded whole, then split
+    /// by lengths in UTF-16 units.
+    fn text_plane_strings(planes: &RowPlanes) -> Vec<String> {
+        let units: Vec<u16> = std::str::from_utf8(&planes.text)
+            .unwrap()
+            .encode_utf16()
+            .collect();
+        let mut at = 0;
+        planes
+            .text_lengths
+            .iter()
+            .map(|&len| {
+                let piece = String::from_utf16(&units[at..at + len as usize]).unwrap();
+                at += len as usize;
+                piece
+            })
+            .collect()
     }
 
     /// JSON numbers compared as f64, as `JSON.parse` reads them.
@@ -387,6 +421,8 @@ mod tests {
         let mut planes = RowPlanes {
             numbers: vec![42.0], // earlier deliveries of the same call
             codes: vec![7],
+            text: "x😀".as_bytes().to_vec(),
+            text_lengths: vec![3],
         };
         let description = encode_row_columns(&batch, &mut planes).unwrap().unwrap();
         let from_planes = decode(&description, &planes);
@@ -397,24 +433,24 @@ mod tests {
     }
 
     #[test]
-    fn strings_are_written_as_serde_json_writes_them() {
-        let mut texts: Vec<String> = (0u8..0x80).map(|b| format!("a{}b", b as char)).collect();
-        texts.extend(
-            [
-                "",
-                "plain",
-                "é😀",
-                "\\\"",
-                "tab\there",
-                "\u{7f}",
-                "\u{2028}",
-            ]
-            .map(String::from),
-        );
-        let strings: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let mut json = String::from("x");
-        write_json_strings(&strings, &mut json).unwrap();
-        assert_eq!(json[1..], serde_json::to_string(&strings).unwrap());
+    fn text_planes_carry_strings_of_every_kind() {
+        let texts = [
+            "",
+            "plain",
+            "\u{feff}bom first",
+            "é😀中文",
+            "\u{0}\n\"\\",
+            "\u{2028}",
+        ];
+        let mut planes = RowPlanes {
+            text: b"earlier".to_vec(),
+            text_lengths: vec![7],
+            ..RowPlanes::default()
+        };
+        push_text(&texts, &mut planes);
+        let strings = text_plane_strings(&planes);
+        assert_eq!(strings[0], "earlier");
+        assert_eq!(strings[1..], texts.map(String::from));
     }
 
     #[test]

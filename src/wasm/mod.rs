@@ -224,6 +224,19 @@ impl WasmEngine {
         std::mem::take(&mut self.pending_rows.codes)
     }
 
+    /// The text plane (UTF-8) of the column-wise row deliveries since the
+    /// last call: their distinct strings, one after another.
+    #[wasm_bindgen(js_name = takeRowText)]
+    pub fn take_row_text(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending_rows.text)
+    }
+
+    /// The length of each string of the text plane, in UTF-16 code units.
+    #[wasm_bindgen(js_name = takeRowTextLengths)]
+    pub fn take_row_text_lengths(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.pending_rows.text_lengths)
+    }
+
     /// Column-wise row deliveries on (the default) or off (every row batch
     /// as JSON rows); tests compare the two.
     #[wasm_bindgen(js_name = setColumnarRows)]

@@ -87,6 +87,34 @@ test("a windowed feed with late rows delivers the same through both paths", asyn
   assert.ok(seen[0].length > 5);
 });
 
+test("strings of several columns and queries in one push come out whole", async () => {
+  // The distinct strings of a call travel as one UTF-8 text cut by lengths
+  // in UTF-16 units: astral characters, a leading byte-order mark (which a
+  // default TextDecoder would drop) and strings shared by two queries.
+  const ddl = `CREATE STREAM ev (a VARCHAR, b VARCHAR, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)`;
+  const values = ["\uFEFFbom", "😀", "", "a string longer than twelve bytes", "\uFEFF", "é\u0301", "中文😀x"];
+  const lines = [];
+  for (let i = 0; i < 40; i++) {
+    lines.push({ a: values[i % values.length], b: i % 3 === 0 ? null : values[(i * 5) % values.length], ts: NOW + i * 100 });
+  }
+  const text = lines.map((l) => JSON.stringify(l)).join("\n");
+  const seen = await assertSame(
+    ddl,
+    [
+      "SELECT a, b FROM ev",
+      "SELECT b, a, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1' SECOND) GROUP BY a, b, window_start, window_end",
+    ],
+    [{ text }, { text: JSON.stringify({ a: "z", b: "z", ts: NOW + 60_000 }) }],
+  );
+  const rows = seen[0].flat();
+  assert.equal(rows[0].a, "\uFEFFbom");
+  assert.deepEqual(
+    rows.slice(0, 40).map((r) => r.a),
+    lines.map((l) => l.a),
+  );
+  assert.ok(seen[1].flat().length > 7);
+});
+
 test("column names that mean something to JavaScript stay plain own properties", async () => {
   const ddl = `CREATE STREAM ev (s VARCHAR, x DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)`;
   const text = [
