@@ -36,7 +36,7 @@ use foldhash::{HashMap, HashMapExt};
 use super::json::timestamp_millis_column;
 use super::time_values::to_type;
 use crate::error::Result;
-use crate::ops::short_string_keys::{canonical, ViewTable};
+use crate::ops::short_string_keys::{canonical, ViewTable, INLINE};
 
 /// The planes of one engine call's column-wise deliveries.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -220,7 +220,7 @@ fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a st
             for (row, &view) in column.views().iter().enumerate() {
                 if column.is_null(row) {
                     out.push(0);
-                } else if (view as u32) <= 12 {
+                } else if (view as u32) <= INLINE {
                     let group = short.intern(canonical(view), &mut short_views, None);
                     if group == short_codes.len() {
                         strings.push(column.value(row));

@@ -25,7 +25,7 @@ use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use std::hash::BuildHasher;
 
 /// Longest value held inline in a view.
-const INLINE: u32 = 12;
+pub(crate) const INLINE: u32 = 12;
 
 /// Group values for a single `Utf8View` key (see the module docs).
 pub struct ShortStringKeys {

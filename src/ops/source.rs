@@ -240,7 +240,6 @@ pub fn split_bad_rows(
     let rows = batch.num_rows();
     let mut reasons: Vec<Option<String>> = vec![None; rows];
     let input = batch.schema();
-    let lenient = CastOptions::default();
     for field in def.schema.fields() {
         let required = !field.is_nullable() || is_event_time(def, field.name());
         let Ok(index) = input.index_of(field.name()) else {
@@ -252,10 +251,8 @@ pub fn split_bad_rows(
             continue;
         };
         let column = batch.column(index);
-        let converted = match retype(column, field.data_type()) {
-            Some(same) => same,
-            None => cast_with_options(column, field.data_type(), &lenient)?,
-        };
+        // Lenient (arrow's default options): a value that does not convert is null.
+        let converted = to_type(column, field.data_type())?;
         for (row, reason) in reasons.iter_mut().enumerate() {
             if reason.is_some() || !converted.is_null(row) {
                 continue;
@@ -273,12 +270,8 @@ pub fn split_bad_rows(
     }
     if let Some(limit) = future_limit(def, now_millis) {
         if let Ok(index) = input.index_of(def.event_time_column()) {
-            let column = batch.column(index);
             let declared = def.schema.field(def.event_time_index).data_type();
-            let times = match retype(column, declared) {
-                Some(same) => same,
-                None => cast_with_options(column, declared, &lenient)?,
-            };
+            let times = to_type(batch.column(index), declared)?;
             let times = to_type(&times, &DataType::Int64)?;
             let times = times.as_primitive::<Int64Type>();
             for (row, reason) in reasons.iter_mut().enumerate() {
