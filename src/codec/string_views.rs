@@ -137,14 +137,24 @@ fn stored_view(data: &mut Vec<u8>, value: &[u8]) -> Option<u128> {
 fn inline_view(next: &[u8], len: usize) -> u128 {
     let mut raw = [0u8; 16];
     raw[4..].copy_from_slice(next);
-    let used_bits = 32 + 8 * len;
-    let data = u128::from_le_bytes(raw);
-    let data = if used_bits >= 128 {
-        data
-    } else {
-        data & ((1u128 << used_bits) - 1)
-    };
-    data | len as u128
+    canonical(u128::from_le_bytes(raw) | len as u128)
+}
+
+/// Longest value held inline in a view.
+pub(crate) const INLINE: u32 = 12;
+
+/// A short value's view with the bytes past its length zeroed: arrow
+/// zeroes them, but a view from outside may carry garbage there. 64-bit
+/// halves, because 128-bit shifts are library calls in wasm.
+pub(crate) fn canonical(view: u128) -> u128 {
+    let low = view as u64;
+    let high = (view >> 64) as u64;
+    // Bytes 0-3 hold the length, 4-15 the value.
+    let len = (view as u32).min(INLINE);
+    let keep = |bits: u32| u64::MAX.checked_shr(64 - bits).unwrap_or(0);
+    let low = low & keep((32 + 8 * len).min(64));
+    let high = high & keep(8 * len.saturating_sub(4));
+    u128::from(low) | (u128::from(high) << 64)
 }
 
 /// Arrow's view of `value`, found at `offset` of buffer 0: length and up to

@@ -24,8 +24,7 @@ use datafusion::physical_plan::aggregates::group_values::{new_group_values, Grou
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use std::hash::BuildHasher;
 
-/// Longest value held inline in a view.
-pub(crate) const INLINE: u32 = 12;
+use crate::codec::string_views::{canonical, INLINE};
 
 /// Group values for a single `Utf8View` key (see the module docs).
 pub struct ShortStringKeys {
@@ -168,20 +167,6 @@ impl GroupValues for ShortStringKeys {
             }
         }
     }
-}
-
-/// A short value's view with the bytes past its length zeroed: arrow
-/// zeroes them, but a view from outside may carry garbage there. 64-bit
-/// halves, because 128-bit shifts are library calls in wasm.
-pub(crate) fn canonical(view: u128) -> u128 {
-    let low = view as u64;
-    let high = (view >> 64) as u64;
-    // Bytes 0-3 hold the length, 4-15 the value.
-    let len = (view as u32).min(INLINE);
-    let keep = |bits: u32| u64::MAX.checked_shr(64 - bits).unwrap_or(0);
-    let low = low & keep((32 + 8 * len).min(64));
-    let high = high & keep(8 * len.saturating_sub(4));
-    u128::from(low) | (u128::from(high) << 64)
 }
 
 /// Open-addressing table from canonical view to group: each slot holds
