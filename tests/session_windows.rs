@@ -255,3 +255,68 @@ fn sessions_without_aggregates_are_their_bounds() {
     assert!(expected.len() > 20);
     assert_eq!(sorted(rows_of(&outputs, query)), sorted(expected));
 }
+
+/// Keys that drift: each is busy for a while, goes quiet, and comes back
+/// much later (after thousands of other keys), so the operator's key
+/// numbers are compacted while sessions are open and reused afterwards.
+fn drifting_keys() -> Vec<Trade> {
+    let mut data = trades(36, 40_000, 1, 100, 1_500);
+    let mut rng = Rng::new(37);
+    for (i, trade) in data.iter_mut().enumerate() {
+        trade.symbol = format!("K{}", (i / 20 + rng.below(10) as usize) % 1_800);
+    }
+    data
+}
+
+#[test]
+fn keys_that_go_quiet_and_come_back_equal_batch_sql_across_a_checkpoint() {
+    let data = drifting_keys();
+    let sql = "SELECT symbol, window_start, window_end, count(*), sum(price) \
+               FROM SESSION(trades, ts, INTERVAL '30' SECOND) GROUP BY symbol, window_start, window_end";
+    let expected = batch_sql(&data, &batch_sessions_sql(30, "count(*), sum(price)"));
+    assert!(expected.len() > 1_900, "{}", expected.len());
+    let mut uninterrupted = engine(2);
+    let query = uninterrupted.create_query(sql).unwrap();
+    let outputs = stream(&mut uninterrupted, &data, 10, 400);
+    assert_eq!(sorted(rows_of(&outputs, query)), expected);
+
+    // Checkpoints taken after compactions restore to the same results.
+    let mut engine_now = engine(2);
+    let query = engine_now.create_query(sql).unwrap();
+    let mut outputs = Vec::new();
+    for (n, chunk) in data.chunks(3_000).enumerate() {
+        outputs.extend(engine_now.push_json("trades", &ndjson(chunk)).unwrap());
+        if n % 4 == 3 {
+            let bytes = engine_now.checkpoint().unwrap().to_bytes();
+            engine_now = engine(2);
+            assert_eq!(engine_now.create_query(sql).unwrap(), query);
+            engine_now
+                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+    }
+    outputs.extend(engine_now.finish().unwrap());
+    assert_eq!(sorted(rows_of(&outputs, query)), expected);
+}
+
+#[test]
+fn changelog_sessions_of_drifting_keys_materialise_to_batch_sql() {
+    let data = drifting_keys();
+    let mut engine = engine(2);
+    let query = engine
+        .create_query(
+            "SELECT symbol, window_start, window_end, count(*), max(price) \
+             FROM SESSION(trades, ts, INTERVAL '30' SECOND) GROUP BY symbol, window_start, window_end EMIT ON UPDATE",
+        )
+        .unwrap();
+    let mut view = std::collections::BTreeMap::new();
+    for chunk in data.chunks(700) {
+        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
+        apply_changelog(&mut view, &rows_of(&outputs, query), 3);
+    }
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 3);
+    assert_eq!(
+        sorted(view.values().cloned().collect()),
+        batch_sql(&data, &batch_sessions_sql(30, "count(*), max(price)"))
+    );
+}

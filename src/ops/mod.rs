@@ -17,6 +17,7 @@ pub mod chain;
 pub mod changelog;
 pub mod gather;
 pub mod grouped_aggregates;
+pub mod key_ids;
 pub mod percentile_digests;
 pub mod pipeline;
 pub mod refining_window_aggregate;

@@ -21,10 +21,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
 use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 // Keys are a few bytes each and hashed once per row: SipHash (std's
@@ -32,9 +31,9 @@ use datafusion::physical_expr::PhysicalExpr;
 use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
-use super::batch_keys::BatchKeys;
-use super::changelog::{key_converter, value_columns, Changes, Values};
+use super::changelog::{value_columns, Changes, Values};
 use super::grouped_aggregates::{Accumulators, AggregateInput, AggregateSpec};
+use super::key_ids::KeyIds;
 use super::session_groups::{Read, SessionGroups};
 use super::snapshot::{
     metrics_from_json, metrics_json, named_state_fields, null_values, row_values, split_states,
@@ -84,36 +83,43 @@ struct Session {
 /// A session row as last emitted: bounds and values.
 type EmittedSession = (EventTime, EventTime, Values);
 
+/// Number of a group key (see [`KeyIds`]).
+type KeyId = usize;
+
 /// A change of one session: key, row before, row after.
-type SessionChange = (OwnedRow, Option<EmittedSession>, Option<EmittedSession>);
+type SessionChange = (KeyId, Option<EmittedSession>, Option<EmittedSession>);
 
 /// Session window operator.
 pub struct SessionAggregate {
     config: SessionAggregateConfig,
-    converter: RowConverter,
-    /// Interns each batch's keys.
-    batch_keys: BatchKeys,
+    /// Numbers the group keys; state below is indexed by them.
+    keys: KeyIds,
     /// Aggregation state of the open sessions.
     groups: SessionGroups,
     /// Sessions merged into others during the current batch, in order:
     /// their state moves after the batch's update, when every session
     /// opened in the batch has its group.
     merges: Vec<(u64, u64)>,
-    sessions: HashMap<OwnedRow, Vec<Session>>,
+    /// Each key's open sessions by start (empty for quiet keys until
+    /// the key numbers are compacted).
+    sessions: Vec<Vec<Session>>,
+    /// Keys with rows in the current batch, and a mark per key.
+    touched: Vec<KeyId>,
+    is_touched: Vec<bool>,
     /// Open sessions by (end, id), to close them in order. Updated lazily:
     /// an entry is added when a session opens, and a session's end only
     /// grows, so an entry may be earlier than the session's end (it is
     /// moved when reached) or name a session merged away (it is dropped
     /// when reached). This keeps the B-tree out of the per-row path.
-    closing: BTreeMap<(EventTime, u64), OwnedRow>,
+    closing: BTreeMap<(EventTime, u64), KeyId>,
     /// Sessions open now (`closing` may hold stale entries).
     open: usize,
     next_id: u64,
     metrics: WindowMetrics,
     /// Changelog modes: sessions changed since they were last emitted (id -> key).
-    dirty: HashMap<u64, OwnedRow>,
+    dirty: HashMap<u64, KeyId>,
     /// Changelog modes: emitted sessions merged away since the last emission.
-    retracted: Vec<(OwnedRow, EmittedSession)>,
+    retracted: Vec<(KeyId, EmittedSession)>,
     /// EMIT EVERY: wall-clock time of the last periodic emission.
     last_emit_millis: Option<i64>,
 }
@@ -130,12 +136,13 @@ impl SessionAggregate {
     /// An operator with no sessions.
     pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
         Ok(Self {
-            converter: key_converter(0, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(0, &config.spec.key_schema)?,
+            keys: KeyIds::try_new(&config.spec.key_schema)?,
             groups: SessionGroups::new(&config.spec),
             merges: Vec::new(),
             config,
-            sessions: HashMap::new(),
+            sessions: Vec::new(),
+            touched: Vec::new(),
+            is_touched: Vec::new(),
             closing: BTreeMap::new(),
             open: 0,
             next_id: 0,
@@ -183,13 +190,14 @@ impl SessionAggregate {
             self.config.group_columns.len(),
             "emitted_",
         );
-        let mut sessions: Vec<(&OwnedRow, &mut Session)> = self
+        let mut sessions: Vec<(KeyId, &Session)> = self
             .sessions
-            .iter_mut()
-            .flat_map(|(k, v)| v.iter_mut().map(move |s| (k, s)))
+            .iter()
+            .enumerate()
+            .flat_map(|(key, list)| list.iter().map(move |s| (key, s)))
             .collect();
         sessions.sort_by_key(|(_, s)| s.id);
-        let keys: Vec<OwnedRow> = sessions.iter().map(|(k, _)| (*k).clone()).collect();
+        let keys: Vec<KeyId> = sessions.iter().map(|(key, _)| *key).collect();
         let ids: Vec<u64> = sessions.iter().map(|(_, s)| s.id).collect();
         let mut rows = Vec::with_capacity(sessions.len());
         for (_, session) in sessions {
@@ -248,7 +256,7 @@ impl SessionAggregate {
                     .map(|f| arrow::array::new_empty_array(f.data_type()))
                     .collect()
             } else {
-                self.converter.convert_rows(keys.iter().map(|k| k.row()))?
+                self.keys.columns(&keys)?
             };
             columns.splice(3..3, key_columns);
         }
@@ -276,20 +284,17 @@ impl SessionAggregate {
         let state_count: usize = widths.iter().sum();
         let columns = batch.columns();
         let int = |i: usize| columns[i].as_primitive::<Int64Type>();
-        let key_columns = if key_count == 0 {
-            vec![new_null_array(&DataType::Null, batch.num_rows())]
-        } else {
-            columns[3..3 + key_count].to_vec()
-        };
-        let keys = self.converter.convert_columns(&key_columns)?;
+        let mut key_ids = KeyIds::try_new(&self.config.spec.key_schema)?;
+        let mut keys = Vec::with_capacity(batch.num_rows());
+        key_ids.intern(&columns[3..3 + key_count], batch.num_rows(), &mut keys)?;
         let states = &columns[3 + key_count..3 + key_count + state_count];
         let after_state = 3 + key_count + state_count;
         let value_count = self.config.spec.aggregates.len();
-        let (mut sessions, mut closing, mut dirty) =
-            (HashMap::new(), BTreeMap::new(), HashMap::new());
+        let mut sessions: Vec<Vec<Session>> = Vec::new();
+        sessions.resize_with(key_ids.len(), Vec::new);
+        let (mut closing, mut dirty) = (BTreeMap::new(), HashMap::new());
         let mut ids = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            let key = keys.row(row).owned();
+        for (row, &key) in keys.iter().enumerate() {
             let id = int(0).value(row) as u64;
             let (start, end) = (int(1).value(row), int(2).value(row));
             let emitted = if columns[after_state].as_boolean().value(row) {
@@ -309,7 +314,7 @@ impl SessionAggregate {
                 .as_boolean()
                 .value(row)
             {
-                dirty.insert(id, key.clone());
+                dirty.insert(id, key);
             }
             let session = Session {
                 id,
@@ -319,14 +324,17 @@ impl SessionAggregate {
                 emitted,
             };
             ids.push(id);
-            closing.insert((end, id), key.clone());
-            sessions.entry(key).or_insert_with(Vec::new).push(session);
+            closing.insert((end, id), key);
+            sessions[key].push(session);
         }
         self.groups.restore(&ids, &split_states(states, &widths))?;
-        for list in sessions.values_mut() {
+        for list in &mut sessions {
             list.sort_by_key(|s: &Session| s.start);
         }
         self.open = closing.len();
+        self.keys = key_ids;
+        self.is_touched = vec![false; sessions.len()];
+        self.touched.clear();
         self.sessions = sessions;
         self.closing = closing;
         self.dirty = dirty;
@@ -388,28 +396,32 @@ impl SessionAggregate {
         self.metrics.rows_in += rows as u64;
         let times = self.event_times(batch)?;
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let mut slots = Vec::with_capacity(rows);
-        let distinct = self
-            .batch_keys
-            .intern(input.keys(), rows, &self.converter, &mut slots)?;
-        // The batch's keys' session lists, taken out of the map while the
-        // rows are assigned: one lookup per key instead of one per row.
-        let mut lists: Vec<Vec<Session>> = distinct
-            .iter()
-            .map(|key| self.sessions.remove(key).unwrap_or_default())
-            .collect();
+        let mut keys = Vec::with_capacity(rows);
+        self.keys.intern(input.keys(), rows, &mut keys)?;
+        let known = self.keys.len();
+        if self.sessions.len() < known {
+            self.sessions.resize_with(known, Vec::new);
+            self.is_touched.resize(known, false);
+        }
         let mut outcome = Ok(());
-        for (row, &slot) in slots.iter().enumerate() {
+        for (row, &key) in keys.iter().enumerate() {
             if times.is_null(row) {
                 continue;
             }
+            if !self.is_touched[key] {
+                self.is_touched[key] = true;
+                self.touched.push(key);
+            }
+            // The key's sessions, out of `self` while the row is assigned.
+            let mut list = std::mem::take(&mut self.sessions[key]);
             let assigned = self.assign(
-                &mut lists[slot],
-                &distinct[slot],
+                &mut list,
+                key,
                 row as u32,
                 times.value(row),
                 row_watermarks.value(row),
             );
+            self.sessions[key] = list;
             match assigned {
                 Ok(true) => {}
                 Ok(false) => {
@@ -426,9 +438,10 @@ impl SessionAggregate {
         }
         // The batch's rows in one call per aggregate.
         if outcome.is_ok() {
-            let sessions = lists
+            let sessions = self
+                .touched
                 .iter()
-                .flatten()
+                .flat_map(|&key| &self.sessions[key])
                 .filter(|s| !s.pending.is_empty())
                 .map(|s| (s.id, s.pending.as_slice()));
             outcome = self.groups.update(&input, rows, sessions);
@@ -438,13 +451,10 @@ impl SessionAggregate {
                 outcome = self.groups.merge(from, into);
             }
         }
-        for session in lists.iter_mut().flatten() {
-            session.pending.clear();
-        }
-        // Lists go back even after an error, so no session is lost.
-        for (key, list) in distinct.into_iter().zip(lists) {
-            if !list.is_empty() {
-                self.sessions.insert(key, list);
+        for key in self.touched.drain(..) {
+            self.is_touched[key] = false;
+            for session in &mut self.sessions[key] {
+                session.pending.clear();
             }
         }
         outcome
@@ -455,7 +465,7 @@ impl SessionAggregate {
     fn assign(
         &mut self,
         sessions: &mut Vec<Session>,
-        key: &OwnedRow,
+        key: KeyId,
         row: u32,
         ts: EventTime,
         watermark: EventTime,
@@ -489,7 +499,7 @@ impl SessionAggregate {
                 session.start = start;
                 session.end = end;
                 if refining && !self.dirty.contains_key(&session.id) {
-                    self.dirty.insert(session.id, key.clone());
+                    self.dirty.insert(session.id, key);
                 }
                 if moved_start {
                     sessions.sort_by_key(|s| s.start);
@@ -541,11 +551,11 @@ impl SessionAggregate {
             };
             self.groups.open(session.id)?;
             if refining {
-                self.dirty.insert(session.id, key.clone());
+                self.dirty.insert(session.id, key);
             }
             self.next_id += 1;
             self.open += 1;
-            self.closing.insert((session.end, session.id), key.clone());
+            self.closing.insert((session.end, session.id), key);
             let at = sessions.partition_point(|s| s.start <= ts);
             sessions.insert(at, session);
             return Ok(true);
@@ -559,7 +569,7 @@ impl SessionAggregate {
             self.open -= 1;
             self.dirty.remove(&merged.id);
             if let Some(emitted) = merged.emitted {
-                self.retracted.push((key.clone(), emitted));
+                self.retracted.push((key, emitted));
             }
             let session = &mut sessions[target];
             session.pending.extend(merged.pending);
@@ -571,7 +581,7 @@ impl SessionAggregate {
         session.end = end;
         session.pending.push(row);
         if refining {
-            self.dirty.insert(session.id, key.clone());
+            self.dirty.insert(session.id, key);
         }
         sessions.sort_by_key(|s| s.start);
         Ok(true)
@@ -581,7 +591,7 @@ impl SessionAggregate {
     /// watermark closes, removed from `closing` (not from `sessions`):
     /// stale entries on the way are moved to their session's end or
     /// dropped.
-    fn next_closed(&mut self, watermark: EventTime, lateness: i64) -> Option<(u64, OwnedRow)> {
+    fn next_closed(&mut self, watermark: EventTime, lateness: i64) -> Option<(u64, KeyId)> {
         let window = self.config.window;
         while let Some((&(end, id), _)) = self.closing.first_key_value() {
             if !window.is_end_closed(end.saturating_add(lateness), watermark) {
@@ -590,7 +600,7 @@ impl SessionAggregate {
             let key = self.closing.remove(&(end, id))?;
             let current = self
                 .sessions
-                .get(&key)
+                .get(key)
                 .and_then(|sessions| sessions.iter().find(|s| s.id == id))
                 .map(|s| s.end);
             match current {
@@ -629,15 +639,15 @@ impl SessionAggregate {
         while let Some((id, key)) = self.next_closed(watermark, lateness) {
             self.dirty.remove(&id);
             self.open -= 1;
-            if let Some(sessions) = self.sessions.get_mut(&key) {
+            if let Some(sessions) = self.sessions.get_mut(key) {
                 sessions.retain(|s| s.id != id);
-                if sessions.is_empty() {
-                    self.sessions.remove(&key);
-                }
             }
             self.groups.forget(id)?;
         }
-        self.finish(list)
+        // Changes name keys by number: built before numbers change.
+        let changes = self.finish(list)?;
+        self.compact_keys()?;
+        Ok(changes)
     }
 
     /// EMIT EVERY: emits what changed since the last period, if one passed.
@@ -670,18 +680,14 @@ impl SessionAggregate {
         list: &mut Vec<SessionChange>,
         visible: impl Fn(EventTime) -> bool,
     ) -> Result<()> {
-        let mut dirty: Vec<(u64, OwnedRow)> = self
-            .dirty
-            .iter()
-            .map(|(id, key)| (*id, key.clone()))
-            .collect();
+        let mut dirty: Vec<(u64, KeyId)> = self.dirty.iter().map(|(id, key)| (*id, *key)).collect();
         dirty.sort_by_key(|(id, _)| *id);
         // The visible ones, read in one pass over their generations.
         let mut visible_now = Vec::new();
         for (id, key) in dirty {
             let end = self
                 .sessions
-                .get(&key)
+                .get(key)
                 .and_then(|sessions| sessions.iter().find(|s| s.id == id))
                 .map(|s| s.end);
             match end {
@@ -701,7 +707,7 @@ impl SessionAggregate {
             self.dirty.remove(&id);
             let session = self
                 .sessions
-                .get_mut(&key)
+                .get_mut(key)
                 .and_then(|sessions| sessions.iter_mut().find(|s| s.id == id))
                 .ok_or_else(|| err!(Internal, "dirty session not found"))?;
             let values = row_values(&columns, row)?;
@@ -721,7 +727,7 @@ impl SessionAggregate {
         let count = list.len();
         for (position, (key, before, after)) in list.into_iter().enumerate() {
             if let Some(row) = before {
-                old.push((key.clone(), row));
+                old.push((key, row));
                 old_positions.push(position as u32);
             }
             if let Some(row) = after {
@@ -738,14 +744,10 @@ impl SessionAggregate {
         })
     }
 
-    fn change_batch(&self, rows: &[(OwnedRow, EmittedSession)]) -> Result<RecordBatch> {
+    fn change_batch(&self, rows: &[(KeyId, EmittedSession)]) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
-        let keys = if self.config.spec.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.converter
-                .convert_rows(rows.iter().map(|(k, _)| k.row()))?
-        };
+        let keys: Vec<KeyId> = rows.iter().map(|(key, _)| *key).collect();
+        let keys = self.keys.columns(&keys)?;
         let starts = int64_as(
             Int64Array::from_iter_values(rows.iter().map(|(_, r)| r.0)),
             &self.config.time_type,
@@ -768,21 +770,18 @@ impl SessionAggregate {
 
     /// Emits every session closed under `watermark`, in order of end.
     pub fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
-        let mut closed: Vec<(OwnedRow, Session)> = Vec::new();
+        let mut closed: Vec<(KeyId, Session)> = Vec::new();
         while let Some((id, key)) = self.next_closed(watermark, 0) {
             self.open -= 1;
             let sessions = self
                 .sessions
-                .get_mut(&key)
+                .get_mut(key)
                 .ok_or_else(|| err!(Internal, "closing session has no key"))?;
             let at = sessions
                 .iter()
                 .position(|s| s.id == id)
                 .ok_or_else(|| err!(Internal, "closing session not found"))?;
             let session = sessions.remove(at);
-            if sessions.is_empty() {
-                self.sessions.remove(&key);
-            }
             closed.push((key, session));
         }
         if closed.is_empty() {
@@ -791,19 +790,17 @@ impl SessionAggregate {
         self.metrics.windows_emitted += closed.len() as u64;
         let ids: Vec<u64> = closed.iter().map(|(_, s)| s.id).collect();
         let values = self.groups.read(&ids, Read::Close)?.values;
-        Ok(vec![self.emit(closed, values)?])
+        let batch = self.emit(closed, values)?;
+        self.compact_keys()?;
+        Ok(vec![batch])
     }
 
-    fn emit(&self, closed: Vec<(OwnedRow, Session)>, values: Vec<ArrayRef>) -> Result<RecordBatch> {
+    fn emit(&self, closed: Vec<(KeyId, Session)>, values: Vec<ArrayRef>) -> Result<RecordBatch> {
         let count = closed.len();
-        let keys = if self.config.spec.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.converter
-                .convert_rows(closed.iter().map(|(k, _)| k.row()))?
-        };
+        let keys: Vec<KeyId> = closed.iter().map(|(key, _)| *key).collect();
+        let keys = self.keys.columns(&keys)?;
         let times =
-            |pick: fn(&Session) -> EventTime, closed: &[(OwnedRow, Session)]| -> Result<ArrayRef> {
+            |pick: fn(&Session) -> EventTime, closed: &[(KeyId, Session)]| -> Result<ArrayRef> {
                 let values = Int64Array::from_iter_values(closed.iter().map(|(_, s)| pick(s)));
                 int64_as(values, &self.config.time_type)
             };
@@ -817,6 +814,50 @@ impl SessionAggregate {
             columns,
             &options,
         )?)
+    }
+
+    /// Drops the numbers of keys with no open session (and nothing to
+    /// emit) when enough have gone quiet, renumbering what refers to keys.
+    fn compact_keys(&mut self) -> Result<()> {
+        let (sessions, dirty, retracted) = (&self.sessions, &self.dirty, &self.retracted);
+        let live = |key: KeyId| sessions.get(key).is_some_and(|list| !list.is_empty());
+        // Rarely needed: built only when the numbers are reviewed.
+        let referenced = std::cell::OnceCell::new();
+        let referenced = |key: KeyId| {
+            referenced
+                .get_or_init(|| {
+                    let keys = dirty.values().chain(retracted.iter().map(|(key, _)| key));
+                    keys.copied().collect::<std::collections::HashSet<KeyId>>()
+                })
+                .contains(&key)
+        };
+        let Some(renumbered) = self.keys.compact(|key| live(key) || referenced(key))? else {
+            return Ok(());
+        };
+        let new = |key: KeyId| renumbered.get(key).copied().flatten();
+        let mut sessions: Vec<Vec<Session>> = Vec::new();
+        sessions.resize_with(self.keys.len(), Vec::new);
+        for (key, list) in std::mem::take(&mut self.sessions).into_iter().enumerate() {
+            if let Some(key) = new(key) {
+                sessions[key] = list;
+            }
+        }
+        self.sessions = sessions;
+        self.is_touched = vec![false; self.sessions.len()];
+        // Entries of keys without sessions are stale: dropped.
+        self.closing = std::mem::take(&mut self.closing)
+            .into_iter()
+            .filter_map(|(at, key)| Some((at, new(key)?)))
+            .collect();
+        self.dirty = std::mem::take(&mut self.dirty)
+            .into_iter()
+            .filter_map(|(id, key)| Some((id, new(key)?)))
+            .collect();
+        self.retracted = std::mem::take(&mut self.retracted)
+            .into_iter()
+            .filter_map(|(key, emitted)| Some((new(key)?, emitted)))
+            .collect();
+        Ok(())
     }
 
     fn event_times(&self, batch: &RecordBatch) -> Result<Int64Array> {

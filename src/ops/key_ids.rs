@@ -1,0 +1,290 @@
+//! Numbers for group keys that last across batches.
+//!
+//! An operator that keeps state per key between pushes (open sessions)
+//! indexes it by the key's number. A push interns its key columns once
+//! (for a single short string key, [`super::short_string_keys`]: one probe
+//! by view per row) and reaches each row's state by index: no row encoding
+//! and no hashing of encoded keys per push. Each key is kept encoded as a
+//! comparable row, appended once when the key is new, and decoded only for
+//! output and snapshots.
+//!
+//! Keys come and go (a session key goes quiet), so the owner hands back the
+//! ones it still uses from time to time ([`KeyIds::compact`]); the others
+//! are dropped and the rest renumbered, so memory follows the live keys.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::{Schema, SchemaRef};
+use arrow::row::{RowConverter, Rows};
+use datafusion::physical_plan::aggregates::group_values::GroupValues;
+
+use super::changelog::key_converter;
+use super::gather::gather;
+use super::short_string_keys::new_key_values;
+use crate::err;
+use crate::error::Result;
+
+/// Fewest keys before a compaction is considered.
+const MIN_REVIEW: usize = 1024;
+
+/// Persistent key numbers (see the module docs).
+pub struct KeyIds {
+    /// `None` when there are no key columns: every row has key 0.
+    store: Option<Store>,
+    /// Number of keys at which [`KeyIds::compact`] next looks for dead keys.
+    review_at: usize,
+}
+
+struct Store {
+    schema: SchemaRef,
+    /// Key columns -> number.
+    values: Box<dyn GroupValues>,
+    converter: RowConverter,
+    /// Each number's key, encoded, in number order.
+    rows: Rows,
+}
+
+impl Store {
+    fn try_new(schema: SchemaRef) -> Result<Self> {
+        let converter = key_converter(0, &schema)?;
+        Ok(Self {
+            values: new_key_values(&schema)?,
+            rows: converter.empty_rows(0, 0),
+            converter,
+            schema,
+        })
+    }
+}
+
+impl KeyIds {
+    /// Numbers for keys of `key_schema` (no fields: one key for all rows).
+    pub fn try_new(key_schema: &Schema) -> Result<Self> {
+        let store = if key_schema.fields().is_empty() {
+            None
+        } else {
+            Some(Store::try_new(Arc::new(key_schema.clone()))?)
+        };
+        Ok(Self {
+            store,
+            review_at: MIN_REVIEW,
+        })
+    }
+
+    /// How many keys have a number (numbers are `0..len`).
+    pub fn len(&self) -> usize {
+        self.store.as_ref().map_or(1, |store| store.rows.num_rows())
+    }
+
+    /// Whether no key has a number yet (never true without key columns).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sets `ids[row]` to the number of each row's key; keys not seen
+    /// before get the next numbers, in order of first appearance.
+    pub fn intern(&mut self, keys: &[ArrayRef], rows: usize, ids: &mut Vec<usize>) -> Result<()> {
+        let Some(store) = &mut self.store else {
+            ids.clear();
+            ids.resize(rows, 0);
+            return Ok(());
+        };
+        let known = store.rows.num_rows();
+        store.values.intern(keys, ids)?;
+        let now = store.values.len();
+        if now == known {
+            return Ok(());
+        }
+        // The new keys' first rows, in number order, appended encoded.
+        let mut first = vec![u32::MAX; now - known];
+        for (row, &id) in ids.iter().enumerate() {
+            if let Some(slot) = id.checked_sub(known).and_then(|new| first.get_mut(new)) {
+                if *slot == u32::MAX {
+                    *slot = row as u32;
+                }
+            }
+        }
+        let indices = UInt32Array::from(first);
+        let columns = keys
+            .iter()
+            .map(|column| gather(column, &indices))
+            .collect::<Result<Vec<_>>>()?;
+        store.converter.append(&mut store.rows, &columns)?;
+        Ok(())
+    }
+
+    /// The key columns of `ids`, in that order (no columns without keys).
+    pub fn columns(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
+        let Some(store) = &self.store else {
+            return Ok(Vec::new());
+        };
+        let len = store.rows.num_rows();
+        if let Some(bad) = ids.iter().find(|&&id| id >= len) {
+            return Err(err!(Internal, "key number {bad} of {len}"));
+        }
+        Ok(store
+            .converter
+            .convert_rows(ids.iter().map(|&id| store.rows.row(id)))?)
+    }
+
+    /// When the key count has grown enough since the last review, drops the
+    /// keys `live` rejects and renumbers the rest (in their order). Returns
+    /// the new number of each old one (`None`: dropped), or `None` when
+    /// nothing changed. Reviews come at doubling counts, so their scans
+    /// cost O(1) per key.
+    pub fn compact(&mut self, live: impl Fn(usize) -> bool) -> Result<Option<Vec<Option<usize>>>> {
+        let len = self.len();
+        let Some(store) = &mut self.store else {
+            return Ok(None);
+        };
+        if len < self.review_at {
+            return Ok(None);
+        }
+        let kept: Vec<usize> = (0..len).filter(|&id| live(id)).collect();
+        if kept.len() * 2 > len {
+            self.review_at = MIN_REVIEW.max(2 * len);
+            return Ok(None);
+        }
+        self.review_at = MIN_REVIEW.max(2 * kept.len());
+        let columns = store
+            .converter
+            .convert_rows(kept.iter().map(|&id| store.rows.row(id)))?;
+        let mut fresh = Store::try_new(Arc::clone(&store.schema))?;
+        if !kept.is_empty() {
+            let mut ids = Vec::with_capacity(kept.len());
+            fresh.values.intern(&columns, &mut ids)?;
+            // Distinct keys get numbers in order of appearance.
+            if ids.iter().enumerate().any(|(i, &id)| i != id) {
+                return Err(err!(
+                    Internal,
+                    "compacted keys were renumbered out of order"
+                ));
+            }
+            fresh.converter.append(&mut fresh.rows, &columns)?;
+        }
+        *store = fresh;
+        let mut renumbered = vec![None; len];
+        for (new, &old) in kept.iter().enumerate() {
+            renumbered[old] = Some(new);
+        }
+        Ok(Some(renumbered))
+    }
+}
+
+impl std::fmt::Debug for KeyIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyIds").field("keys", &self.len()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, Int64Array, StringViewArray};
+    use arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    fn schema() -> Schema {
+        Schema::new(vec![
+            Field::new("k", DataType::Utf8View, true),
+            Field::new("n", DataType::Int64, true),
+        ])
+    }
+
+    fn batch(keys: &[Option<&str>], numbers: &[Option<i64>]) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(StringViewArray::from(keys.to_vec())),
+            Arc::new(Int64Array::from(numbers.to_vec())),
+        ]
+    }
+
+    /// The key of each row, decoded back from its number.
+    fn decoded(ids: &KeyIds, numbers: &[usize]) -> Vec<(Option<String>, Option<i64>)> {
+        let columns = ids.columns(numbers).unwrap();
+        let k = columns[0]
+            .as_any()
+            .downcast_ref::<StringViewArray>()
+            .unwrap();
+        let n = columns[1].as_any().downcast_ref::<Int64Array>().unwrap();
+        (0..k.len())
+            .map(|i| {
+                (
+                    k.is_valid(i).then(|| k.value(i).to_string()),
+                    n.is_valid(i).then(|| n.value(i)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn numbers_last_across_batches_and_decode_to_their_keys() {
+        let mut ids = KeyIds::try_new(&schema()).unwrap();
+        let mut numbers = Vec::new();
+        let long = "a key longer than twelve bytes";
+        let first = batch(
+            &[Some("a"), None, Some("a"), Some(long)],
+            &[Some(1), Some(2), Some(1), None],
+        );
+        ids.intern(&first, 4, &mut numbers).unwrap();
+        assert_eq!(numbers, [0, 1, 0, 2]);
+        let second = batch(
+            &[Some(long), Some("b"), None, Some("a")],
+            &[None, Some(1), Some(2), Some(2)],
+        );
+        ids.intern(&second, 4, &mut numbers).unwrap();
+        assert_eq!(numbers, [2, 3, 1, 4]);
+        assert_eq!(ids.len(), 5);
+        assert_eq!(
+            decoded(&ids, &[4, 0, 2, 1, 3]),
+            [
+                (Some("a".into()), Some(2)),
+                (Some("a".into()), Some(1)),
+                (Some(long.into()), None),
+                (None, Some(2)),
+                (Some("b".into()), Some(1)),
+            ]
+        );
+        assert!(ids.columns(&[5]).is_err());
+    }
+
+    #[test]
+    fn compaction_drops_dead_keys_and_renumbers_the_rest_in_order() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Utf8View, true)]);
+        let mut ids = KeyIds::try_new(&schema).unwrap();
+        let names: Vec<String> = (0..3000).map(|i| format!("key{i}")).collect();
+        let column: ArrayRef = Arc::new(StringViewArray::from_iter_values(&names));
+        let mut numbers = Vec::new();
+        ids.intern(&[Arc::clone(&column)], names.len(), &mut numbers)
+            .unwrap();
+        // Most alive: nothing changes, and the next review is further off.
+        assert_eq!(ids.compact(|id| id % 10 != 0).unwrap(), None);
+        assert_eq!(ids.len(), 3000);
+        let more: ArrayRef = Arc::new(StringViewArray::from_iter_values(
+            (0..4000).map(|i| format!("more{i}")),
+        ));
+        ids.intern(&[more], 4000, &mut numbers).unwrap();
+        // Every third of the first keys alive: dropped and renumbered.
+        let renumbered = ids.compact(|id| id < 3000 && id % 3 == 0).unwrap().unwrap();
+        assert_eq!(ids.len(), 1000);
+        assert_eq!(renumbered[3], Some(1));
+        assert_eq!(renumbered[4], None);
+        assert_eq!(renumbered[5000], None);
+        let kept: Vec<usize> = (0..1000).collect();
+        let keys = ids.columns(&kept).unwrap();
+        let keys = keys[0].as_any().downcast_ref::<StringViewArray>().unwrap();
+        assert_eq!(keys.value(1), "key3");
+        // Old keys come back with their new numbers; dropped ones get new ones.
+        ids.intern(&[column.slice(3, 2)], 2, &mut numbers).unwrap();
+        assert_eq!(numbers, [1, 1000]);
+    }
+
+    #[test]
+    fn without_key_columns_every_row_has_key_zero() {
+        let mut ids = KeyIds::try_new(&Schema::empty()).unwrap();
+        let mut numbers = vec![9];
+        ids.intern(&[], 3, &mut numbers).unwrap();
+        assert_eq!((numbers, ids.len()), (vec![0, 0, 0], 1));
+        assert!(ids.columns(&[0]).unwrap().is_empty());
+        assert_eq!(ids.compact(|_| false).unwrap(), None);
+    }
+}
