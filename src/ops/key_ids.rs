@@ -4,9 +4,9 @@
 //! indexes it by the key's number. A push interns its key columns once
 //! (for a single short string key, [`super::short_string_keys`]: one probe
 //! by view per row) and reaches each row's state by index: no row encoding
-//! and no hashing of encoded keys per push. Each key is kept encoded as a
-//! comparable row, appended once when the key is new, and decoded only for
-//! output and snapshots.
+//! and no hashing of encoded keys per push. Each key is stored once, when
+//! new (a single string key as its text; other keys as comparable rows),
+//! and turned back into columns only for output and snapshots.
 //!
 //! Keys come and go (a session key goes quiet), so the owner hands back the
 //! ones it still uses from time to time ([`KeyIds::compact`]); the others
@@ -14,14 +14,15 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
 use super::changelog::key_converter;
 use super::gather::gather;
 use super::short_string_keys::new_key_values;
+use crate::codec::string_views::StringViewColumn;
 use crate::err;
 use crate::error::Result;
 
@@ -40,20 +41,112 @@ struct Store {
     schema: SchemaRef,
     /// Key columns -> number.
     values: Box<dyn GroupValues>,
-    converter: RowConverter,
-    /// Each number's key, encoded, in number order.
-    rows: Rows,
+    /// Each number's key, in number order.
+    keys: StoredKeys,
 }
 
 impl Store {
     fn try_new(schema: SchemaRef) -> Result<Self> {
-        let converter = key_converter(0, &schema)?;
+        let keys = match schema.fields().as_ref() {
+            [field] if field.data_type() == &DataType::Utf8View => StoredKeys::Text {
+                text: String::new(),
+                ends: Vec::new(),
+                valid: Vec::new(),
+            },
+            _ => {
+                let converter = key_converter(0, &schema)?;
+                StoredKeys::Rows {
+                    rows: converter.empty_rows(0, 0),
+                    converter,
+                }
+            }
+        };
         Ok(Self {
             values: new_key_values(&schema)?,
-            rows: converter.empty_rows(0, 0),
-            converter,
+            keys,
             schema,
         })
+    }
+}
+
+/// The keys behind the numbers.
+enum StoredKeys {
+    /// One string column (the usual key): each key's text, end to end.
+    /// Kept apart from arrow_row, whose any-type decoder is one of the
+    /// largest functions for V8 to compile on a query's first results.
+    Text {
+        text: String,
+        /// Where each key's text ends in `text`.
+        ends: Vec<usize>,
+        valid: Vec<bool>,
+    },
+    /// Any other key columns, as comparable rows.
+    Rows { converter: RowConverter, rows: Rows },
+}
+
+impl StoredKeys {
+    fn len(&self) -> usize {
+        match self {
+            Self::Text { ends, .. } => ends.len(),
+            Self::Rows { rows, .. } => rows.num_rows(),
+        }
+    }
+
+    /// Appends the keys at `rows` of `columns`.
+    fn append(&mut self, columns: &[ArrayRef], rows: &UInt32Array) -> Result<()> {
+        match self {
+            Self::Text { text, ends, valid } => {
+                let column = columns
+                    .first()
+                    .and_then(|column| column.as_string_view_opt())
+                    .ok_or_else(|| err!(Internal, "a string key column was expected"))?;
+                for row in rows.values().iter().map(|&row| row as usize) {
+                    if row >= column.len() {
+                        return Err(err!(Internal, "key row {row} of {}", column.len()));
+                    }
+                    let is_valid = column.is_valid(row);
+                    if is_valid {
+                        text.push_str(column.value(row));
+                    }
+                    ends.push(text.len());
+                    valid.push(is_valid);
+                }
+            }
+            Self::Rows {
+                converter,
+                rows: stored,
+            } => {
+                let columns = columns
+                    .iter()
+                    .map(|column| gather(column, rows))
+                    .collect::<Result<Vec<_>>>()?;
+                converter.append(stored, &columns)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The key columns of `ids` (each below `len`), in that order.
+    fn columns(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
+        match self {
+            Self::Text { text, ends, valid } => {
+                let mut column = StringViewColumn::with_capacity(ids.len());
+                for &id in ids {
+                    if !valid[id] {
+                        column.append_null();
+                        continue;
+                    }
+                    let start = id.checked_sub(1).map_or(0, |before| ends[before]);
+                    column
+                        .append_value(&text[start..ends[id]])
+                        .ok_or_else(|| err!(Execution, "keys past 4 GiB of text in one output"))?;
+                }
+                Ok(vec![Arc::new(column.finish())])
+            }
+            Self::Rows { converter, rows } => {
+                Ok(converter.convert_rows(ids.iter().map(|&id| rows.row(id)))?)
+            }
+        }
     }
 }
 
@@ -73,7 +166,7 @@ impl KeyIds {
 
     /// How many keys have a number (numbers are `0..len`).
     pub fn len(&self) -> usize {
-        self.store.as_ref().map_or(1, |store| store.rows.num_rows())
+        self.store.as_ref().map_or(1, |store| store.keys.len())
     }
 
     /// Whether no key has a number yet (never true without key columns).
@@ -89,7 +182,7 @@ impl KeyIds {
             ids.resize(rows, 0);
             return Ok(());
         };
-        let known = store.rows.num_rows();
+        let known = store.keys.len();
         store.values.intern(keys, ids)?;
         let now = store.values.len();
         if now == known {
@@ -104,13 +197,7 @@ impl KeyIds {
                 }
             }
         }
-        let indices = UInt32Array::from(first);
-        let columns = keys
-            .iter()
-            .map(|column| gather(column, &indices))
-            .collect::<Result<Vec<_>>>()?;
-        store.converter.append(&mut store.rows, &columns)?;
-        Ok(())
+        store.keys.append(keys, &UInt32Array::from(first))
     }
 
     /// The key columns of `ids`, in that order (no columns without keys).
@@ -118,13 +205,11 @@ impl KeyIds {
         let Some(store) = &self.store else {
             return Ok(Vec::new());
         };
-        let len = store.rows.num_rows();
+        let len = store.keys.len();
         if let Some(bad) = ids.iter().find(|&&id| id >= len) {
             return Err(err!(Internal, "key number {bad} of {len}"));
         }
-        Ok(store
-            .converter
-            .convert_rows(ids.iter().map(|&id| store.rows.row(id)))?)
+        store.keys.columns(ids)
     }
 
     /// When the key count has grown enough since the last review, drops the
@@ -146,9 +231,7 @@ impl KeyIds {
             return Ok(None);
         }
         self.review_at = MIN_REVIEW.max(2 * kept.len());
-        let columns = store
-            .converter
-            .convert_rows(kept.iter().map(|&id| store.rows.row(id)))?;
+        let columns = store.keys.columns(&kept)?;
         let mut fresh = Store::try_new(Arc::clone(&store.schema))?;
         if !kept.is_empty() {
             let mut ids = Vec::with_capacity(kept.len());
@@ -160,7 +243,8 @@ impl KeyIds {
                     "compacted keys were renumbered out of order"
                 ));
             }
-            fresh.converter.append(&mut fresh.rows, &columns)?;
+            let rows = UInt32Array::from_iter_values(0..kept.len() as u32);
+            fresh.keys.append(&columns, &rows)?;
         }
         *store = fresh;
         let mut renumbered = vec![None; len];
@@ -245,6 +329,43 @@ mod tests {
             ]
         );
         assert!(ids.columns(&[5]).is_err());
+    }
+
+    #[test]
+    fn a_single_string_key_decodes_to_its_text_nulls_and_long_values_included() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Utf8View, true)]);
+        let mut ids = KeyIds::try_new(&schema).unwrap();
+        let long = "a key longer than twelve bytes, é and ✓";
+        let values = vec![
+            Some("b"),
+            None,
+            Some(long),
+            Some(""),
+            Some("b"),
+            Some("twelve bytes"),
+        ];
+        let column: ArrayRef = Arc::new(StringViewArray::from(values.clone()));
+        let mut numbers = Vec::new();
+        ids.intern(&[Arc::clone(&column)], 6, &mut numbers).unwrap();
+        assert_eq!(numbers, [0, 1, 2, 3, 0, 4]);
+        let back = ids.columns(&[4, 3, 2, 1, 0, 2]).unwrap();
+        let back = back[0].as_string_view();
+        let back: Vec<Option<&str>> = back.iter().collect();
+        assert_eq!(
+            back,
+            [
+                Some("twelve bytes"),
+                Some(""),
+                Some(long),
+                None,
+                Some("b"),
+                Some(long)
+            ]
+        );
+        // A slice (offset views) interns to the same numbers.
+        ids.intern(&[column.slice(2, 3)], 3, &mut numbers).unwrap();
+        assert_eq!(numbers, [2, 3, 0]);
+        assert_eq!(ids.len(), 5);
     }
 
     #[test]
