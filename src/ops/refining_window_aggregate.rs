@@ -293,10 +293,9 @@ impl RefiningWindowAggregate {
         let mut changes = ChangeList::default();
         if !assigned_rows.is_empty() {
             let picked = UInt32Array::from(assigned_rows);
-            let mut key_columns: Vec<ArrayRef> = vec![
-                Arc::new(Int64Array::from(starts)),
-                Arc::new(Int64Array::from(ends)),
-            ];
+            let ends = Int64Array::from(ends);
+            let mut key_columns: Vec<ArrayRef> =
+                vec![Arc::new(Int64Array::from(starts)), Arc::new(ends.clone())];
             for key in input.keys() {
                 key_columns.push(gather(key, &picked)?);
             }
@@ -311,7 +310,8 @@ impl RefiningWindowAggregate {
                 .collect();
             let taken = input.regroup(&UInt32Array::from(batch_rows))?;
             for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
-                let end = self.window_end_of(&key)?;
+                // The window end is part of the key: its first row's.
+                let end = ends.value(grouped.order[offset] as usize);
                 if !self.groups.contains_key(&key) {
                     let group = Group {
                         id: self.next_id,
