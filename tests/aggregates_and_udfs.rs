@@ -132,9 +132,8 @@ fn several_percentiles_of_one_column_agree_with_batch_in_tumbling_and_hopping_wi
             batch_sql(
                 &data,
                 &format!(
-                    "SELECT symbol, w, {percentiles} FROM (SELECT *, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '20 seconds' AS w FROM t \
-                     UNION ALL SELECT *, date_bin(INTERVAL '10 seconds', ts) - INTERVAL '10 seconds' FROM t \
-                     UNION ALL SELECT *, date_bin(INTERVAL '10 seconds', ts) FROM t) GROUP BY 1, 2"
+                    "SELECT symbol, ws, {percentiles} FROM ({}) GROUP BY 1, 2",
+                    hop_copies_sql(10, 30)
                 ),
             )
         } else {

@@ -18,17 +18,9 @@ fn engine() -> Engine {
 
 /// Batch SQL for HOP: every row copied into each window it belongs to.
 fn hop_reference(slide_s: i64, size_s: i64) -> String {
-    let copies: Vec<String> = (0..size_s / slide_s)
-        .map(|k| {
-            format!(
-                "SELECT symbol, price, date_bin(INTERVAL '{slide_s} seconds', ts) - INTERVAL '{} seconds' AS ws FROM t",
-                k * slide_s
-            )
-        })
-        .collect();
     format!(
         "SELECT symbol, ws, ws + INTERVAL '{size_s} seconds', {AGGREGATES} FROM ({}) GROUP BY 1, 2, 3",
-        copies.join(" UNION ALL ")
+        hop_copies_sql(slide_s, size_s)
     )
 }
 

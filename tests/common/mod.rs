@@ -212,6 +212,21 @@ pub fn apply_changelog(
     }
 }
 
+/// Table `t` with each row once per HOP window it belongs to (windows
+/// `size_s` long, `slide_s` apart), the window's start as column `ws`:
+/// batch SQL's view of HOP, for `FROM (...)`.
+pub fn hop_copies_sql(slide_s: i64, size_s: i64) -> String {
+    let copies: Vec<String> = (0..size_s / slide_s)
+        .map(|k| {
+            format!(
+                "SELECT *, date_bin(INTERVAL '{slide_s} seconds', ts) - INTERVAL '{} seconds' AS ws FROM t",
+                k * slide_s
+            )
+        })
+        .collect();
+    copies.join(" UNION ALL ")
+}
+
 /// Sessions in batch SQL over table `t`: a new session starts where the gap
 /// to the key's previous event exceeds `gap_secs` (windows that touch merge,
 /// as in Flink). `aggregates` are computed per session after
