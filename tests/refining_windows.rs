@@ -253,3 +253,35 @@ fn a_late_row_within_the_allowed_lateness_extends_a_closed_session() {
     assert!(push(3_000).is_empty());
     assert_eq!(engine.query_metrics(query).unwrap().late_events_dropped, 1);
 }
+
+#[test]
+fn early_results_of_thousands_of_window_groups_equal_batch_sql_across_checkpoints() {
+    // 200 symbols in 10 s windows over ~33 minutes: ~40k (window, key)
+    // groups opened and purged, so the operator's key numbers are
+    // compacted many times, with groups open and across checkpoints.
+    let data = trades(64, 40_000, 200, 50, 1_500);
+    let sql = "SELECT symbol, window_start, count(*), sum(price), min(price) FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) \
+               GROUP BY symbol, window_start EMIT ON UPDATE";
+    let mut engine = engine();
+    let query = engine.create_query(sql).unwrap();
+    let mut view = BTreeMap::new();
+    for (n, chunk) in data.chunks(1_000).enumerate() {
+        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
+        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
+        if n % 7 == 6 {
+            let bytes = engine.checkpoint().unwrap().to_bytes();
+            engine = self::engine();
+            assert_eq!(engine.create_query(sql).unwrap(), query);
+            engine
+                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+    }
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    let expected = batch_sql(
+        &data,
+        "SELECT symbol, date_bin(INTERVAL '10 seconds', ts), count(*), sum(price), min(price) FROM t GROUP BY 1, 2",
+    );
+    assert!(expected.len() > 20_000, "{}", expected.len());
+    assert_eq!(sorted(view.values().cloned().collect()), expected);
+}

@@ -145,3 +145,61 @@ fn emit_clauses_are_checked_against_the_query() {
         assert_eq!(engine.create_query(&sql).unwrap_err().code(), code, "{sql}");
     }
 }
+
+#[test]
+fn thousands_of_keys_expiring_and_coming_back_keep_their_own_counts_across_checkpoints() {
+    // 10 s blocks of 20 keys each; a block's keys return 100 blocks
+    // (1,000 s) later, long after the 30 s TTL dropped their groups: 2,000
+    // keys in all, so the operator's key numbers are compacted as groups
+    // expire, while others are live and across checkpoints.
+    let block_ms = 10_000;
+    let data: Vec<Trade> = (0..30_000i64)
+        .map(|i| {
+            let ts_ms = i * 50;
+            let block = ts_ms / block_ms;
+            Trade {
+                symbol: format!("K{}", (block % 100) * 20 + i % 20),
+                price: 1.0,
+                ts_ms,
+            }
+        })
+        .collect();
+    let sql = "SELECT symbol, count(*) AS n FROM trades GROUP BY symbol";
+    let options = QueryOptions {
+        state_ttl_millis: Some(30_000),
+        ..QueryOptions::default()
+    };
+    let mut engine = engine();
+    let query = engine.create_query_with(sql, &options).unwrap();
+    let mut view = BTreeMap::new();
+    for (n, chunk) in data.chunks(700).enumerate() {
+        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
+        apply_changelog(&mut view, &rows_of(&outputs, query), 1);
+        let seen = &data[..(n * 700 + chunk.len())];
+        // A key's count runs from its latest block: the one before expired.
+        for row in view.values() {
+            let latest = seen.iter().rev().find(|t| t.symbol == row[0]).unwrap();
+            let block_start = latest.ts_ms / block_ms * block_ms;
+            let count = seen
+                .iter()
+                .filter(|t| t.symbol == row[0] && t.ts_ms >= block_start)
+                .count();
+            assert_eq!(
+                row[1],
+                count.to_string(),
+                "{row:?} after {} events",
+                seen.len()
+            );
+        }
+        // Expiry bounds the groups: a few blocks' keys, never all 2,000.
+        assert!(view.len() <= 100, "{} groups", view.len());
+        if n % 25 == 24 {
+            let bytes = engine.checkpoint().unwrap().to_bytes();
+            engine = self::engine();
+            assert_eq!(engine.create_query_with(sql, &options).unwrap(), query);
+            engine
+                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+    }
+}

@@ -19,7 +19,7 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use super::chain::StatelessChain;
@@ -59,17 +59,27 @@ pub struct Changes {
 /// One group's aggregate values.
 pub type Values = Vec<ScalarValue>;
 
-/// Changes collected per group key, in order, before they become [`Changes`].
-#[derive(Debug, Default)]
-pub struct ChangeList {
-    keys: Vec<OwnedRow>,
+/// Changes collected per group key (of type `K`, e.g. a key number), in
+/// order, before they become [`Changes`].
+#[derive(Debug)]
+pub struct ChangeList<K> {
+    keys: Vec<K>,
     /// (before, after) per change.
     values: Vec<(Option<Values>, Option<Values>)>,
 }
 
-impl ChangeList {
+impl<K> Default for ChangeList<K> {
+    fn default() -> Self {
+        Self {
+            keys: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<K: Clone> ChangeList<K> {
     /// Records a change of the group `key` from `before` to `after`.
-    pub fn push(&mut self, key: OwnedRow, before: Option<Values>, after: Option<Values>) {
+    pub fn push(&mut self, key: K, before: Option<Values>, after: Option<Values>) {
         self.keys.push(key);
         self.values.push((before, after));
     }
@@ -88,7 +98,7 @@ impl ChangeList {
     /// operator's output schema from group keys and their values.
     pub fn into_changes(
         self,
-        batch: impl Fn(&[OwnedRow], Vec<Values>) -> Result<RecordBatch>,
+        batch: impl Fn(&[K], Vec<Values>) -> Result<RecordBatch>,
     ) -> Result<Changes> {
         let count = self.keys.len();
         let (mut old_keys, mut old_values, mut old_positions) =

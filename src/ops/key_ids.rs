@@ -35,6 +35,20 @@ pub struct KeyIds {
     store: Option<Store>,
     /// Number of keys at which [`KeyIds::compact`] next looks for dead keys.
     review_at: usize,
+    /// Scratch of [`KeyIds::group`]: a rank per key number, `usize::MAX`
+    /// between calls.
+    rank: Vec<usize>,
+}
+
+/// A batch's rows grouped by key (see [`KeyIds::group`]).
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyRuns {
+    /// The distinct key numbers, in order of first appearance.
+    pub keys: Vec<usize>,
+    /// Row positions, key by key (ascending within a key).
+    pub order: Vec<u32>,
+    /// Per key: where its rows start in `order`, and how many there are.
+    pub runs: Vec<(usize, usize)>,
 }
 
 struct Store {
@@ -161,6 +175,7 @@ impl KeyIds {
         Ok(Self {
             store,
             review_at: MIN_REVIEW,
+            rank: Vec::new(),
         })
     }
 
@@ -198,6 +213,49 @@ impl KeyIds {
             }
         }
         store.keys.append(keys, &UInt32Array::from(first))
+    }
+
+    /// Interns the batch's keys and groups its rows by them, keys in order
+    /// of first appearance (so changes come out in the order their rows
+    /// arrived): a counting sort over the batch's distinct keys.
+    pub fn group(&mut self, keys: &[ArrayRef], rows: usize) -> Result<KeyRuns> {
+        let mut ids = Vec::with_capacity(rows);
+        self.intern(keys, rows, &mut ids)?;
+        let known = self.len();
+        let rank = &mut self.rank;
+        if rank.len() < known {
+            rank.resize(known, usize::MAX);
+        }
+        let (mut distinct, mut counts) = (Vec::new(), Vec::<usize>::new());
+        for &id in &ids {
+            if rank[id] == usize::MAX {
+                rank[id] = distinct.len();
+                distinct.push(id);
+                counts.push(0);
+            }
+            counts[rank[id]] += 1;
+        }
+        let mut runs = Vec::with_capacity(counts.len());
+        let mut start = 0;
+        for &count in &counts {
+            runs.push((start, count));
+            start += count;
+        }
+        let mut next: Vec<usize> = runs.iter().map(|&(start, _)| start).collect();
+        let mut order = vec![0u32; ids.len()];
+        for (row, &id) in ids.iter().enumerate() {
+            let at = &mut next[rank[id]];
+            order[*at] = row as u32;
+            *at += 1;
+        }
+        for &id in &distinct {
+            rank[id] = usize::MAX;
+        }
+        Ok(KeyRuns {
+            keys: distinct,
+            order,
+            runs,
+        })
     }
 
     /// The key columns of `ids`, in that order (no columns without keys).
@@ -247,11 +305,154 @@ impl KeyIds {
             fresh.keys.append(&columns, &rows)?;
         }
         *store = fresh;
+        self.rank.truncate(kept.len());
         let mut renumbered = vec![None; len];
         for (new, &old) in kept.iter().enumerate() {
             renumbered[old] = Some(new);
         }
         Ok(Some(renumbered))
+    }
+}
+
+/// State `G` per key, indexed by key number, for operators whose groups
+/// come and go (a window's groups, groups past their TTL): numbers of keys
+/// without a group are dropped as they accumulate ([`GroupsByKey::compact`]).
+pub struct GroupsByKey<G> {
+    keys: KeyIds,
+    groups: Vec<Option<G>>,
+    count: usize,
+}
+
+impl<G> GroupsByKey<G> {
+    /// No groups, for keys of `key_schema`.
+    pub fn try_new(key_schema: &Schema) -> Result<Self> {
+        Ok(Self {
+            keys: KeyIds::try_new(key_schema)?,
+            groups: Vec::new(),
+            count: 0,
+        })
+    }
+
+    /// Groups from a snapshot: `key_columns` row `i` is the key of
+    /// `groups[i]`. Two groups of one key are a corrupt snapshot.
+    pub fn restore(key_schema: &Schema, key_columns: &[ArrayRef], groups: Vec<G>) -> Result<Self> {
+        let mut restored = Self::try_new(key_schema)?;
+        let mut ids = Vec::with_capacity(groups.len());
+        restored.keys.intern(key_columns, groups.len(), &mut ids)?;
+        restored.groups.resize_with(restored.keys.len(), || None);
+        for (id, group) in ids.into_iter().zip(groups) {
+            if restored.groups[id].replace(group).is_some() {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "two groups of one key in a snapshot"
+                ));
+            }
+            restored.count += 1;
+        }
+        Ok(restored)
+    }
+
+    /// Interns the batch's keys and groups its rows by them (see [`KeyIds::group`]).
+    pub fn group(&mut self, keys: &[ArrayRef], rows: usize) -> Result<KeyRuns> {
+        let runs = self.keys.group(keys, rows)?;
+        if self.groups.len() < self.keys.len() {
+            self.groups.resize_with(self.keys.len(), || None);
+        }
+        Ok(runs)
+    }
+
+    /// The group of key number `key`.
+    pub fn get(&self, key: usize) -> Option<&G> {
+        self.groups.get(key)?.as_ref()
+    }
+
+    /// The group of key number `key`, to change.
+    pub fn get_mut(&mut self, key: usize) -> Option<&mut G> {
+        self.groups.get_mut(key)?.as_mut()
+    }
+
+    /// Gives key number `key` (from [`GroupsByKey::group`]) a group, or
+    /// returns the one it has.
+    pub fn get_or_insert(&mut self, key: usize, new: impl FnOnce() -> Result<G>) -> Result<&mut G> {
+        let slot = self
+            .groups
+            .get_mut(key)
+            .ok_or_else(|| err!(Internal, "key number {key} was never given"))?;
+        if slot.is_none() {
+            *slot = Some(new()?);
+            self.count += 1;
+        }
+        slot.as_mut()
+            .ok_or_else(|| err!(Internal, "a group just set is gone"))
+    }
+
+    /// Takes the group of key number `key` away.
+    pub fn remove(&mut self, key: usize) -> Option<G> {
+        let group = self.groups.get_mut(key)?.take();
+        self.count -= usize::from(group.is_some());
+        group
+    }
+
+    /// Groups held.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether no group is held.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every group with its key number, in number order.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &G)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter_map(|(key, group)| Some((key, group.as_ref()?)))
+    }
+
+    /// Every group with its key number, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut G)> {
+        self.groups
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(key, group)| Some((key, group.as_mut()?)))
+    }
+
+    /// The key columns of key numbers `ids`, in that order.
+    pub fn columns(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
+        self.keys.columns(ids)
+    }
+
+    /// Drops the numbers of keys without a group once enough have built up
+    /// (see [`KeyIds::compact`]); returns the renumbering for whatever
+    /// else refers to keys by number.
+    pub fn compact(&mut self) -> Result<Option<Vec<Option<usize>>>> {
+        let groups = &self.groups;
+        let Some(renumbered) = self
+            .keys
+            .compact(|key| groups.get(key).is_some_and(Option::is_some))?
+        else {
+            return Ok(None);
+        };
+        let mut kept: Vec<Option<G>> = Vec::new();
+        kept.resize_with(self.keys.len(), || None);
+        for (key, group) in std::mem::take(&mut self.groups).into_iter().enumerate() {
+            if let Some(new) = renumbered.get(key).copied().flatten() {
+                kept[new] = group;
+            }
+        }
+        self.groups = kept;
+        Ok(Some(renumbered))
+    }
+}
+
+impl<G> std::fmt::Debug for GroupsByKey<G> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupsByKey")
+            .field("groups", &self.count)
+            .field("keys", &self.keys.len())
+            .finish()
     }
 }
 
@@ -329,6 +530,42 @@ mod tests {
             ]
         );
         assert!(ids.columns(&[5]).is_err());
+    }
+
+    #[test]
+    fn grouped_rows_keep_arrival_order_of_keys_and_of_rows() {
+        let schema = Schema::new(vec![Field::new("k", DataType::Utf8View, true)]);
+        let mut ids = KeyIds::try_new(&schema).unwrap();
+        let column = |values: &[Option<&str>]| -> Vec<ArrayRef> {
+            vec![Arc::new(StringViewArray::from(values.to_vec()))]
+        };
+        let first = column(&[
+            Some("b"),
+            Some("a"),
+            None,
+            Some("b"),
+            Some("c"),
+            None,
+            Some("a"),
+            Some("b"),
+        ]);
+        let grouped = ids.group(&first, 8).unwrap();
+        assert_eq!(grouped.keys, [0, 1, 2, 3]);
+        assert_eq!(grouped.order, [0, 3, 7, 1, 6, 2, 5, 4]);
+        assert_eq!(grouped.runs, [(0, 3), (3, 2), (5, 2), (7, 1)]);
+        // Later batches: known keys keep their numbers, in this batch's order.
+        let grouped = ids
+            .group(&column(&[Some("c"), Some("d"), Some("c"), None]), 4)
+            .unwrap();
+        assert_eq!(grouped.keys, [3, 4, 2]);
+        assert_eq!(grouped.order, [0, 2, 1, 3]);
+        assert_eq!(grouped.runs, [(0, 2), (2, 1), (3, 1)]);
+        let empty = ids.group(&column(&[]), 0).unwrap();
+        assert!(empty.keys.is_empty() && empty.order.is_empty());
+        // Without key columns every row has key 0.
+        let mut none = KeyIds::try_new(&Schema::empty()).unwrap();
+        let grouped = none.group(&[], 3).unwrap();
+        assert_eq!((grouped.keys, grouped.runs), (vec![0], vec![(0, 3)]));
     }
 
     #[test]

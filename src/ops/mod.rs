@@ -11,7 +11,6 @@
 //! Each push runs to completion through the pipeline and returns what it
 //! emitted, so any point between two pushes is a consistent cut.
 
-pub mod batch_keys;
 pub mod batched_groups;
 pub mod chain;
 pub mod changelog;

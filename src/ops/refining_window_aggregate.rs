@@ -18,22 +18,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, UInt32Array};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::PhysicalExpr;
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 use serde_json::json;
 
-use super::batch_keys::BatchKeys;
-use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
+use super::changelog::{value_columns, ChangeList, Changes, Values};
 use super::gather::gather;
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
-use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
+use super::key_ids::GroupsByKey;
+use super::snapshot::{
+    key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
+};
 use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
 use crate::codec::time_values::to_type;
 use crate::err;
@@ -68,6 +69,8 @@ pub struct RefiningWindowConfig {
 
 struct Group {
     id: u64,
+    /// Its window's end (part of its key).
+    end: EventTime,
     accumulators: Vec<Box<dyn Accumulator>>,
     last: Option<Vec<ScalarValue>>,
 }
@@ -75,17 +78,15 @@ struct Group {
 /// Refining window aggregate operator.
 pub struct RefiningWindowAggregate {
     config: RefiningWindowConfig,
-    /// Keys are rows of [window_start, window_end, user keys...].
-    converter: RowConverter,
-    /// Interns each batch's (window, key) pairs.
-    batch_keys: BatchKeys,
-    groups: HashMap<OwnedRow, Group>,
-    /// Groups by (window end, id): windows close and are purged in end order.
-    by_end: BTreeMap<(EventTime, u64), OwnedRow>,
+    /// Keys are [window_start, window_end, user keys...]; groups by key number.
+    groups: GroupsByKey<Group>,
+    /// Groups by (window end, id) -> key number: windows close and are
+    /// purged in end order.
+    by_end: BTreeMap<(EventTime, u64), usize>,
     /// Windows ending at or before this have been emitted (ON WINDOW CLOSE).
     closed_through: Option<EventTime>,
-    /// EMIT EVERY: groups changed since the last periodic emission.
-    dirty: HashSet<OwnedRow>,
+    /// EMIT EVERY: groups (key numbers) changed since the last periodic emission.
+    dirty: HashSet<usize>,
     /// EMIT EVERY: wall-clock time of the last periodic emission.
     last_emit_millis: Option<i64>,
     next_id: u64,
@@ -110,10 +111,8 @@ impl RefiningWindowAggregate {
             ));
         }
         Ok(Self {
-            converter: key_converter(2, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(2, &config.spec.key_schema)?,
+            groups: GroupsByKey::try_new(&group_key_schema(&config.spec))?,
             config,
-            groups: HashMap::new(),
             by_end: BTreeMap::new(),
             closed_through: None,
             dirty: HashSet::new(),
@@ -136,26 +135,30 @@ impl RefiningWindowAggregate {
     pub fn snapshot(&mut self) -> Result<OperatorState> {
         let values = self.value_layout();
         let dirty = &self.dirty;
-        let mut groups: Vec<(&OwnedRow, &mut Group)> = self.groups.iter_mut().collect();
+        // Groups in the order they were opened.
+        let mut keys: Vec<(u64, usize)> = self.groups.iter().map(|(k, g)| (g.id, k)).collect();
+        keys.sort_unstable();
+        let keys: Vec<usize> = keys.into_iter().map(|(_, key)| key).collect();
+        let key_columns = self.groups.columns(&keys)?;
+        let mut groups: Vec<(usize, &mut Group)> = self.groups.iter_mut().collect();
         groups.sort_by_key(|(_, g)| g.id);
         let rows = groups
             .into_iter()
             .map(|(key, group)| GroupRow {
-                key,
                 id: group.id,
                 extra: Vec::new(),
                 accumulators: &mut group.accumulators,
                 last: group.last.as_ref(),
-                flag: dirty.contains(key),
+                flag: dirty.contains(&key),
             })
             .collect();
         let layout = GroupLayout {
-            converter: &self.converter,
+            key_types: key_types(2, &self.config.spec.key_schema),
             extra: &[],
             spec: &self.config.spec,
             values,
         };
-        let batch = layout.write(rows)?;
+        let batch = layout.write(key_columns, rows)?;
         Ok(OperatorState {
             meta: json!({
                 "next_id": self.next_id,
@@ -174,27 +177,39 @@ impl RefiningWindowAggregate {
             .as_ref()
             .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
         let layout = GroupLayout {
-            converter: &self.converter,
+            key_types: key_types(2, &self.config.spec.key_schema),
             extra: &[],
             spec: &self.config.spec,
             values: self.value_layout(),
         };
-        let restored = layout.read(batch, "a refining window aggregate")?;
-        let (mut groups, mut by_end, mut dirty) = (HashMap::new(), BTreeMap::new(), HashSet::new());
-        for group in restored {
-            let end = self.window_end_of(&group.key)?;
-            by_end.insert((end, group.id), group.key.clone());
-            if group.flag {
-                dirty.insert(group.key.clone());
+        let (key_columns, restored) = layout.read(batch, "a refining window aggregate")?;
+        // Key columns: [window_start, window_end, user keys...].
+        let ends = key_columns[1].as_primitive::<Int64Type>();
+        let flags: Vec<bool> = restored.iter().map(|group| group.flag).collect();
+        let restored: Vec<Group> = restored
+            .into_iter()
+            .enumerate()
+            .map(|(row, group)| Group {
+                id: group.id,
+                end: ends.value(row),
+                accumulators: group.accumulators,
+                last: group.last,
+            })
+            .collect();
+        let ids: Vec<u64> = restored.iter().map(|group| group.id).collect();
+        let groups =
+            GroupsByKey::restore(&group_key_schema(&self.config.spec), &key_columns, restored)?;
+        let (mut by_end, mut dirty) = (BTreeMap::new(), HashSet::new());
+        let flagged: HashSet<u64> = ids
+            .into_iter()
+            .zip(flags)
+            .filter_map(|(id, flag)| flag.then_some(id))
+            .collect();
+        for (key, group) in groups.iter() {
+            by_end.insert((group.end, group.id), key);
+            if flagged.contains(&group.id) {
+                dirty.insert(key);
             }
-            groups.insert(
-                group.key,
-                Group {
-                    id: group.id,
-                    accumulators: group.accumulators,
-                    last: group.last,
-                },
-            );
         }
         self.groups = groups;
         self.by_end = by_end;
@@ -221,8 +236,8 @@ impl RefiningWindowAggregate {
     /// Approximate memory held, in bytes.
     pub fn state_size(&self) -> usize {
         self.groups
-            .values()
-            .map(|g| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .iter()
+            .map(|(_, g)| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
             .sum()
     }
 
@@ -299,9 +314,7 @@ impl RefiningWindowAggregate {
             for key in input.keys() {
                 key_columns.push(gather(key, &picked)?);
             }
-            let grouped = self
-                .batch_keys
-                .group(&key_columns, picked.len(), &self.converter)?;
+            let grouped = self.groups.group(&key_columns, picked.len())?;
             // Each group's rows together: one `take` per argument for the batch.
             let batch_rows: Vec<u32> = grouped
                 .order
@@ -312,26 +325,25 @@ impl RefiningWindowAggregate {
             for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
                 // The window end is part of the key: its first row's.
                 let end = ends.value(grouped.order[offset] as usize);
-                if !self.groups.contains_key(&key) {
-                    let group = Group {
-                        id: self.next_id,
-                        accumulators: create_accumulators(&self.config.spec)?,
+                let (spec, next_id, by_end) =
+                    (&self.config.spec, &mut self.next_id, &mut self.by_end);
+                let group = self.groups.get_or_insert(key, || {
+                    let id = *next_id;
+                    *next_id += 1;
+                    by_end.insert((end, id), key);
+                    Ok(Group {
+                        id,
+                        end,
+                        accumulators: create_accumulators(spec)?,
                         last: None,
-                    };
-                    self.next_id += 1;
-                    self.by_end.insert((end, group.id), key.clone());
-                    self.groups.insert(key.clone(), group);
-                }
+                    })
+                })?;
+                apply_run(&mut group.accumulators, &taken, offset, len)?;
                 let closed = self.config.grid.is_end_closed(end, watermark);
                 let visible = match self.config.emit {
                     EmitMode::OnUpdate => true,
                     EmitMode::OnWindowClose | EmitMode::Every { .. } => closed,
                 };
-                let group = self
-                    .groups
-                    .get_mut(&key)
-                    .ok_or_else(|| err!(Internal, "group vanished"))?;
-                apply_run(&mut group.accumulators, &taken, offset, len)?;
                 if visible {
                     self.dirty.remove(&key);
                     self.emit_group(key, &mut changes)?;
@@ -368,8 +380,14 @@ impl RefiningWindowAggregate {
         }
         self.last_emit_millis = Some(now_millis);
         let mut changes = ChangeList::default();
-        let mut dirty: Vec<OwnedRow> = self.dirty.drain().collect();
-        dirty.sort();
+        // In the order the groups were opened.
+        let mut dirty: Vec<(u64, usize)> = self
+            .dirty
+            .drain()
+            .filter_map(|key| Some((self.groups.get(key)?.id, key)))
+            .collect();
+        dirty.sort_unstable();
+        let dirty = dirty.into_iter().map(|(_, key)| key);
         for key in dirty {
             self.emit_group(key, &mut changes)?;
         }
@@ -377,8 +395,8 @@ impl RefiningWindowAggregate {
     }
 
     /// Adds a group's change since its last emission, if any.
-    fn emit_group(&mut self, key: OwnedRow, changes: &mut ChangeList) -> Result<()> {
-        let Some(group) = self.groups.get_mut(&key) else {
+    fn emit_group(&mut self, key: usize, changes: &mut ChangeList<usize>) -> Result<()> {
+        let Some(group) = self.groups.get_mut(key) else {
             return Ok(());
         };
         let values = evaluate_accumulators(&mut group.accumulators)?;
@@ -391,18 +409,18 @@ impl RefiningWindowAggregate {
     fn advance_into(
         &mut self,
         watermark: EventTime,
-        mut changes: ChangeList,
-    ) -> Result<ChangeList> {
+        mut changes: ChangeList<usize>,
+    ) -> Result<ChangeList<usize>> {
         if self.is_periodic() {
             // Closing windows emit their pending changes at once.
             let from = self
                 .closed_through
                 .map_or(EventTime::MIN, |c| c.saturating_add(1));
-            let closed: Vec<OwnedRow> = self
+            let closed: Vec<usize> = self
                 .by_end
                 .range((from, 0)..)
                 .take_while(|((end, _), _)| self.config.grid.is_end_closed(*end, watermark))
-                .map(|(_, key)| key.clone())
+                .map(|(_, key)| *key)
                 .collect();
             for key in closed {
                 if self.dirty.remove(&key) {
@@ -424,10 +442,10 @@ impl RefiningWindowAggregate {
                 .take_while(|(end, _)| self.config.grid.is_end_closed(*end, watermark))
                 .collect();
             for (end, id) in closed {
-                let Some(key) = self.by_end.get(&(end, id)).cloned() else {
+                let Some(&key) = self.by_end.get(&(end, id)) else {
                     continue;
                 };
-                let Some(group) = self.groups.get_mut(&key) else {
+                let Some(group) = self.groups.get_mut(key) else {
                     continue;
                 };
                 if group.last.is_none() {
@@ -444,27 +462,32 @@ impl RefiningWindowAggregate {
                 break;
             }
             if let Some(key) = self.by_end.remove(&(end, id)) {
-                self.groups.remove(&key);
+                self.groups.remove(key);
                 self.dirty.remove(&key);
             }
         }
         Ok(changes)
     }
 
-    fn window_end_of(&self, key: &OwnedRow) -> Result<EventTime> {
-        let columns = self.converter.convert_rows([key.row()])?;
-        let ends = columns[1].as_primitive::<Int64Type>();
-        Ok(ends.value(0))
-    }
-
-    fn finish(&mut self, changes: ChangeList) -> Result<Changes> {
+    /// Turns changes into output, then lets the key numbers be compacted
+    /// (changes name keys by number, so not before).
+    fn finish(&mut self, changes: ChangeList<usize>) -> Result<Changes> {
         self.metrics.windows_emitted += changes.len() as u64;
-        changes.into_changes(|keys, values| self.batch(keys, values))
+        let changes = changes.into_changes(|keys, values| self.batch(keys, values))?;
+        if let Some(renumbered) = self.groups.compact()? {
+            let new = |key: usize| renumbered.get(key).copied().flatten();
+            self.by_end = std::mem::take(&mut self.by_end)
+                .into_iter()
+                .filter_map(|(at, key)| Some((at, new(key)?)))
+                .collect();
+            self.dirty = self.dirty.drain().filter_map(new).collect();
+        }
+        Ok(changes)
     }
 
-    fn batch(&self, keys: &[OwnedRow], values: Vec<Values>) -> Result<RecordBatch> {
+    fn batch(&self, keys: &[usize], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
-        let key_columns = self.converter.convert_rows(keys.iter().map(|k| k.row()))?;
+        let key_columns = self.groups.columns(keys)?;
         // Interned keys are [window_start, window_end, user keys...].
         let mut columns = group_columns(
             &self.config.group_columns,
@@ -485,4 +508,14 @@ impl RefiningWindowAggregate {
     fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
         row_starts(&self.config.slice_bound, self.config.grid.size(), batch)
     }
+}
+
+/// The schema of a group's key: window start and end, then the user's keys.
+fn group_key_schema(spec: &AggregateSpec) -> Schema {
+    let mut fields = vec![
+        Field::new("window_start", DataType::Int64, false),
+        Field::new("window_end", DataType::Int64, false),
+    ];
+    fields.extend(spec.key_schema.fields().iter().map(|f| f.as_ref().clone()));
+    Schema::new(fields)
 }

@@ -4,7 +4,6 @@
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Field, Int64Type};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use serde_json::json;
@@ -155,10 +154,9 @@ pub fn null_values(fields: &[Field]) -> Result<Vec<ScalarValue>> {
         .collect::<datafusion::common::Result<Vec<_>>>()?)
 }
 
-/// One keyed group of row accumulators, as written to a snapshot.
+/// One keyed group of row accumulators, as written to a snapshot (its
+/// key goes in the key columns, row for row).
 pub struct GroupRow<'a> {
-    /// The group key as interned.
-    pub key: &'a OwnedRow,
     /// Group id.
     pub id: u64,
     /// Operator-specific integers (e.g. last-touched watermark).
@@ -171,10 +169,9 @@ pub struct GroupRow<'a> {
     pub flag: bool,
 }
 
-/// A group read back from a snapshot.
+/// A group read back from a snapshot (its key is in the key columns read
+/// with it, row for row).
 pub struct RestoredGroup {
-    /// The group key.
-    pub key: OwnedRow,
     /// Group id.
     pub id: u64,
     /// Operator-specific integers.
@@ -187,11 +184,11 @@ pub struct RestoredGroup {
     pub flag: bool,
 }
 
-/// Snapshot layout of keyed groups: key columns (as the converter interns
-/// them), id, extras, accumulator state, last emitted values, flag.
+/// Snapshot layout of keyed groups: key columns, id, extras, accumulator
+/// state, last emitted values, flag.
 pub struct GroupLayout<'a> {
-    /// Interns the keys.
-    pub converter: &'a RowConverter,
+    /// Types of the key columns (see [`key_types`]).
+    pub key_types: Vec<DataType>,
     /// Names of the extra integer columns.
     pub extra: &'a [&'a str],
     /// Aggregates.
@@ -202,11 +199,11 @@ pub struct GroupLayout<'a> {
 
 impl GroupLayout<'_> {
     fn key_fields(&self) -> Result<Vec<Field>> {
-        let empty = self.converter.convert_rows(std::iter::empty())?;
-        Ok(empty
+        Ok(self
+            .key_types
             .iter()
             .enumerate()
-            .map(|(i, c)| Field::new(format!("k{i}"), c.data_type().clone(), true))
+            .map(|(i, t)| Field::new(format!("k{i}"), t.clone(), true))
             .collect())
     }
 
@@ -225,10 +222,11 @@ impl GroupLayout<'_> {
         Ok(fields)
     }
 
-    /// Writes groups as one batch.
-    pub fn write(&self, groups: Vec<GroupRow>) -> Result<RecordBatch> {
+    /// Writes groups as one batch; `key_columns` hold their keys (for a
+    /// layout without keys, one null column).
+    pub fn write(&self, key_columns: Vec<ArrayRef>, groups: Vec<GroupRow>) -> Result<RecordBatch> {
         let fields = self.fields()?;
-        let keys: Vec<OwnedRow> = groups.iter().map(|g| g.key.clone()).collect();
+        let count = groups.len();
         let mut rows = Vec::with_capacity(groups.len());
         for group in groups {
             let mut row = vec![ScalarValue::Int64(Some(group.id as i64))];
@@ -248,23 +246,27 @@ impl GroupLayout<'_> {
             rows.push(row);
         }
         let key_count = self.key_fields()?.len();
-        let mut columns = self.converter.convert_rows(keys.iter().map(|k| k.row()))?;
+        let mut columns = key_columns;
         columns.extend(crate::state::columns_from_rows(
             &fields[key_count..],
             &rows,
         )?);
-        crate::state::batch(fields, columns, keys.len())
+        crate::state::batch(fields, columns, count)
     }
 
-    /// Reads groups back, merging their state into fresh accumulators.
-    pub fn read(&self, batch: &RecordBatch, what: &str) -> Result<Vec<RestoredGroup>> {
+    /// Reads groups back, merging their state into fresh accumulators; with
+    /// them, the key columns (row `i` is group `i`'s key).
+    pub fn read(
+        &self,
+        batch: &RecordBatch,
+        what: &str,
+    ) -> Result<(Vec<ArrayRef>, Vec<RestoredGroup>)> {
         let fields = self.fields()?;
         crate::state::expect_schema(batch, &fields, what)?;
         let key_count = self.key_fields()?.len();
         let widths = state_widths(self.spec)?;
         let state_count: usize = widths.iter().sum();
         let columns = batch.columns();
-        let keys = self.converter.convert_columns(&columns[..key_count])?;
         let int = |i: usize| columns[i].as_primitive::<Int64Type>();
         let extras = key_count + 1;
         let states_at = extras + self.extra.len();
@@ -287,7 +289,6 @@ impl GroupLayout<'_> {
                 None
             };
             groups.push(RestoredGroup {
-                key: keys.row(row).owned(),
                 id: int(key_count).value(row) as u64,
                 extra,
                 accumulators: restore_accumulators(
@@ -300,6 +301,18 @@ impl GroupLayout<'_> {
                 flag: columns[last_at + 1 + values].as_boolean().value(row),
             });
         }
-        Ok(groups)
+        Ok((columns[..key_count].to_vec(), groups))
     }
+}
+
+/// Key column types of a [`GroupLayout`]: `leading_int64` window bounds,
+/// then the key columns (none at all: one `Null` column), as
+/// `changelog::key_converter` encodes them.
+pub fn key_types(leading_int64: usize, key_schema: &arrow::datatypes::Schema) -> Vec<DataType> {
+    let mut types = vec![DataType::Int64; leading_int64];
+    types.extend(key_schema.fields().iter().map(|f| f.data_type().clone()));
+    if types.is_empty() {
+        types.push(DataType::Null);
+    }
+    types
 }

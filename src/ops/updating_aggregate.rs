@@ -13,21 +13,21 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{new_null_array, ArrayRef, UInt32Array};
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{OwnedRow, RowConverter};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
-use foldhash::{HashMap, HashMapExt};
 use serde_json::json;
 
-use super::batch_keys::BatchKeys;
-use super::changelog::{key_converter, value_columns, ChangeList, Changes, Values};
+use super::changelog::{value_columns, ChangeList, Changes, Values};
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
-use super::snapshot::{metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow};
+use super::key_ids::GroupsByKey;
+use super::snapshot::{
+    key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
+};
 use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
 use crate::state::OperatorState;
@@ -56,12 +56,10 @@ struct Group {
 /// Updating aggregate operator.
 pub struct UpdatingAggregate {
     config: UpdatingAggregateConfig,
-    converter: RowConverter,
-    /// Interns each batch's keys.
-    batch_keys: BatchKeys,
-    groups: HashMap<OwnedRow, Group>,
-    /// Groups by (last touched watermark, id), for TTL expiry.
-    expiry: BTreeMap<(EventTime, u64), OwnedRow>,
+    /// Groups by key number.
+    groups: GroupsByKey<Group>,
+    /// Groups by (last touched watermark, id) -> key number, for TTL expiry.
+    expiry: BTreeMap<(EventTime, u64), usize>,
     next_id: u64,
     metrics: WindowMetrics,
 }
@@ -78,10 +76,8 @@ impl UpdatingAggregate {
     /// An operator with no groups.
     pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
         Ok(Self {
-            converter: key_converter(0, &config.spec.key_schema)?,
-            batch_keys: BatchKeys::try_new(0, &config.spec.key_schema)?,
+            groups: GroupsByKey::try_new(&config.spec.key_schema)?,
             config,
-            groups: HashMap::new(),
             expiry: BTreeMap::new(),
             next_id: 0,
             metrics: WindowMetrics::default(),
@@ -90,13 +86,21 @@ impl UpdatingAggregate {
 
     /// The operator's state: one row per group. Leaves the operator as it was.
     pub fn snapshot(&mut self) -> Result<OperatorState> {
-        let layout = group_layout(&self.converter, &self.config);
-        let mut groups: Vec<(&OwnedRow, &mut Group)> = self.groups.iter_mut().collect();
+        let layout = group_layout(&self.config);
+        // Groups in the order they were opened.
+        let mut keys: Vec<(u64, usize)> = self.groups.iter().map(|(k, g)| (g.id, k)).collect();
+        keys.sort_unstable();
+        let keys: Vec<usize> = keys.into_iter().map(|(_, key)| key).collect();
+        let key_columns = if self.config.spec.keys.is_empty() {
+            vec![new_null_array(&DataType::Null, keys.len())]
+        } else {
+            self.groups.columns(&keys)?
+        };
+        let mut groups: Vec<(usize, &mut Group)> = self.groups.iter_mut().collect();
         groups.sort_by_key(|(_, g)| g.id);
         let rows = groups
             .into_iter()
-            .map(|(key, group)| GroupRow {
-                key,
+            .map(|(_, group)| GroupRow {
                 id: group.id,
                 extra: vec![Some(group.touched)],
                 accumulators: &mut group.accumulators,
@@ -104,7 +108,7 @@ impl UpdatingAggregate {
                 flag: false,
             })
             .collect();
-        let batch = layout.write(rows)?;
+        let batch = layout.write(key_columns, rows)?;
         Ok(OperatorState {
             meta: json!({ "next_id": self.next_id, "metrics": metrics_json(&self.metrics) }),
             batch: Some(batch),
@@ -116,21 +120,22 @@ impl UpdatingAggregate {
         let batch = snapshot.batch.as_ref().ok_or_else(|| {
             crate::err!(CorruptCheckpoint, "updating aggregate state has no data")
         })?;
-        let (mut groups, mut expiry) = (HashMap::new(), BTreeMap::new());
-        let layout = group_layout(&self.converter, &self.config);
-        for restored in layout.read(batch, "an updating aggregate")? {
-            let touched = restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK);
-            expiry.insert((touched, restored.id), restored.key.clone());
-            groups.insert(
-                restored.key,
-                Group {
-                    id: restored.id,
-                    accumulators: restored.accumulators,
-                    last: restored.last,
-                    touched,
-                },
-            );
-        }
+        let layout = group_layout(&self.config);
+        let (key_columns, restored) = layout.read(batch, "an updating aggregate")?;
+        let restored: Vec<Group> = restored
+            .into_iter()
+            .map(|restored| Group {
+                id: restored.id,
+                accumulators: restored.accumulators,
+                last: restored.last,
+                touched: restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK),
+            })
+            .collect();
+        let groups = GroupsByKey::restore(&self.config.spec.key_schema, &key_columns, restored)?;
+        let expiry = groups
+            .iter()
+            .map(|(key, group)| ((group.touched, group.id), key))
+            .collect();
         self.groups = groups;
         self.expiry = expiry;
         self.next_id = crate::state::meta_i64(&snapshot.meta, "next_id")? as u64;
@@ -151,8 +156,8 @@ impl UpdatingAggregate {
     /// Approximate memory held, in bytes.
     pub fn state_size(&self) -> usize {
         self.groups
-            .values()
-            .map(|g| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .iter()
+            .map(|(_, g)| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
             .sum()
     }
 
@@ -175,31 +180,26 @@ impl UpdatingAggregate {
         let rows = batch.num_rows();
         self.metrics.rows_in += rows as u64;
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        let grouped = self.batch_keys.group(input.keys(), rows, &self.converter)?;
+        let grouped = self.groups.group(input.keys(), rows)?;
         // Each group's rows together: one `take` per argument for the batch.
         let input = input.regroup(&UInt32Array::from(grouped.order))?;
         let touched = watermark;
         let mut changes = ChangeList::default();
         for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
-            let group = match self.groups.get_mut(&key) {
-                Some(group) => {
-                    self.expiry.remove(&(group.touched, group.id));
-                    group
-                }
-                None => {
-                    let group = Group {
-                        id: self.next_id,
-                        accumulators: create_accumulators(&self.config.spec)?,
-                        last: None,
-                        touched,
-                    };
-                    self.next_id += 1;
-                    self.groups.entry(key.clone()).or_insert(group)
-                }
-            };
+            let (spec, next_id) = (&self.config.spec, &mut self.next_id);
+            let group = self.groups.get_or_insert(key, || {
+                *next_id += 1;
+                Ok(Group {
+                    id: *next_id - 1,
+                    accumulators: create_accumulators(spec)?,
+                    last: None,
+                    touched,
+                })
+            })?;
+            self.expiry.remove(&(group.touched, group.id));
             apply_run(&mut group.accumulators, &input, offset, len)?;
             group.touched = group.touched.max(touched);
-            self.expiry.insert((group.touched, group.id), key.clone());
+            self.expiry.insert((group.touched, group.id), key);
             let values = evaluate_accumulators(&mut group.accumulators)?;
             if group.last.as_ref() != Some(&values) {
                 changes.push(key, group.last.replace(values.clone()), Some(values));
@@ -219,28 +219,32 @@ impl UpdatingAggregate {
                 let Some(key) = self.expiry.remove(&(touched, id)) else {
                     break;
                 };
-                if let Some(group) = self.groups.remove(&key) {
+                if let Some(group) = self.groups.remove(key) {
                     if group.last.is_some() {
                         changes.push(key, group.last, None);
                     }
                 }
             }
         }
-        self.finish(changes)
+        // Changes name keys by number: built before numbers change.
+        let changes = self.finish(changes)?;
+        if let Some(renumbered) = self.groups.compact()? {
+            self.expiry = std::mem::take(&mut self.expiry)
+                .into_iter()
+                .filter_map(|(at, key)| Some((at, renumbered.get(key).copied().flatten()?)))
+                .collect();
+        }
+        Ok(changes)
     }
 
-    fn finish(&mut self, changes: ChangeList) -> Result<Changes> {
+    fn finish(&mut self, changes: ChangeList<usize>) -> Result<Changes> {
         self.metrics.windows_emitted += changes.len() as u64;
         changes.into_changes(|keys, values| self.batch(keys, values))
     }
 
-    fn batch(&self, keys: &[OwnedRow], values: Vec<Values>) -> Result<RecordBatch> {
+    fn batch(&self, keys: &[usize], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
-        let mut columns: Vec<ArrayRef> = if self.config.spec.keys.is_empty() {
-            Vec::new()
-        } else {
-            self.converter.convert_rows(keys.iter().map(|k| k.row()))?
-        };
+        let mut columns: Vec<ArrayRef> = self.groups.columns(keys)?;
         let first = columns.len();
         columns.extend(value_columns(schema, first, &values)?);
         let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
@@ -255,12 +259,9 @@ impl UpdatingAggregate {
 /// How a group is laid out in a snapshot: key, id, last-touched watermark,
 /// accumulator state, last emitted values. A free function so `snapshot`
 /// can hold it while borrowing the groups mutably.
-fn group_layout<'a>(
-    converter: &'a RowConverter,
-    config: &'a UpdatingAggregateConfig,
-) -> GroupLayout<'a> {
+fn group_layout(config: &UpdatingAggregateConfig) -> GroupLayout<'_> {
     GroupLayout {
-        converter,
+        key_types: key_types(0, &config.spec.key_schema),
         extra: &["touched"],
         spec: &config.spec,
         values: value_fields(&config.output_schema, config.spec.keys.len(), "last_"),
