@@ -58,7 +58,8 @@ pub struct UpdatingAggregate {
     config: UpdatingAggregateConfig,
     /// Groups by key number.
     groups: GroupsByKey<Group>,
-    /// Groups by (last touched watermark, id) -> key number, for TTL expiry.
+    /// Groups by (last touched watermark, id) -> key number, for TTL expiry
+    /// (empty without a TTL).
     expiry: BTreeMap<(EventTime, u64), usize>,
     next_id: u64,
     metrics: WindowMetrics,
@@ -134,6 +135,7 @@ impl UpdatingAggregate {
         let groups = GroupsByKey::restore(&self.config.spec.key_schema, &key_columns, restored)?;
         let expiry = groups
             .iter()
+            .filter(|_| self.config.ttl.is_some())
             .map(|(key, group)| ((group.touched, group.id), key))
             .collect();
         self.groups = groups;
@@ -196,10 +198,12 @@ impl UpdatingAggregate {
                     touched,
                 })
             })?;
-            self.expiry.remove(&(group.touched, group.id));
             apply_run(&mut group.accumulators, &input, offset, len)?;
+            if self.config.ttl.is_some() {
+                self.expiry.remove(&(group.touched, group.id));
+                self.expiry.insert((group.touched.max(touched), group.id), key);
+            }
             group.touched = group.touched.max(touched);
-            self.expiry.insert((group.touched, group.id), key);
             let values = evaluate_accumulators(&mut group.accumulators)?;
             if group.last.as_ref() != Some(&values) {
                 changes.push(key, group.last.replace(values.clone()), Some(values));
