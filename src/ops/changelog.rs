@@ -137,7 +137,11 @@ pub fn value_columns(schema: &Schema, first: usize, values: &[Values]) -> Result
         .enumerate()
         .skip(first)
         .map(|(i, field)| {
-            let scalars: Vec<ScalarValue> = values.iter().map(|v| v[i - first].clone()).collect();
+            let column = values.iter().map(|v| &v[i - first]);
+            if let Some(array) = common_column(field.data_type(), column.clone()) {
+                return Ok(array);
+            }
+            let scalars: Vec<ScalarValue> = column.cloned().collect();
             Ok(if scalars.is_empty() {
                 arrow::array::new_empty_array(field.data_type())
             } else {
@@ -145,6 +149,44 @@ pub fn value_columns(schema: &Schema, first: usize, values: &[Values]) -> Result
             })
         })
         .collect()
+}
+
+/// The column of `scalars` for the usual aggregate result types, built
+/// directly (DataFusion's `iter_to_array` goes through a generic builder
+/// per value); `None` for other types or a scalar of another type.
+fn common_column<'a>(
+    data_type: &DataType,
+    scalars: impl Iterator<Item = &'a ScalarValue>,
+) -> Option<ArrayRef> {
+    use arrow::array::{Float64Array, Int64Array, UInt64Array};
+    let array: ArrayRef = match data_type {
+        DataType::Int64 => Arc::new(
+            scalars
+                .map(|v| match v {
+                    ScalarValue::Int64(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Option<Int64Array>>()?,
+        ),
+        DataType::UInt64 => Arc::new(
+            scalars
+                .map(|v| match v {
+                    ScalarValue::UInt64(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Option<UInt64Array>>()?,
+        ),
+        DataType::Float64 => Arc::new(
+            scalars
+                .map(|v| match v {
+                    ScalarValue::Float64(x) => Some(*x),
+                    _ => None,
+                })
+                .collect::<Option<Float64Array>>()?,
+        ),
+        _ => return None,
+    };
+    Some(array)
 }
 
 /// Interns group keys as comparable rows: optional leading Int64 columns
@@ -232,4 +274,56 @@ pub fn changelog(
     }
     columns.push(Arc::new(StringArray::from(ops)) as ArrayRef);
     Ok(Some(RecordBatch::try_new(Arc::clone(schema), columns)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_columns_equal_datafusions_for_common_and_other_types() {
+        let schema = Schema::new(vec![
+            Field::new("key", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("u", DataType::UInt64, true),
+            Field::new("x", DataType::Float64, true),
+            Field::new("s", DataType::Utf8, true),
+            Field::new("d", DataType::Decimal128(10, 2), true),
+        ]);
+        let rows: Vec<Values> = (0..5)
+            .map(|i| {
+                let some = i % 3 != 1;
+                vec![
+                    ScalarValue::Int64(some.then_some(i * 7 - 9)),
+                    ScalarValue::UInt64(some.then_some(i as u64 * 1_000)),
+                    ScalarValue::Float64(some.then_some(i as f64 / 3.0)),
+                    ScalarValue::Utf8(some.then(|| format!("v{i}"))),
+                    ScalarValue::Decimal128(some.then_some(i as i128 * 125), 10, 2),
+                ]
+            })
+            .collect();
+        let columns = value_columns(&schema, 1, &rows).unwrap();
+        for (i, column) in columns.iter().enumerate() {
+            let theirs = ScalarValue::iter_to_array(rows.iter().map(|row| row[i].clone())).unwrap();
+            assert_eq!(column.as_ref(), theirs.as_ref(), "column {i}");
+            assert_eq!(column.data_type(), schema.field(i + 1).data_type());
+        }
+        // No rows: empty columns of the field types.
+        let empty = value_columns(&schema, 1, &[]).unwrap();
+        assert!(empty
+            .iter()
+            .zip(schema.fields().iter().skip(1))
+            .all(|(c, f)| c.is_empty() && c.data_type() == f.data_type()));
+        // A scalar of another type is left to DataFusion (whose column then
+        // has that type, and the batch fails to build as before).
+        let odd = vec![vec![
+            ScalarValue::Float64(Some(1.5)),
+            ScalarValue::UInt64(None),
+            ScalarValue::Float64(None),
+            ScalarValue::Utf8(None),
+            ScalarValue::Decimal128(None, 10, 2),
+        ]];
+        let columns = value_columns(&schema, 1, &odd).unwrap();
+        assert_eq!(columns[0].data_type(), &DataType::Float64);
+    }
 }

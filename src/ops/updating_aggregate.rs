@@ -201,7 +201,8 @@ impl UpdatingAggregate {
             apply_run(&mut group.accumulators, &input, offset, len)?;
             if self.config.ttl.is_some() {
                 self.expiry.remove(&(group.touched, group.id));
-                self.expiry.insert((group.touched.max(touched), group.id), key);
+                self.expiry
+                    .insert((group.touched.max(touched), group.id), key);
             }
             group.touched = group.touched.max(touched);
             let values = evaluate_accumulators(&mut group.accumulators)?;
