@@ -186,16 +186,40 @@ fn push_numbers(column: &ArrayRef, out: &mut Vec<f64>) -> Result<()> {
     Ok(())
 }
 
-/// A string column as codes into its distinct strings (returned in order).
+/// Non-null values of a string column looked at before deciding whether
+/// deduplicating them pays.
+const SAMPLE: usize = 1024;
+
+/// Whether a sample of `seen` values with `distinct` different ones is
+/// (nearly) all distinct: a group-key column, one row per group, where
+/// deduplicating only costs a hash-table insert per row.
+fn mostly_distinct(seen: usize, distinct: usize) -> bool {
+    seen == SAMPLE && distinct * 100 >= seen * 98
+}
+
+/// A string column as codes into its strings (returned in order): each
+/// distinct string once, unless the first [`SAMPLE`] values were all but
+/// distinct; then the rest get a code each, unshared.
 fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a str>> {
     let mut strings: Vec<&str> = Vec::new();
     let mut code_of: HashMap<&str, u32> = HashMap::new();
+    let mut seen = 0;
+    let mut dedup = true;
     let mut code = |value: Option<&'a str>, strings: &mut Vec<&'a str>| match value {
         None => 0,
-        Some(text) => *code_of.entry(text).or_insert_with(|| {
+        Some(text) if !dedup => {
             strings.push(text);
             strings.len() as u32
-        }),
+        }
+        Some(text) => {
+            seen += 1;
+            let code = *code_of.entry(text).or_insert_with(|| {
+                strings.push(text);
+                strings.len() as u32
+            });
+            dedup = !mostly_distinct(seen, strings.len());
+            code
+        }
     };
     match column.data_type() {
         DataType::Utf8 => out.extend(
@@ -217,17 +241,24 @@ fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a st
             let mut short = ViewTable::new();
             let mut short_views = Vec::new();
             let mut short_codes: Vec<u32> = Vec::new();
+            let mut short_seen = 0;
+            let mut short_dedup = true;
             out.reserve(column.len());
             for (row, &view) in column.views().iter().enumerate() {
                 if column.is_null(row) {
                     out.push(0);
-                } else if (view as u32) <= INLINE {
+                } else if (view as u32) <= INLINE && short_dedup {
+                    short_seen += 1;
                     let group = short.intern(canonical(view), &mut short_views, None);
                     if group == short_codes.len() {
                         strings.push(column.value(row));
                         short_codes.push(strings.len() as u32);
                     }
                     out.push(short_codes[group]);
+                    short_dedup = !mostly_distinct(short_seen, short_codes.len());
+                } else if (view as u32) <= INLINE {
+                    strings.push(column.value(row));
+                    out.push(strings.len() as u32);
                 } else {
                     out.push(code(Some(column.value(row)), &mut strings));
                 }
@@ -488,6 +519,51 @@ mod tests {
         let mut utf8_codes = vec![9];
         assert_eq!(push_codes(&utf8, &mut utf8_codes).unwrap(), strings);
         assert_eq!(utf8_codes, codes);
+    }
+
+    #[test]
+    fn distinct_key_columns_stop_deduplicating_and_still_decode() {
+        // Group keys: every value distinct (short and long), then a few
+        // repeats after the sample: codes still name each row's string.
+        let mut values: Vec<Option<String>> = (0..3000)
+            .map(|i| {
+                Some(if i % 2 == 0 {
+                    format!("k{i}")
+                } else {
+                    format!("a longer key number {i}")
+                })
+            })
+            .collect();
+        values.extend([
+            Some("k0".to_string()),
+            None,
+            Some("a longer key number 1".to_string()),
+        ]);
+        let view: ArrayRef = Arc::new(StringViewArray::from_iter(
+            values.iter().map(|v| v.as_deref()),
+        ));
+        let utf8: ArrayRef = Arc::new(StringArray::from_iter(values.iter().map(|v| v.as_deref())));
+        for column in [view, utf8] {
+            let mut codes = Vec::new();
+            let strings = push_codes(&column, &mut codes).unwrap();
+            let back: Vec<Option<&str>> = codes
+                .iter()
+                .map(|&c| (c != 0).then(|| strings[c as usize - 1]))
+                .collect();
+            assert_eq!(
+                back,
+                values.iter().map(|v| v.as_deref()).collect::<Vec<_>>()
+            );
+            // Past the sample nothing is looked up: the repeats got codes of their own.
+            assert_eq!(strings.len(), 3002, "{}", column.data_type());
+        }
+        // A column that repeats within the sample keeps sharing codes past it.
+        let repeated: ArrayRef = Arc::new(StringViewArray::from_iter_values(
+            (0..5000).map(|i| format!("s{}", i % 300)),
+        ));
+        let mut codes = Vec::new();
+        assert_eq!(push_codes(&repeated, &mut codes).unwrap().len(), 300);
+        assert_eq!(codes[4999], codes[4999 - 300]);
     }
 
     #[test]
