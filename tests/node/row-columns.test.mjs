@@ -171,3 +171,22 @@ test("rows built by generated code equal rows built field by field", async () =>
   });
   assert.ok(generated.every((row) => Object.getPrototypeOf(row) === Object.prototype));
 });
+
+test("a large delivery of distinct keys equals the JSON rows", async () => {
+  // 60k keys in one window: planes of megabytes, and key strings past
+  // the sample after which distinct columns are no longer deduplicated.
+  const ddl = `CREATE STREAM ev (s VARCHAR, x DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)`;
+  const lines = [];
+  for (let i = 0; i < 60_000; i++) {
+    const key = i % 3 === 0 ? `key ${i} with a longer name é` : `k${i}`;
+    lines.push(JSON.stringify({ s: key, x: i / 7, ts: NOW - 3_600_000 + (i % 50_000) }));
+  }
+  const batches = [];
+  for (let i = 0; i < lines.length; i += 20_000) batches.push({ text: lines.slice(i, i + 20_000).join("\n") });
+  const seen = await assertSame(
+    ddl,
+    ["SELECT s, window_start, count(*) AS n, sum(x) AS sx FROM TUMBLE(ev, ts, INTERVAL '1' MINUTE) GROUP BY s, window_start"],
+    batches,
+  );
+  assert.equal(seen[0].flat().length, 60_000);
+});
