@@ -158,35 +158,31 @@ fn common_column<'a>(
     data_type: &DataType,
     scalars: impl Iterator<Item = &'a ScalarValue>,
 ) -> Option<ArrayRef> {
-    use arrow::array::{Float64Array, Int64Array, UInt64Array};
-    let array: ArrayRef = match data_type {
-        DataType::Int64 => Arc::new(
-            scalars
-                .map(|v| match v {
-                    ScalarValue::Int64(x) => Some(*x),
-                    _ => None,
-                })
-                .collect::<Option<Int64Array>>()?,
-        ),
-        DataType::UInt64 => Arc::new(
-            scalars
-                .map(|v| match v {
-                    ScalarValue::UInt64(x) => Some(*x),
-                    _ => None,
-                })
-                .collect::<Option<UInt64Array>>()?,
-        ),
-        DataType::Float64 => Arc::new(
-            scalars
-                .map(|v| match v {
-                    ScalarValue::Float64(x) => Some(*x),
-                    _ => None,
-                })
-                .collect::<Option<Float64Array>>()?,
-        ),
-        _ => return None,
-    };
-    Some(array)
+    use arrow::datatypes::{Float64Type, Int64Type, UInt64Type};
+    match data_type {
+        DataType::Int64 => primitive_column::<Int64Type>(scalars, |v| match v {
+            ScalarValue::Int64(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::UInt64 => primitive_column::<UInt64Type>(scalars, |v| match v {
+            ScalarValue::UInt64(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::Float64 => primitive_column::<Float64Type>(scalars, |v| match v {
+            ScalarValue::Float64(x) => Some(*x),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// The column of `scalars` whose values `value` reads (`None`: another type).
+fn primitive_column<'a, T: arrow::datatypes::ArrowPrimitiveType>(
+    scalars: impl Iterator<Item = &'a ScalarValue>,
+    value: fn(&ScalarValue) -> Option<Option<T::Native>>,
+) -> Option<ArrayRef> {
+    let array: arrow::array::PrimitiveArray<T> = scalars.map(value).collect::<Option<_>>()?;
+    Some(Arc::new(array))
 }
 
 /// Interns group keys as comparable rows: optional leading Int64 columns
