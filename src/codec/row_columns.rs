@@ -3,8 +3,9 @@
 //! Encoding every number of a result as JSON text and parsing it back in
 //! JavaScript cost about half of a push that emits many rows (W5 in
 //! BENCHMARKS.md). Instead, numbers travel in one `Float64Array` plane and
-//! strings as codes into a per-column list of distinct strings; only the
-//! description of each batch is JSON. The distinct strings of a call are
+//! strings as codes into a per-column list of strings (each distinct one
+//! once, unless the column is a group key whose values are all distinct
+//! anyway); only the description of each batch is JSON. The strings of a call are
 //! one UTF-8 text plane (JavaScript decodes it once with `TextDecoder` and
 //! cuts it by the lengths plane, in UTF-16 units): parsing them as a JSON
 //! array of strings was most of a push emitting 200k distinct keys (W5).
@@ -46,8 +47,8 @@ pub struct RowPlanes {
     pub numbers: Vec<f64>,
     /// String codes of every delivered string column, one after another.
     pub codes: Vec<u32>,
-    /// The distinct strings of every delivered string column, UTF-8, one
-    /// after another.
+    /// The strings of every delivered string column (see `push_codes`),
+    /// UTF-8, one after another.
     pub text: Vec<u8>,
     /// The length of each of those strings in UTF-16 code units (what
     /// JavaScript counts).
@@ -92,7 +93,7 @@ fn kind_of(data_type: &DataType) -> Option<Kind> {
 /// Appends `batch` to `planes` and returns its description,
 /// `{"n": rows, "fields": [{"name", "kind", "at", "first"?, "count"?}]}`
 /// (`at`: the column's first value in its plane; a string column's
-/// distinct strings are `count` entries of the text planes from `first`);
+/// strings are `count` entries of the text planes from `first`);
 /// `None`, with the planes unchanged,
 /// when a column's type must go as JSON rows.
 pub fn encode_row_columns(batch: &RecordBatch, planes: &mut RowPlanes) -> Result<Option<String>> {
@@ -217,7 +218,7 @@ fn push_codes<'a>(column: &'a ArrayRef, out: &mut Vec<u32>) -> Result<Vec<&'a st
                 strings.push(text);
                 strings.len() as u32
             });
-            dedup = !mostly_distinct(seen, strings.len());
+            dedup = !mostly_distinct(seen, code_of.len());
             code
         }
     };

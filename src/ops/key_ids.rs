@@ -10,7 +10,8 @@
 //!
 //! Keys come and go (a session key goes quiet), so the owner hands back the
 //! ones it still uses from time to time ([`KeyIds::compact`]); the others
-//! are dropped and the rest renumbered, so memory follows the live keys.
+//! are dropped and the rest renumbered (the owner remaps what it holds),
+//! so memory follows the live keys.
 
 use std::sync::Arc;
 
@@ -197,6 +198,16 @@ impl KeyIds {
             ids.resize(rows, 0);
             return Ok(());
         };
+        // Checked first: numbers given by `values` must get their stored key.
+        let expected = store.schema.fields();
+        if keys.len() != expected.len()
+            || keys
+                .iter()
+                .zip(expected.iter())
+                .any(|(column, field)| column.data_type() != field.data_type())
+        {
+            return Err(err!(Internal, "key columns do not match the key schema"));
+        }
         let known = store.keys.len();
         store.values.intern(keys, ids)?;
         let now = store.values.len();
@@ -271,10 +282,11 @@ impl KeyIds {
     }
 
     /// When the key count has grown enough since the last review, drops the
-    /// keys `live` rejects and renumbers the rest (in their order). Returns
-    /// the new number of each old one (`None`: dropped), or `None` when
-    /// nothing changed. Reviews come at doubling counts, so their scans
-    /// cost O(1) per key.
+    /// keys `live` rejects and renumbers the rest. Returns the new number of
+    /// each old one (`None`: dropped), or `None` when nothing changed.
+    /// Reviews come at doubling counts, so their scans cost O(1) per key.
+    /// Compaction only saves memory: if rebuilding the numbers fails, the
+    /// old ones stay valid and it is tried again at the next review.
     pub fn compact(&mut self, live: impl Fn(usize) -> bool) -> Result<Option<Vec<Option<usize>>>> {
         let len = self.len();
         let Some(store) = &mut self.store else {
@@ -288,29 +300,43 @@ impl KeyIds {
             self.review_at = MIN_REVIEW.max(2 * len);
             return Ok(None);
         }
-        self.review_at = MIN_REVIEW.max(2 * kept.len());
-        let columns = store.keys.columns(&kept)?;
-        let mut fresh = Store::try_new(Arc::clone(&store.schema))?;
-        if !kept.is_empty() {
-            let mut ids = Vec::with_capacity(kept.len());
-            fresh.values.intern(&columns, &mut ids)?;
-            // Distinct keys get numbers in order of appearance.
-            if ids.iter().enumerate().any(|(i, &id)| i != id) {
-                return Err(err!(
-                    Internal,
-                    "compacted keys were renumbered out of order"
-                ));
-            }
-            let rows = UInt32Array::from_iter_values(0..kept.len() as u32);
-            fresh.keys.append(&columns, &rows)?;
-        }
+        let Ok((fresh, new_ids)) = Store::rebuild(store, &kept) else {
+            self.review_at = MIN_REVIEW.max(2 * len);
+            return Ok(None);
+        };
         *store = fresh;
+        self.review_at = MIN_REVIEW.max(2 * kept.len());
         self.rank.truncate(kept.len());
         let mut renumbered = vec![None; len];
-        for (new, &old) in kept.iter().enumerate() {
+        for (&old, new) in kept.iter().zip(new_ids) {
             renumbered[old] = Some(new);
         }
         Ok(Some(renumbered))
+    }
+}
+
+impl Store {
+    /// A store of only the keys numbered `kept`, and the new number of each.
+    /// Distinct keys usually get numbers in order, but not always
+    /// (DataFusion's multi-column group values number hash collisions
+    /// last), so the new numbers are read back, not assumed.
+    fn rebuild(&self, kept: &[usize]) -> Result<(Self, Vec<usize>)> {
+        let columns = self.keys.columns(kept)?;
+        let mut fresh = Self::try_new(Arc::clone(&self.schema))?;
+        let mut new_ids = Vec::with_capacity(kept.len());
+        if !kept.is_empty() {
+            fresh.values.intern(&columns, &mut new_ids)?;
+            if fresh.values.len() != kept.len() {
+                return Err(err!(Internal, "compacted keys were not distinct"));
+            }
+            // Stored keys in number order: row `rows[n]` of `columns` is key `n`.
+            let mut rows = vec![0u32; kept.len()];
+            for (row, &id) in new_ids.iter().enumerate() {
+                rows[id] = row as u32;
+            }
+            fresh.keys.append(&columns, &UInt32Array::from(rows))?;
+        }
+        Ok((fresh, new_ids))
     }
 }
 
@@ -634,6 +660,51 @@ mod tests {
         // Old keys come back with their new numbers; dropped ones get new ones.
         ids.intern(&[column.slice(3, 2)], 2, &mut numbers).unwrap();
         assert_eq!(numbers, [1, 1000]);
+    }
+
+    #[test]
+    fn compacted_multi_column_keys_decode_to_their_old_keys_by_new_number() {
+        let mut ids = KeyIds::try_new(&schema()).unwrap();
+        let names: Vec<Option<String>> = (0..3000)
+            .map(|i| (i % 7 != 0).then(|| format!("k{}", i % 1500)))
+            .collect();
+        let numbers: Vec<Option<i64>> = (0..3000)
+            .map(|i| (i % 11 != 0).then_some(i / 1500))
+            .collect();
+        let names: Vec<Option<&str>> = names.iter().map(|n| n.as_deref()).collect();
+        let columns = batch(&names, &numbers);
+        let mut first = Vec::new();
+        ids.intern(&columns, 3000, &mut first).unwrap();
+        let before = decoded(&ids, &(0..ids.len()).collect::<Vec<_>>());
+        let len = ids.len();
+        let renumbered = ids.compact(|id| id % 3 == 0).unwrap().unwrap();
+        assert_eq!(ids.len(), len.div_ceil(3));
+        for (old, new) in renumbered.iter().enumerate() {
+            match new {
+                Some(new) => assert_eq!(decoded(&ids, &[*new])[0], before[old], "key {old}"),
+                None => assert_ne!(old % 3, 0),
+            }
+        }
+        // Interning the same rows again finds the kept keys under their new numbers.
+        let mut again = Vec::new();
+        ids.intern(&columns, 3000, &mut again).unwrap();
+        for (row, &old) in first.iter().enumerate() {
+            if let Some(new) = renumbered[old] {
+                assert_eq!(again[row], new, "row {row}");
+            }
+        }
+    }
+
+    #[test]
+    fn key_columns_of_another_type_are_refused_before_anything_is_interned() {
+        let mut ids = KeyIds::try_new(&schema()).unwrap();
+        let wrong: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![1])),
+            Arc::new(Int64Array::from(vec![1])),
+        ];
+        assert!(ids.intern(&wrong, 1, &mut Vec::new()).is_err());
+        assert!(ids.intern(&wrong[..1], 1, &mut Vec::new()).is_err());
+        assert_eq!(ids.len(), 0);
     }
 
     #[test]

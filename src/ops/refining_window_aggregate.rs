@@ -328,13 +328,14 @@ impl RefiningWindowAggregate {
                 let (spec, next_id, by_end) =
                     (&self.config.spec, &mut self.next_id, &mut self.by_end);
                 let group = self.groups.get_or_insert(key, || {
+                    let accumulators = create_accumulators(spec)?;
                     let id = *next_id;
                     *next_id += 1;
                     by_end.insert((end, id), key);
                     Ok(Group {
                         id,
                         end,
-                        accumulators: create_accumulators(spec)?,
+                        accumulators,
                         last: None,
                     })
                 })?;

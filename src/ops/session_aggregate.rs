@@ -26,9 +26,9 @@ use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
-// Keys are a few bytes each and hashed once per row: SipHash (std's
-// default) was a fifth of a push.
-use foldhash::{HashMap, HashMapExt};
+// Small integer keys (session ids, key numbers): SipHash (std's default)
+// would cost more than the work.
+use foldhash::{HashMap, HashMapExt, HashSet};
 use serde_json::json;
 
 use super::changelog::{value_columns, Changes, Values};
@@ -460,8 +460,8 @@ impl SessionAggregate {
         outcome
     }
 
-    /// Puts one row into `sessions`, its key's sessions (taken out of the
-    /// map for the batch). Returns false when it is late.
+    /// Puts one row into `sessions`, its key's sessions (taken out of
+    /// `self.sessions` for the call). Returns false when it is late.
     fn assign(
         &mut self,
         sessions: &mut Vec<Session>,
@@ -827,7 +827,7 @@ impl SessionAggregate {
             referenced
                 .get_or_init(|| {
                     let keys = dirty.values().chain(retracted.iter().map(|(key, _)| key));
-                    keys.copied().collect::<std::collections::HashSet<KeyId>>()
+                    keys.copied().collect::<HashSet<KeyId>>()
                 })
                 .contains(&key)
         };
