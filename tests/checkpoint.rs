@@ -50,6 +50,15 @@ fn queries() -> Vec<(String, QueryOptions)> {
             QueryOptions::default(),
         ),
         (
+            // Changes wait for the period or the window's close: the
+            // groups changed since the last emission are state too.
+            window(
+                "TUMBLE(trades, ts, INTERVAL '20' SECOND)",
+                "EMIT EVERY INTERVAL '5' SECOND",
+            ),
+            QueryOptions::default(),
+        ),
+        (
             window(
                 "HOP(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND)",
                 "",

@@ -178,6 +178,48 @@ fn emit_every_batches_changes_by_wall_clock_and_flushes_on_close() {
 }
 
 #[test]
+fn emit_every_changes_waiting_at_a_checkpoint_come_out_after_a_restore() {
+    let sql =
+        "SELECT symbol, window_start, count(*) AS n FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) \
+               GROUP BY symbol, window_start EMIT EVERY INTERVAL '5' SECOND";
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let line =
+        |symbol: &str, ts: i64| format!("{{\"symbol\":\"{symbol}\",\"price\":1,\"ts\":{ts}}}\n");
+    let mut first = engine();
+    let query = first.create_query(sql).unwrap();
+    let pushed = first
+        .push_json("trades", &(line("A", 10_000) + &line("B", 20_000)))
+        .unwrap();
+    assert!(rows_of(&pushed, query).is_empty());
+    assert_eq!(rows_of(&first.tick(1_000).unwrap(), query).len(), 2);
+    // A and B change; the period is not over when the checkpoint is taken.
+    let pushed = first
+        .push_json("trades", &(line("A", 30_000) + &line("B", 31_000)))
+        .unwrap();
+    assert!(rows_of(&pushed, query).is_empty());
+    let bytes = first.checkpoint().unwrap().to_bytes();
+    let mut second = engine();
+    assert_eq!(second.create_query(sql).unwrap(), query);
+    second
+        .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+        .unwrap();
+    // The window closes: both waiting changes come out at once.
+    let closed = rows_of(
+        &second.push_json("trades", &line("C", 65_000)).unwrap(),
+        query,
+    );
+    assert_eq!(
+        sorted(closed),
+        sorted(vec![
+            s(&["A", "0", "1", "update_before"]),
+            s(&["A", "0", "2", "update_after"]),
+            s(&["B", "0", "1", "update_before"]),
+            s(&["B", "0", "2", "update_after"]),
+        ])
+    );
+}
+
+#[test]
 fn session_emit_on_update_materialises_to_batch_sessions_after_every_push() {
     let data = trades(63, 1_500, 5, 2_000, 1_500);
     let mut engine = engine();

@@ -360,13 +360,18 @@ impl<G> GroupsByKey<G> {
     }
 
     /// Groups from a snapshot: `key_columns` row `i` is the key of
-    /// `groups[i]`. Two groups of one key are a corrupt snapshot.
-    pub fn restore(key_schema: &Schema, key_columns: &[ArrayRef], groups: Vec<G>) -> Result<Self> {
+    /// `groups[i]`; returns them with each group's key number. Two groups
+    /// of one key are a corrupt snapshot.
+    pub fn restore(
+        key_schema: &Schema,
+        key_columns: &[ArrayRef],
+        groups: Vec<G>,
+    ) -> Result<(Self, Vec<usize>)> {
         let mut restored = Self::try_new(key_schema)?;
         let mut ids = Vec::with_capacity(groups.len());
         restored.keys.intern(key_columns, groups.len(), &mut ids)?;
         restored.groups.resize_with(restored.keys.len(), || None);
-        for (id, group) in ids.into_iter().zip(groups) {
+        for (&id, group) in ids.iter().zip(groups) {
             if restored.groups[id].replace(group).is_some() {
                 return Err(err!(
                     CorruptCheckpoint,
@@ -375,7 +380,7 @@ impl<G> GroupsByKey<G> {
             }
             restored.count += 1;
         }
-        Ok(restored)
+        Ok((restored, ids))
     }
 
     /// Interns the batch's keys and groups its rows by them (see [`KeyIds::group`]).

@@ -196,21 +196,17 @@ impl RefiningWindowAggregate {
                 last: group.last,
             })
             .collect();
-        let ids: Vec<u64> = restored.iter().map(|group| group.id).collect();
-        let groups =
+        let (groups, keys) =
             GroupsByKey::restore(&group_key_schema(&self.config.spec), &key_columns, restored)?;
-        let (mut by_end, mut dirty) = (BTreeMap::new(), HashSet::new());
-        let flagged: HashSet<u64> = ids
+        let by_end = groups
+            .iter()
+            .map(|(key, group)| ((group.end, group.id), key))
+            .collect();
+        let dirty = keys
             .into_iter()
             .zip(flags)
-            .filter_map(|(id, flag)| flag.then_some(id))
+            .filter_map(|(key, flag)| flag.then_some(key))
             .collect();
-        for (key, group) in groups.iter() {
-            by_end.insert((group.end, group.id), key);
-            if flagged.contains(&group.id) {
-                dirty.insert(key);
-            }
-        }
         self.groups = groups;
         self.by_end = by_end;
         self.dirty = dirty;

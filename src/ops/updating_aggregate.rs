@@ -132,7 +132,8 @@ impl UpdatingAggregate {
                 touched: restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK),
             })
             .collect();
-        let groups = GroupsByKey::restore(&self.config.spec.key_schema, &key_columns, restored)?;
+        let (groups, _) =
+            GroupsByKey::restore(&self.config.spec.key_schema, &key_columns, restored)?;
         let expiry = groups
             .iter()
             .filter(|_| self.config.ttl.is_some())
