@@ -19,7 +19,6 @@ use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
 use arrow::record_batch::RecordBatch;
-use arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use super::chain::StatelessChain;
@@ -183,22 +182,6 @@ fn primitive_column<'a, T: arrow::datatypes::ArrowPrimitiveType>(
 ) -> Option<ArrayRef> {
     let array: arrow::array::PrimitiveArray<T> = scalars.map(value).collect::<Option<_>>()?;
     Some(Arc::new(array))
-}
-
-/// Interns group keys as comparable rows: optional leading Int64 columns
-/// (window bounds), then the key columns, or a placeholder when there are none.
-pub fn key_converter(leading_int64: usize, key_schema: &Schema) -> Result<RowConverter> {
-    let mut fields = vec![SortField::new(DataType::Int64); leading_int64];
-    fields.extend(
-        key_schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone())),
-    );
-    if fields.is_empty() {
-        fields.push(SortField::new(DataType::Null));
-    }
-    Ok(RowConverter::new(fields)?)
 }
 
 /// The result schema plus the `_op` column.

@@ -13,14 +13,14 @@
 //! are dropped and the rest renumbered (the owner remaps what it holds),
 //! so memory follows the live keys.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
-use arrow::row::{RowConverter, Rows};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
-use super::changelog::key_converter;
 use super::gather::gather;
 use super::short_string_keys::new_key_values;
 use crate::codec::string_views::StringViewColumn;
@@ -69,7 +69,12 @@ impl Store {
                 valid: Vec::new(),
             },
             _ => {
-                let converter = key_converter(0, &schema)?;
+                let fields = schema.fields().iter();
+                let converter = RowConverter::new(
+                    fields
+                        .map(|f| SortField::new(f.data_type().clone()))
+                        .collect(),
+                )?;
                 StoredKeys::Rows {
                     rows: converter.empty_rows(0, 0),
                     converter,
@@ -282,27 +287,24 @@ impl KeyIds {
     }
 
     /// When the key count has grown enough since the last review, drops the
-    /// keys `live` rejects and renumbers the rest. Returns the new number of
-    /// each old one (`None`: dropped), or `None` when nothing changed.
-    /// Reviews come at doubling counts, so their scans cost O(1) per key.
-    /// Compaction only saves memory: if rebuilding the numbers fails, the
-    /// old ones stay valid and it is tried again at the next review.
-    pub fn compact(&mut self, live: impl Fn(usize) -> bool) -> Result<Option<Vec<Option<usize>>>> {
+    /// keys `live` rejects and renumbers the rest; `None` when nothing
+    /// changed. Reviews come at doubling counts, so their scans cost O(1)
+    /// per key. Compaction only saves memory: if rebuilding the numbers
+    /// fails, the old ones stay valid and it is tried again at the next review.
+    pub fn compact(&mut self, live: impl Fn(usize) -> bool) -> Option<Renumbering> {
         let len = self.len();
-        let Some(store) = &mut self.store else {
-            return Ok(None);
-        };
+        let store = self.store.as_mut()?;
         if len < self.review_at {
-            return Ok(None);
+            return None;
         }
         let kept: Vec<usize> = (0..len).filter(|&id| live(id)).collect();
         if kept.len() * 2 > len {
             self.review_at = MIN_REVIEW.max(2 * len);
-            return Ok(None);
+            return None;
         }
         let Ok((fresh, new_ids)) = Store::rebuild(store, &kept) else {
             self.review_at = MIN_REVIEW.max(2 * len);
-            return Ok(None);
+            return None;
         };
         *store = fresh;
         self.review_at = MIN_REVIEW.max(2 * kept.len());
@@ -311,7 +313,46 @@ impl KeyIds {
         for (&old, new) in kept.iter().zip(new_ids) {
             renumbered[old] = Some(new);
         }
-        Ok(Some(renumbered))
+        Some(Renumbering {
+            new: renumbered,
+            len: kept.len(),
+        })
+    }
+}
+
+/// How a compaction renumbered the keys, for whatever refers to them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Renumbering {
+    /// The new number of each old one (`None`: dropped).
+    new: Vec<Option<usize>>,
+    /// How many keys are left.
+    len: usize,
+}
+
+impl Renumbering {
+    /// The new number of old key `key` (`None`: dropped).
+    pub fn get(&self, key: usize) -> Option<usize> {
+        self.new.get(key).copied().flatten()
+    }
+
+    /// Per-key `items` (indexed by old number) at their new numbers;
+    /// dropped keys' items go.
+    pub fn items<T: Default>(&self, items: Vec<T>) -> Vec<T> {
+        let mut kept: Vec<T> = Vec::new();
+        kept.resize_with(self.len, T::default);
+        for (key, item) in items.into_iter().enumerate() {
+            if let Some(new) = self.get(key) {
+                kept[new] = item;
+            }
+        }
+        kept
+    }
+
+    /// `map`'s values (key numbers) renumbered; entries of dropped keys go.
+    pub fn values<K: Ord>(&self, map: BTreeMap<K, usize>) -> BTreeMap<K, usize> {
+        map.into_iter()
+            .filter_map(|(at, key)| Some((at, self.get(key)?)))
+            .collect()
     }
 }
 
@@ -339,6 +380,9 @@ impl Store {
         Ok((fresh, new_ids))
     }
 }
+
+/// A group with its key number.
+pub type KeyedGroup<'a, G> = (usize, &'a mut G);
 
 /// State `G` per key, indexed by key number, for operators whose groups
 /// come and go (a window's groups, groups past their TTL): numbers of keys
@@ -442,39 +486,38 @@ impl<G> GroupsByKey<G> {
             .filter_map(|(key, group)| Some((key, group.as_ref()?)))
     }
 
-    /// Every group with its key number, to change.
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut G)> {
-        self.groups
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(key, group)| Some((key, group.as_mut()?)))
-    }
-
     /// The key columns of key numbers `ids`, in that order.
     pub fn columns(&self, ids: &[usize]) -> Result<Vec<ArrayRef>> {
         self.keys.columns(ids)
     }
 
+    /// Every group, ordered by `order` (e.g. when it was opened), with the
+    /// key columns of those groups row for row: what a snapshot writes.
+    pub fn in_order<K: Ord>(
+        &mut self,
+        order: impl Fn(&G) -> K,
+    ) -> Result<(Vec<ArrayRef>, Vec<KeyedGroup<'_, G>>)> {
+        let mut groups: Vec<(usize, &mut G)> = self
+            .groups
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(key, group)| Some((key, group.as_mut()?)))
+            .collect();
+        groups.sort_by_key(|(_, group)| order(group));
+        let keys: Vec<usize> = groups.iter().map(|(key, _)| *key).collect();
+        Ok((self.keys.columns(&keys)?, groups))
+    }
+
     /// Drops the numbers of keys without a group once enough have built up
     /// (see [`KeyIds::compact`]); returns the renumbering for whatever
     /// else refers to keys by number.
-    pub fn compact(&mut self) -> Result<Option<Vec<Option<usize>>>> {
+    pub fn compact(&mut self) -> Option<Renumbering> {
         let groups = &self.groups;
-        let Some(renumbered) = self
+        let renumbered = self
             .keys
-            .compact(|key| groups.get(key).is_some_and(Option::is_some))?
-        else {
-            return Ok(None);
-        };
-        let mut kept: Vec<Option<G>> = Vec::new();
-        kept.resize_with(self.keys.len(), || None);
-        for (key, group) in std::mem::take(&mut self.groups).into_iter().enumerate() {
-            if let Some(new) = renumbered.get(key).copied().flatten() {
-                kept[new] = group;
-            }
-        }
-        self.groups = kept;
-        Ok(Some(renumbered))
+            .compact(|key| groups.get(key).is_some_and(Option::is_some))?;
+        self.groups = renumbered.items(std::mem::take(&mut self.groups));
+        Some(renumbered)
     }
 }
 
@@ -646,18 +689,18 @@ mod tests {
         ids.intern(&[Arc::clone(&column)], names.len(), &mut numbers)
             .unwrap();
         // Most alive: nothing changes, and the next review is further off.
-        assert_eq!(ids.compact(|id| id % 10 != 0).unwrap(), None);
+        assert_eq!(ids.compact(|id| id % 10 != 0), None);
         assert_eq!(ids.len(), 3000);
         let more: ArrayRef = Arc::new(StringViewArray::from_iter_values(
             (0..4000).map(|i| format!("more{i}")),
         ));
         ids.intern(&[more], 4000, &mut numbers).unwrap();
         // Every third of the first keys alive: dropped and renumbered.
-        let renumbered = ids.compact(|id| id < 3000 && id % 3 == 0).unwrap().unwrap();
+        let renumbered = ids.compact(|id| id < 3000 && id % 3 == 0).unwrap();
         assert_eq!(ids.len(), 1000);
-        assert_eq!(renumbered[3], Some(1));
-        assert_eq!(renumbered[4], None);
-        assert_eq!(renumbered[5000], None);
+        assert_eq!(renumbered.get(3), Some(1));
+        assert_eq!(renumbered.get(4), None);
+        assert_eq!(renumbered.get(5000), None);
         let kept: Vec<usize> = (0..1000).collect();
         let keys = ids.columns(&kept).unwrap();
         let keys = keys[0].as_any().downcast_ref::<StringViewArray>().unwrap();
@@ -682,11 +725,11 @@ mod tests {
         ids.intern(&columns, 3000, &mut first).unwrap();
         let before = decoded(&ids, &(0..ids.len()).collect::<Vec<_>>());
         let len = ids.len();
-        let renumbered = ids.compact(|id| id % 3 == 0).unwrap().unwrap();
+        let renumbered = ids.compact(|id| id % 3 == 0).unwrap();
         assert_eq!(ids.len(), len.div_ceil(3));
-        for (old, new) in renumbered.iter().enumerate() {
-            match new {
-                Some(new) => assert_eq!(decoded(&ids, &[*new])[0], before[old], "key {old}"),
+        for (old, key) in before.iter().enumerate() {
+            match renumbered.get(old) {
+                Some(new) => assert_eq!(&decoded(&ids, &[new])[0], key, "key {old}"),
                 None => assert_ne!(old % 3, 0),
             }
         }
@@ -694,7 +737,7 @@ mod tests {
         let mut again = Vec::new();
         ids.intern(&columns, 3000, &mut again).unwrap();
         for (row, &old) in first.iter().enumerate() {
-            if let Some(new) = renumbered[old] {
+            if let Some(new) = renumbered.get(old) {
                 assert_eq!(again[row], new, "row {row}");
             }
         }
@@ -719,6 +762,6 @@ mod tests {
         ids.intern(&[], 3, &mut numbers).unwrap();
         assert_eq!((numbers, ids.len()), (vec![0, 0, 0], 1));
         assert!(ids.columns(&[0]).unwrap().is_empty());
-        assert_eq!(ids.compact(|_| false).unwrap(), None);
+        assert_eq!(ids.compact(|_| false), None);
     }
 }

@@ -122,26 +122,13 @@ impl RefiningWindowAggregate {
         })
     }
 
-    fn value_layout(&self) -> Vec<arrow::datatypes::Field> {
-        value_fields(
-            &self.config.output_schema,
-            self.config.group_columns.len(),
-            "last_",
-        )
-    }
-
     /// The operator's state: one row per (window, key) group. Leaves the
     /// operator as it was.
     pub fn snapshot(&mut self) -> Result<OperatorState> {
-        let values = self.value_layout();
+        let layout = group_layout(&self.config);
         let dirty = &self.dirty;
         // Groups in the order they were opened.
-        let mut keys: Vec<(u64, usize)> = self.groups.iter().map(|(k, g)| (g.id, k)).collect();
-        keys.sort_unstable();
-        let keys: Vec<usize> = keys.into_iter().map(|(_, key)| key).collect();
-        let key_columns = self.groups.columns(&keys)?;
-        let mut groups: Vec<(usize, &mut Group)> = self.groups.iter_mut().collect();
-        groups.sort_by_key(|(_, g)| g.id);
+        let (key_columns, groups) = self.groups.in_order(|g| g.id)?;
         let rows = groups
             .into_iter()
             .map(|(key, group)| GroupRow {
@@ -152,12 +139,6 @@ impl RefiningWindowAggregate {
                 flag: dirty.contains(&key),
             })
             .collect();
-        let layout = GroupLayout {
-            key_types: key_types(2, &self.config.spec.key_schema),
-            extra: &[],
-            spec: &self.config.spec,
-            values,
-        };
         let batch = layout.write(key_columns, rows)?;
         Ok(OperatorState {
             meta: json!({
@@ -176,13 +157,8 @@ impl RefiningWindowAggregate {
             .batch
             .as_ref()
             .ok_or_else(|| err!(CorruptCheckpoint, "window state has no data"))?;
-        let layout = GroupLayout {
-            key_types: key_types(2, &self.config.spec.key_schema),
-            extra: &[],
-            spec: &self.config.spec,
-            values: self.value_layout(),
-        };
-        let (key_columns, restored) = layout.read(batch, "a refining window aggregate")?;
+        let (key_columns, restored) =
+            group_layout(&self.config).read(batch, "a refining window aggregate")?;
         // Key columns: [window_start, window_end, user keys...].
         let ends = key_columns[1].as_primitive::<Int64Type>();
         let flags: Vec<bool> = restored.iter().map(|group| group.flag).collect();
@@ -471,13 +447,13 @@ impl RefiningWindowAggregate {
     fn finish(&mut self, changes: ChangeList<usize>) -> Result<Changes> {
         self.metrics.windows_emitted += changes.len() as u64;
         let changes = changes.into_changes(|keys, values| self.batch(keys, values))?;
-        if let Some(renumbered) = self.groups.compact()? {
-            let new = |key: usize| renumbered.get(key).copied().flatten();
-            self.by_end = std::mem::take(&mut self.by_end)
-                .into_iter()
-                .filter_map(|(at, key)| Some((at, new(key)?)))
+        if let Some(renumbered) = self.groups.compact() {
+            self.by_end = renumbered.values(std::mem::take(&mut self.by_end));
+            self.dirty = self
+                .dirty
+                .drain()
+                .filter_map(|key| renumbered.get(key))
                 .collect();
-            self.dirty = self.dirty.drain().filter_map(new).collect();
         }
         Ok(changes)
     }
@@ -504,6 +480,18 @@ impl RefiningWindowAggregate {
 
     fn slice_starts(&self, batch: &RecordBatch) -> Result<Int64Array> {
         row_starts(&self.config.slice_bound, self.config.grid.size(), batch)
+    }
+}
+
+/// How a group is laid out in a snapshot: key (window bounds and user
+/// keys), id, accumulator state, last emitted values, changed flag. A free
+/// function so `snapshot` can hold it while borrowing the groups mutably.
+fn group_layout(config: &RefiningWindowConfig) -> GroupLayout<'_> {
+    GroupLayout {
+        key_types: key_types(&group_key_schema(&config.spec)),
+        extra: &[],
+        spec: &config.spec,
+        values: value_fields(&config.output_schema, config.group_columns.len(), "last_"),
     }
 }
 

@@ -646,7 +646,7 @@ impl SessionAggregate {
         }
         // Changes name keys by number: built before numbers change.
         let changes = self.finish(list)?;
-        self.compact_keys()?;
+        self.compact_keys();
         Ok(changes)
     }
 
@@ -791,7 +791,7 @@ impl SessionAggregate {
         let ids: Vec<u64> = closed.iter().map(|(_, s)| s.id).collect();
         let values = self.groups.read(&ids, Read::Close)?.values;
         let batch = self.emit(closed, values)?;
-        self.compact_keys()?;
+        self.compact_keys();
         Ok(vec![batch])
     }
 
@@ -818,7 +818,7 @@ impl SessionAggregate {
 
     /// Drops the numbers of keys with no open session (and nothing to
     /// emit) when enough have gone quiet, renumbering what refers to keys.
-    fn compact_keys(&mut self) -> Result<()> {
+    fn compact_keys(&mut self) {
         let (sessions, dirty, retracted) = (&self.sessions, &self.dirty, &self.retracted);
         let live = |key: KeyId| sessions.get(key).is_some_and(|list| !list.is_empty());
         // Rarely needed: built only when the numbers are reviewed.
@@ -831,33 +831,21 @@ impl SessionAggregate {
                 })
                 .contains(&key)
         };
-        let Some(renumbered) = self.keys.compact(|key| live(key) || referenced(key))? else {
-            return Ok(());
+        let Some(renumbered) = self.keys.compact(|key| live(key) || referenced(key)) else {
+            return;
         };
-        let new = |key: KeyId| renumbered.get(key).copied().flatten();
-        let mut sessions: Vec<Vec<Session>> = Vec::new();
-        sessions.resize_with(self.keys.len(), Vec::new);
-        for (key, list) in std::mem::take(&mut self.sessions).into_iter().enumerate() {
-            if let Some(key) = new(key) {
-                sessions[key] = list;
-            }
-        }
-        self.sessions = sessions;
+        self.sessions = renumbered.items(std::mem::take(&mut self.sessions));
         self.is_touched = vec![false; self.sessions.len()];
         // Entries of keys without sessions are stale: dropped.
-        self.closing = std::mem::take(&mut self.closing)
-            .into_iter()
-            .filter_map(|(at, key)| Some((at, new(key)?)))
-            .collect();
+        self.closing = renumbered.values(std::mem::take(&mut self.closing));
         self.dirty = std::mem::take(&mut self.dirty)
             .into_iter()
-            .filter_map(|(id, key)| Some((id, new(key)?)))
+            .filter_map(|(id, key)| Some((id, renumbered.get(key)?)))
             .collect();
         self.retracted = std::mem::take(&mut self.retracted)
             .into_iter()
-            .filter_map(|(key, emitted)| Some((new(key)?, emitted)))
+            .filter_map(|(key, emitted)| Some((renumbered.get(key)?, emitted)))
             .collect();
-        Ok(())
     }
 
     fn event_times(&self, batch: &RecordBatch) -> Result<Int64Array> {

@@ -222,11 +222,16 @@ impl GroupLayout<'_> {
         Ok(fields)
     }
 
-    /// Writes groups as one batch; `key_columns` hold their keys (for a
-    /// layout without keys, one null column).
+    /// Writes groups as one batch; `key_columns` hold their keys (none for
+    /// a layout without keys: its placeholder column is written null).
     pub fn write(&self, key_columns: Vec<ArrayRef>, groups: Vec<GroupRow>) -> Result<RecordBatch> {
         let fields = self.fields()?;
         let count = groups.len();
+        let key_columns = if key_columns.is_empty() {
+            vec![arrow::array::new_null_array(&DataType::Null, count)]
+        } else {
+            key_columns
+        };
         let mut rows = Vec::with_capacity(groups.len());
         for group in groups {
             let mut row = vec![ScalarValue::Int64(Some(group.id as i64))];
@@ -305,12 +310,14 @@ impl GroupLayout<'_> {
     }
 }
 
-/// Key column types of a [`GroupLayout`]: `leading_int64` window bounds,
-/// then the key columns (none at all: one `Null` column), as
-/// `changelog::key_converter` encodes them.
-pub fn key_types(leading_int64: usize, key_schema: &arrow::datatypes::Schema) -> Vec<DataType> {
-    let mut types = vec![DataType::Int64; leading_int64];
-    types.extend(key_schema.fields().iter().map(|f| f.data_type().clone()));
+/// Key column types of a [`GroupLayout`] for keys of `key_schema` (no
+/// keys at all: one `Null` placeholder column).
+pub fn key_types(key_schema: &arrow::datatypes::Schema) -> Vec<DataType> {
+    let mut types: Vec<DataType> = key_schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     if types.is_empty() {
         types.push(DataType::Null);
     }

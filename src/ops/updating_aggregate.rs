@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, ArrayRef, UInt32Array};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{ArrayRef, UInt32Array};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
@@ -89,16 +89,7 @@ impl UpdatingAggregate {
     pub fn snapshot(&mut self) -> Result<OperatorState> {
         let layout = group_layout(&self.config);
         // Groups in the order they were opened.
-        let mut keys: Vec<(u64, usize)> = self.groups.iter().map(|(k, g)| (g.id, k)).collect();
-        keys.sort_unstable();
-        let keys: Vec<usize> = keys.into_iter().map(|(_, key)| key).collect();
-        let key_columns = if self.config.spec.keys.is_empty() {
-            vec![new_null_array(&DataType::Null, keys.len())]
-        } else {
-            self.groups.columns(&keys)?
-        };
-        let mut groups: Vec<(usize, &mut Group)> = self.groups.iter_mut().collect();
-        groups.sort_by_key(|(_, g)| g.id);
+        let (key_columns, groups) = self.groups.in_order(|g| g.id)?;
         let rows = groups
             .into_iter()
             .map(|(_, group)| GroupRow {
@@ -234,11 +225,8 @@ impl UpdatingAggregate {
         }
         // Changes name keys by number: built before numbers change.
         let changes = self.finish(changes)?;
-        if let Some(renumbered) = self.groups.compact()? {
-            self.expiry = std::mem::take(&mut self.expiry)
-                .into_iter()
-                .filter_map(|(at, key)| Some((at, renumbered.get(key).copied().flatten()?)))
-                .collect();
+        if let Some(renumbered) = self.groups.compact() {
+            self.expiry = renumbered.values(std::mem::take(&mut self.expiry));
         }
         Ok(changes)
     }
@@ -267,7 +255,7 @@ impl UpdatingAggregate {
 /// can hold it while borrowing the groups mutably.
 fn group_layout(config: &UpdatingAggregateConfig) -> GroupLayout<'_> {
     GroupLayout {
-        key_types: key_types(0, &config.spec.key_schema),
+        key_types: key_types(&config.spec.key_schema),
         extra: &["touched"],
         spec: &config.spec,
         values: value_fields(&config.output_schema, config.spec.keys.len(), "last_"),
