@@ -17,6 +17,7 @@ use datafusion::physical_plan::aggregates::group_values::GroupValues;
 use super::batched_groups::BatchedGroupsAccumulator;
 use super::gather::gather;
 use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
+use super::row_accumulators::{row_accumulators, RowAccumulator};
 use super::short_string_keys::new_key_values;
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
@@ -499,47 +500,28 @@ fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn Group
     Ok(Box::new(BatchedGroupsAccumulator::new(Box::new(adapter))))
 }
 
-/// One DataFusion `Accumulator` per aggregate, for state that is not grouped
-/// (a session, an updating group).
-pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<Box<dyn Accumulator>>> {
-    spec.aggregates
-        .iter()
-        .map(|a| Ok(a.create_accumulator()?))
-        .collect()
+/// One accumulator per aggregate, for state that is not grouped (an
+/// updating group, a refining window group), readable after every push.
+pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<RowAccumulator>> {
+    row_accumulators(&spec.aggregates)
 }
 
 /// Feeds rows `offset..offset + len` of `input` to per-aggregate
 /// accumulators, honouring each aggregate's `FILTER (WHERE ...)`.
 pub fn apply_run(
-    accumulators: &mut [Box<dyn Accumulator>],
+    accumulators: &mut [RowAccumulator],
     input: &AggregateInput,
     offset: usize,
     len: usize,
 ) -> Result<()> {
     for (i, accumulator) in accumulators.iter_mut().enumerate() {
-        let arguments: Vec<ArrayRef> = input.arguments[i]
-            .iter()
-            .map(|a| a.slice(offset, len))
-            .collect();
-        match &input.filters[i] {
-            Some(mask) => {
-                let mask = mask.slice(offset, len);
-                let arguments = arguments
-                    .iter()
-                    .map(|a| Ok(arrow::compute::filter(a.as_ref(), &mask)?))
-                    .collect::<Result<Vec<_>>>()?;
-                accumulator.update_batch(&arguments)?;
-            }
-            None => accumulator.update_batch(&arguments)?,
-        }
+        accumulator.update_run(&input.arguments[i], input.filters[i].as_ref(), offset, len)?;
     }
     Ok(())
 }
 
-/// The current value of each row accumulator (`evaluate` leaves the state in place).
-pub fn evaluate_accumulators(
-    accumulators: &mut [Box<dyn Accumulator>],
-) -> Result<Vec<ScalarValue>> {
+/// The current value of each accumulator (`evaluate` leaves the state in place).
+pub fn evaluate_accumulators(accumulators: &mut [RowAccumulator]) -> Result<Vec<ScalarValue>> {
     Ok(accumulators
         .iter_mut()
         .map(|a| a.evaluate())

@@ -20,6 +20,7 @@ pub mod key_ids;
 pub mod percentile_digests;
 pub mod pipeline;
 pub mod refining_window_aggregate;
+pub mod row_accumulators;
 pub mod scan;
 pub mod session_aggregate;
 pub mod session_groups;

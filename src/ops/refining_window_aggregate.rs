@@ -32,6 +32,7 @@ use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::key_ids::GroupsByKey;
+use super::row_accumulators::RowAccumulator;
 use super::snapshot::{
     key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
 };
@@ -71,7 +72,7 @@ struct Group {
     id: u64,
     /// Its window's end (part of its key).
     end: EventTime,
-    accumulators: Vec<Box<dyn Accumulator>>,
+    accumulators: Vec<RowAccumulator>,
     last: Option<Vec<ScalarValue>>,
 }
 

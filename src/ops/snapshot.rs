@@ -9,6 +9,7 @@ use datafusion::logical_expr::Accumulator;
 use serde_json::json;
 
 use super::grouped_aggregates::{create_accumulators, AggregateSpec};
+use super::row_accumulators::RowAccumulator;
 use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
 use crate::state::meta_i64;
@@ -71,7 +72,7 @@ pub fn state_widths(spec: &AggregateSpec) -> Result<Vec<usize>> {
 /// `array_agg`), so they are rebuilt from it: the group is left as it was.
 pub fn accumulator_row(
     spec: &AggregateSpec,
-    accumulators: &mut Vec<Box<dyn Accumulator>>,
+    accumulators: &mut Vec<RowAccumulator>,
 ) -> Result<Vec<ScalarValue>> {
     let mut row = Vec::new();
     let mut widths = Vec::with_capacity(accumulators.len());
@@ -94,7 +95,7 @@ pub fn restore_accumulators(
     widths: &[usize],
     columns: &[ArrayRef],
     row: usize,
-) -> Result<Vec<Box<dyn Accumulator>>> {
+) -> Result<Vec<RowAccumulator>> {
     let mut accumulators = create_accumulators(spec)?;
     let mut at = 0;
     for (accumulator, width) in accumulators.iter_mut().zip(widths) {
@@ -162,7 +163,7 @@ pub struct GroupRow<'a> {
     /// Operator-specific integers (e.g. last-touched watermark).
     pub extra: Vec<Option<i64>>,
     /// The group's accumulators.
-    pub accumulators: &'a mut Vec<Box<dyn Accumulator>>,
+    pub accumulators: &'a mut Vec<RowAccumulator>,
     /// Values last emitted, if any.
     pub last: Option<&'a Vec<ScalarValue>>,
     /// Operator-specific flag (e.g. changed since last emitted).
@@ -177,7 +178,7 @@ pub struct RestoredGroup {
     /// Operator-specific integers.
     pub extra: Vec<Option<i64>>,
     /// Accumulators with the saved state merged in.
-    pub accumulators: Vec<Box<dyn Accumulator>>,
+    pub accumulators: Vec<RowAccumulator>,
     /// Values last emitted, if any.
     pub last: Option<Vec<ScalarValue>>,
     /// Operator-specific flag.

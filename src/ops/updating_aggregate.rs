@@ -25,6 +25,7 @@ use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
 use super::key_ids::GroupsByKey;
+use super::row_accumulators::RowAccumulator;
 use super::snapshot::{
     key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
 };
@@ -46,7 +47,7 @@ pub struct UpdatingAggregateConfig {
 
 struct Group {
     id: u64,
-    accumulators: Vec<Box<dyn Accumulator>>,
+    accumulators: Vec<RowAccumulator>,
     /// Values last emitted.
     last: Option<Vec<ScalarValue>>,
     /// Watermark when the group was last updated.
