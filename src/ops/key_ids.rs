@@ -237,13 +237,22 @@ impl KeyIds {
     pub fn group(&mut self, keys: &[ArrayRef], rows: usize) -> Result<KeyRuns> {
         let mut ids = Vec::with_capacity(rows);
         self.intern(keys, rows, &mut ids)?;
+        self.runs(&ids)
+    }
+
+    /// Groups positions of `ids` (key numbers given by [`KeyIds::intern`])
+    /// by key, keys in order of first appearance.
+    pub fn runs(&mut self, ids: &[usize]) -> Result<KeyRuns> {
+        if let Some(bad) = ids.iter().find(|&&id| id >= self.len()) {
+            return Err(err!(Internal, "key number {bad} was never given"));
+        }
         let known = self.len();
         let rank = &mut self.rank;
         if rank.len() < known {
             rank.resize(known, usize::MAX);
         }
         let (mut distinct, mut counts) = (Vec::new(), Vec::<usize>::new());
-        for &id in &ids {
+        for &id in ids {
             if rank[id] == usize::MAX {
                 rank[id] = distinct.len();
                 distinct.push(id);
@@ -436,6 +445,20 @@ impl<G> GroupsByKey<G> {
         Ok(runs)
     }
 
+    /// Sets `ids[row]` to each row's key number (see [`KeyIds::intern`]).
+    pub fn intern(&mut self, keys: &[ArrayRef], rows: usize, ids: &mut Vec<usize>) -> Result<()> {
+        self.keys.intern(keys, rows, ids)?;
+        if self.groups.len() < self.keys.len() {
+            self.groups.resize_with(self.keys.len(), || None);
+        }
+        Ok(())
+    }
+
+    /// Groups positions of `ids` by key (see [`KeyIds::runs`]).
+    pub fn runs(&mut self, ids: &[usize]) -> Result<KeyRuns> {
+        self.keys.runs(ids)
+    }
+
     /// The group of key number `key`.
     pub fn get(&self, key: usize) -> Option<&G> {
         self.groups.get(key)?.as_ref()
@@ -484,6 +507,14 @@ impl<G> GroupsByKey<G> {
             .iter()
             .enumerate()
             .filter_map(|(key, group)| Some((key, group.as_ref()?)))
+    }
+
+    /// Every group with its key number, in number order, to change.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut G)> {
+        self.groups
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(key, group)| Some((key, group.as_mut()?)))
     }
 
     /// The key columns of key numbers `ids`, in that order.

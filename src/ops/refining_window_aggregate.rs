@@ -27,7 +27,6 @@ use foldhash::{HashSet, HashSetExt};
 use serde_json::json;
 
 use super::changelog::{value_columns, ChangeList, Changes, Values};
-use super::gather::gather;
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
@@ -68,26 +67,34 @@ pub struct RefiningWindowConfig {
     pub allowed_lateness: i64,
 }
 
+/// One (window, key) group.
 struct Group {
     id: u64,
-    /// Its window's end (part of its key).
+    /// Its window's end (its start follows from it).
     end: EventTime,
     accumulators: Vec<RowAccumulator>,
     last: Option<Vec<ScalarValue>>,
 }
 
+/// Where a group is: its user key's number and its window's end.
+type GroupAt = (usize, EventTime);
+
 /// Refining window aggregate operator.
 pub struct RefiningWindowAggregate {
     config: RefiningWindowConfig,
-    /// Keys are [window_start, window_end, user keys...]; groups by key number.
-    groups: GroupsByKey<Group>,
-    /// Groups by (window end, id) -> key number: windows close and are
-    /// purged in end order.
+    /// Per user key (by number): the groups of its open windows, by end.
+    /// Keys are numbered alone (one string key: one probe per row), not
+    /// together with the window bounds (a three-column hash table).
+    groups: GroupsByKey<Vec<Group>>,
+    /// Groups held, over all keys.
+    group_count: usize,
+    /// (window end, group id) -> key number: windows close and are purged
+    /// in end order.
     by_end: BTreeMap<(EventTime, u64), usize>,
     /// Windows ending at or before this have been emitted (ON WINDOW CLOSE).
     closed_through: Option<EventTime>,
-    /// EMIT EVERY: groups (key numbers) changed since the last periodic emission.
-    dirty: HashSet<usize>,
+    /// EMIT EVERY: groups changed since the last periodic emission.
+    dirty: HashSet<GroupAt>,
     /// EMIT EVERY: wall-clock time of the last periodic emission.
     last_emit_millis: Option<i64>,
     next_id: u64,
@@ -97,7 +104,7 @@ pub struct RefiningWindowAggregate {
 impl std::fmt::Debug for RefiningWindowAggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefiningWindowAggregate")
-            .field("groups", &self.groups.len())
+            .field("groups", &self.group_count)
             .finish()
     }
 }
@@ -112,7 +119,8 @@ impl RefiningWindowAggregate {
             ));
         }
         Ok(Self {
-            groups: GroupsByKey::try_new(&group_key_schema(&config.spec))?,
+            groups: GroupsByKey::try_new(&config.spec.key_schema)?,
+            group_count: 0,
             config,
             by_end: BTreeMap::new(),
             closed_through: None,
@@ -126,18 +134,41 @@ impl RefiningWindowAggregate {
     /// The operator's state: one row per (window, key) group. Leaves the
     /// operator as it was.
     pub fn snapshot(&mut self) -> Result<OperatorState> {
+        // Groups in the order they were opened, with their keys.
+        let mut order: Vec<(u64, GroupAt)> = self
+            .groups
+            .iter()
+            .flat_map(|(key, windows)| windows.iter().map(move |g| (g.id, (key, g.end))))
+            .collect();
+        order.sort_unstable();
+        let ends: Vec<EventTime> = order.iter().map(|(_, (_, end))| *end).collect();
+        let starts: Vec<EventTime> = ends
+            .iter()
+            .map(|&end| self.config.window.start_for_end(end))
+            .collect();
+        let numbers: Vec<usize> = order.iter().map(|(_, (key, _))| *key).collect();
+        // Key columns: [window_start, window_end, user keys...].
+        let mut key_columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(starts)),
+            Arc::new(Int64Array::from(ends)),
+        ];
+        key_columns.extend(self.groups.columns(&numbers)?);
         let layout = group_layout(&self.config);
         let dirty = &self.dirty;
-        // Groups in the order they were opened.
-        let (key_columns, groups) = self.groups.in_order(|g| g.id)?;
+        let mut groups: Vec<(usize, &mut Group)> = self
+            .groups
+            .iter_mut()
+            .flat_map(|(key, windows)| windows.iter_mut().map(move |g| (key, g)))
+            .collect();
+        groups.sort_unstable_by_key(|(_, group)| group.id);
         let rows = groups
             .into_iter()
             .map(|(key, group)| GroupRow {
                 id: group.id,
                 extra: Vec::new(),
+                flag: dirty.contains(&(key, group.end)),
                 accumulators: &mut group.accumulators,
                 last: group.last.as_ref(),
-                flag: dirty.contains(&key),
             })
             .collect();
         let batch = layout.write(key_columns, rows)?;
@@ -162,28 +193,34 @@ impl RefiningWindowAggregate {
             group_layout(&self.config).read(batch, "a refining window aggregate")?;
         // Key columns: [window_start, window_end, user keys...].
         let ends = key_columns[1].as_primitive::<Int64Type>();
-        let flags: Vec<bool> = restored.iter().map(|group| group.flag).collect();
-        let restored: Vec<Group> = restored
-            .into_iter()
-            .enumerate()
-            .map(|(row, group)| Group {
-                id: group.id,
-                end: ends.value(row),
-                accumulators: group.accumulators,
-                last: group.last,
-            })
-            .collect();
-        let (groups, keys) =
-            GroupsByKey::restore(&group_key_schema(&self.config.spec), &key_columns, restored)?;
-        let by_end = groups
-            .iter()
-            .map(|(key, group)| ((group.end, group.id), key))
-            .collect();
-        let dirty = keys
-            .into_iter()
-            .zip(flags)
-            .filter_map(|(key, flag)| flag.then_some(key))
-            .collect();
+        let mut groups = GroupsByKey::<Vec<Group>>::try_new(&self.config.spec.key_schema)?;
+        let mut numbers = Vec::new();
+        groups.intern(&key_columns[2..], restored.len(), &mut numbers)?;
+        let (mut by_end, mut dirty) = (BTreeMap::new(), HashSet::new());
+        for ((row, group), key) in restored.into_iter().enumerate().zip(numbers) {
+            let end = ends.value(row);
+            let windows = groups.get_or_insert(key, || Ok(Vec::new()))?;
+            let Err(at) = windows.binary_search_by_key(&end, |g| g.end) else {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "two groups of one window and key in a snapshot"
+                ));
+            };
+            windows.insert(
+                at,
+                Group {
+                    id: group.id,
+                    end,
+                    accumulators: group.accumulators,
+                    last: group.last,
+                },
+            );
+            by_end.insert((end, group.id), key);
+            if group.flag {
+                dirty.insert((key, end));
+            }
+        }
+        self.group_count = by_end.len();
         self.groups = groups;
         self.by_end = by_end;
         self.dirty = dirty;
@@ -210,7 +247,8 @@ impl RefiningWindowAggregate {
     pub fn state_size(&self) -> usize {
         self.groups
             .iter()
-            .map(|(_, g)| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
+            .flat_map(|(_, windows)| windows)
+            .map(|g| g.accumulators.iter().map(|a| a.size()).sum::<usize>())
             .sum()
     }
 
@@ -244,9 +282,8 @@ impl RefiningWindowAggregate {
         self.metrics.rows_in += rows as u64;
         let slices = self.slice_starts(batch)?;
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
-        // (row, window start, window end) for every window a row still counts in.
+        // (row, window end) for every window a row still counts in.
         let mut assigned_rows = Vec::new();
-        let mut starts = Vec::new();
         let mut ends = Vec::new();
         let width = self.config.grid.size();
         for row in 0..rows {
@@ -262,7 +299,6 @@ impl RefiningWindowAggregate {
                 let start = self.config.window.start_for_end(end);
                 if start <= slice && !self.purged(end, row_watermark) {
                     assigned_rows.push(row as u32);
-                    starts.push(start);
                     ends.push(end);
                     counted = true;
                 }
@@ -280,54 +316,101 @@ impl RefiningWindowAggregate {
         }
         let mut changes = ChangeList::default();
         if !assigned_rows.is_empty() {
-            let picked = UInt32Array::from(assigned_rows);
-            let ends = Int64Array::from(ends);
-            let mut key_columns: Vec<ArrayRef> =
-                vec![Arc::new(Int64Array::from(starts)), Arc::new(ends.clone())];
-            for key in input.keys() {
-                key_columns.push(gather(key, &picked)?);
+            let mut row_keys = Vec::with_capacity(rows);
+            self.groups.intern(input.keys(), rows, &mut row_keys)?;
+            let keys: Vec<usize> = assigned_rows
+                .iter()
+                .map(|&row| row_keys[row as usize])
+                .collect();
+            let mut grouped = self.groups.runs(&keys)?;
+            // Within a key, its windows in end order (a HOP row is assigned
+            // to its windows one after the other).
+            for &(offset, len) in &grouped.runs {
+                let run = &mut grouped.order[offset..offset + len];
+                if !run.is_sorted_by_key(|&i| ends[i as usize]) {
+                    run.sort_by_key(|&i| ends[i as usize]);
+                }
             }
-            let grouped = self.groups.group(&key_columns, picked.len())?;
             // Each group's rows together: one `take` per argument for the batch.
             let batch_rows: Vec<u32> = grouped
                 .order
                 .iter()
-                .map(|&i| picked.value(i as usize))
+                .map(|&i| assigned_rows[i as usize])
                 .collect();
             let taken = input.regroup(&UInt32Array::from(batch_rows))?;
             for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
-                // The window end is part of the key: its first row's.
-                let end = ends.value(grouped.order[offset] as usize);
-                let (spec, next_id, by_end) =
-                    (&self.config.spec, &mut self.next_id, &mut self.by_end);
-                let group = self.groups.get_or_insert(key, || {
-                    let accumulators = create_accumulators(spec)?;
-                    let id = *next_id;
-                    *next_id += 1;
-                    by_end.insert((end, id), key);
-                    Ok(Group {
-                        id,
-                        end,
-                        accumulators,
-                        last: None,
-                    })
-                })?;
-                apply_run(&mut group.accumulators, &taken, offset, len)?;
-                let closed = self.config.grid.is_end_closed(end, watermark);
-                let visible = match self.config.emit {
-                    EmitMode::OnUpdate => true,
-                    EmitMode::OnWindowClose | EmitMode::Every { .. } => closed,
-                };
-                if visible {
-                    self.dirty.remove(&key);
-                    self.emit_group(key, &mut changes)?;
-                } else if self.is_periodic() {
-                    self.dirty.insert(key);
+                let mut at = offset;
+                while at < offset + len {
+                    let end = ends[grouped.order[at] as usize];
+                    let mut run_end = at + 1;
+                    while run_end < offset + len && ends[grouped.order[run_end] as usize] == end {
+                        run_end += 1;
+                    }
+                    self.add_run(
+                        (key, end),
+                        &taken,
+                        at,
+                        run_end - at,
+                        watermark,
+                        &mut changes,
+                    )?;
+                    at = run_end;
                 }
             }
         }
         let mut more = self.advance_into(watermark, changes)?;
         self.finish(std::mem::take(&mut more))
+    }
+
+    /// Adds rows `offset..offset + len` of `input` to the group at `at`
+    /// (opened if new) and records the change if it is visible now.
+    fn add_run(
+        &mut self,
+        at: GroupAt,
+        input: &AggregateInput,
+        offset: usize,
+        len: usize,
+        watermark: EventTime,
+        changes: &mut ChangeList<GroupAt>,
+    ) -> Result<()> {
+        let (key, end) = at;
+        let windows = self.groups.get_or_insert(key, || Ok(Vec::new()))?;
+        let index = match windows.binary_search_by_key(&end, |g| g.end) {
+            Ok(index) => index,
+            Err(index) => {
+                let group = Group {
+                    id: self.next_id,
+                    end,
+                    accumulators: create_accumulators(&self.config.spec)?,
+                    last: None,
+                };
+                self.next_id += 1;
+                self.by_end.insert((end, group.id), key);
+                self.group_count += 1;
+                windows.insert(index, group);
+                index
+            }
+        };
+        apply_run(&mut windows[index].accumulators, input, offset, len)?;
+        let closed = self.config.grid.is_end_closed(end, watermark);
+        let visible = match self.config.emit {
+            EmitMode::OnUpdate => true,
+            EmitMode::OnWindowClose | EmitMode::Every { .. } => closed,
+        };
+        if visible {
+            self.dirty.remove(&at);
+            self.emit_group(at, changes)?;
+        } else if self.is_periodic() {
+            self.dirty.insert(at);
+        }
+        Ok(())
+    }
+
+    /// The group at `at`, if open.
+    fn group_mut(&mut self, (key, end): GroupAt) -> Option<&mut Group> {
+        let windows = self.groups.get_mut(key)?;
+        let index = windows.binary_search_by_key(&end, |g| g.end).ok()?;
+        windows.get_mut(index)
     }
 
     /// Emits windows that closed (ON WINDOW CLOSE) and forgets purged ones.
@@ -355,27 +438,26 @@ impl RefiningWindowAggregate {
         self.last_emit_millis = Some(now_millis);
         let mut changes = ChangeList::default();
         // In the order the groups were opened.
-        let mut dirty: Vec<(u64, usize)> = self
-            .dirty
-            .drain()
-            .filter_map(|key| Some((self.groups.get(key)?.id, key)))
+        let dirty: Vec<GroupAt> = self.dirty.drain().collect();
+        let mut dirty: Vec<(u64, GroupAt)> = dirty
+            .into_iter()
+            .filter_map(|at| Some((self.group_mut(at)?.id, at)))
             .collect();
         dirty.sort_unstable();
-        let dirty = dirty.into_iter().map(|(_, key)| key);
-        for key in dirty {
-            self.emit_group(key, &mut changes)?;
+        for (_, at) in dirty {
+            self.emit_group(at, &mut changes)?;
         }
         self.finish(changes)
     }
 
     /// Adds a group's change since its last emission, if any.
-    fn emit_group(&mut self, key: usize, changes: &mut ChangeList<usize>) -> Result<()> {
-        let Some(group) = self.groups.get_mut(key) else {
+    fn emit_group(&mut self, at: GroupAt, changes: &mut ChangeList<GroupAt>) -> Result<()> {
+        let Some(group) = self.group_mut(at) else {
             return Ok(());
         };
         let values = evaluate_accumulators(&mut group.accumulators)?;
         if group.last.as_ref() != Some(&values) {
-            changes.push(key, group.last.replace(values.clone()), Some(values));
+            changes.push(at, group.last.replace(values.clone()), Some(values));
         }
         Ok(())
     }
@@ -383,22 +465,22 @@ impl RefiningWindowAggregate {
     fn advance_into(
         &mut self,
         watermark: EventTime,
-        mut changes: ChangeList<usize>,
-    ) -> Result<ChangeList<usize>> {
+        mut changes: ChangeList<GroupAt>,
+    ) -> Result<ChangeList<GroupAt>> {
         if self.is_periodic() {
             // Closing windows emit their pending changes at once.
             let from = self
                 .closed_through
                 .map_or(EventTime::MIN, |c| c.saturating_add(1));
-            let closed: Vec<usize> = self
+            let closed: Vec<GroupAt> = self
                 .by_end
                 .range((from, 0)..)
                 .take_while(|((end, _), _)| self.config.grid.is_end_closed(*end, watermark))
-                .map(|(_, key)| *key)
+                .map(|(&(end, _), &key)| (key, end))
                 .collect();
-            for key in closed {
-                if self.dirty.remove(&key) {
-                    self.emit_group(key, &mut changes)?;
+            for at in closed {
+                if self.dirty.remove(&at) {
+                    self.emit_group(at, &mut changes)?;
                 }
             }
             let through = self.config.grid.last_closed_end(watermark);
@@ -409,69 +491,86 @@ impl RefiningWindowAggregate {
             let from = self
                 .closed_through
                 .map_or(EventTime::MIN, |c| c.saturating_add(1));
-            let closed: Vec<(EventTime, u64)> = self
+            let closed: Vec<GroupAt> = self
                 .by_end
                 .range((from, 0)..)
-                .map(|(k, _)| *k)
-                .take_while(|(end, _)| self.config.grid.is_end_closed(*end, watermark))
+                .take_while(|((end, _), _)| self.config.grid.is_end_closed(*end, watermark))
+                .map(|(&(end, _), &key)| (key, end))
                 .collect();
-            for (end, id) in closed {
-                let Some(&key) = self.by_end.get(&(end, id)) else {
-                    continue;
-                };
-                let Some(group) = self.groups.get_mut(key) else {
+            for at in closed {
+                let Some(group) = self.group_mut(at) else {
                     continue;
                 };
                 if group.last.is_none() {
                     let values = evaluate_accumulators(&mut group.accumulators)?;
                     group.last = Some(values.clone());
-                    changes.push(key, None, Some(values));
+                    changes.push(at, None, Some(values));
                 }
             }
             let through = self.config.grid.last_closed_end(watermark);
             self.closed_through = Some(self.closed_through.map_or(through, |c| c.max(through)));
         }
-        while let Some((&(end, id), _)) = self.by_end.first_key_value() {
+        while let Some((&(end, id), &key)) = self.by_end.first_key_value() {
             if !self.purged(end, watermark) {
                 break;
             }
-            if let Some(key) = self.by_end.remove(&(end, id)) {
-                self.groups.remove(key);
-                self.dirty.remove(&key);
-            }
+            self.by_end.remove(&(end, id));
+            self.remove_group((key, end));
+            self.dirty.remove(&(key, end));
         }
         Ok(changes)
     }
 
+    /// Forgets the group at `at`, and its key once it has no window open.
+    fn remove_group(&mut self, (key, end): GroupAt) {
+        let Some(windows) = self.groups.get_mut(key) else {
+            return;
+        };
+        if let Ok(index) = windows.binary_search_by_key(&end, |g| g.end) {
+            windows.remove(index);
+            self.group_count -= 1;
+        }
+        if windows.is_empty() {
+            self.groups.remove(key);
+        }
+    }
+
     /// Turns changes into output, then lets the key numbers be compacted
     /// (changes name keys by number, so not before).
-    fn finish(&mut self, changes: ChangeList<usize>) -> Result<Changes> {
+    fn finish(&mut self, changes: ChangeList<GroupAt>) -> Result<Changes> {
         self.metrics.windows_emitted += changes.len() as u64;
-        let changes = changes.into_changes(|keys, values| self.batch(keys, values))?;
+        let changes = changes.into_changes(|at, values| self.batch(at, values))?;
         if let Some(renumbered) = self.groups.compact() {
             self.by_end = renumbered.values(std::mem::take(&mut self.by_end));
             self.dirty = self
                 .dirty
                 .drain()
-                .filter_map(|key| renumbered.get(key))
+                .filter_map(|(key, end)| Some((renumbered.get(key)?, end)))
                 .collect();
         }
         Ok(changes)
     }
 
-    fn batch(&self, keys: &[usize], values: Vec<Values>) -> Result<RecordBatch> {
+    fn batch(&self, groups: &[GroupAt], values: Vec<Values>) -> Result<RecordBatch> {
         let schema = &self.config.output_schema;
-        let key_columns = self.groups.columns(keys)?;
-        // Interned keys are [window_start, window_end, user keys...].
+        let numbers: Vec<usize> = groups.iter().map(|&(key, _)| key).collect();
+        let ends = Int64Array::from_iter_values(groups.iter().map(|&(_, end)| end));
+        let starts = Int64Array::from_iter_values(
+            groups
+                .iter()
+                .map(|&(_, end)| self.config.window.start_for_end(end)),
+        );
+        let starts: ArrayRef = Arc::new(starts);
+        let ends: ArrayRef = Arc::new(ends);
         let mut columns = group_columns(
             &self.config.group_columns,
-            &to_type(&key_columns[0], &self.config.time_type)?,
-            &to_type(&key_columns[1], &self.config.time_type)?,
-            &key_columns[2..],
+            &to_type(&starts, &self.config.time_type)?,
+            &to_type(&ends, &self.config.time_type)?,
+            &self.groups.columns(&numbers)?,
         )?;
         let first_aggregate = columns.len();
         columns.extend(value_columns(schema, first_aggregate, &values)?);
-        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        let options = RecordBatchOptions::new().with_row_count(Some(groups.len()));
         Ok(RecordBatch::try_new_with_options(
             Arc::clone(schema),
             columns,
