@@ -256,21 +256,9 @@ fn sessions_without_aggregates_are_their_bounds() {
     assert_eq!(sorted(rows_of(&outputs, query)), sorted(expected));
 }
 
-/// Keys that drift: each is busy for a while, goes quiet, and comes back
-/// much later (after thousands of other keys), so the operator's key
-/// numbers are compacted while sessions are open and reused afterwards.
-fn drifting_keys() -> Vec<Trade> {
-    let mut data = trades(36, 40_000, 1, 100, 1_500);
-    let mut rng = Rng::new(37);
-    for (i, trade) in data.iter_mut().enumerate() {
-        trade.symbol = format!("K{}", (i / 20 + rng.below(10) as usize) % 1_800);
-    }
-    data
-}
-
 #[test]
 fn keys_that_go_quiet_and_come_back_equal_batch_sql_across_a_checkpoint() {
-    let data = drifting_keys();
+    let data = drifting_keys(36);
     let sql = "SELECT symbol, window_start, window_end, count(*), sum(price) \
                FROM SESSION(trades, ts, INTERVAL '30' SECOND) GROUP BY symbol, window_start, window_end";
     let expected = batch_sql(&data, &batch_sessions_sql(30, "count(*), sum(price)"));
@@ -301,7 +289,7 @@ fn keys_that_go_quiet_and_come_back_equal_batch_sql_across_a_checkpoint() {
 
 #[test]
 fn changelog_sessions_of_drifting_keys_materialise_to_batch_sql() {
-    let data = drifting_keys();
+    let data = drifting_keys(36);
     let mut engine = engine(2);
     let query = engine
         .create_query(

@@ -671,6 +671,13 @@ mod tests {
         let mut none = KeyIds::try_new(&Schema::empty()).unwrap();
         let grouped = none.group(&[], 3).unwrap();
         assert_eq!((grouped.keys, grouped.runs), (vec![0], vec![(0, 3)]));
+        // Runs of given numbers (a row copied into several windows): by
+        // first appearance; a number never given is an error.
+        let grouped = ids.runs(&[4, 1, 4, 0, 1, 4]).unwrap();
+        assert_eq!(grouped.keys, [4, 1, 0]);
+        assert_eq!(grouped.order, [0, 2, 5, 1, 4, 3]);
+        assert_eq!(grouped.runs, [(0, 3), (3, 2), (5, 1)]);
+        assert!(ids.runs(&[0, 5]).is_err());
     }
 
     #[test]

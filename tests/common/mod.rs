@@ -261,3 +261,15 @@ pub fn policy_engine(policy: &str) -> (Engine, QueryId) {
         .unwrap();
     (engine, query)
 }
+
+/// Keys that drift: each is busy for a while, goes quiet, and comes back
+/// much later (after thousands of other keys), so an operator's key
+/// numbers are compacted while its groups are open and reused afterwards.
+pub fn drifting_keys(seed: u64) -> Vec<Trade> {
+    let mut data = trades(seed, 40_000, 1, 100, 1_500);
+    let mut rng = Rng::new(seed + 1);
+    for (i, trade) in data.iter_mut().enumerate() {
+        trade.symbol = format!("K{}", (i / 20 + rng.below(10) as usize) % 1_800);
+    }
+    data
+}
