@@ -17,7 +17,7 @@ use datafusion::physical_plan::aggregates::group_values::GroupValues;
 use super::batched_groups::BatchedGroupsAccumulator;
 use super::gather::gather;
 use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
-use super::row_accumulators::{row_accumulators, RowAccumulator};
+use super::row_accumulators::{RowAccumulator, RowFolds};
 use super::short_string_keys::new_key_values;
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
@@ -32,6 +32,8 @@ pub struct AggregateSpec {
     pub key_schema: SchemaRef,
     /// The aggregate functions.
     pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Which of them fold natively in per-group state ([`RowFolds::of`] the aggregates).
+    pub row_folds: RowFolds,
     /// Per aggregate: its argument expressions (count(*) gets the literal 1).
     pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// Per aggregate: its `FILTER (WHERE ...)` predicate.
@@ -503,7 +505,7 @@ fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn Group
 /// One accumulator per aggregate, for state that is not grouped (an
 /// updating group, a refining window group), readable after every push.
 pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<RowAccumulator>> {
-    row_accumulators(&spec.aggregates)
+    spec.row_folds.create(&spec.aggregates)
 }
 
 /// Feeds rows `offset..offset + len` of `input` to per-aggregate

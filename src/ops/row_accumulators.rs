@@ -128,6 +128,16 @@ struct Running<T: ArrowPrimitiveType> {
     value: Option<T::Native>,
 }
 
+// By hand: a derive would ask `T` (a marker type) to be `Clone`.
+impl<T: ArrowPrimitiveType> Clone for Running<T> {
+    fn clone(&self) -> Self {
+        Self {
+            op: self.op,
+            value: self.value,
+        }
+    }
+}
+
 impl<T: ArrowPrimitiveType> Running<T> {
     fn new(op: Op) -> Self {
         Self { op, value: None }
@@ -177,7 +187,7 @@ fn counts(filter: Option<&BooleanArray>, row: usize) -> bool {
 }
 
 /// The folded aggregates.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Fold {
     /// `count(x)`: non-null values (`count(*)` counts a literal).
     Count(i64),
@@ -363,12 +373,33 @@ fn to_datafusion(error: crate::error::RiffleError) -> datafusion::error::DataFus
     datafusion::error::DataFusionError::External(Box::new(error))
 }
 
-/// A fresh accumulator per aggregate of `aggregates`.
-pub fn row_accumulators(aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<Vec<RowAccumulator>> {
-    aggregates
-        .iter()
-        .map(|a| RowAccumulator::try_new(a))
-        .collect()
+/// Which aggregates of a query fold natively, decided once per query (a
+/// group's accumulators are made whenever a key opens a window).
+#[derive(Debug, Clone)]
+pub struct RowFolds(Vec<Option<Fold>>);
+
+impl RowFolds {
+    /// The folds of `aggregates`, in order (`None`: DataFusion's accumulator).
+    pub fn of(aggregates: &[Arc<AggregateFunctionExpr>]) -> Self {
+        Self(aggregates.iter().map(|a| Fold::for_aggregate(a)).collect())
+    }
+
+    /// A fresh accumulator per aggregate of `aggregates` (those `of` saw).
+    pub fn create(&self, aggregates: &[Arc<AggregateFunctionExpr>]) -> Result<Vec<RowAccumulator>> {
+        if aggregates.len() != self.0.len() {
+            return Err(err!(Internal, "aggregates do not match their folds"));
+        }
+        aggregates
+            .iter()
+            .zip(&self.0)
+            .map(|(aggregate, fold)| {
+                Ok(RowAccumulator(match fold {
+                    Some(fold) => Kind::Folded(fold.clone()),
+                    None => Kind::Other(aggregate.create_accumulator()?),
+                }))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use crate::ops::grouped_aggregates::AggregateSpec;
 pub use crate::ops::pipeline::LatePolicy;
 use crate::ops::pipeline::{ChangelogOperator, Pipeline, Stage, WindowOperator};
 use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
+use crate::ops::row_accumulators::RowFolds;
 use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
@@ -219,10 +220,12 @@ pub fn lower(
     let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
     let Some(window) = window else {
         // No window: an updating aggregate with a changelog.
+        let aggregates = unordered_input(bottom.aggr_expr())?;
         let spec = AggregateSpec {
             keys,
             key_schema: Arc::new(Schema::new(key_fields)),
-            aggregates: unordered_input(bottom.aggr_expr())?,
+            row_folds: RowFolds::of(&aggregates),
+            aggregates,
             arguments,
             filters: bottom.filter_expr().to_vec(),
         };
@@ -286,6 +289,7 @@ pub fn lower(
     let spec = AggregateSpec {
         keys,
         key_schema: Arc::new(Schema::new(key_fields)),
+        row_folds: RowFolds::of(&aggregates),
         aggregates,
         arguments,
         filters: bottom.filter_expr().to_vec(),
