@@ -9,7 +9,7 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::datatypes::{Field, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
@@ -524,8 +524,5 @@ pub fn apply_run(
 
 /// The current value of each accumulator (`evaluate` leaves the state in place).
 pub fn evaluate_accumulators(accumulators: &mut [RowAccumulator]) -> Result<Vec<ScalarValue>> {
-    Ok(accumulators
-        .iter_mut()
-        .map(|a| a.evaluate())
-        .collect::<datafusion::common::Result<Vec<_>>>()?)
+    accumulators.iter_mut().map(|a| a.value()).collect()
 }

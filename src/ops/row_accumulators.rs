@@ -80,6 +80,14 @@ impl RowAccumulator {
         }
     }
 
+    /// The aggregate's current value; the state stays as it is.
+    pub fn value(&mut self) -> Result<ScalarValue> {
+        Ok(match &mut self.0 {
+            Kind::Folded(fold) => fold.value(),
+            Kind::Other(accumulator) => accumulator.evaluate()?,
+        })
+    }
+
     fn inner(&mut self) -> &mut dyn Accumulator {
         match &mut self.0 {
             Kind::Folded(fold) => fold,
@@ -287,6 +295,23 @@ impl Fold {
         }
         Ok(())
     }
+
+    /// The current value.
+    fn value(&self) -> ScalarValue {
+        match self {
+            Self::Count(n) => ScalarValue::Int64(Some(*n)),
+            // Built directly: `ScalarValue::new_primitive` goes through a
+            // one-element array (half the cost of reading a group).
+            Self::Int64(running) => ScalarValue::Int64(running.value),
+            Self::UInt64(running) => ScalarValue::UInt64(running.value),
+            Self::Float64(running) => ScalarValue::Float64(running.value),
+            Self::Avg { count, sum } => ScalarValue::Float64(if *count == 0 {
+                None
+            } else {
+                sum.map(|s| s / *count as f64)
+            }),
+        }
+    }
 }
 
 /// `values` as the primitive array the fold expects.
@@ -308,19 +333,7 @@ impl Accumulator for Fold {
     }
 
     fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
-        Ok(match self {
-            Self::Count(n) => ScalarValue::Int64(Some(*n)),
-            // Built directly: `ScalarValue::new_primitive` goes through a
-            // one-element array (half the cost of reading a group).
-            Self::Int64(running) => ScalarValue::Int64(running.value),
-            Self::UInt64(running) => ScalarValue::UInt64(running.value),
-            Self::Float64(running) => ScalarValue::Float64(running.value),
-            Self::Avg { count, sum } => ScalarValue::Float64(if *count == 0 {
-                None
-            } else {
-                sum.map(|s| s / *count as f64)
-            }),
-        })
+        Ok(self.value())
     }
 
     fn size(&self) -> usize {
@@ -336,7 +349,7 @@ impl Accumulator for Fold {
                     ScalarValue::Float64(*sum),
                 ]
             }
-            _ => vec![self.evaluate()?],
+            _ => vec![self.value()],
         })
     }
 
