@@ -376,6 +376,7 @@ function report(res) {
     ["riffle-arrow", "js-objects", "Arrow ÷ Map on objects"],
     // The columnar target is stated against JSON.parse + Map.
     ["riffle-arrow", "js-text", "Arrow ÷ JSON.parse + Map"],
+    ["riffle-arrow-out", "js-text", "Arrow in and out ÷ JSON.parse + Map"],
     ["riffle-arrow", "duckdb", "Arrow ÷ DuckDB (Arrow)"],
     ["riffle-objects", "perspective", "objects ÷ Perspective (objects)"],
     ["riffle-arrow", "perspective", "Arrow ÷ Perspective"],

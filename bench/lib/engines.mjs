@@ -19,6 +19,13 @@ export const ENGINES = {
   "riffle-ndjson": { label: "Riffle, NDJSON in", input: "text", create: riffle((e, b) => e.pushJson("events", b)) },
   "riffle-objects": { label: "Riffle, objects in", input: "objects", create: riffle((e, b) => e.push("events", b)) },
   "riffle-arrow": { label: "Riffle, Arrow IPC in", input: "arrow", create: riffle((e, b) => e.pushArrow("events", b)) },
+  // Columnar end to end: results as Arrow IPC (`output: "arrow"`), what an
+  // application drawing charts from columns would take instead of objects.
+  "riffle-arrow-out": {
+    label: "Riffle, Arrow IPC in and out",
+    input: "arrow",
+    create: riffle((e, b) => e.pushArrow("events", b), { output: "arrow" }),
+  },
   "js-text": { label: "JS: JSON.parse + Map", input: "text", create: js((t) => parseLines(t)) },
   "js-objects": { label: "JS: Map on objects", input: "objects", create: js((b) => b) },
   duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb },
@@ -47,19 +54,26 @@ function parseLines(text) {
 
 // ---------------------------------------------------------------- Riffle
 
-function riffle(push) {
+function riffle(push, options = {}) {
   return async (w, onRows) => {
     const { Riffle } = await import("riffle-sql");
     const engine = await Riffle.create();
     await engine.sql(DDL);
-    const query = engine.query(w.sql);
-    query.subscribe((rows) => onRows(rows));
+    const query = engine.query(w.sql, options);
+    const deliveries = [];
+    query.subscribe(options.output === "arrow" ? (ipc) => deliveries.push(ipc) : (rows) => onRows(rows));
     return {
       push: (batch) => push(engine, batch),
       finish: () => engine.finish(),
-      close: () => {
+      close: async () => {
         const metrics = query.metrics();
         engine.close();
+        // Arrow results become rows only now, after the timed run, for the
+        // agreement check (apache-arrow gives BigInts for 64-bit integers).
+        if (deliveries.length) {
+          const { tableFromIPC } = await import("apache-arrow");
+          for (const ipc of deliveries) onRows(tableFromIPC(ipc).toArray().map((row) => row.toJSON()));
+        }
         return { lateEventsDropped: metrics.lateEventsDropped, eventsIn: metrics.eventsIn };
       },
     };
