@@ -32,15 +32,33 @@ pub struct AggregateSpec {
     pub key_schema: SchemaRef,
     /// The aggregate functions.
     pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
-    /// Which of them fold natively in per-group state ([`RowFolds::of`] the aggregates).
-    pub row_folds: RowFolds,
     /// Per aggregate: its argument expressions (count(*) gets the literal 1).
     pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// Per aggregate: its `FILTER (WHERE ...)` predicate.
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// Which aggregates fold natively in per-group state (from `aggregates`).
+    row_folds: RowFolds,
 }
 
 impl AggregateSpec {
+    /// The spec of these keys and aggregates.
+    pub fn new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: SchemaRef,
+        aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    ) -> Self {
+        Self {
+            keys,
+            key_schema,
+            row_folds: RowFolds::of(&aggregates),
+            aggregates,
+            arguments,
+            filters,
+        }
+    }
+
     /// The group key expressions, for EXPLAIN.
     pub fn key_names(&self) -> String {
         self.keys

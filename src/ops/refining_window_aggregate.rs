@@ -9,8 +9,9 @@
 //!  end + L passed:        state forgotten; the last emitted rows are final
 //! ```
 //!
-//! Each (window, key) group holds DataFusion `Accumulator`s of its own, so
-//! its value can be read after every push without consuming it. A HOP or
+//! Each (window, key) group holds accumulators of its own
+//! ([`super::row_accumulators`]), so its value can be read after every push
+//! without consuming it. A HOP or
 //! CUMULATE row is added to each window covering it (not sliced): the
 //! refining modes trade the slicing optimisation for readable state.
 
@@ -86,8 +87,6 @@ pub struct RefiningWindowAggregate {
     /// Keys are numbered alone (one string key: one probe per row), not
     /// together with the window bounds (a three-column hash table).
     groups: GroupsByKey<Vec<Group>>,
-    /// Groups held, over all keys.
-    group_count: usize,
     /// (window end, group id) -> key number: windows close and are purged
     /// in end order.
     by_end: BTreeMap<(EventTime, u64), usize>,
@@ -104,7 +103,7 @@ pub struct RefiningWindowAggregate {
 impl std::fmt::Debug for RefiningWindowAggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RefiningWindowAggregate")
-            .field("groups", &self.group_count)
+            .field("groups", &self.by_end.len())
             .finish()
     }
 }
@@ -120,7 +119,6 @@ impl RefiningWindowAggregate {
         }
         Ok(Self {
             groups: GroupsByKey::try_new(&config.spec.key_schema)?,
-            group_count: 0,
             config,
             by_end: BTreeMap::new(),
             closed_through: None,
@@ -215,12 +213,16 @@ impl RefiningWindowAggregate {
                     last: group.last,
                 },
             );
-            by_end.insert((end, group.id), key);
+            if by_end.insert((end, group.id), key).is_some() {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "two window groups with one id in a snapshot"
+                ));
+            }
             if group.flag {
                 dirty.insert((key, end));
             }
         }
-        self.group_count = by_end.len();
         self.groups = groups;
         self.by_end = by_end;
         self.dirty = dirty;
@@ -374,23 +376,32 @@ impl RefiningWindowAggregate {
         changes: &mut ChangeList<GroupAt>,
     ) -> Result<()> {
         let (key, end) = at;
-        let windows = self.groups.get_or_insert(key, || Ok(Vec::new()))?;
-        let index = match windows.binary_search_by_key(&end, |g| g.end) {
-            Ok(index) => index,
-            Err(index) => {
+        let found = self
+            .groups
+            .get(key)
+            .map(|windows| windows.binary_search_by_key(&end, |g| g.end));
+        let index = match found {
+            Some(Ok(index)) => index,
+            _ => {
+                // Accumulators first: on error, nothing is half made.
                 let group = Group {
                     id: self.next_id,
                     end,
                     accumulators: create_accumulators(&self.config.spec)?,
                     last: None,
                 };
+                let windows = self.groups.get_or_insert(key, || Ok(Vec::new()))?;
+                let index = windows.partition_point(|g| g.end < end);
                 self.next_id += 1;
                 self.by_end.insert((end, group.id), key);
-                self.group_count += 1;
                 windows.insert(index, group);
                 index
             }
         };
+        let windows = self
+            .groups
+            .get_mut(key)
+            .ok_or_else(|| err!(Internal, "a window group just opened is gone"))?;
         apply_run(&mut windows[index].accumulators, input, offset, len)?;
         let closed = self.config.grid.is_end_closed(end, watermark);
         let visible = match self.config.emit {
@@ -528,7 +539,6 @@ impl RefiningWindowAggregate {
         };
         if let Ok(index) = windows.binary_search_by_key(&end, |g| g.end) {
             windows.remove(index);
-            self.group_count -= 1;
         }
         if windows.is_empty() {
             self.groups.remove(key);

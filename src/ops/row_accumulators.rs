@@ -1,8 +1,9 @@
 //! One group's aggregate state that can be read after every push: the
 //! state of a refining window group or of an updating aggregate's group.
 //!
-//! `count`, `sum`, `min`, `max` and `avg` over 64-bit numbers (what
-//! dashboards mostly ask for) fold each group's run of rows in a typed loop;
+//! `count` (of any type), and `sum`, `min`, `max` and `avg` of 64-bit
+//! numbers (what dashboards mostly ask for) fold each group's run of rows
+//! in a typed loop;
 //! every other aggregate keeps DataFusion's own `Accumulator`, fed a slice
 //! per run. A group gets its run of a push in one call ([`RowAccumulator::update_run`]),
 //! which for DataFusion's accumulators means slicing every argument and
@@ -23,7 +24,11 @@ use arrow::datatypes::{
     ArrowNativeTypeOp, ArrowPrimitiveType, DataType, Float64Type, Int64Type, UInt64Type,
 };
 use datafusion::common::ScalarValue;
-use datafusion::logical_expr::Accumulator;
+use datafusion::functions_aggregate::average::Avg;
+use datafusion::functions_aggregate::count::Count;
+use datafusion::functions_aggregate::min_max::{Max, Min};
+use datafusion::functions_aggregate::sum::Sum;
+use datafusion::logical_expr::{Accumulator, AggregateUDFImpl};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
 use crate::err;
@@ -42,8 +47,9 @@ enum Kind {
 }
 
 impl RowAccumulator {
-    /// The state of `expr` for a new group.
-    pub fn try_new(expr: &AggregateFunctionExpr) -> Result<Self> {
+    /// The state of `expr` for a new group (queries make theirs with [`RowFolds::create`]).
+    #[cfg(test)]
+    fn try_new(expr: &AggregateFunctionExpr) -> Result<Self> {
         Ok(Self(match Fold::for_aggregate(expr) {
             Some(fold) => Kind::Folded(fold),
             None => Kind::Other(expr.create_accumulator()?),
@@ -154,6 +160,8 @@ impl<T: ArrowPrimitiveType> Running<T> {
     #[inline]
     fn add(&mut self, v: T::Native) {
         self.value = Some(match self.value {
+            // Sums start at zero, as DataFusion's do (so -0.0 alone sums to 0.0).
+            None if self.op == Op::Sum => T::Native::ZERO.add_wrapping(v),
             None => v,
             // `is_lt` / `is_gt` order floats by totalOrder, as arrow's
             // min/max kernels and DataFusion's scalar comparison do.
@@ -220,22 +228,29 @@ impl Fold {
         if expr.is_distinct() || expr.expressions().len() != 1 {
             return None;
         }
+        // DataFusion's own implementations only: a user's aggregate may be
+        // registered under the same name.
+        let function: &dyn AggregateUDFImpl = expr.fun().inner().as_ref();
         let output = expr.field().data_type().clone();
-        let op = match expr.fun().name() {
-            "count" => return (output == DataType::Int64).then_some(Self::Count(0)),
-            "avg" => {
-                return (output == DataType::Float64).then_some(Self::Avg {
-                    count: 0,
-                    sum: None,
-                })
-            }
-            "sum" => Op::Sum,
-            "min" => Op::Min,
-            "max" => Op::Max,
-            _ => return None,
+        let op = if function.is::<Count>() {
+            return (output == DataType::Int64).then_some(Self::Count(0));
+        } else if function.is::<Avg>() {
+            return (output == DataType::Float64).then_some(Self::Avg {
+                count: 0,
+                sum: None,
+            });
+        } else if function.is::<Sum>() {
+            Op::Sum
+        } else if function.is::<Min>() {
+            Op::Min
+        } else if function.is::<Max>() {
+            Op::Max
+        } else {
+            return None;
         };
-        // sum, min and max keep their argument's type (DataFusion widens
-        // narrower numbers to these before summing).
+        // Folded when the result is a 64-bit number: sum, min and max
+        // return their argument's type (DataFusion widens narrower numbers
+        // to these before summing; min and max take them as they are).
         match output {
             DataType::Int64 => Some(Self::Int64(Running::new(op))),
             DataType::UInt64 => Some(Self::UInt64(Running::new(op))),
@@ -259,14 +274,18 @@ impl Fold {
         }
         match self {
             Self::Count(n) => {
-                let counted = if filter.is_none() && values.null_count() == 0 {
-                    len
-                } else {
-                    (offset..offset + len)
-                        .filter(|&row| counts(filter, row) && values.is_valid(row))
-                        .count()
+                // Logical nulls, as DataFusion counts: a NULL-typed argument
+                // (`count(NULL)`) has no null buffer, yet every value is null.
+                let nulls = values.logical_nulls();
+                let counted = match (&nulls, filter) {
+                    (None, None) => len,
+                    _ => (offset..offset + len)
+                        .filter(|&row| {
+                            counts(filter, row) && nulls.as_ref().is_none_or(|n| n.is_valid(row))
+                        })
+                        .count(),
                 };
-                *n += counted as i64;
+                *n = n.wrapping_add(counted as i64);
             }
             Self::Int64(running) => running.add_rows(typed(values)?, filter, offset, len),
             Self::UInt64(running) => running.add_rows(typed(values)?, filter, offset, len),
@@ -281,12 +300,12 @@ impl Fold {
                     values.values()[offset..offset + len]
                         .iter()
                         .for_each(|&v| total.add(v));
-                    *count += len as u64;
+                    *count = count.wrapping_add(len as u64);
                 } else {
                     for row in offset..offset + len {
                         if counts(filter, row) && values.is_valid(row) {
                             total.add(values.value(row));
-                            *count += 1;
+                            *count = count.wrapping_add(1);
                         }
                     }
                 }
@@ -366,7 +385,7 @@ impl Accumulator for Fold {
                 let counts = typed::<UInt64Type>(&states[0]).map_err(to_datafusion)?;
                 let sums: &PrimitiveArray<Float64Type> =
                     typed(&states[1]).map_err(to_datafusion)?;
-                *count += counts.iter().flatten().sum::<u64>();
+                *count = counts.iter().flatten().fold(*count, u64::wrapping_add);
                 for s in sums.iter().flatten() {
                     *sum = Some(sum.unwrap_or(0.0) + s);
                 }
@@ -461,6 +480,7 @@ mod tests {
     fn column(data_type: &DataType, rng: &mut Rng, n: usize) -> ArrayRef {
         let null = |rng: &mut Rng| rng.below(5) == 0;
         match data_type {
+            DataType::Null => Arc::new(arrow::array::NullArray::new(n)),
             DataType::Float64 => {
                 let special = [
                     f64::NAN,
@@ -496,19 +516,27 @@ mod tests {
 
     /// Equal, or (float sums and means, which DataFusion's row accumulators
     /// add in lanes) equal to 1e-9 relative.
-    fn close(a: &ScalarValue, b: &ScalarValue) -> bool {
+    /// Bit for bit (`-0.0` is not `0.0`), except float sums and means,
+    /// which only `inexact` allows to differ in the last places.
+    fn close(a: &ScalarValue, b: &ScalarValue, inexact: bool) -> bool {
         match (a, b) {
             (ScalarValue::Float64(Some(x)), ScalarValue::Float64(Some(y))) => {
                 x.to_bits() == y.to_bits()
-                    || (x.is_nan() && y.is_nan())
-                    || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                    || (inexact
+                        && ((x.is_nan() && y.is_nan())
+                            || (*x != 0.0
+                                && (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0))))
             }
             _ => a == b,
         }
     }
 
     fn cases() -> Vec<(Arc<AggregateUDF>, DataType)> {
-        let mut cases = vec![(avg_udaf(), DataType::Float64)];
+        let mut cases = vec![
+            (avg_udaf(), DataType::Float64),
+            // Every value null with no null buffer: `count(NULL)`.
+            (count_udaf(), DataType::Null),
+        ];
         for t in [DataType::Int64, DataType::UInt64, DataType::Float64] {
             for fun in [count_udaf(), sum_udaf(), min_udaf(), max_udaf()] {
                 cases.push((fun, t.clone()));
@@ -522,6 +550,10 @@ mod tests {
         let mut rng = Rng(0x5eed_1234_abcd_ef01);
         for (fun, data_type) in cases() {
             let expr = aggregate(fun, data_type.clone(), false);
+            // DataFusion's row accumulators sum floats in lanes, the folds
+            // row by row (as its grouped ones do).
+            let inexact =
+                data_type == DataType::Float64 && ["sum", "avg"].contains(&expr.fun().name());
             for _ in 0..20 {
                 let n = 1 + rng.below(200) as usize;
                 let values = column(&data_type, &mut rng, n);
@@ -551,7 +583,7 @@ mod tests {
                     theirs.update_batch(&[slice]).unwrap();
                     let (a, b) = (ours.evaluate().unwrap(), theirs.evaluate().unwrap());
                     assert!(
-                        close(&a, &b),
+                        close(&a, &b, inexact),
                         "{} of {data_type}: {a:?} vs {b:?}",
                         expr.name()
                     );
@@ -570,11 +602,16 @@ mod tests {
                 restored.merge_batch(&arrays(&theirs_state)).unwrap();
                 assert!(close(
                     &restored.evaluate().unwrap(),
-                    &theirs.evaluate().unwrap()
+                    &theirs.evaluate().unwrap(),
+                    inexact
                 ));
                 let mut back = expr.create_accumulator().unwrap();
                 back.merge_batch(&arrays(&ours_state)).unwrap();
-                assert!(close(&back.evaluate().unwrap(), &ours.evaluate().unwrap()));
+                assert!(close(
+                    &back.evaluate().unwrap(),
+                    &ours.evaluate().unwrap(),
+                    inexact
+                ));
             }
         }
     }
@@ -586,8 +623,8 @@ mod tests {
             RowAccumulator::try_new(&distinct).unwrap().0,
             Kind::Other(_)
         ));
-        let sum_of_int32 = aggregate(min_udaf(), DataType::Int32, false);
-        let mut other = RowAccumulator::try_new(&sum_of_int32).unwrap();
+        let min_of_int32 = aggregate(min_udaf(), DataType::Int32, false);
+        let mut other = RowAccumulator::try_new(&min_of_int32).unwrap();
         assert!(matches!(other.0, Kind::Other(_)));
         let values: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![
             Some(5),
@@ -598,6 +635,43 @@ mod tests {
         let mask = BooleanArray::from(vec![true, true, false, true]);
         other.update_run(&[values], Some(&mask), 1, 3).unwrap();
         assert_eq!(other.evaluate().unwrap(), ScalarValue::Int32(Some(9)));
+    }
+
+    #[test]
+    fn a_users_aggregate_named_like_a_builtin_keeps_its_own_accumulator() {
+        // A user's "sum" that takes the maximum.
+        let fake_sum = Arc::new(datafusion::logical_expr::create_udaf(
+            "sum",
+            vec![DataType::Float64],
+            Arc::new(DataType::Float64),
+            datafusion::logical_expr::Volatility::Immutable,
+            Arc::new(|args| max_udaf().accumulator(args)),
+            Arc::new(vec![DataType::Float64]),
+        ));
+        let expr = aggregate(fake_sum, DataType::Float64, false);
+        let mut accumulator = RowAccumulator::try_new(&expr).unwrap();
+        assert!(matches!(accumulator.0, Kind::Other(_)));
+        let values: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 5.0, 2.0]));
+        accumulator.update_run(&[values], None, 0, 3).unwrap();
+        assert_eq!(
+            accumulator.value().unwrap(),
+            ScalarValue::Float64(Some(5.0))
+        );
+    }
+
+    #[test]
+    fn float_sums_start_at_zero_like_datafusions() {
+        // -0.0 alone: DataFusion's sums start at 0.0, and 0.0 + -0.0 is 0.0.
+        for fun in [sum_udaf(), avg_udaf()] {
+            let expr = aggregate(fun, DataType::Float64, false);
+            let values: ArrayRef = Arc::new(Float64Array::from(vec![-0.0, -0.0]));
+            let mut ours = RowAccumulator::try_new(&expr).unwrap();
+            ours.update_run(&[Arc::clone(&values)], None, 0, 2).unwrap();
+            let mut theirs = expr.create_accumulator().unwrap();
+            theirs.update_batch(&[values]).unwrap();
+            let (a, b) = (ours.value().unwrap(), theirs.evaluate().unwrap());
+            assert!(close(&a, &b, false), "{}: {a:?} vs {b:?}", expr.name());
+        }
     }
 
     #[test]

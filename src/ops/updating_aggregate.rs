@@ -7,8 +7,9 @@
 //! advanced by the TTL is dropped and emitted as a `delete`, which bounds
 //! the state of high-cardinality keys.
 //!
-//! Each group holds DataFusion `Accumulator`s of its own, so its current
-//! value can be read after every push without consuming the state.
+//! Each group holds accumulators of its own ([`super::row_accumulators`]),
+//! so its current value can be read after every push without consuming
+//! the state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

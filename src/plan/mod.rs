@@ -35,7 +35,6 @@ use crate::ops::grouped_aggregates::AggregateSpec;
 pub use crate::ops::pipeline::LatePolicy;
 use crate::ops::pipeline::{ChangelogOperator, Pipeline, Stage, WindowOperator};
 use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
-use crate::ops::row_accumulators::RowFolds;
 use crate::ops::scan::StreamScan;
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
@@ -220,15 +219,13 @@ pub fn lower(
     let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
     let Some(window) = window else {
         // No window: an updating aggregate with a changelog.
-        let aggregates = unordered_input(bottom.aggr_expr())?;
-        let spec = AggregateSpec {
+        let spec = AggregateSpec::new(
             keys,
-            key_schema: Arc::new(Schema::new(key_fields)),
-            row_folds: RowFolds::of(&aggregates),
-            aggregates,
+            Arc::new(Schema::new(key_fields)),
+            unordered_input(bottom.aggr_expr())?,
             arguments,
-            filters: bottom.filter_expr().to_vec(),
-        };
+            bottom.filter_expr().to_vec(),
+        );
         let ttl = options
             .state_ttl_millis
             .map(|ms| crate::ops::source::millis_to_ticks(ms, unit));
@@ -286,14 +283,13 @@ pub fn lower(
         }
     }
     let aggregates = unordered_input(bottom.aggr_expr())?;
-    let spec = AggregateSpec {
+    let spec = AggregateSpec::new(
         keys,
-        key_schema: Arc::new(Schema::new(key_fields)),
-        row_folds: RowFolds::of(&aggregates),
+        Arc::new(Schema::new(key_fields)),
         aggregates,
         arguments,
-        filters: bottom.filter_expr().to_vec(),
-    };
+        bottom.filter_expr().to_vec(),
+    );
     let time_type = scan.stream().window_type();
     let refine = matches!(emit, Some(EmitMode::OnUpdate | EmitMode::Every { .. }))
         || options.allowed_lateness_millis > 0;
