@@ -265,3 +265,45 @@ fn damaged_or_foreign_checkpoints_are_refused_and_change_nothing() {
         .push_json("trades", r#"{"symbol":"A","price":1,"ts":1000}"#)
         .unwrap();
 }
+
+/// A checkpoint whose state names one group twice (well-formed and with
+/// valid checksums, as a buggy or hostile writer could make it) is refused.
+#[test]
+fn state_with_a_group_twice_is_a_corrupt_checkpoint() {
+    for sql in [
+        "SELECT symbol, window_start, count(*), sum(price) FROM TUMBLE(trades, ts, INTERVAL '20' SECOND) \
+         GROUP BY symbol, window_start EMIT ON UPDATE",
+        "SELECT symbol, count(*), sum(price) FROM trades GROUP BY symbol",
+    ] {
+        let fresh = || {
+            let mut engine = Engine::new().unwrap();
+            engine.execute(TRADES_DDL).unwrap();
+            engine.create_query(sql).unwrap();
+            engine
+        };
+        let mut engine = fresh();
+        engine
+            .push_json("trades", &ndjson(&trades(5, 300, 4, 100, 500)))
+            .unwrap();
+        let mut checkpoint = engine.checkpoint().unwrap();
+        // Every row of the query's state twice, checksums made to match.
+        let (name, bytes) = &mut checkpoint.blobs[0];
+        let batch = riffle::state::read_ipc(bytes).unwrap();
+        assert!(batch.num_rows() > 0);
+        let doubled =
+            arrow::compute::concat_batches(&batch.schema(), [&batch, &batch]).unwrap();
+        *bytes = riffle::state::write_ipc(&doubled).unwrap();
+        let blob = checkpoint
+            .manifest
+            .queries
+            .iter_mut()
+            .find_map(|q| q.blob.as_mut().filter(|b| &b.name == name))
+            .unwrap();
+        blob.bytes = bytes.len() as u64;
+        blob.crc32 = crc32fast::hash(bytes);
+        checkpoint.verify().unwrap();
+        let error = fresh().restore(&checkpoint).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::CorruptCheckpoint, "{sql}: {error}");
+        assert!(error.message().contains("two groups"), "{sql}: {error}");
+    }
+}
