@@ -304,22 +304,7 @@ fn early_results_of_thousands_of_window_groups_equal_batch_sql_across_checkpoint
     let data = trades(64, 40_000, 200, 50, 1_500);
     let sql = "SELECT symbol, window_start, count(*), sum(price), min(price) FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) \
                GROUP BY symbol, window_start EMIT ON UPDATE";
-    let mut engine = engine();
-    let query = engine.create_query(sql).unwrap();
-    let mut view = BTreeMap::new();
-    for (n, chunk) in data.chunks(1_000).enumerate() {
-        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
-        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
-        if n % 7 == 6 {
-            let bytes = engine.checkpoint().unwrap().to_bytes();
-            engine = self::engine();
-            assert_eq!(engine.create_query(sql).unwrap(), query);
-            engine
-                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
-                .unwrap();
-        }
-    }
-    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    let (_, view) = materialise_across_restores(&data, sql, 1_000, |n| n % 7 == 6);
     let expected = batch_sql(
         &data,
         "SELECT symbol, date_bin(INTERVAL '10 seconds', ts), count(*), sum(price), min(price) FROM t GROUP BY 1, 2",
@@ -338,22 +323,8 @@ fn hopping_early_results_of_drifting_keys_equal_batch_sql_across_checkpoints() {
     let sql = "SELECT symbol, window_start, count(*), sum(price), min(price) \
                FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
                GROUP BY symbol, window_start EMIT ON UPDATE";
-    let mut engine = engine();
-    let query = engine.create_query(sql).unwrap();
-    let mut view = BTreeMap::new();
-    for (n, chunk) in data.chunks(1_500).enumerate() {
-        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
-        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
-        if n == 5 || n == 8 {
-            let bytes = engine.checkpoint().unwrap().to_bytes();
-            engine = self::engine();
-            assert_eq!(engine.create_query(sql).unwrap(), query);
-            engine
-                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
-                .unwrap();
-        }
-    }
-    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    let ((engine, query), view) =
+        materialise_across_restores(&data, sql, 1_500, |n| n == 5 || n == 8);
     // Every window was purged at the end: none is held under a stale number.
     let metrics = engine.query_metrics(query).unwrap();
     assert_eq!((metrics.open_windows, metrics.state_bytes), (0, 0));
@@ -366,4 +337,36 @@ fn hopping_early_results_of_drifting_keys_equal_batch_sql_across_checkpoints() {
     );
     assert!(expected.len() > 5_000, "{}", expected.len());
     assert_eq!(sorted(view.values().cloned().collect()), expected);
+}
+
+/// Pushes `data` in chunks of `chunk` rows to a new engine running `sql`
+/// (two key columns, a changelog), moving to a new engine restored from a
+/// checkpoint after each chunk `restore_after` picks, and finishes; returns
+/// the last engine with the query and the materialised changelog.
+fn materialise_across_restores(
+    data: &[Trade],
+    sql: &str,
+    chunk: usize,
+    restore_after: impl Fn(usize) -> bool,
+) -> (
+    (Engine, riffle::QueryId),
+    BTreeMap<Vec<String>, Vec<String>>,
+) {
+    let mut engine = engine();
+    let query = engine.create_query(sql).unwrap();
+    let mut view = BTreeMap::new();
+    for (n, chunk) in data.chunks(chunk).enumerate() {
+        let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
+        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
+        if restore_after(n) {
+            let bytes = engine.checkpoint().unwrap().to_bytes();
+            engine = self::engine();
+            assert_eq!(engine.create_query(sql).unwrap(), query);
+            engine
+                .restore(&riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap())
+                .unwrap();
+        }
+    }
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    ((engine, query), view)
 }
