@@ -304,7 +304,7 @@ fn early_results_of_thousands_of_window_groups_equal_batch_sql_across_checkpoint
     let data = trades(64, 40_000, 200, 50, 1_500);
     let sql = "SELECT symbol, window_start, count(*), sum(price), min(price) FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) \
                GROUP BY symbol, window_start EMIT ON UPDATE";
-    let (_, view) = materialise_across_restores(&data, sql, 1_000, |n| n % 7 == 6);
+    let (_, view) = materialise_across_restores(&data, sql, 2, 1_000, |n| n % 7 == 6);
     let expected = batch_sql(
         &data,
         "SELECT symbol, date_bin(INTERVAL '10 seconds', ts), count(*), sum(price), min(price) FROM t GROUP BY 1, 2",
@@ -324,7 +324,7 @@ fn hopping_early_results_of_drifting_keys_equal_batch_sql_across_checkpoints() {
                FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
                GROUP BY symbol, window_start EMIT ON UPDATE";
     let ((engine, query), view) =
-        materialise_across_restores(&data, sql, 1_500, |n| n == 5 || n == 8);
+        materialise_across_restores(&data, sql, 2, 1_500, |n| n == 5 || n == 8);
     // Every window was purged at the end: none is held under a stale number.
     let metrics = engine.query_metrics(query).unwrap();
     assert_eq!((metrics.open_windows, metrics.state_bytes), (0, 0));
@@ -339,13 +339,38 @@ fn hopping_early_results_of_drifting_keys_equal_batch_sql_across_checkpoints() {
     assert_eq!(sorted(view.values().cloned().collect()), expected);
 }
 
+#[test]
+fn cumulating_early_results_of_drifting_keys_equal_batch_sql_across_checkpoints() {
+    // CUMULATE windows of one key share their start and differ in their
+    // ends: each is its own group, kept by end.
+    let data = drifting_keys(91);
+    let sql = "SELECT symbol, window_start, window_end, count(*), sum(price), max(price) \
+               FROM CUMULATE(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
+               GROUP BY symbol, window_start, window_end EMIT ON UPDATE";
+    let ((engine, query), view) = materialise_across_restores(&data, sql, 3, 1_200, |n| n % 6 == 5);
+    let metrics = engine.query_metrics(query).unwrap();
+    assert_eq!(metrics.late_events_dropped, 0);
+    assert_eq!((metrics.open_windows, metrics.state_bytes), (0, 0));
+    let expected = batch_sql(
+        &data,
+        &format!(
+            "SELECT symbol, ws, we, count(*), sum(price), max(price) FROM ({}) GROUP BY 1, 2, 3",
+            cumulate_copies_sql(10, 30)
+        ),
+    );
+    assert!(expected.len() > 5_000, "{}", expected.len());
+    assert_eq!(sorted(view.values().cloned().collect()), expected);
+}
+
 /// Pushes `data` in chunks of `chunk` rows to a new engine running `sql`
-/// (two key columns, a changelog), moving to a new engine restored from a
-/// checkpoint after each chunk `restore_after` picks, and finishes; returns
-/// the last engine with the query and the materialised changelog.
+/// (a changelog whose first `keys` columns are its key), moving to a new
+/// engine restored from a checkpoint after each chunk `restore_after`
+/// picks, and finishes; returns the last engine with the query and the
+/// materialised changelog.
 fn materialise_across_restores(
     data: &[Trade],
     sql: &str,
+    keys: usize,
     chunk: usize,
     restore_after: impl Fn(usize) -> bool,
 ) -> (
@@ -357,7 +382,7 @@ fn materialise_across_restores(
     let mut view = BTreeMap::new();
     for (n, chunk) in data.chunks(chunk).enumerate() {
         let outputs = engine.push_json("trades", &ndjson(chunk)).unwrap();
-        apply_changelog(&mut view, &rows_of(&outputs, query), 2);
+        apply_changelog(&mut view, &rows_of(&outputs, query), keys);
         if restore_after(n) {
             let bytes = engine.checkpoint().unwrap().to_bytes();
             engine = self::engine();
@@ -367,6 +392,6 @@ fn materialise_across_restores(
                 .unwrap();
         }
     }
-    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), 2);
+    apply_changelog(&mut view, &rows_of(&engine.finish().unwrap(), query), keys);
     ((engine, query), view)
 }

@@ -26,19 +26,9 @@ fn hop_reference(slide_s: i64, size_s: i64) -> String {
 
 /// Batch SQL for CUMULATE: each row copied into every growing window that covers it.
 fn cumulate_reference(step_s: i64, size_s: i64) -> String {
-    let copies: Vec<String> = (1..=size_s / step_s)
-        .map(|k| {
-            let grown = k * step_s;
-            format!(
-                "SELECT symbol, price, date_bin(INTERVAL '{size_s} seconds', ts) AS ws, \
-                 date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds' AS we FROM t \
-                 WHERE ts < date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds'"
-            )
-        })
-        .collect();
     format!(
         "SELECT symbol, ws, we, {AGGREGATES} FROM ({}) GROUP BY 1, 2, 3",
-        copies.join(" UNION ALL ")
+        cumulate_copies_sql(step_s, size_s)
     )
 }
 

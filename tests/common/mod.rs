@@ -227,6 +227,23 @@ pub fn hop_copies_sql(slide_s: i64, size_s: i64) -> String {
     copies.join(" UNION ALL ")
 }
 
+/// Table `t` with each row once per CUMULATE window it belongs to (windows
+/// growing by `step_s` up to `size_s`), the window's bounds as columns `ws`
+/// and `we`: batch SQL's view of CUMULATE, for `FROM (...)`.
+pub fn cumulate_copies_sql(step_s: i64, size_s: i64) -> String {
+    let copies: Vec<String> = (1..=size_s / step_s)
+        .map(|k| {
+            let grown = k * step_s;
+            format!(
+                "SELECT *, date_bin(INTERVAL '{size_s} seconds', ts) AS ws, \
+                 date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds' AS we FROM t \
+                 WHERE ts < date_bin(INTERVAL '{size_s} seconds', ts) + INTERVAL '{grown} seconds'"
+            )
+        })
+        .collect();
+    copies.join(" UNION ALL ")
+}
+
 /// Sessions in batch SQL over table `t`: a new session starts where the gap
 /// to the key's previous event exceeds `gap_secs` (windows that touch merge,
 /// as in Flink). `aggregates` are computed per session after
