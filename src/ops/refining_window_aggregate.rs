@@ -11,9 +11,9 @@
 //!
 //! Each (window, key) group holds accumulators of its own
 //! ([`super::row_accumulators`]), so its value can be read after every push
-//! without consuming it. A HOP or
-//! CUMULATE row is added to each window covering it (not sliced): the
-//! refining modes trade the slicing optimisation for readable state.
+//! without consuming it. A HOP or CUMULATE row is added to each window
+//! covering it (not sliced): the refining modes trade the slicing
+//! optimisation for readable state.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -153,6 +153,8 @@ impl RefiningWindowAggregate {
         key_columns.extend(self.groups.columns(&numbers)?);
         let layout = group_layout(&self.config);
         let dirty = &self.dirty;
+        // The same groups again, to write their state: ids are unique, so
+        // sorting by id gives the order of the key columns.
         let mut groups: Vec<(usize, &mut Group)> = self
             .groups
             .iter_mut()
