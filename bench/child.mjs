@@ -5,23 +5,11 @@
 //               `warm`, the same again on a new instance (steady-state JIT).
 //   latency:    push at a fixed rate with timers; send back per-window latencies.
 //   instantiate: time import + create of one engine.
-import { Float64, Int64, Utf8, makeTable, tableToIPC, vectorFromArray } from "apache-arrow";
-
+import { toArrow } from "./lib/arrow-input.mjs";
 import { ENGINES, openDuckDB } from "./lib/engines.mjs";
 import { BASE, WORKLOADS, batchesOf, generate, rng } from "./lib/workloads.mjs";
 
 const job = JSON.parse(process.argv[2]);
-
-function toArrow(batch) {
-  return tableToIPC(
-    makeTable({
-      key: vectorFromArray(batch.map((e) => e.key), new Utf8()),
-      value: vectorFromArray(batch.map((e) => e.value), new Float64()),
-      ts: vectorFromArray(BigInt64Array.from(batch.map((e) => BigInt(e.ts))), new Int64()),
-    }),
-    "stream",
-  );
-}
 
 function inputs(events, size, input) {
   const batches = batchesOf(events, size);

@@ -10,8 +10,7 @@
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-import { Float64, Int64, Utf8, makeTable, tableToIPC, vectorFromArray } from "apache-arrow";
-
+import { toArrow } from "./lib/arrow-input.mjs";
 import { DDL, WORKLOADS, batchesOf, generate } from "./lib/workloads.mjs";
 
 const W = WORKLOADS.W1;
@@ -71,17 +70,6 @@ async function measure(engine, count) {
   const first = await once();
   const warm = await (engine.startsWith("riffle") ? await riffle(engine, batches) : handWritten(engine, batches))();
   return { ms: first.ms, warmMs: warm.ms, rows: first.rows, digest: first.digest };
-}
-
-function toArrow(batch) {
-  return tableToIPC(
-    makeTable({
-      key: vectorFromArray(batch.map((e) => e.key), new Utf8()),
-      value: vectorFromArray(batch.map((e) => e.value), new Float64()),
-      ts: vectorFromArray(BigInt64Array.from(batch.map((e) => BigInt(e.ts))), new Int64()),
-    }),
-    "stream",
-  );
 }
 
 /** The changelog applied to a view, summed up: equal runs give equal digests. */
