@@ -3,9 +3,9 @@
 //!
 //! `count` (of any type), and `sum`, `min`, `max` and `avg` of 64-bit
 //! numbers (what dashboards mostly ask for) fold each group's run of rows
-//! in a typed loop;
-//! every other aggregate keeps DataFusion's own `Accumulator`, fed a slice
-//! per run. A group gets its run of a push in one call ([`RowAccumulator::update_run`]),
+//! in a typed loop; every other aggregate keeps DataFusion's own
+//! `Accumulator`, fed a slice per run. A group gets its run of a push in
+//! one call ([`RowAccumulator::update_run`]),
 //! which for DataFusion's accumulators means slicing every argument and
 //! calling through a trait object for a handful of rows: with one group per
 //! key and window, that was a fifth of an `EMIT ON UPDATE` push.
@@ -32,7 +32,7 @@ use datafusion::logical_expr::{Accumulator, AggregateUDFImpl};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
 use crate::err;
-use crate::error::Result;
+use crate::error::{Result, RiffleError};
 
 /// One aggregate's state for one group.
 #[derive(Debug)]
@@ -47,13 +47,19 @@ enum Kind {
 }
 
 impl RowAccumulator {
+    /// The state of `expr` for a new group: a copy of `fold`, or else
+    /// DataFusion's accumulator.
+    fn new(expr: &AggregateFunctionExpr, fold: Option<&Fold>) -> Result<Self> {
+        Ok(Self(match fold {
+            Some(fold) => Kind::Folded(fold.clone()),
+            None => Kind::Other(expr.create_accumulator()?),
+        }))
+    }
+
     /// The state of `expr` for a new group (queries make theirs with [`RowFolds::create`]).
     #[cfg(test)]
     fn try_new(expr: &AggregateFunctionExpr) -> Result<Self> {
-        Ok(Self(match Fold::for_aggregate(expr) {
-            Some(fold) => Kind::Folded(fold),
-            None => Kind::Other(expr.create_accumulator()?),
-        }))
+        Self::new(expr, Fold::for_aggregate(expr).as_ref())
     }
 
     /// Adds rows `offset..offset + len` of `arguments`, those whose
@@ -174,25 +180,29 @@ impl<T: ArrowPrimitiveType> Running<T> {
         });
     }
 
-    /// Folds in the non-null values of `values` at `rows`.
+    /// Folds in the non-null values of rows `offset..offset + len` of
+    /// `values` that pass `filter`; returns how many there were.
     fn add_rows(
         &mut self,
         values: &PrimitiveArray<T>,
         filter: Option<&BooleanArray>,
         offset: usize,
         len: usize,
-    ) {
+    ) -> u64 {
         if filter.is_none() && values.null_count() == 0 {
             for &v in &values.values()[offset..offset + len] {
                 self.add(v);
             }
-            return;
+            return len as u64;
         }
+        let mut added = 0;
         for row in offset..offset + len {
             if counts(filter, row) && values.is_valid(row) {
                 self.add(values.value(row));
+                added += 1;
             }
         }
+        added
     }
 }
 
@@ -217,8 +227,8 @@ enum Fold {
     Avg {
         /// Non-null values seen.
         count: u64,
-        /// Their sum, none before the first.
-        sum: Option<f64>,
+        /// Their sum.
+        sum: Running<Float64Type>,
     },
 }
 
@@ -237,7 +247,7 @@ impl Fold {
         } else if function.is::<Avg>() {
             return (output == DataType::Float64).then_some(Self::Avg {
                 count: 0,
-                sum: None,
+                sum: Running::new(Op::Sum),
             });
         } else if function.is::<Sum>() {
             Op::Sum
@@ -287,29 +297,18 @@ impl Fold {
                 };
                 *n = n.wrapping_add(counted as i64);
             }
-            Self::Int64(running) => running.add_rows(typed(values)?, filter, offset, len),
-            Self::UInt64(running) => running.add_rows(typed(values)?, filter, offset, len),
-            Self::Float64(running) => running.add_rows(typed(values)?, filter, offset, len),
+            Self::Int64(running) => {
+                running.add_rows(typed(values)?, filter, offset, len);
+            }
+            Self::UInt64(running) => {
+                running.add_rows(typed(values)?, filter, offset, len);
+            }
+            Self::Float64(running) => {
+                running.add_rows(typed(values)?, filter, offset, len);
+            }
             Self::Avg { count, sum } => {
-                let mut total = Running::<Float64Type> {
-                    op: Op::Sum,
-                    value: *sum,
-                };
-                let values: &PrimitiveArray<Float64Type> = typed(values)?;
-                if filter.is_none() && values.null_count() == 0 {
-                    values.values()[offset..offset + len]
-                        .iter()
-                        .for_each(|&v| total.add(v));
-                    *count = count.wrapping_add(len as u64);
-                } else {
-                    for row in offset..offset + len {
-                        if counts(filter, row) && values.is_valid(row) {
-                            total.add(values.value(row));
-                            *count = count.wrapping_add(1);
-                        }
-                    }
-                }
-                *sum = total.value;
+                let added = sum.add_rows(typed(values)?, filter, offset, len);
+                *count = count.wrapping_add(added);
             }
         }
         Ok(())
@@ -327,7 +326,7 @@ impl Fold {
             Self::Avg { count, sum } => ScalarValue::Float64(if *count == 0 {
                 None
             } else {
-                sum.map(|s| s / *count as f64)
+                sum.value.map(|s| s / *count as f64)
             }),
         }
     }
@@ -348,7 +347,8 @@ fn typed<T: ArrowPrimitiveType>(values: &ArrayRef) -> Result<&PrimitiveArray<T>>
 impl Accumulator for Fold {
     fn update_batch(&mut self, values: &[ArrayRef]) -> datafusion::common::Result<()> {
         let len = values.first().map_or(0, |v| v.len());
-        self.update_run(values, None, 0, len).map_err(to_datafusion)
+        self.update_run(values, None, 0, len)
+            .map_err(RiffleError::into_datafusion)
     }
 
     fn evaluate(&mut self) -> datafusion::common::Result<ScalarValue> {
@@ -365,7 +365,7 @@ impl Accumulator for Fold {
             Self::Avg { count, sum } => {
                 vec![
                     ScalarValue::UInt64(Some(*count)),
-                    ScalarValue::Float64(*sum),
+                    ScalarValue::Float64(sum.value),
                 ]
             }
             _ => vec![self.value()],
@@ -376,33 +376,29 @@ impl Accumulator for Fold {
         match self {
             // Counts add up: a sum of the count column.
             Self::Count(n) => {
-                let counts = typed::<Int64Type>(&states[0]).map_err(to_datafusion)?;
+                let counts =
+                    typed::<Int64Type>(&states[0]).map_err(RiffleError::into_datafusion)?;
                 for count in counts.iter().flatten() {
                     *n = n.wrapping_add(count);
                 }
             }
             Self::Avg { count, sum } => {
-                let counts = typed::<UInt64Type>(&states[0]).map_err(to_datafusion)?;
+                let counts =
+                    typed::<UInt64Type>(&states[0]).map_err(RiffleError::into_datafusion)?;
                 let sums: &PrimitiveArray<Float64Type> =
-                    typed(&states[1]).map_err(to_datafusion)?;
+                    typed(&states[1]).map_err(RiffleError::into_datafusion)?;
                 *count = counts.iter().flatten().fold(*count, u64::wrapping_add);
-                for s in sums.iter().flatten() {
-                    *sum = Some(sum.unwrap_or(0.0) + s);
-                }
+                sums.iter().flatten().for_each(|s| sum.add(s));
             }
             // A sum, minimum or maximum of partial ones is the same fold.
             _ => {
                 let len = states.first().map_or(0, |s| s.len());
                 self.update_run(states, None, 0, len)
-                    .map_err(to_datafusion)?;
+                    .map_err(RiffleError::into_datafusion)?;
             }
         }
         Ok(())
     }
-}
-
-fn to_datafusion(error: crate::error::RiffleError) -> datafusion::error::DataFusionError {
-    datafusion::error::DataFusionError::External(Box::new(error))
 }
 
 /// Which aggregates of a query fold natively, decided once per query (a
@@ -424,12 +420,7 @@ impl RowFolds {
         aggregates
             .iter()
             .zip(&self.0)
-            .map(|(aggregate, fold)| {
-                Ok(RowAccumulator(match fold {
-                    Some(fold) => Kind::Folded(fold.clone()),
-                    None => Kind::Other(aggregate.create_accumulator()?),
-                }))
-            })
+            .map(|(aggregate, fold)| RowAccumulator::new(aggregate, fold.as_ref()))
             .collect()
     }
 }
