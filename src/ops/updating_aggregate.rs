@@ -184,13 +184,14 @@ impl UpdatingAggregate {
         for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
             let (spec, next_id) = (&self.config.spec, &mut self.next_id);
             let group = self.groups.get_or_insert(key, || {
-                *next_id += 1;
-                Ok(Group {
-                    id: *next_id - 1,
+                let group = Group {
+                    id: *next_id,
                     accumulators: create_accumulators(spec)?,
                     last: None,
                     touched,
-                })
+                };
+                *next_id += 1;
+                Ok(group)
             })?;
             apply_run(&mut group.accumulators, &input, offset, len)?;
             if self.config.ttl.is_some() {
