@@ -15,7 +15,8 @@ use crate::codec::json::{array_to_ndjson, decode_ndjson, decoding_schema, encode
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
-use crate::ops::pipeline::{Emitted, Pipeline};
+pub use crate::ops::graph::QueryId;
+use crate::ops::graph::{Emitted, Graph, Message, NodeRestore, RowWatermarks, Rows};
 use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
@@ -26,15 +27,12 @@ use crate::sql::session::{new_session, plan_sql};
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
 use crate::state::checkpoint::{
-    fingerprint, BlobRef, Checkpoint, Manifest, QueryManifest, StreamManifest, FORMAT_VERSION,
+    fingerprint, BlobRef, Checkpoint, Manifest, OperatorManifest, StreamManifest, FORMAT_VERSION,
 };
 use crate::state::{read_ipc, write_ipc, OperatorState};
 use crate::time::interval::interval_to_units;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{nanos_per_unit, EventTime};
-
-/// Identifies a query within one engine.
-pub type QueryId = u32;
 
 /// Rows a query emitted.
 #[derive(Debug, Clone)]
@@ -49,7 +47,7 @@ pub struct QueryOutput {
 }
 
 impl QueryOutput {
-    fn new(query: QueryId, emitted: Emitted) -> Self {
+    fn new((query, emitted): (QueryId, Emitted)) -> Self {
         match emitted {
             Emitted::Rows(batch) => Self {
                 query,
@@ -65,10 +63,11 @@ impl QueryOutput {
     }
 }
 
+/// What the engine keeps of a query beside its nodes in the graph.
 struct RunningQuery {
     id: QueryId,
-    stream: String,
-    pipeline: Pipeline,
+    /// The streams it reads.
+    streams: Vec<String>,
 }
 
 /// A streaming SQL engine: one DataFusion session, its streams and queries.
@@ -76,6 +75,7 @@ pub struct Engine {
     ctx: SessionContext,
     catalog: Arc<RwLock<StreamCatalog>>,
     sources: BTreeMap<String, StreamSource>,
+    graph: Graph,
     queries: Vec<RunningQuery>,
     next_query: QueryId,
     /// Last wall-clock time told by [`Engine::tick`] (epoch ms).
@@ -116,6 +116,7 @@ impl Engine {
             ctx,
             catalog,
             sources: BTreeMap::new(),
+            graph: Graph::default(),
             queries: Vec::new(),
             next_query: 0,
             wall_clock_millis: None,
@@ -163,14 +164,14 @@ impl Engine {
     /// Registers a continuous query with options SQL does not express.
     pub fn create_query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryId> {
         let lowered = self.plan_query(sql, options)?;
+        let id = self.next_query;
+        self.graph.add_query(id, lowered.plan)?;
+        self.next_query += 1;
         self.fingerprint_parts
             .push(format!("query {} {options:?}", sql.trim()));
-        let id = self.next_query;
-        self.next_query += 1;
         self.queries.push(RunningQuery {
             id,
-            stream: lowered.stream,
-            pipeline: lowered.pipeline,
+            streams: lowered.streams,
         });
         Ok(id)
     }
@@ -226,20 +227,21 @@ impl Engine {
     /// Accepts the query with or without a leading `EXPLAIN`.
     pub fn explain(&self, sql: &str) -> Result<String> {
         let lowered = self.plan_query(strip_explain(sql), &QueryOptions::default())?;
-        let source = self
-            .sources
-            .get(&lowered.stream)
-            .ok_or_else(|| err!(Internal, "planned query reads an unknown stream"))?;
-        Ok(format!(
-            "{}\n{}",
-            source.describe(),
-            lowered.pipeline.describe()
-        ))
+        let mut lines = Vec::new();
+        for stream in &lowered.streams {
+            let source = self
+                .sources
+                .get(stream)
+                .ok_or_else(|| err!(Internal, "planned query reads an unknown stream"))?;
+            lines.push(source.describe());
+        }
+        lines.push(lowered.plan.describe());
+        Ok(lines.join("\n"))
     }
 
     /// Result schema of a query.
     pub fn query_schema(&self, id: QueryId) -> Result<SchemaRef> {
-        Ok(Arc::clone(self.query(id)?.pipeline.output_schema()))
+        self.graph.output_schema(id)
     }
 
     /// Pushes a batch of events to a stream. Columns are matched by name.
@@ -298,24 +300,45 @@ impl Engine {
 
     fn push_valid(&mut self, stream: &str, batch: &RecordBatch) -> Result<Vec<QueryOutput>> {
         let now = self.wall_clock_millis;
-        let input = self.source_mut(stream)?.ingest(batch, now)?;
-        let mut outputs = Vec::new();
-        for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
-            for batch in query.pipeline.on_batch(&input)? {
-                outputs.push(QueryOutput::new(query.id, batch));
-            }
-        }
-        Ok(outputs)
+        let mut source = self.source_mut(stream)?.clone();
+        let input = source.ingest(batch, now)?;
+        let rows = Message::Rows(Rows {
+            batch: input.batch,
+            row_watermarks: RowWatermarks::PerRow(input.row_watermarks),
+            watermark_after: input.watermark,
+            event_times: Some(Arc::new(input.event_times)),
+            origin: None,
+        });
+        let outputs = self
+            .graph
+            .push(stream, vec![rows, Message::Watermark(input.watermark)])?;
+        self.sources.insert(stream.to_string(), source);
+        Ok(outputs.into_iter().map(QueryOutput::new).collect())
+    }
+
+    /// Runs a stream's new watermark through the graph; the source (moved
+    /// on a copy) is kept only if that succeeds.
+    fn commit_watermark(
+        &mut self,
+        source: StreamSource,
+        watermark: EventTime,
+    ) -> Result<Vec<QueryOutput>> {
+        let name = source.def().name.clone();
+        let outputs = self
+            .graph
+            .push(&name, vec![Message::Watermark(watermark)])?;
+        self.sources.insert(name, source);
+        Ok(outputs.into_iter().map(QueryOutput::new).collect())
     }
 
     /// Asserts that no more events at or before `millis` (epoch ms) will
     /// arrive on `stream`: its watermark moves there (never back) and the
     /// windows it completes are emitted.
     pub fn advance_watermark(&mut self, stream: &str, millis: i64) -> Result<Vec<QueryOutput>> {
-        let source = self.source_mut(stream)?;
+        let mut source = self.source_mut(stream)?.clone();
         let target = millis_to_ticks(millis, source.def().event_time_unit);
         match source.advance_to(target)? {
-            Some(watermark) => self.emit_on_watermark(stream, watermark),
+            Some(watermark) => self.commit_watermark(source, watermark),
             None => Ok(Vec::new()),
         }
     }
@@ -324,23 +347,26 @@ impl Engine {
     /// with an idle timeout that have been quiet that long advance their
     /// watermark to `now - idle_timeout`; the windows this closes are emitted.
     pub fn tick(&mut self, now_millis: i64) -> Result<Vec<QueryOutput>> {
-        self.wall_clock_millis = Some(now_millis);
-        let moved: Vec<(String, EventTime)> = self
+        let moved: Vec<(StreamSource, EventTime)> = self
             .sources
-            .iter_mut()
-            .filter_map(|(name, source)| {
-                source.on_wall_clock(now_millis).map(|w| (name.clone(), w))
+            .values()
+            .filter_map(|source| {
+                let mut moved = source.clone();
+                let watermark = moved.on_wall_clock(now_millis)?;
+                Some((moved, watermark))
             })
             .collect();
         let mut outputs = Vec::new();
-        for (stream, watermark) in moved {
-            outputs.extend(self.emit_on_watermark(&stream, watermark)?);
+        for (source, watermark) in moved {
+            outputs.extend(self.commit_watermark(source, watermark)?);
         }
-        for query in self.queries.iter_mut() {
-            for emitted in query.pipeline.on_wall_clock(now_millis)? {
-                outputs.push(QueryOutput::new(query.id, emitted));
-            }
-        }
+        outputs.extend(
+            self.graph
+                .tick(now_millis)?
+                .into_iter()
+                .map(QueryOutput::new),
+        );
+        self.wall_clock_millis = Some(now_millis);
         Ok(outputs)
     }
 
@@ -348,30 +374,35 @@ impl Engine {
     /// state, taken between two pushes. The engine is left as it was.
     pub fn checkpoint(&mut self) -> Result<Checkpoint> {
         let streams = self.sources.values().map(StreamSource::position).collect();
-        let mut queries = Vec::new();
+        let mut operators = Vec::new();
         let mut blobs = Vec::new();
-        for query in self.queries.iter_mut() {
-            let Some((kind, state)) = query.pipeline.snapshot()? else {
-                continue;
-            };
-            let blob = match &state.batch {
-                Some(batch) => {
-                    let name = format!("q{}.arrow", query.id);
-                    let bytes = write_ipc(batch)?;
-                    let reference = BlobRef {
-                        name: name.clone(),
-                        bytes: bytes.len() as u64,
-                        crc32: crc32fast::hash(&bytes),
+        for node in self.graph.snapshot()? {
+            let (kind, meta, blob) = match node.state {
+                Some((kind, state)) => {
+                    let blob = match &state.batch {
+                        Some(batch) => {
+                            let name = format!("{}.arrow", node.id.replace('/', "-"));
+                            let bytes = write_ipc(batch)?;
+                            let reference = BlobRef {
+                                name: name.clone(),
+                                bytes: bytes.len() as u64,
+                                crc32: crc32fast::hash(&bytes),
+                            };
+                            blobs.push((name, bytes));
+                            Some(reference)
+                        }
+                        None => None,
                     };
-                    blobs.push((name, bytes));
-                    Some(reference)
+                    (Some(kind.to_string()), state.meta, blob)
                 }
-                None => None,
+                None => (None, serde_json::Value::Null, None),
             };
-            queries.push(QueryManifest {
-                id: query.id,
-                operator: kind.to_string(),
-                meta: state.meta,
+            operators.push(OperatorManifest {
+                node: node.id,
+                input_watermarks: node.input_watermarks,
+                output_watermark: node.output_watermark,
+                operator: kind,
+                meta,
                 blob,
             });
         }
@@ -381,7 +412,7 @@ impl Engine {
                 fingerprint: fingerprint(&self.fingerprint_parts),
                 written_by: format!("riffle {}", env!("CARGO_PKG_VERSION")),
                 streams,
-                queries,
+                operators,
             },
             blobs,
         })
@@ -412,21 +443,37 @@ impl Engine {
             ));
         }
         // Decode everything first, so a bad blob changes nothing.
-        let mut states = Vec::new();
-        for query in &manifest.queries {
-            let batch = match &query.blob {
+        let mut entries = Vec::new();
+        for operator in &manifest.operators {
+            let batch = match &operator.blob {
                 Some(blob) => Some(read_ipc(checkpoint.blob(&blob.name)?)?),
                 None => None,
             };
-            states.push((
-                query.id,
-                query.operator.clone(),
-                OperatorState {
-                    meta: query.meta.clone(),
-                    batch,
-                },
-            ));
+            let state = match &operator.operator {
+                Some(kind) => Some((
+                    kind.clone(),
+                    OperatorState {
+                        meta: operator.meta.clone(),
+                        batch,
+                    },
+                )),
+                None if batch.is_some() => {
+                    return Err(err!(
+                        CorruptCheckpoint,
+                        "operator {} has a state blob but no state kind",
+                        operator.node
+                    ))
+                }
+                None => None,
+            };
+            entries.push(NodeRestore {
+                id: operator.node.clone(),
+                input_watermarks: operator.input_watermarks.clone(),
+                output_watermark: operator.output_watermark,
+                state,
+            });
         }
+        let mut stream_watermarks = BTreeMap::new();
         for stream in &manifest.streams {
             if !self.sources.contains_key(&stream.name) {
                 return Err(err!(
@@ -435,20 +482,19 @@ impl Engine {
                     stream.name
                 ));
             }
+            if stream_watermarks
+                .insert(stream.name.clone(), stream.watermark)
+                .is_some()
+            {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "the checkpoint names stream '{}' twice",
+                    stream.name
+                ));
+            }
         }
-        for (id, kind, state) in &states {
-            let query = self
-                .queries
-                .iter_mut()
-                .find(|q| q.id == *id)
-                .ok_or_else(|| {
-                    err!(
-                        CheckpointMismatch,
-                        "the checkpoint has query {id}, which this engine lacks"
-                    )
-                })?;
-            query.pipeline.restore(kind, state)?;
-        }
+        // Builds and checks every operator, then swaps them all in.
+        self.graph.restore(&entries, &stream_watermarks)?;
         let mut positions = Vec::new();
         for stream in &manifest.streams {
             if let Some(source) = self.sources.get_mut(&stream.name) {
@@ -464,21 +510,7 @@ impl Engine {
         self.sources
             .values()
             .any(|s| s.def().idle_timeout_millis.is_some() || s.def().max_future_millis.is_some())
-            || self.queries.iter().any(|q| q.pipeline.needs_clock())
-    }
-
-    fn emit_on_watermark(
-        &mut self,
-        stream: &str,
-        watermark: EventTime,
-    ) -> Result<Vec<QueryOutput>> {
-        let mut outputs = Vec::new();
-        for query in self.queries.iter_mut().filter(|q| q.stream == stream) {
-            for batch in query.pipeline.on_watermark(watermark)? {
-                outputs.push(QueryOutput::new(query.id, batch));
-            }
-        }
-        Ok(outputs)
+            || self.graph.needs_clock()
     }
 
     /// Pushes JSON objects to a stream: newline-delimited, or one JSON array.
@@ -564,14 +596,19 @@ impl Engine {
 
     /// End of input on every stream: closes and emits all open windows.
     pub fn finish(&mut self) -> Result<Vec<QueryOutput>> {
+        let finished: Vec<StreamSource> = self
+            .sources
+            .values()
+            .map(|source| {
+                let mut finished = source.clone();
+                finished.finish();
+                finished
+            })
+            .collect();
         let mut outputs = Vec::new();
-        for (name, source) in self.sources.iter_mut() {
-            let watermark = source.finish();
-            for query in self.queries.iter_mut().filter(|q| &q.stream == name) {
-                for batch in query.pipeline.on_watermark(watermark)? {
-                    outputs.push(QueryOutput::new(query.id, batch));
-                }
-            }
+        for source in finished {
+            let watermark = source.watermark();
+            outputs.extend(self.commit_watermark(source, watermark)?);
         }
         Ok(outputs)
     }
@@ -579,21 +616,32 @@ impl Engine {
     /// Counters of a query.
     pub fn query_metrics(&self, id: QueryId) -> Result<QueryMetrics> {
         let query = self.query(id)?;
-        let source = self
-            .sources
-            .get(&query.stream)
-            .ok_or_else(|| err!(Internal, "query {id} reads a stream that is gone"))?;
-        let pipeline = query.pipeline.metrics();
-        let watermark = source.watermark();
+        let operators = self.graph.metrics(id)?;
+        let (mut events_in, mut bad_rows) = (0, 0);
+        let mut watermark: Option<(EventTime, arrow::datatypes::TimeUnit)> = None;
+        for stream in &query.streams {
+            let source = self
+                .sources
+                .get(stream)
+                .ok_or_else(|| err!(Internal, "query {id} reads a stream that is gone"))?;
+            events_in += source.events_in();
+            bad_rows += source.bad_rows();
+            let here = source.watermark();
+            if watermark.is_none_or(|(w, _)| here < w) {
+                watermark = Some((here, source.def().event_time_unit));
+            }
+        }
+        let (watermark, unit) =
+            watermark.ok_or_else(|| err!(Internal, "query {id} reads no stream"))?;
         Ok(QueryMetrics {
-            events_in: source.events_in(),
-            bad_rows: source.bad_rows(),
-            late_events_dropped: pipeline.window.late_rows_dropped,
-            watermark_millis: to_millis(watermark, source.def().event_time_unit),
+            events_in,
+            bad_rows,
+            late_events_dropped: operators.window.late_rows_dropped,
+            watermark_millis: to_millis(watermark, unit),
             finished: watermark == END_OF_INPUT,
-            open_windows: pipeline.open_windows,
-            windows_emitted: pipeline.window.windows_emitted,
-            state_bytes: pipeline.state_bytes,
+            open_windows: operators.open_windows,
+            windows_emitted: operators.window.windows_emitted,
+            state_bytes: operators.state_bytes,
         })
     }
 
@@ -624,17 +672,16 @@ impl Engine {
 
 /// Checks an `EMIT` clause against what the query does.
 fn check_emit_mode(emit: Option<EmitMode>, plan: &StreamingPlan) -> Result<()> {
-    let pipeline = &plan.pipeline;
     match emit {
-        Some(EmitMode::OnWindowClose) if !pipeline.has_window() => Err(err!(
+        Some(EmitMode::OnWindowClose) if !plan.has_window => Err(err!(
             Unsupported,
             "EMIT ON WINDOW CLOSE needs a window: aggregate FROM TUMBLE/HOP/CUMULATE/SESSION(...)"
         )),
-        Some(EmitMode::OnUpdate) if !pipeline.is_changelog() => Err(err!(
+        Some(EmitMode::OnUpdate) if !plan.is_changelog => Err(err!(
             Unsupported,
             "EMIT ON UPDATE applies to aggregates; this query emits each row as it arrives"
         )),
-        Some(EmitMode::Every { .. }) if !pipeline.has_window() => Err(err!(
+        Some(EmitMode::Every { .. }) if !plan.has_window => Err(err!(
             Unsupported,
             "EMIT EVERY applies to window aggregates; without a window use EMIT ON UPDATE"
         )),

@@ -209,7 +209,9 @@ fn the_manifest_is_readable_and_names_every_stateful_query() {
     let checkpoint = engine.checkpoint().unwrap();
     let json = checkpoint.manifest_json();
     for part in [
-        "\"format_version\": 1",
+        "\"format_version\": 2",
+        "\"node\": \"q0/0\"",
+        "\"input_watermarks\"",
         "\"fingerprint\"",
         "\"offset\": 300",
         "\"operator\": \"session\"",
@@ -217,8 +219,14 @@ fn the_manifest_is_readable_and_names_every_stateful_query() {
     ] {
         assert!(json.contains(part), "{part} missing from {json}");
     }
-    // Every query but the stateless last one has state.
-    assert_eq!(checkpoint.manifest.queries.len(), queries().len() - 1);
+    // Every query but the stateless last one has one stateful operator.
+    let stateful = checkpoint
+        .manifest
+        .operators
+        .iter()
+        .filter(|o| o.operator.is_some())
+        .count();
+    assert_eq!(stateful, queries().len() - 1);
 }
 
 #[test]
@@ -295,9 +303,9 @@ fn state_with_a_group_twice_is_a_corrupt_checkpoint() {
         *bytes = riffle::state::write_ipc(&doubled).unwrap();
         let blob = checkpoint
             .manifest
-            .queries
+            .operators
             .iter_mut()
-            .find_map(|q| q.blob.as_mut().filter(|b| &b.name == name))
+            .find_map(|o| o.blob.as_mut().filter(|b| &b.name == name))
             .unwrap();
         blob.bytes = bytes.len() as u64;
         blob.crc32 = crc32fast::hash(bytes);

@@ -3,14 +3,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef};
+use arrow::array::{Array, ArrayRef, Int64Array, UInt32Array};
 use arrow::compute::{filter, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::graph::{Operator, Origin, Output, RowWatermarks, Rows};
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
+use crate::state::OperatorState;
 
 /// One stateless step.
 #[derive(Debug, Clone)]
@@ -48,6 +50,18 @@ impl StatelessChain {
     /// The steps, first applied first.
     pub fn steps(&self) -> &[Step] {
         &self.steps
+    }
+
+    /// The schema after the last step, if there are steps.
+    pub fn output_schema(&self) -> Option<SchemaRef> {
+        self.steps.last().map(|step| match step {
+            Step::Filter { schema, .. } | Step::Project { schema, .. } => Arc::clone(schema),
+        })
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
     }
 
     /// One line per step, first applied first, for EXPLAIN.
@@ -123,4 +137,79 @@ impl StatelessChain {
         }
         Ok((batch, carried))
     }
+}
+
+/// The graph node of a [`StatelessChain`].
+#[derive(Debug, Clone)]
+pub struct ChainNode {
+    chain: StatelessChain,
+    schema: SchemaRef,
+}
+
+impl ChainNode {
+    /// A node applying `chain` to input in `input_schema`.
+    pub fn new(chain: StatelessChain, input_schema: SchemaRef) -> Self {
+        let schema = chain.output_schema().unwrap_or(input_schema);
+        Self { chain, schema }
+    }
+}
+
+impl Operator for ChainNode {
+    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        // Per-row arrays filtered in step with the rows.
+        let mut carried = Vec::new();
+        if let RowWatermarks::PerRow(values) = &rows.row_watermarks {
+            carried.push(Arc::clone(values) as ArrayRef);
+        }
+        if let Some(origin) = &rows.origin {
+            carried.push(Arc::clone(&origin.rows) as ArrayRef);
+        }
+        let (batch, carried) = self.chain.apply(rows.batch, carried)?;
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut carried = carried.into_iter();
+        let row_watermarks = match rows.row_watermarks {
+            RowWatermarks::PerRow(_) => {
+                RowWatermarks::PerRow(Arc::new(next_as::<Int64Array>(carried.next())?))
+            }
+            constant => constant,
+        };
+        let origin = match rows.origin {
+            Some(origin) => Some(Origin {
+                batch: origin.batch,
+                rows: Arc::new(next_as::<UInt32Array>(carried.next())?),
+            }),
+            None => None,
+        };
+        out.forward(Rows {
+            batch,
+            row_watermarks,
+            watermark_after: rows.watermark_after,
+            event_times: None,
+            origin,
+        });
+        Ok(())
+    }
+
+    fn restored(&self, _state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn describe(&self) -> String {
+        self.chain.describe().join(" ▸ ")
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+}
+
+/// The next carried array, as the type it was carried as.
+fn next_as<T: Array + Clone + 'static>(array: Option<ArrayRef>) -> Result<T> {
+    array
+        .as_ref()
+        .and_then(|a| a.as_any().downcast_ref::<T>())
+        .cloned()
+        .ok_or_else(|| crate::err!(Internal, "per-row values lost in the chain"))
 }

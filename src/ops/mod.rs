@@ -1,24 +1,26 @@
 //! Streaming operators: push-based, synchronous, single-threaded.
 //!
-//! A query runs as a [`pipeline::Pipeline`]:
+//! Every query is a DAG of nodes ([`graph::Graph`]); a windowed query over
+//! one stream is a path:
 //!
 //! ```text
-//! StreamSource ──► StreamScan ──► StatelessChain ──► WindowAggregate ──► StatelessChain ──► results
-//! (validate,       (window        (WHERE, SELECT     (per-window DataFusion      (HAVING, final
-//!  watermark)       columns)       expressions)        accumulators)               projection)
+//! StreamSource ──► StreamScan ──► Chain ──► WindowAggregate ▸ Chain ──► results
+//! (validate,       (window        (WHERE,   (per-window DataFusion    (HAVING, final
+//!  watermark)       columns)       SELECT)   accumulators)             projection)
 //! ```
 //!
-//! Each push runs to completion through the pipeline and returns what it
+//! Each push runs to completion through the graph and returns what it
 //! emitted, so any point between two pushes is a consistent cut.
 
+pub mod aggregate_node;
 pub mod batched_groups;
 pub mod chain;
 pub mod changelog;
 pub mod gather;
+pub mod graph;
 pub mod grouped_aggregates;
 pub mod key_ids;
 pub mod percentile_digests;
-pub mod pipeline;
 pub mod refining_window_aggregate;
 pub mod row_accumulators;
 pub mod scan;
@@ -27,6 +29,7 @@ pub mod session_groups;
 pub mod short_string_keys;
 pub mod snapshot;
 pub mod source;
+pub mod union;
 pub mod updating_aggregate;
 pub mod window_aggregate;
 

@@ -109,6 +109,11 @@ impl std::fmt::Debug for RefiningWindowAggregate {
 }
 
 impl RefiningWindowAggregate {
+    /// A new operator with the same configuration and no state.
+    pub fn fresh(&self) -> Result<Self> {
+        Self::try_new(self.config.clone())
+    }
+
     /// An operator with no state.
     pub fn try_new(config: RefiningWindowConfig) -> Result<Self> {
         if matches!(config.window, WindowSpec::Session(_)) {

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array};
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
+use super::graph::{Operator, Origin, Output, Rows};
 use crate::codec::time_values::int64_as;
 use crate::error::Result;
+use crate::state::OperatorState;
 use crate::time::window::WindowSpec;
 use crate::time::EventTime;
 
@@ -44,7 +46,7 @@ impl StreamScan {
     }
 
     /// One line for EXPLAIN.
-    pub fn describe(&self, unit: arrow::datatypes::TimeUnit) -> String {
+    pub fn describe(&self, unit: TimeUnit) -> String {
         let names: Vec<&str> = self
             .schema
             .fields()
@@ -111,5 +113,61 @@ impl StreamScan {
             int64_as(Int64Array::from(starts), &self.time_type)?,
             int64_as(Int64Array::from(ends), &self.time_type)?,
         ))
+    }
+}
+
+/// The graph node of a [`StreamScan`]: reads a stream's pushed rows.
+#[derive(Debug, Clone)]
+pub struct ScanNode {
+    scan: StreamScan,
+    time_unit: TimeUnit,
+    /// Whether rows keep their origin, so late rows can be handed back.
+    side_output: bool,
+}
+
+impl ScanNode {
+    /// A node running `scan`; with `side_output`, rows carry their place in
+    /// the push.
+    pub fn new(scan: StreamScan, time_unit: TimeUnit, side_output: bool) -> Self {
+        Self {
+            scan,
+            time_unit,
+            side_output,
+        }
+    }
+}
+
+impl Operator for ScanNode {
+    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        let event_times = rows
+            .event_times
+            .as_ref()
+            .ok_or_else(|| crate::err!(Internal, "a stream scan got rows without event times"))?;
+        let batch = self.scan.apply(&rows.batch, event_times)?;
+        let origin = if self.side_output {
+            Some(Origin::of(&rows.batch)?)
+        } else {
+            None
+        };
+        out.forward(Rows {
+            batch,
+            row_watermarks: rows.row_watermarks,
+            watermark_after: rows.watermark_after,
+            event_times: None,
+            origin,
+        });
+        Ok(())
+    }
+
+    fn restored(&self, _state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn describe(&self) -> String {
+        self.scan.describe(self.time_unit)
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.scan.schema)
     }
 }

@@ -133,6 +133,11 @@ impl std::fmt::Debug for SessionAggregate {
 }
 
 impl SessionAggregate {
+    /// A new operator with the same configuration and no state.
+    pub fn fresh(&self) -> Result<Self> {
+        Self::try_new(self.config.clone())
+    }
+
     /// An operator with no sessions.
     pub fn try_new(config: SessionAggregateConfig) -> Result<Self> {
         Ok(Self {

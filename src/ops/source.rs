@@ -34,8 +34,9 @@ pub struct SourceBatch {
     pub watermark: EventTime,
 }
 
-/// Per-stream ingest state.
-#[derive(Debug)]
+/// Per-stream ingest state. Small (no rows): a push-like call works on a
+/// copy and keeps it only if the whole engine took the call.
+#[derive(Debug, Clone)]
 pub struct StreamSource {
     def: Arc<StreamDef>,
     watermark: BoundedOutOfOrderness,

@@ -76,6 +76,11 @@ impl std::fmt::Debug for UpdatingAggregate {
 }
 
 impl UpdatingAggregate {
+    /// A new operator with the same configuration and no state.
+    pub fn fresh(&self) -> Result<Self> {
+        Self::try_new(self.config.clone())
+    }
+
     /// An operator with no groups.
     pub fn try_new(config: UpdatingAggregateConfig) -> Result<Self> {
         Ok(Self {

@@ -135,6 +135,11 @@ pub struct WindowAggregate {
 }
 
 impl WindowAggregate {
+    /// A new operator with the same configuration and no state.
+    pub fn fresh(&self) -> Result<Self> {
+        Ok(Self::new(self.config.clone()))
+    }
+
     /// An operator with no state.
     pub fn new(config: WindowAggregateConfig) -> Self {
         Self {

@@ -1,15 +1,16 @@
 //! Streaming planner: lowers DataFusion's physical plan of a query to a
-//! [`Pipeline`] of streaming operators.
+//! graph of streaming operators ([`QueryPlan`]).
 //!
-//! DataFusion parses, resolves, type-checks and optimises the query. The
-//! physical plan of a streaming query is a single path:
+//! DataFusion parses, resolves, type-checks and optimises the query. We
+//! walk its physical plan from the root and make one node per piece:
 //!
 //! ```text
-//! [ProjectionExec / FilterExec]*          ← post steps (HAVING, final SELECT)
-//! AggregateExec (Final)?                  ← output schema
-//! AggregateExec (Single | Partial)        ← group keys, aggregates, filters
-//! [ProjectionExec / FilterExec]*          ← pre steps (WHERE, expressions)
-//! StreamScanExec                          ← stream + window table function (TUMBLE, HOP, CUMULATE)
+//! [ProjectionExec / FilterExec]*   over an aggregate: its post steps (HAVING, final SELECT),
+//!                                  run by the aggregate node; elsewhere a Chain node
+//! AggregateExec (Final)?           ← output schema
+//! AggregateExec (Single | Partial) ← group keys, aggregates, filters: an aggregate node
+//! UnionExec                        ← a Union node over each input's nodes
+//! StreamScanExec                   ← a StreamScan node: stream + window table function
 //! ```
 //!
 //! We take the expressions out of each node and never execute the plan.
@@ -18,38 +19,45 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::{Column, Literal};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::aggregates::{aggregate_expressions, AggregateExec, AggregateMode};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::union::UnionExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::err;
 use crate::error::Result;
-use crate::ops::chain::{StatelessChain, Step};
+pub use crate::ops::aggregate_node::LatePolicy;
+use crate::ops::aggregate_node::{ChangelogNode, ChangelogOperator, WindowNode, WindowOperator};
+use crate::ops::chain::{ChainNode, StatelessChain, Step};
 use crate::ops::changelog::with_op_column;
+use crate::ops::graph::{InputRef, QueryPlan};
 use crate::ops::grouped_aggregates::AggregateSpec;
-pub use crate::ops::pipeline::LatePolicy;
-use crate::ops::pipeline::{ChangelogOperator, Pipeline, Stage, WindowOperator};
 use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
-use crate::ops::scan::StreamScan;
+use crate::ops::scan::{ScanNode, StreamScan};
 use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
+use crate::ops::union::UnionNode;
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
 use crate::sql::stream_table::StreamScanExec;
 use crate::time::emit::EmitMode;
 use crate::time::window::WindowSpec;
 
-/// A lowered query: the stream it reads and its operators.
+/// A lowered query: its nodes and what its results are.
 #[derive(Debug)]
 pub struct StreamingPlan {
-    /// Name of the stream the query reads.
-    pub stream: String,
-    /// The operators.
-    pub pipeline: Pipeline,
+    /// The nodes; the last is the query's output.
+    pub plan: QueryPlan,
+    /// The streams it reads, in order of first use.
+    pub streams: Vec<String>,
+    /// Whether results are a changelog (carry the `_op` column).
+    pub is_changelog: bool,
+    /// Whether it aggregates over a window.
+    pub has_window: bool,
 }
 
 /// Nodes that only move batches around; with one partition they are no-ops.
@@ -79,315 +87,661 @@ pub fn lower(
     options: &QueryOptions,
     emit: Option<EmitMode>,
 ) -> Result<StreamingPlan> {
-    // The path from the root to the leaf, top first.
-    let mut path: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-    let mut node = Arc::clone(plan);
-    loop {
-        let children: Vec<Arc<dyn ExecutionPlan>> = node.children().into_iter().cloned().collect();
-        match children.len() {
-            0 => break,
-            1 => {
-                path.push(node);
-                node = Arc::clone(&children[0]);
-            }
-            _ => return Err(unsupported_node(node.as_ref())),
-        }
+    if options.allowed_lateness_millis < 0 {
+        return Err(err!(InvalidInput, "allowed lateness must not be negative"));
     }
-    let Some(scan) = (*node).downcast_ref::<StreamScanExec>() else {
+    let mut lowering = Lowering {
+        plan: QueryPlan::default(),
+        options,
+        emit,
+        has_window: false,
+    };
+    let root = lowering.lower(plan)?;
+    if let Some(window) = root.window.filter(|w| !w.is_tumbling()) {
         return Err(err!(
             Unsupported,
-            "the query reads no stream ({}); select FROM a stream or FROM TUMBLE(stream, ts, INTERVAL '1' MINUTE)",
-            node.name()
-        ));
-    };
-
-    let aggregate_at: Vec<usize> = path
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.as_ref().downcast_ref::<AggregateExec>().is_some())
-        .map(|(i, _)| i)
-        .collect();
-    let stream_scan = stream_scan(scan);
-    let unit = scan.stream().event_time_unit;
-    let output_schema = plan.schema();
-
-    let Some((&top_at, &bottom_at)) = aggregate_at.first().zip(aggregate_at.last()) else {
-        if let Some(window) = scan.window().filter(|w| !w.is_tumbling()) {
-            return Err(err!(
-                Unsupported,
-                "{} without GROUP BY would repeat each row once per window; aggregate with GROUP BY window_start, window_end",
-                window.name()
-            ));
-        }
-        let pre = steps(&path)?;
-        return Ok(StreamingPlan {
-            stream: scan.stream().name.clone(),
-            pipeline: Pipeline::new(stream_scan, pre, Stage::Stateless, output_schema, unit),
-        });
-    };
-    let top = path[top_at]
-        .as_ref()
-        .downcast_ref::<AggregateExec>()
-        .expect("found above");
-    let bottom = path[bottom_at]
-        .as_ref()
-        .downcast_ref::<AggregateExec>()
-        .expect("found above");
-    let two_phase = top_at != bottom_at;
-    let phases_ok = if two_phase {
-        aggregate_at.len() == 2
-            && matches!(
-                top.mode(),
-                AggregateMode::Final | AggregateMode::FinalPartitioned
-            )
-            && matches!(bottom.mode(), AggregateMode::Partial)
-    } else {
-        matches!(
-            bottom.mode(),
-            AggregateMode::Single | AggregateMode::SinglePartitioned
-        )
-    };
-    if !phases_ok {
-        return Err(err!(
-            Unsupported,
-            "nested aggregation (an aggregate over an aggregate) cannot run on a stream yet"
-        ));
-    }
-    let post = steps(&path[..top_at])?;
-    if two_phase
-        && !path[top_at + 1..bottom_at]
-            .iter()
-            .all(|n| PASS_THROUGH.contains(&n.name()))
-    {
-        return Err(err!(
-            Internal,
-            "unexpected plan between partial and final aggregation"
-        ));
-    }
-    // A sort under the aggregate only serves ordered aggregates
-    // (first_value(x ORDER BY ts), array_agg(... ORDER BY ...)). Stream input
-    // is never sorted, so drop it and let those aggregates order internally.
-    let mut below = &path[bottom_at + 1..];
-    while let Some((node, rest)) = below.split_first() {
-        if node.name() == "SortExec" {
-            below = rest;
-            break;
-        }
-        if !PASS_THROUGH.contains(&node.name()) {
-            break;
-        }
-        below = rest;
-    }
-    let pre = steps(below)?;
-
-    let window = scan.window();
-    let group_by = bottom.group_expr();
-    if group_by.has_grouping_set() {
-        return Err(err!(
-            Unsupported,
-            "GROUPING SETS, ROLLUP and CUBE are not supported on streams yet"
-        ));
-    }
-    let input_schema = bottom.input_schema();
-    let stream_width = scan.stream().schema.fields().len();
-    let mut group_columns = Vec::new();
-    let mut slice_bound = None;
-    let mut keys = Vec::new();
-    let mut key_fields = Vec::new();
-    for (expr, name) in group_by.expr() {
-        let traced = expr
-            .downcast_ref::<Column>()
-            .and_then(|c| leaf_window_column(c.index(), pre.steps(), scan, stream_width));
-        match traced {
-            Some(column) => {
-                group_columns.push(column);
-                if slice_bound.is_none() || column == GroupColumn::WindowStart {
-                    slice_bound = Some((Arc::clone(expr), column));
-                }
-            }
-            None => {
-                group_columns.push(GroupColumn::Key(keys.len()));
-                key_fields.push(Field::new(
-                    name,
-                    expr.data_type(&input_schema)?,
-                    expr.nullable(&input_schema)?,
-                ));
-                keys.push(Arc::clone(expr));
-            }
-        }
-    }
-    let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
-    let Some(window) = window else {
-        // No window: an updating aggregate with a changelog.
-        let spec = AggregateSpec::new(
-            keys,
-            Arc::new(Schema::new(key_fields)),
-            unordered_input(bottom.aggr_expr())?,
-            arguments,
-            bottom.filter_expr().to_vec(),
-        );
-        let ttl = options
-            .state_ttl_millis
-            .map(|ms| crate::ops::source::millis_to_ticks(ms, unit));
-        let aggregate = UpdatingAggregate::try_new(UpdatingAggregateConfig {
-            spec,
-            output_schema: top.schema(),
-            ttl,
-        })?;
-        return Ok(StreamingPlan {
-            stream: scan.stream().name.clone(),
-            pipeline: Pipeline::new(
-                stream_scan,
-                pre,
-                Stage::Updating {
-                    aggregate: Box::new(ChangelogOperator::Groups(Box::new(aggregate))),
-                    post,
-                },
-                with_op_column(&output_schema),
-                unit,
-            ),
-        });
-    };
-    let Some(slice_bound) = slice_bound else {
-        return Err(err!(
-            Unsupported,
-            "a {} query must GROUP BY window_start (and window_end): without a window in the key, groups would never close",
+            "{} without GROUP BY would repeat each row once per window; aggregate with GROUP BY window_start, window_end",
             window.name()
         ));
-    };
-    if !window.is_tumbling() {
-        // Rows carry their slice, not their (several) windows: the window
-        // columns may only be passed through to the GROUP BY.
-        let filters = bottom.filter_expr().iter().flatten();
-        for expr in arguments.iter().flatten().chain(filters) {
-            reject_window_reference(
-                expr.as_ref(),
-                pre.steps(),
-                scan,
-                stream_width,
-                window.name(),
-            )?;
+    }
+    if !matches!(root.node, InputRef::Node(n) if n + 1 == lowering.plan.nodes.len()) {
+        return Err(err!(Internal, "the query's output is not its last node"));
+    }
+    let streams = lowering.plan.streams();
+    Ok(StreamingPlan {
+        plan: lowering.plan,
+        streams,
+        is_changelog: root.changelog,
+        has_window: lowering.has_window,
+    })
+}
+
+/// The time of the stream(s) under a node.
+#[derive(Debug, Clone, PartialEq)]
+struct StreamTime {
+    unit: TimeUnit,
+    /// Type of the window columns (the event-time column's).
+    window_type: DataType,
+}
+
+/// What a lowered piece of the plan gives the piece above it.
+#[derive(Debug, Clone)]
+struct Lowered {
+    /// Where its rows come from.
+    node: InputRef,
+    schema: SchemaRef,
+    /// Per output column: the window column of the scan it passes through.
+    window_columns: Vec<Option<GroupColumn>>,
+    /// The window table function below, if no aggregate consumed it.
+    window: Option<WindowSpec>,
+    /// An expression (not a plain column) that reads a window column.
+    window_in_expression: Option<String>,
+    time: StreamTime,
+    /// Whether its rows are a changelog (with the `_op` column).
+    changelog: bool,
+}
+
+struct Lowering<'a> {
+    plan: QueryPlan,
+    options: &'a QueryOptions,
+    emit: Option<EmitMode>,
+    has_window: bool,
+}
+
+impl Lowering<'_> {
+    fn lower(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<Lowered> {
+        if let Some(scan) = (**node).downcast_ref::<StreamScanExec>() {
+            return Ok(self.lower_scan(scan));
         }
-        for (level, step) in pre.steps().iter().enumerate() {
-            let below = &pre.steps()[..level];
-            let exprs: Vec<&Arc<dyn PhysicalExpr>> = match step {
+        if (**node).downcast_ref::<AggregateExec>().is_some() {
+            return self.lower_aggregate(node, StatelessChain::default());
+        }
+        if let Some(union) = (**node).downcast_ref::<UnionExec>() {
+            return self.lower_union(union);
+        }
+        if is_step(node.as_ref()) {
+            // A run of steps; the aggregate under it runs them itself.
+            let mut run = Vec::new();
+            let mut below = Arc::clone(node);
+            while is_step(below.as_ref()) {
+                let child = only_child(below.as_ref())?;
+                run.push(below);
+                below = child;
+            }
+            let steps = steps(&run)?;
+            if (*below).downcast_ref::<AggregateExec>().is_some() {
+                return self.lower_aggregate(&below, steps);
+            }
+            let input = self.lower(&below)?;
+            return self.lower_chain(input, steps);
+        }
+        if node.children().is_empty() {
+            return Err(err!(
+                Unsupported,
+                "the query reads no stream ({}); select FROM a stream or FROM TUMBLE(stream, ts, INTERVAL '1' MINUTE)",
+                node.name()
+            ));
+        }
+        Err(unsupported_node(node.as_ref()))
+    }
+
+    fn lower_scan(&mut self, scan: &StreamScanExec) -> Lowered {
+        let def = scan.stream();
+        let stream_width = def.schema.fields().len();
+        let schema = scan.schema();
+        let window_columns = (0..schema.fields().len())
+            .map(|index| {
+                let full = match scan.projection() {
+                    Some(projection) => *projection.get(index)?,
+                    None => index,
+                };
+                match full.checked_sub(stream_width)? {
+                    0 => Some(GroupColumn::WindowStart),
+                    1 => Some(GroupColumn::WindowEnd),
+                    _ => None,
+                }
+            })
+            .collect();
+        let time = StreamTime {
+            unit: def.event_time_unit,
+            window_type: def.window_type(),
+        };
+        let stream_scan = StreamScan::new(
+            scan.window(),
+            def.window_type(),
+            stream_width,
+            scan.projection().map(<[usize]>::to_vec),
+            Arc::clone(&schema),
+        );
+        let side_output = self.options.late == LatePolicy::SideOutput;
+        let node = self.plan.add(
+            Box::new(ScanNode::new(stream_scan, time.unit, side_output)),
+            vec![InputRef::Stream(def.name.clone())],
+        );
+        Lowered {
+            node: InputRef::Node(node),
+            schema,
+            window_columns,
+            window: scan.window(),
+            window_in_expression: None,
+            time,
+            changelog: false,
+        }
+    }
+
+    fn lower_chain(&mut self, input: Lowered, chain: StatelessChain) -> Result<Lowered> {
+        if input.changelog && !chain.is_empty() {
+            return Err(err!(
+                Unsupported,
+                "filtering or computing over a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) is not supported yet; put the condition in HAVING"
+            ));
+        }
+        if chain.is_empty() {
+            return Ok(input);
+        }
+        let mut window_columns = input.window_columns.clone();
+        let mut window_in_expression = input.window_in_expression.clone();
+        for step in chain.steps() {
+            // Expressions of this step, read against its input's columns.
+            let computed: Vec<&Arc<dyn PhysicalExpr>> = match step {
                 Step::Filter { predicate, .. } => vec![predicate],
                 Step::Project { exprs, .. } => exprs
                     .iter()
                     .filter(|e| e.downcast_ref::<Column>().is_none())
                     .collect(),
             };
-            for expr in exprs {
-                reject_window_reference(expr.as_ref(), below, scan, stream_width, window.name())?;
+            if window_in_expression.is_none() {
+                window_in_expression = computed
+                    .iter()
+                    .find(|e| reads_window_column(e.as_ref(), &window_columns))
+                    .map(|e| e.to_string());
+            }
+            window_columns = match step {
+                Step::Filter {
+                    projection: Some(projection),
+                    ..
+                } => projection
+                    .iter()
+                    .map(|&i| window_columns.get(i).copied().flatten())
+                    .collect(),
+                Step::Filter { .. } => window_columns,
+                Step::Project { exprs, .. } => exprs
+                    .iter()
+                    .map(|expr| {
+                        let column = expr.downcast_ref::<Column>()?;
+                        window_columns.get(column.index()).copied().flatten()
+                    })
+                    .collect(),
+            };
+        }
+        let schema = chain
+            .output_schema()
+            .ok_or_else(|| err!(Internal, "a chain without steps"))?;
+        let node = self.plan.add(
+            Box::new(ChainNode::new(chain, Arc::clone(&input.schema))),
+            vec![input.node],
+        );
+        Ok(Lowered {
+            node: InputRef::Node(node),
+            schema,
+            window_columns,
+            window_in_expression,
+            ..input
+        })
+    }
+
+    fn lower_union(&mut self, union: &UnionExec) -> Result<Lowered> {
+        let mut inputs = Vec::new();
+        for child in union.children() {
+            let input = self.lower(child)?;
+            if input.changelog {
+                return Err(err!(
+                    Unsupported,
+                    "UNION ALL of a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) is not supported yet"
+                ));
+            }
+            inputs.push(input);
+        }
+        let first = inputs
+            .first()
+            .cloned()
+            .ok_or_else(|| err!(Internal, "UNION without inputs"))?;
+        if let Some(other) = inputs.iter().find(|i| i.time.unit != first.time.unit) {
+            return Err(err!(
+                Unsupported,
+                "UNION ALL of streams whose event times have different units ({:?} and {:?}) is not supported; declare them with the same TIMESTAMP precision",
+                first.time.unit,
+                other.time.unit
+            ));
+        }
+        // A window column stays one if it is the same in every input, under
+        // the same window.
+        let same_window = inputs.iter().all(|i| i.window == first.window);
+        let window_columns = (0..first.window_columns.len())
+            .map(|column| {
+                let value = first.window_columns[column];
+                (same_window
+                    && inputs
+                        .iter()
+                        .all(|i| i.window_columns.get(column).copied().flatten() == value))
+                .then_some(value)
+                .flatten()
+            })
+            .collect();
+        let window = if same_window { first.window } else { None };
+        if !same_window {
+            if let Some(window) = inputs
+                .iter()
+                .find_map(|i| i.window.filter(|w| !w.is_tumbling()))
+            {
+                return Err(err!(
+                    Unsupported,
+                    "UNION ALL of differently windowed inputs ({}) is not supported; window the union instead",
+                    window.name()
+                ));
             }
         }
+        let schema = union.schema();
+        let node = self.plan.add(
+            Box::new(UnionNode::new(inputs.len(), Arc::clone(&schema))),
+            inputs.iter().map(|i| i.node.clone()).collect(),
+        );
+        Ok(Lowered {
+            node: InputRef::Node(node),
+            schema,
+            window_columns,
+            window,
+            window_in_expression: inputs.iter().find_map(|i| i.window_in_expression.clone()),
+            time: first.time,
+            changelog: false,
+        })
     }
-    let aggregates = unordered_input(bottom.aggr_expr())?;
-    let spec = AggregateSpec::new(
-        keys,
-        Arc::new(Schema::new(key_fields)),
-        aggregates,
-        arguments,
-        bottom.filter_expr().to_vec(),
-    );
-    let time_type = scan.stream().window_type();
-    let refine = matches!(emit, Some(EmitMode::OnUpdate | EmitMode::Every { .. }))
-        || options.allowed_lateness_millis > 0;
-    if refine {
-        if options.allowed_lateness_millis < 0 {
-            return Err(err!(InvalidInput, "allowed lateness must not be negative"));
+
+    /// An aggregate node for `node` (the top AggregateExec), running `post`
+    /// on what it emits.
+    fn lower_aggregate(
+        &mut self,
+        node: &Arc<dyn ExecutionPlan>,
+        post: StatelessChain,
+    ) -> Result<Lowered> {
+        let top = (**node)
+            .downcast_ref::<AggregateExec>()
+            .ok_or_else(|| err!(Internal, "not an aggregate"))?;
+        // Final over Partial (through pass-through nodes), or Single.
+        let bottom_plan = match top.mode() {
+            AggregateMode::Single | AggregateMode::SinglePartitioned => Arc::clone(node),
+            AggregateMode::Final | AggregateMode::FinalPartitioned => {
+                let mut child = only_child(node.as_ref())?;
+                while PASS_THROUGH.contains(&child.name()) {
+                    child = only_child(child.as_ref())?;
+                }
+                child
+            }
+            _ => {
+                return Err(err!(
+                    Unsupported,
+                    "nested aggregation (an aggregate over an aggregate) cannot run on a stream yet"
+                ))
+            }
+        };
+        let bottom = (*bottom_plan)
+            .downcast_ref::<AggregateExec>()
+            .filter(|bottom| {
+                std::ptr::eq(*bottom, top) || matches!(bottom.mode(), AggregateMode::Partial)
+            })
+            .ok_or_else(|| {
+                err!(
+                    Internal,
+                    "unexpected plan between partial and final aggregation"
+                )
+            })?;
+        let below = only_child(bottom_plan.as_ref())?;
+        // A sort under the aggregate only serves ordered aggregates
+        // (first_value(x ORDER BY ts), array_agg(... ORDER BY ...)). Stream
+        // input is never sorted, so drop it and let those aggregates order
+        // internally.
+        let mut input_plan = Arc::clone(&below);
+        while PASS_THROUGH.contains(&input_plan.name()) {
+            input_plan = only_child(input_plan.as_ref())?;
         }
-        let allowed_lateness =
-            crate::ops::source::millis_to_ticks(options.allowed_lateness_millis, unit);
-        let emit = emit.unwrap_or(EmitMode::OnWindowClose);
-        let operator = if let WindowSpec::Session(session) = window {
-            ChangelogOperator::Sessions(Box::new(SessionAggregate::try_new(
-                SessionAggregateConfig {
+        if input_plan.name() == "SortExec" {
+            input_plan = only_child(input_plan.as_ref())?;
+        } else {
+            input_plan = below;
+        }
+        let input = self.lower(&input_plan)?;
+        if input.changelog {
+            return Err(err!(
+                Unsupported,
+                "an aggregate over a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) needs retractions, which are not supported yet; aggregate over windowed results instead"
+            ));
+        }
+        let group_by = bottom.group_expr();
+        if group_by.has_grouping_set() {
+            return Err(err!(
+                Unsupported,
+                "GROUPING SETS, ROLLUP and CUBE are not supported on streams yet"
+            ));
+        }
+        let input_schema = bottom.input_schema();
+        let mut group_columns = Vec::new();
+        let mut slice_bound = None;
+        let mut keys = Vec::new();
+        let mut key_fields = Vec::new();
+        for (expr, name) in group_by.expr() {
+            let traced = expr
+                .downcast_ref::<Column>()
+                .and_then(|c| input.window_columns.get(c.index()).copied().flatten())
+                .filter(|_| input.window.is_some());
+            match traced {
+                Some(column) => {
+                    group_columns.push(column);
+                    if slice_bound.is_none() || column == GroupColumn::WindowStart {
+                        slice_bound = Some((Arc::clone(expr), column));
+                    }
+                }
+                None => {
+                    group_columns.push(GroupColumn::Key(keys.len()));
+                    key_fields.push(Field::new(
+                        name,
+                        expr.data_type(&input_schema)?,
+                        expr.nullable(&input_schema)?,
+                    ));
+                    keys.push(Arc::clone(expr));
+                }
+            }
+        }
+        let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
+        let filters = bottom.filter_expr().to_vec();
+        if let Some(window) = input.window {
+            if slice_bound.is_none() {
+                return Err(err!(
+                    Unsupported,
+                    "a {} query must GROUP BY window_start (and window_end): without a window in the key, groups would never close",
+                    window.name()
+                ));
+            }
+            if !window.is_tumbling() {
+                // Rows carry their slice, not their (several) windows: the
+                // window columns may only be passed through to the GROUP BY.
+                let offending = arguments
+                    .iter()
+                    .flatten()
+                    .chain(filters.iter().flatten())
+                    .find(|e| reads_window_column(e.as_ref(), &input.window_columns))
+                    .map(|e| e.to_string())
+                    .or(input.window_in_expression.clone());
+                if let Some(expr) = offending {
+                    return Err(err!(
+                        Unsupported,
+                        "with {}, window_start and window_end can only be grouped by and selected, not used in expressions, WHERE or aggregates ({expr})",
+                        window.name()
+                    ));
+                }
+            }
+        }
+        let hoisted = self.hoist_inputs(&input, keys, arguments, filters)?;
+        let spec = AggregateSpec::new(
+            hoisted.keys,
+            Arc::new(Schema::new(key_fields)),
+            unordered_input(bottom.aggr_expr())?,
+            hoisted.arguments,
+            hoisted.filters,
+        );
+        let input_node = hoisted.node;
+        let unit = input.time.unit;
+        let time_type = input.time.window_type.clone();
+        let late = self.options.late;
+        let output = |node: usize, schema: SchemaRef, changelog: bool| Lowered {
+            node: InputRef::Node(node),
+            window_columns: vec![None; schema.fields().len()],
+            schema,
+            window: None,
+            window_in_expression: None,
+            time: input.time.clone(),
+            changelog,
+        };
+        // The schema after the steps the node runs on what it emits.
+        let result_schema = post.output_schema().unwrap_or_else(|| node.schema());
+        let Some(window) = input.window else {
+            // No window: an updating aggregate with a changelog.
+            let ttl = self
+                .options
+                .state_ttl_millis
+                .map(|ms| crate::ops::source::millis_to_ticks(ms, unit));
+            let aggregate = UpdatingAggregate::try_new(UpdatingAggregateConfig {
+                spec,
+                output_schema: top.schema(),
+                ttl,
+            })?;
+            let schema = with_op_column(&result_schema);
+            let node = self.plan.add(
+                Box::new(ChangelogNode::new(
+                    ChangelogOperator::Groups(Box::new(aggregate)),
+                    post,
+                    Arc::clone(&schema),
+                    unit,
+                    late,
+                )),
+                vec![input_node],
+            );
+            return Ok(output(node, schema, true));
+        };
+        self.has_window = true;
+        let slice_bound =
+            slice_bound.ok_or_else(|| err!(Internal, "a window aggregate without its window"))?;
+        let refine = matches!(self.emit, Some(EmitMode::OnUpdate | EmitMode::Every { .. }))
+            || self.options.allowed_lateness_millis > 0;
+        if refine {
+            let allowed_lateness =
+                crate::ops::source::millis_to_ticks(self.options.allowed_lateness_millis, unit);
+            let emit = self.emit.unwrap_or(EmitMode::OnWindowClose);
+            let operator = if let WindowSpec::Session(session) = window {
+                ChangelogOperator::Sessions(Box::new(SessionAggregate::try_new(
+                    SessionAggregateConfig {
+                        window: session,
+                        row_bound: slice_bound,
+                        group_columns,
+                        spec,
+                        output_schema: top.schema(),
+                        time_type,
+                        emit,
+                        allowed_lateness,
+                    },
+                )?))
+            } else {
+                let grid = window
+                    .slices()
+                    .ok_or_else(|| err!(Internal, "{} has no slice grid", window.name()))?;
+                ChangelogOperator::Windows(Box::new(RefiningWindowAggregate::try_new(
+                    RefiningWindowConfig {
+                        window,
+                        grid,
+                        slice_bound,
+                        group_columns,
+                        spec,
+                        output_schema: top.schema(),
+                        time_type,
+                        emit,
+                        allowed_lateness,
+                    },
+                )?))
+            };
+            let schema = with_op_column(&result_schema);
+            let node = self.plan.add(
+                Box::new(ChangelogNode::new(
+                    operator,
+                    post,
+                    Arc::clone(&schema),
+                    unit,
+                    late,
+                )),
+                vec![input_node],
+            );
+            return Ok(output(node, schema, true));
+        }
+        let operator = match window {
+            WindowSpec::Session(session) => {
+                WindowOperator::Session(SessionAggregate::try_new(SessionAggregateConfig {
                     window: session,
                     row_bound: slice_bound,
                     group_columns,
                     spec,
                     output_schema: top.schema(),
                     time_type,
-                    emit,
-                    allowed_lateness,
-                },
-            )?))
-        } else {
-            let grid = window
-                .slices()
-                .ok_or_else(|| err!(Internal, "{} has no slice grid", window.name()))?;
-            ChangelogOperator::Windows(Box::new(RefiningWindowAggregate::try_new(
-                RefiningWindowConfig {
-                    window,
+                    emit: EmitMode::OnWindowClose,
+                    allowed_lateness: 0,
+                })?)
+            }
+            sliced => {
+                let grid = sliced
+                    .slices()
+                    .ok_or_else(|| err!(Internal, "{} has no slice grid", sliced.name()))?;
+                WindowOperator::Sliced(WindowAggregate::new(WindowAggregateConfig {
+                    window: sliced,
                     grid,
                     slice_bound,
                     group_columns,
                     spec,
                     output_schema: top.schema(),
                     time_type,
-                    emit,
-                    allowed_lateness,
-                },
-            )?))
+                }))
+            }
         };
-        return Ok(StreamingPlan {
-            stream: scan.stream().name.clone(),
-            pipeline: Pipeline::new(
-                stream_scan,
-                pre,
-                Stage::Updating {
-                    aggregate: Box::new(operator),
-                    post,
-                },
-                with_op_column(&output_schema),
-                unit,
-            )
-            .with_late_policy(options.late),
-        });
-    }
-    let operator = match window {
-        WindowSpec::Session(session) => {
-            WindowOperator::Session(SessionAggregate::try_new(SessionAggregateConfig {
-                window: session,
-                row_bound: slice_bound,
-                group_columns,
-                spec,
-                output_schema: top.schema(),
-                time_type,
-                emit: EmitMode::OnWindowClose,
-                allowed_lateness: 0,
-            })?)
-        }
-        sliced => {
-            let grid = sliced
-                .slices()
-                .ok_or_else(|| err!(Internal, "{} has no slice grid", sliced.name()))?;
-            WindowOperator::Sliced(WindowAggregate::new(WindowAggregateConfig {
-                window: sliced,
-                grid,
-                slice_bound,
-                group_columns,
-                spec,
-                output_schema: top.schema(),
-                time_type,
-            }))
-        }
-    };
-    Ok(StreamingPlan {
-        stream: scan.stream().name.clone(),
-        pipeline: Pipeline::new(
-            stream_scan,
-            pre,
-            Stage::Window {
-                aggregate: Box::new(operator),
+        let node = self.plan.add(
+            Box::new(WindowNode::new(
+                operator,
                 post,
-            },
-            output_schema,
-            unit,
-        )
-        .with_late_policy(options.late),
-    })
+                Arc::clone(&result_schema),
+                unit,
+                late,
+            )),
+            vec![input_node],
+        );
+        Ok(output(node, result_schema, false))
+    }
+}
+
+/// An aggregate's inputs after [`Lowering::hoist_inputs`].
+struct HoistedInputs {
+    /// The node the aggregate reads.
+    node: InputRef,
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+}
+
+impl Lowering<'_> {
+    /// Moves the computed expressions an aggregate evaluates on its input
+    /// (group keys, arguments, FILTER predicates that are not plain columns
+    /// or literals) into a stateless node before it, which appends their
+    /// values as columns; the aggregate then reads those columns. A push
+    /// runs every stateless node before any stateful one, so an error in
+    /// these expressions (a division by zero, a failed cast) fails the push
+    /// before any state has changed.
+    fn hoist_inputs(
+        &mut self,
+        input: &Lowered,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    ) -> Result<HoistedInputs> {
+        let width = input.schema.fields().len();
+        let mut computed: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        let mut hoist = |expr: Arc<dyn PhysicalExpr>| -> Result<Arc<dyn PhysicalExpr>> {
+            if expr.downcast_ref::<Column>().is_some() || expr.downcast_ref::<Literal>().is_some() {
+                return Ok(expr);
+            }
+            let position = match computed.iter().position(|e| e.as_ref() == expr.as_ref()) {
+                Some(position) => position,
+                None => {
+                    fields.push(Field::new(
+                        expr.to_string(),
+                        expr.data_type(&input.schema)?,
+                        expr.nullable(&input.schema)?,
+                    ));
+                    computed.push(Arc::clone(&expr));
+                    computed.len() - 1
+                }
+            };
+            Ok(Arc::new(Column::new(&expr.to_string(), width + position)))
+        };
+        let keys = keys
+            .into_iter()
+            .map(&mut hoist)
+            .collect::<Result<Vec<_>>>()?;
+        let arguments = arguments
+            .into_iter()
+            .map(|exprs| {
+                exprs
+                    .into_iter()
+                    .map(&mut hoist)
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let filters = filters
+            .into_iter()
+            .map(|filter| filter.map(&mut hoist).transpose())
+            .collect::<Result<Vec<_>>>()?;
+        if computed.is_empty() {
+            return Ok(HoistedInputs {
+                node: input.node.clone(),
+                keys,
+                arguments,
+                filters,
+            });
+        }
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = input
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as Arc<dyn PhysicalExpr>)
+            .collect();
+        exprs.extend(computed);
+        let mut all_fields: Vec<Field> = input
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        all_fields.extend(fields);
+        let schema = Arc::new(Schema::new(all_fields));
+        let chain = StatelessChain::new(vec![Step::Project { exprs, schema }]);
+        let node = self.plan.add(
+            Box::new(ChainNode::new(chain, Arc::clone(&input.schema))),
+            vec![input.node.clone()],
+        );
+        Ok(HoistedInputs {
+            node: InputRef::Node(node),
+            keys,
+            arguments,
+            filters,
+        })
+    }
+}
+
+fn is_step(node: &dyn ExecutionPlan) -> bool {
+    node.downcast_ref::<FilterExec>().is_some()
+        || node.downcast_ref::<ProjectionExec>().is_some()
+        || PASS_THROUGH.contains(&node.name())
+}
+
+fn only_child(node: &dyn ExecutionPlan) -> Result<Arc<dyn ExecutionPlan>> {
+    match node.children().as_slice() {
+        [child] => Ok(Arc::clone(child)),
+        _ => Err(unsupported_node(node)),
+    }
+}
+
+/// Whether `expr` reads a column that is a window column.
+fn reads_window_column(expr: &dyn PhysicalExpr, window_columns: &[Option<GroupColumn>]) -> bool {
+    let mut columns = Vec::new();
+    collect_column_indices(expr, &mut columns);
+    columns
+        .into_iter()
+        .any(|i| window_columns.get(i).copied().flatten().is_some())
 }
 
 /// Ordered aggregates (`ORDER BY` inside the call) rebuilt to expect
@@ -421,17 +775,6 @@ fn unordered_input(
         .collect()
 }
 
-fn stream_scan(scan: &StreamScanExec) -> StreamScan {
-    let def = scan.stream();
-    StreamScan::new(
-        scan.window(),
-        def.window_type(),
-        def.schema.fields().len(),
-        scan.projection().map(<[usize]>::to_vec),
-        scan.schema(),
-    )
-}
-
 /// Stateless steps for `nodes` (top first), returned bottom first.
 fn steps(nodes: &[Arc<dyn ExecutionPlan>]) -> Result<StatelessChain> {
     let mut steps = Vec::new();
@@ -456,58 +799,6 @@ fn steps(nodes: &[Arc<dyn ExecutionPlan>]) -> Result<StatelessChain> {
         }
     }
     Ok(StatelessChain::new(steps))
-}
-
-/// If column `index` of the output of `steps` (bottom first) is a window
-/// column of the scan, which one.
-fn leaf_window_column(
-    mut index: usize,
-    steps: &[Step],
-    scan: &StreamScanExec,
-    stream_width: usize,
-) -> Option<GroupColumn> {
-    for step in steps.iter().rev() {
-        match step {
-            Step::Filter { projection, .. } => {
-                if let Some(projection) = projection {
-                    index = *projection.get(index)?;
-                }
-            }
-            Step::Project { exprs, .. } => {
-                index = exprs.get(index)?.downcast_ref::<Column>()?.index();
-            }
-        }
-    }
-    let full = match scan.projection() {
-        Some(projection) => *projection.get(index)?,
-        None => index,
-    };
-    match full.checked_sub(stream_width)? {
-        0 => Some(GroupColumn::WindowStart),
-        1 => Some(GroupColumn::WindowEnd),
-        _ => None,
-    }
-}
-
-/// Errors when `expr` (over the output of `steps`) reads a window column.
-fn reject_window_reference(
-    expr: &dyn PhysicalExpr,
-    steps: &[Step],
-    scan: &StreamScanExec,
-    stream_width: usize,
-    function: &str,
-) -> Result<()> {
-    let mut columns = Vec::new();
-    collect_column_indices(expr, &mut columns);
-    for index in columns {
-        if leaf_window_column(index, steps, scan, stream_width).is_some() {
-            return Err(err!(
-                Unsupported,
-                "with {function}, window_start and window_end can only be grouped by and selected, not used in expressions, WHERE or aggregates ({expr})"
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn collect_column_indices(expr: &dyn PhysicalExpr, out: &mut Vec<usize>) {

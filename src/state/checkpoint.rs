@@ -1,11 +1,13 @@
 //! The checkpoint format: a readable JSON manifest plus one Arrow IPC blob
-//! per stateful query, each with a CRC32.
+//! per stateful operator, each with a CRC32.
 //!
 //! ```text
 //! manifest.json   format version, plan fingerprint, per stream: watermark,
-//!                 offset (events accepted), ...; per query: operator kind,
-//!                 its scalars, and the name / size / crc32 of its blob
-//! q0.arrow ...    group keys + DataFusion accumulator state, one row per group
+//!                 offset (events accepted), ...; per operator of the graph
+//!                 (by its stable id, e.g. q0/2): the watermarks of its input
+//!                 edges and its output, and if it is stateful its kind, its
+//!                 scalars, and the name / size / crc32 of its blob
+//! q0-2.arrow ...  group keys + DataFusion accumulator state, one row per group
 //! ```
 //!
 //! `to_bytes` packs both into one buffer (for stores that keep one value);
@@ -19,7 +21,8 @@ use crate::err;
 use crate::error::Result;
 
 /// Version of the format written by this build.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: state per operator of the graph (1: per query).
+pub const FORMAT_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"RIFFLECK";
 
 /// What a checkpoint contains, readable as JSON.
@@ -33,8 +36,8 @@ pub struct Manifest {
     pub written_by: String,
     /// Per stream, in creation order.
     pub streams: Vec<StreamManifest>,
-    /// Per query, in creation order.
-    pub queries: Vec<QueryManifest>,
+    /// Per operator of the graph, in creation order.
+    pub operators: Vec<OperatorManifest>,
 }
 
 /// A stream's position.
@@ -56,13 +59,17 @@ pub struct StreamManifest {
     pub resume_token: Option<String>,
 }
 
-/// A query's operator state.
+/// An operator's watermarks and state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueryManifest {
-    /// Query id.
-    pub id: u32,
-    /// Operator kind, e.g. `window`, `session`, `updating`.
-    pub operator: String,
+pub struct OperatorManifest {
+    /// The operator's stable id, e.g. `q0/2` (node 2 of query 0).
+    pub node: String,
+    /// Watermark of each input edge, in the stream's ticks.
+    pub input_watermarks: Vec<i64>,
+    /// Watermark it last forwarded.
+    pub output_watermark: i64,
+    /// State kind, e.g. `window`, `session`, `updating`; none when stateless.
+    pub operator: Option<String>,
     /// The operator's scalars.
     pub meta: serde_json::Value,
     /// Its state blob, if it has one.
@@ -72,7 +79,7 @@ pub struct QueryManifest {
 /// Where a blob is and how to check it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlobRef {
-    /// Blob name, e.g. `q0.arrow`.
+    /// Blob name, e.g. `q0-2.arrow`.
     pub name: String,
     /// Length in bytes.
     pub bytes: u64,
@@ -117,8 +124,8 @@ impl Checkpoint {
                 self.manifest.format_version
             ));
         }
-        for query in &self.manifest.queries {
-            let Some(blob) = &query.blob else { continue };
+        for operator in &self.manifest.operators {
+            let Some(blob) = &operator.blob else { continue };
             let bytes = self.blob(&blob.name)?;
             if bytes.len() as u64 != blob.bytes || crc32fast::hash(bytes) != blob.crc32 {
                 return Err(err!(

@@ -1,0 +1,498 @@
+//! The aggregate nodes of the graph: window aggregates emitting each window
+//! once it closes, and changelog aggregates emitting inserts, updates and
+//! deletes. Each runs its query's HAVING and final SELECT (the steps after
+//! the aggregate) on what it emits.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, UInt32Array};
+use arrow::datatypes::{SchemaRef, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use super::chain::StatelessChain;
+use super::changelog::{changelog, Changes};
+use super::gather::gather;
+use super::graph::{Operator, OperatorMetrics, Output, Rows};
+use super::refining_window_aggregate::RefiningWindowAggregate;
+use super::session_aggregate::SessionAggregate;
+use super::updating_aggregate::UpdatingAggregate;
+use super::window_aggregate::{WindowAggregate, WindowMetrics};
+use crate::err;
+use crate::error::Result;
+use crate::state::OperatorState;
+use crate::time::EventTime;
+
+/// What a query does with rows that arrive after their window closed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LatePolicy {
+    /// Drop them and count them (`late_events_dropped`).
+    #[default]
+    Drop,
+    /// Drop and count them, and hand them to the application as pushed.
+    SideOutput,
+}
+
+/// An aggregate whose results change after they are emitted.
+#[derive(Debug)]
+pub enum ChangelogOperator {
+    /// GROUP BY without a window.
+    Groups(Box<UpdatingAggregate>),
+    /// Windows with EMIT ON UPDATE or an allowed lateness.
+    Windows(Box<RefiningWindowAggregate>),
+    /// Sessions with EMIT ON UPDATE or an allowed lateness.
+    Sessions(Box<SessionAggregate>),
+}
+
+impl ChangelogOperator {
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        watermark: EventTime,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Changes> {
+        match self {
+            ChangelogOperator::Groups(op) => op.process(batch, watermark),
+            ChangelogOperator::Windows(op) => op.process(batch, row_watermarks, watermark, late),
+            ChangelogOperator::Sessions(op) => {
+                op.process(batch, row_watermarks, late)?;
+                op.changes(watermark)
+            }
+        }
+    }
+
+    fn advance(&mut self, watermark: EventTime) -> Result<Changes> {
+        match self {
+            ChangelogOperator::Groups(op) => op.advance(watermark),
+            ChangelogOperator::Windows(op) => op.advance(watermark),
+            ChangelogOperator::Sessions(op) => op.changes(watermark),
+        }
+    }
+
+    fn metrics(&self) -> &WindowMetrics {
+        match self {
+            ChangelogOperator::Groups(op) => op.metrics(),
+            ChangelogOperator::Windows(op) => op.metrics(),
+            ChangelogOperator::Sessions(op) => op.metrics(),
+        }
+    }
+
+    fn open_windows(&self) -> usize {
+        match self {
+            ChangelogOperator::Groups(op) => op.groups(),
+            ChangelogOperator::Windows(op) => op.open_windows(),
+            ChangelogOperator::Sessions(op) => op.open_windows(),
+        }
+    }
+
+    fn state_size(&self) -> usize {
+        match self {
+            ChangelogOperator::Groups(op) => op.state_size(),
+            ChangelogOperator::Windows(op) => op.state_size(),
+            ChangelogOperator::Sessions(op) => op.state_size(),
+        }
+    }
+
+    fn describe(&self, unit: TimeUnit) -> String {
+        match self {
+            ChangelogOperator::Groups(op) => op.describe(unit),
+            ChangelogOperator::Windows(op) => op.describe(unit),
+            ChangelogOperator::Sessions(op) => op.describe(unit),
+        }
+    }
+}
+
+/// The window aggregate of a query.
+// One per query, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum WindowOperator {
+    /// TUMBLE, HOP, CUMULATE: slices merged into windows.
+    Sliced(WindowAggregate),
+    /// SESSION: per-key sessions.
+    Session(SessionAggregate),
+}
+
+impl WindowOperator {
+    /// Adds a batch; returns windows that closed inside it.
+    fn process(
+        &mut self,
+        batch: &RecordBatch,
+        row_watermarks: &Int64Array,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Vec<RecordBatch>> {
+        match self {
+            WindowOperator::Sliced(op) => op.process(batch, row_watermarks, late),
+            WindowOperator::Session(op) => {
+                op.process(batch, row_watermarks, late)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    fn advance(&mut self, watermark: EventTime) -> Result<Vec<RecordBatch>> {
+        match self {
+            WindowOperator::Sliced(op) => op.advance(watermark),
+            WindowOperator::Session(op) => op.advance(watermark),
+        }
+    }
+
+    fn metrics(&self) -> &WindowMetrics {
+        match self {
+            WindowOperator::Sliced(op) => op.metrics(),
+            WindowOperator::Session(op) => op.metrics(),
+        }
+    }
+
+    fn open_windows(&self) -> usize {
+        match self {
+            WindowOperator::Sliced(op) => op.open_windows(),
+            WindowOperator::Session(op) => op.open_windows(),
+        }
+    }
+
+    fn state_size(&self) -> usize {
+        match self {
+            WindowOperator::Sliced(op) => op.state_size(),
+            WindowOperator::Session(op) => op.state_size(),
+        }
+    }
+
+    fn describe(&self, unit: TimeUnit) -> String {
+        match self {
+            WindowOperator::Sliced(op) => op.describe(unit),
+            WindowOperator::Session(op) => op.describe(unit),
+        }
+    }
+}
+
+impl ChangelogOperator {
+    fn kind(&self) -> &'static str {
+        match self {
+            ChangelogOperator::Groups(_) => "updating",
+            ChangelogOperator::Windows(_) => "refining",
+            ChangelogOperator::Sessions(_) => "session",
+        }
+    }
+
+    fn on_wall_clock(&mut self, now_millis: i64) -> Result<Option<Changes>> {
+        Ok(match self {
+            ChangelogOperator::Windows(op) => Some(op.on_wall_clock(now_millis)?),
+            ChangelogOperator::Sessions(op) => Some(op.on_wall_clock(now_millis)?),
+            ChangelogOperator::Groups(_) => None,
+        })
+    }
+
+    fn is_periodic(&self) -> bool {
+        match self {
+            ChangelogOperator::Windows(op) => op.is_periodic(),
+            ChangelogOperator::Sessions(op) => op.is_periodic(),
+            ChangelogOperator::Groups(_) => false,
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<OperatorState> {
+        match self {
+            ChangelogOperator::Groups(op) => op.snapshot(),
+            ChangelogOperator::Windows(op) => op.snapshot(),
+            ChangelogOperator::Sessions(op) => op.snapshot(),
+        }
+    }
+
+    /// The same operator, fresh, with `state` restored into it.
+    fn restored(&self, state: &OperatorState) -> Result<Self> {
+        Ok(match self {
+            ChangelogOperator::Groups(op) => {
+                let mut fresh = op.fresh()?;
+                fresh.restore(state)?;
+                ChangelogOperator::Groups(Box::new(fresh))
+            }
+            ChangelogOperator::Windows(op) => {
+                let mut fresh = op.fresh()?;
+                fresh.restore(state)?;
+                ChangelogOperator::Windows(Box::new(fresh))
+            }
+            ChangelogOperator::Sessions(op) => {
+                let mut fresh = op.fresh()?;
+                fresh.restore(state)?;
+                ChangelogOperator::Sessions(Box::new(fresh))
+            }
+        })
+    }
+}
+
+impl WindowOperator {
+    fn kind(&self) -> &'static str {
+        match self {
+            WindowOperator::Sliced(_) => "window",
+            WindowOperator::Session(_) => "session",
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<OperatorState> {
+        match self {
+            WindowOperator::Sliced(op) => op.snapshot(),
+            WindowOperator::Session(op) => op.snapshot(),
+        }
+    }
+
+    /// The same operator, fresh, with `state` restored into it.
+    fn restored(&self, state: &OperatorState) -> Result<Self> {
+        Ok(match self {
+            WindowOperator::Sliced(op) => {
+                let mut fresh = op.fresh()?;
+                fresh.restore(state)?;
+                WindowOperator::Sliced(fresh)
+            }
+            WindowOperator::Session(op) => {
+                let mut fresh = op.fresh()?;
+                fresh.restore(state)?;
+                WindowOperator::Session(fresh)
+            }
+        })
+    }
+}
+
+/// The state a checkpoint must hold for a stateful node.
+fn required(state: Option<&OperatorState>) -> Result<&OperatorState> {
+    state.ok_or_else(|| {
+        err!(
+            CheckpointMismatch,
+            "the checkpoint has no state for an aggregate"
+        )
+    })
+}
+
+/// Late rows (positions in the aggregate's input) as they were pushed.
+fn late_batch(rows: &Rows, late_rows: &[u32]) -> Result<Option<RecordBatch>> {
+    if late_rows.is_empty() {
+        return Ok(None);
+    }
+    let origin = rows
+        .origin
+        .as_ref()
+        .ok_or_else(|| err!(Internal, "late rows without their origin"))?;
+    let picked =
+        UInt32Array::from_iter_values(late_rows.iter().map(|&i| origin.rows.value(i as usize)));
+    let columns = origin
+        .batch
+        .columns()
+        .iter()
+        .map(|c| gather(c, &picked))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(RecordBatch::try_new(origin.batch.schema(), columns)?))
+}
+
+/// A window aggregate (each window emitted once, when it closes) and the
+/// steps after it.
+#[derive(Debug)]
+pub struct WindowNode {
+    aggregate: WindowOperator,
+    post: StatelessChain,
+    output_schema: SchemaRef,
+    time_unit: TimeUnit,
+    late: LatePolicy,
+}
+
+impl WindowNode {
+    /// A node running `aggregate`, then `post` on each window.
+    pub fn new(
+        aggregate: WindowOperator,
+        post: StatelessChain,
+        output_schema: SchemaRef,
+        time_unit: TimeUnit,
+        late: LatePolicy,
+    ) -> Self {
+        Self {
+            aggregate,
+            post,
+            output_schema,
+            time_unit,
+            late,
+        }
+    }
+
+    fn emit_windows(&self, windows: Vec<RecordBatch>, out: &mut Output) -> Result<()> {
+        for window in windows {
+            let (rows, _) = self.post.apply(window, Vec::new())?;
+            out.emit(rows);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowNode {
+    fn state_kind(&self) -> Option<&'static str> {
+        Some(self.aggregate.kind())
+    }
+
+    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        let watermarks = rows.row_watermarks.materialize(rows.batch.num_rows());
+        let side_output = self.late == LatePolicy::SideOutput && rows.origin.is_some();
+        let mut late_rows = Vec::new();
+        let windows = self.aggregate.process(
+            &rows.batch,
+            &watermarks,
+            side_output.then_some(&mut late_rows),
+        )?;
+        self.emit_windows(windows, out)?;
+        if let Some(late) = late_batch(&rows, &late_rows)? {
+            out.late(late);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
+        let windows = self.aggregate.advance(watermark)?;
+        self.emit_windows(windows, out)?;
+        Ok(watermark)
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorState>> {
+        Ok(Some(self.aggregate.snapshot()?))
+    }
+
+    fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Self {
+            aggregate: self.aggregate.restored(required(state)?)?,
+            post: self.post.clone(),
+            output_schema: Arc::clone(&self.output_schema),
+            time_unit: self.time_unit,
+            late: self.late,
+        }))
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        OperatorMetrics {
+            window: self.aggregate.metrics().clone(),
+            open_windows: self.aggregate.open_windows(),
+            state_bytes: self.aggregate.state_size(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut lines = vec![self.aggregate.describe(self.time_unit)];
+        lines.extend(self.post.describe());
+        lines.join(" ▸ ")
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.output_schema)
+    }
+}
+
+/// An aggregate emitting a changelog (GROUP BY without a window; windows
+/// with early results or allowed lateness) and the steps after it, applied
+/// to both sides of each change.
+#[derive(Debug)]
+pub struct ChangelogNode {
+    aggregate: ChangelogOperator,
+    post: StatelessChain,
+    /// The result schema, with the `_op` column.
+    output_schema: SchemaRef,
+    time_unit: TimeUnit,
+    late: LatePolicy,
+}
+
+impl ChangelogNode {
+    /// A node running `aggregate`, then `post` on each change.
+    pub fn new(
+        aggregate: ChangelogOperator,
+        post: StatelessChain,
+        output_schema: SchemaRef,
+        time_unit: TimeUnit,
+        late: LatePolicy,
+    ) -> Self {
+        Self {
+            aggregate,
+            post,
+            output_schema,
+            time_unit,
+            late,
+        }
+    }
+
+    /// Whether the aggregate has a window (TUMBLE, HOP, CUMULATE, SESSION).
+    pub fn has_window(&self) -> bool {
+        !matches!(self.aggregate, ChangelogOperator::Groups(_))
+    }
+
+    fn emit_changes(&self, changes: Changes, out: &mut Output) -> Result<()> {
+        if let Some(batch) = changelog(changes, &self.post, &self.output_schema)? {
+            out.emit(batch);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for ChangelogNode {
+    fn state_kind(&self) -> Option<&'static str> {
+        Some(self.aggregate.kind())
+    }
+
+    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        let watermarks = rows.row_watermarks.materialize(rows.batch.num_rows());
+        let side_output = self.late == LatePolicy::SideOutput && rows.origin.is_some();
+        let mut late_rows = Vec::new();
+        let changes = self.aggregate.process(
+            &rows.batch,
+            &watermarks,
+            rows.watermark_after,
+            side_output.then_some(&mut late_rows),
+        )?;
+        self.emit_changes(changes, out)?;
+        if let Some(late) = late_batch(&rows, &late_rows)? {
+            out.late(late);
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
+        let changes = self.aggregate.advance(watermark)?;
+        self.emit_changes(changes, out)?;
+        Ok(watermark)
+    }
+
+    fn on_wall_clock(&mut self, now_millis: i64, out: &mut Output) -> Result<()> {
+        if let Some(changes) = self.aggregate.on_wall_clock(now_millis)? {
+            self.emit_changes(changes, out)?;
+        }
+        Ok(())
+    }
+
+    fn needs_clock(&self) -> bool {
+        self.aggregate.is_periodic()
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorState>> {
+        Ok(Some(self.aggregate.snapshot()?))
+    }
+
+    fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Self {
+            aggregate: self.aggregate.restored(required(state)?)?,
+            post: self.post.clone(),
+            output_schema: Arc::clone(&self.output_schema),
+            time_unit: self.time_unit,
+            late: self.late,
+        }))
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        OperatorMetrics {
+            window: self.aggregate.metrics().clone(),
+            open_windows: self.aggregate.open_windows(),
+            state_bytes: self.aggregate.state_size(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut lines = vec![self.aggregate.describe(self.time_unit)];
+        lines.extend(self.post.describe());
+        lines.join(" ▸ ")
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.output_schema)
+    }
+}

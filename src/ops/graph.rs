@@ -1,0 +1,728 @@
+//! The operator graph: every query is a DAG of streaming operators.
+//!
+//! ```text
+//!  stream trades ──► StreamScan ──► Chain ──► WindowAggregate ──► (query 0)
+//!        │
+//!        └─────────► StreamScan ──► Chain ──┐
+//!                                           ├─► Union ──► UpdatingAggregate ──► (query 1)
+//!  stream orders ──► StreamScan ──► Chain ──┘
+//! ```
+//!
+//! Nodes have any number of inputs and one output, behind one small
+//! lifecycle interface ([`Operator`]): process a batch on input `i`, advance
+//! the watermark, tick the wall clock, snapshot, restore, metrics, explain.
+//! Each node has a stable id derived from the plan (`q0/2`: node 2 of query
+//! 0), which keys its state in a checkpoint.
+//!
+//! # Messages and watermarks
+//! Edges carry [`Message`]s in order: rows (each with the watermark in
+//! force before it, so windows close row by row inside a push), late rows
+//! handed back to the application, and watermarks. A node with several
+//! inputs sees the minimum of its inputs' watermarks (Flink's rule); the
+//! graph keeps every edge's watermark and caps the per-row watermarks of a
+//! batch by the other inputs'. A node forwards a watermark after what it
+//! completes, so results always travel ahead of the watermark that closed
+//! them.
+//!
+//! # Order of work in a push
+//! A push runs every node it reaches to completion, in one fixed
+//! topological order: first every node with no stateful node upstream
+//! (the scans and the expressions before the aggregates of every query),
+//! then the stateful nodes and what follows them. So an error in any
+//! expression before an aggregate, in any query, fails the push before any
+//! state has changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, UInt32Array};
+use arrow::datatypes::SchemaRef;
+use arrow::record_batch::RecordBatch;
+
+use super::window_aggregate::WindowMetrics;
+use crate::err;
+use crate::error::Result;
+use crate::state::OperatorState;
+use crate::time::watermark::NO_WATERMARK;
+use crate::time::EventTime;
+
+/// Identifies a query within one engine.
+pub type QueryId = u32;
+
+/// The watermark in force before each row of a batch.
+#[derive(Debug, Clone)]
+pub enum RowWatermarks {
+    /// One value per row, non-decreasing.
+    PerRow(Arc<Int64Array>),
+    /// The same value for every row (rows emitted by an operator).
+    Constant(EventTime),
+}
+
+impl RowWatermarks {
+    /// One value per row.
+    pub fn materialize(&self, rows: usize) -> Arc<Int64Array> {
+        match self {
+            RowWatermarks::PerRow(values) => Arc::clone(values),
+            RowWatermarks::Constant(value) => Arc::new(Int64Array::from_value(*value, rows)),
+        }
+    }
+
+    /// Each value capped at `limit` (another input's watermark).
+    fn capped(self, limit: EventTime) -> Self {
+        match self {
+            RowWatermarks::Constant(value) => RowWatermarks::Constant(value.min(limit)),
+            RowWatermarks::PerRow(values) => {
+                if values.values().iter().all(|&v| v <= limit) {
+                    RowWatermarks::PerRow(values)
+                } else {
+                    RowWatermarks::PerRow(Arc::new(values.unary(|v| v.min(limit))))
+                }
+            }
+        }
+    }
+}
+
+/// Where rows came from, to hand late rows back as they were pushed.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// The pushed batch, in the stream's schema.
+    pub batch: RecordBatch,
+    /// Position in `batch` of each row of the batch carrying this origin.
+    pub rows: Arc<UInt32Array>,
+}
+
+impl Origin {
+    /// Every row of `batch`, in order.
+    pub fn of(batch: &RecordBatch) -> Result<Self> {
+        let rows = u32::try_from(batch.num_rows())
+            .map_err(|_| err!(InvalidInput, "a push holds more than 2^32 rows"))?;
+        Ok(Self {
+            batch: batch.clone(),
+            rows: Arc::new(UInt32Array::from_iter_values(0..rows)),
+        })
+    }
+}
+
+/// Rows travelling along an edge.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// The rows, in the producer's output schema.
+    pub batch: RecordBatch,
+    /// Watermark in force before each row.
+    pub row_watermarks: RowWatermarks,
+    /// Watermark after the batch (the push's, for rows from a stream).
+    pub watermark_after: EventTime,
+    /// Event time of each row in the stream's unit: set on rows straight
+    /// from a stream, for the scan that assigns windows.
+    pub event_times: Option<Arc<Vec<EventTime>>>,
+    /// Set where late rows must be handed back as pushed.
+    pub origin: Option<Origin>,
+}
+
+/// What travels along an edge.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// Rows.
+    Rows(Rows),
+    /// Late input rows for the application (side output), passed through
+    /// to the query's output untouched.
+    Late(RecordBatch),
+    /// The watermark of the edge moved (or was restated) to this value.
+    Watermark(EventTime),
+}
+
+/// Something a query emitted.
+#[derive(Debug, Clone)]
+pub enum Emitted {
+    /// Result rows.
+    Rows(RecordBatch),
+    /// Late input rows, in the stream's schema (side output).
+    Late(RecordBatch),
+}
+
+/// What an operator emits while handling one call.
+#[derive(Debug)]
+pub struct Output {
+    messages: Vec<Message>,
+    /// The node's output watermark before this call: the watermark in force
+    /// downstream before the rows it emits now.
+    watermark: EventTime,
+}
+
+impl Output {
+    fn new(watermark: EventTime) -> Self {
+        Self {
+            messages: Vec::new(),
+            watermark,
+        }
+    }
+
+    /// Emits result rows produced by the operator (a closed window, a
+    /// change), all at the node's current output watermark.
+    pub fn emit(&mut self, batch: RecordBatch) {
+        if batch.num_rows() == 0 {
+            return;
+        }
+        self.messages.push(Message::Rows(Rows {
+            batch,
+            row_watermarks: RowWatermarks::Constant(self.watermark),
+            watermark_after: self.watermark,
+            event_times: None,
+            origin: None,
+        }));
+    }
+
+    /// Emits rows that keep their input's per-row information.
+    pub fn forward(&mut self, rows: Rows) {
+        self.messages.push(Message::Rows(rows));
+    }
+
+    /// Emits late input rows for the application.
+    pub fn late(&mut self, batch: RecordBatch) {
+        self.messages.push(Message::Late(batch));
+    }
+}
+
+/// Counters of one node (or, summed, of a query).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorMetrics {
+    /// Window counters (zero for stateless nodes).
+    pub window: WindowMetrics,
+    /// Windows (or groups) holding state.
+    pub open_windows: usize,
+    /// Approximate bytes of operator state.
+    pub state_bytes: usize,
+}
+
+impl OperatorMetrics {
+    fn add(&mut self, other: &OperatorMetrics) {
+        self.window.rows_in += other.window.rows_in;
+        self.window.late_rows_dropped += other.window.late_rows_dropped;
+        self.window.windows_emitted += other.window.windows_emitted;
+        self.open_windows += other.open_windows;
+        self.state_bytes += other.state_bytes;
+    }
+}
+
+/// A streaming operator: a node of the graph.
+pub trait Operator: std::fmt::Debug {
+    /// The kind of state it checkpoints (`window`, `session`, `updating`,
+    /// `refining`), or `None` for a stateless operator.
+    fn state_kind(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Handles rows arriving on input `input`.
+    fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()>;
+
+    /// The (minimum over inputs) watermark is now `watermark`: emits what it
+    /// completes and returns the watermark to forward (an operator may hold
+    /// it back; it never exceeds `watermark`).
+    fn on_watermark(&mut self, watermark: EventTime, _out: &mut Output) -> Result<EventTime> {
+        Ok(watermark)
+    }
+
+    /// Wall-clock tick (epoch ms), for periodic emission.
+    fn on_wall_clock(&mut self, _now_millis: i64, _out: &mut Output) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether it wants wall-clock ticks.
+    fn needs_clock(&self) -> bool {
+        false
+    }
+
+    /// Its state, leaving it as it was (`None` when stateless).
+    fn snapshot(&mut self) -> Result<Option<OperatorState>> {
+        Ok(None)
+    }
+
+    /// A new operator with the same configuration and `state` (from
+    /// [`Operator::snapshot`] of the same node). `self` is left untouched,
+    /// so a graph can build every restored node before swapping any in.
+    fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>>;
+
+    /// Counters and state size.
+    fn metrics(&self) -> OperatorMetrics {
+        OperatorMetrics::default()
+    }
+
+    /// One line for EXPLAIN.
+    fn describe(&self) -> String;
+
+    /// The schema of the rows it emits.
+    fn output_schema(&self) -> SchemaRef;
+}
+
+/// Where a planned node's input comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputRef {
+    /// A declared stream.
+    Stream(String),
+    /// An earlier node of the same plan, by position.
+    Node(usize),
+}
+
+/// A node as the planner makes it, before it joins the graph.
+#[derive(Debug)]
+pub struct PlannedNode {
+    /// The operator.
+    pub operator: Box<dyn Operator>,
+    /// Its inputs, in port order.
+    pub inputs: Vec<InputRef>,
+}
+
+/// A query's nodes as planned: inputs point only to earlier nodes; the
+/// last node is the query's output.
+#[derive(Debug, Default)]
+pub struct QueryPlan {
+    /// The nodes, each after its inputs.
+    pub nodes: Vec<PlannedNode>,
+}
+
+impl QueryPlan {
+    /// Appends a node; returns its position.
+    pub fn add(&mut self, operator: Box<dyn Operator>, inputs: Vec<InputRef>) -> usize {
+        self.nodes.push(PlannedNode { operator, inputs });
+        self.nodes.len() - 1
+    }
+
+    /// The output node's operator.
+    pub fn output(&self) -> Result<&dyn Operator> {
+        self.nodes
+            .last()
+            .map(|n| n.operator.as_ref())
+            .ok_or_else(|| err!(Internal, "a query plan without nodes"))
+    }
+
+    /// The streams the plan reads, each once, in order of first use.
+    pub fn streams(&self) -> Vec<String> {
+        let mut streams: Vec<String> = Vec::new();
+        for node in &self.nodes {
+            for input in &node.inputs {
+                if let InputRef::Stream(name) = input {
+                    if !streams.contains(name) {
+                        streams.push(name.clone());
+                    }
+                }
+            }
+        }
+        streams
+    }
+
+    /// All nodes, one per line, inputs before the nodes that read them.
+    pub fn describe(&self) -> String {
+        describe_nodes(
+            self.nodes
+                .iter()
+                .map(|n| (n.operator.as_ref(), n.inputs.as_slice())),
+        )
+    }
+}
+
+/// EXPLAIN text for nodes in plan order: a linear plan reads as a list;
+/// a node with several inputs names them.
+fn describe_nodes<'a>(nodes: impl Iterator<Item = (&'a dyn Operator, &'a [InputRef])>) -> String {
+    let mut lines = Vec::new();
+    let mut last_schema: Option<SchemaRef> = None;
+    for (position, (operator, inputs)) in nodes.enumerate() {
+        let linear = inputs.len() == 1 && inputs[0] == InputRef::Node(position.wrapping_sub(1));
+        let mut line = format!("[{position}] {}", operator.describe());
+        if !linear {
+            let names: Vec<String> = inputs
+                .iter()
+                .map(|input| match input {
+                    InputRef::Stream(name) => format!("stream {name}"),
+                    InputRef::Node(n) => format!("[{n}]"),
+                })
+                .collect();
+            line.push_str(&format!(" ← {}", names.join(", ")));
+        }
+        lines.push(format!("  └ {line}"));
+        last_schema = Some(operator.output_schema());
+    }
+    if let Some(schema) = last_schema {
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        lines.push(format!("  └ Output: [{}]", columns.join(", ")));
+    }
+    lines.join("\n")
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Edge {
+    to: usize,
+    port: usize,
+}
+
+#[derive(Debug)]
+struct Node {
+    /// Stable id, e.g. `q0/2`.
+    id: String,
+    operator: Box<dyn Operator>,
+    /// Watermark of each input edge.
+    input_watermarks: Vec<EventTime>,
+    /// Watermark last forwarded downstream.
+    output_watermark: EventTime,
+    edges: Vec<Edge>,
+    /// Number of stateful nodes on the longest path from a stream, this one
+    /// excluded: orders the stateless prefix first.
+    stateful_depth: usize,
+}
+
+/// A node's watermarks and state in a checkpoint.
+#[derive(Debug, Clone)]
+pub struct NodeSnapshot {
+    /// The node's stable id.
+    pub id: String,
+    /// Watermark of each input edge.
+    pub input_watermarks: Vec<EventTime>,
+    /// Watermark it last forwarded.
+    pub output_watermark: EventTime,
+    /// Its state kind and state, if stateful.
+    pub state: Option<(&'static str, OperatorState)>,
+}
+
+/// A node's entry in a checkpoint being restored.
+#[derive(Debug, Clone)]
+pub struct NodeRestore {
+    /// The node's stable id.
+    pub id: String,
+    /// Watermark of each input edge.
+    pub input_watermarks: Vec<EventTime>,
+    /// Watermark it last forwarded.
+    pub output_watermark: EventTime,
+    /// Its state kind and state, if stateful.
+    pub state: Option<(String, OperatorState)>,
+}
+
+/// Every query's operators, wired to the streams they read.
+#[derive(Debug, Default)]
+pub struct Graph {
+    nodes: Vec<Node>,
+    /// Readers of each stream.
+    streams: BTreeMap<String, Vec<Edge>>,
+    /// Watermark last sent from each stream.
+    stream_watermarks: BTreeMap<String, EventTime>,
+    /// Node indices in the order a push runs them.
+    order: Vec<usize>,
+    /// Each query's nodes: they are added together, so a range; the last
+    /// is its output.
+    queries: Vec<(QueryId, std::ops::RangeInclusive<usize>)>,
+}
+
+impl Graph {
+    /// Adds a query's nodes, reading the named streams (which must exist).
+    pub fn add_query(&mut self, query: QueryId, plan: QueryPlan) -> Result<()> {
+        if plan.nodes.is_empty() {
+            return Err(err!(Internal, "a query plan without nodes"));
+        }
+        let base = self.nodes.len();
+        let mut added: Vec<Node> = Vec::new();
+        let mut stream_edges: Vec<(String, Edge)> = Vec::new();
+        for (position, planned) in plan.nodes.into_iter().enumerate() {
+            let index = base + position;
+            let mut input_watermarks = Vec::new();
+            let mut stateful_depth = 0;
+            for (port, input) in planned.inputs.iter().enumerate() {
+                match input {
+                    InputRef::Stream(name) => {
+                        input_watermarks.push(
+                            self.stream_watermarks
+                                .get(name)
+                                .copied()
+                                .unwrap_or(NO_WATERMARK),
+                        );
+                        stream_edges.push((name.clone(), Edge { to: index, port }));
+                    }
+                    InputRef::Node(from) if *from < position => {
+                        let upstream = &mut added[*from];
+                        upstream.edges.push(Edge { to: index, port });
+                        input_watermarks.push(upstream.output_watermark);
+                        let below = upstream.stateful_depth
+                            + usize::from(upstream.operator.state_kind().is_some());
+                        stateful_depth = stateful_depth.max(below);
+                    }
+                    InputRef::Node(from) => {
+                        return Err(err!(
+                            Internal,
+                            "node {position} reads node {from}, which is not before it"
+                        ))
+                    }
+                }
+            }
+            if input_watermarks.is_empty() {
+                return Err(err!(Internal, "node {position} has no input"));
+            }
+            let output_watermark = input_watermarks
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or(NO_WATERMARK);
+            added.push(Node {
+                id: format!("q{query}/{position}"),
+                operator: planned.operator,
+                input_watermarks,
+                output_watermark,
+                edges: Vec::new(),
+                stateful_depth,
+            });
+        }
+        let output = base + added.len() - 1;
+        self.nodes.extend(added);
+        for (name, edge) in stream_edges {
+            self.streams.entry(name).or_default().push(edge);
+        }
+        self.queries.push((query, base..=output));
+        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+        // Inputs always have smaller indices and a depth no greater (equal
+        // only when they are stateless), so this is a topological order.
+        order.sort_by_key(|&i| {
+            let node = &self.nodes[i];
+            (node.stateful_depth, node.operator.state_kind().is_some(), i)
+        });
+        self.order = order;
+        Ok(())
+    }
+
+    /// Runs pushed rows (then the stream's watermark) through every node
+    /// that reads `stream`; returns what the queries emitted.
+    pub fn push(
+        &mut self,
+        stream: &str,
+        messages: Vec<Message>,
+    ) -> Result<Vec<(QueryId, Emitted)>> {
+        let mut inboxes = self.inboxes();
+        for message in messages {
+            if let Message::Watermark(watermark) = message {
+                self.stream_watermarks.insert(stream.to_string(), watermark);
+            }
+            if let Some(edges) = self.streams.get(stream) {
+                deliver(&mut inboxes, edges, message);
+            }
+        }
+        self.run(inboxes, None)
+    }
+
+    /// Wall-clock tick for every node that wants one.
+    pub fn tick(&mut self, now_millis: i64) -> Result<Vec<(QueryId, Emitted)>> {
+        let inboxes = self.inboxes();
+        self.run(inboxes, Some(now_millis))
+    }
+
+    /// Whether any node wants wall-clock ticks.
+    pub fn needs_clock(&self) -> bool {
+        self.nodes.iter().any(|n| n.operator.needs_clock())
+    }
+
+    fn inboxes(&self) -> Vec<Vec<(usize, Message)>> {
+        (0..self.nodes.len()).map(|_| Vec::new()).collect()
+    }
+
+    fn run(
+        &mut self,
+        mut inboxes: Vec<Vec<(usize, Message)>>,
+        now_millis: Option<i64>,
+    ) -> Result<Vec<(QueryId, Emitted)>> {
+        let mut results = Vec::new();
+        for position in 0..self.order.len() {
+            let index = self.order[position];
+            let inbox = std::mem::take(&mut inboxes[index]);
+            let node = &mut self.nodes[index];
+            let ticked = now_millis.filter(|_| node.operator.needs_clock());
+            if inbox.is_empty() && ticked.is_none() {
+                continue;
+            }
+            let mut out = Output::new(node.output_watermark);
+            for (port, message) in inbox {
+                match message {
+                    Message::Rows(mut rows) => {
+                        if node.input_watermarks.len() > 1 {
+                            let others = node
+                                .input_watermarks
+                                .iter()
+                                .enumerate()
+                                .filter(|(p, _)| *p != port)
+                                .map(|(_, w)| *w)
+                                .min()
+                                .unwrap_or(NO_WATERMARK);
+                            rows.row_watermarks = rows.row_watermarks.capped(others);
+                            rows.watermark_after = rows.watermark_after.min(others);
+                        }
+                        node.operator.process(port, rows, &mut out)?;
+                    }
+                    Message::Late(batch) => out.late(batch),
+                    Message::Watermark(watermark) => {
+                        let slot = &mut node.input_watermarks[port];
+                        *slot = (*slot).max(watermark);
+                        let combined = node
+                            .input_watermarks
+                            .iter()
+                            .copied()
+                            .min()
+                            .unwrap_or(NO_WATERMARK);
+                        let forwarded = node
+                            .operator
+                            .on_watermark(combined, &mut out)?
+                            .min(combined)
+                            .max(node.output_watermark);
+                        node.output_watermark = forwarded;
+                        out.watermark = forwarded;
+                        out.messages.push(Message::Watermark(forwarded));
+                    }
+                }
+            }
+            if let Some(now) = ticked {
+                node.operator.on_wall_clock(now, &mut out)?;
+            }
+            let edges = node.edges.clone();
+            for message in out.messages {
+                for (query, nodes) in &self.queries {
+                    if *nodes.end() == index {
+                        let query = *query;
+                        match &message {
+                            Message::Rows(rows) => {
+                                results.push((query, Emitted::Rows(rows.batch.clone())))
+                            }
+                            Message::Late(batch) => {
+                                results.push((query, Emitted::Late(batch.clone())))
+                            }
+                            Message::Watermark(_) => {}
+                        }
+                    }
+                }
+                deliver(&mut inboxes, &edges, message);
+            }
+        }
+        Ok(results)
+    }
+
+    /// The node indices of `query`; the last is its output.
+    fn nodes_of(&self, query: QueryId) -> Result<std::ops::RangeInclusive<usize>> {
+        self.queries
+            .iter()
+            .find(|(q, _)| *q == query)
+            .map(|(_, nodes)| nodes.clone())
+            .ok_or_else(|| err!(UnknownQuery, "no query with id {query}"))
+    }
+
+    /// The result schema of `query`.
+    pub fn output_schema(&self, query: QueryId) -> Result<SchemaRef> {
+        Ok(self.nodes[*self.nodes_of(query)?.end()]
+            .operator
+            .output_schema())
+    }
+
+    /// Counters of `query`, summed over its nodes.
+    pub fn metrics(&self, query: QueryId) -> Result<OperatorMetrics> {
+        let mut total = OperatorMetrics::default();
+        for index in self.nodes_of(query)? {
+            total.add(&self.nodes[index].operator.metrics());
+        }
+        Ok(total)
+    }
+
+    /// Every node's watermarks and state, leaving the graph as it was.
+    pub fn snapshot(&mut self) -> Result<Vec<NodeSnapshot>> {
+        let mut out = Vec::with_capacity(self.nodes.len());
+        for node in self.nodes.iter_mut() {
+            let state = match node.operator.state_kind() {
+                Some(kind) => {
+                    let state = node.operator.snapshot()?.ok_or_else(|| {
+                        err!(Internal, "stateful node {} gave no snapshot", node.id)
+                    })?;
+                    Some((kind, state))
+                }
+                None => None,
+            };
+            out.push(NodeSnapshot {
+                id: node.id.clone(),
+                input_watermarks: node.input_watermarks.clone(),
+                output_watermark: node.output_watermark,
+                state,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Replaces every node's watermarks and state with a checkpoint's, and
+    /// the streams' last watermarks with `stream_watermarks`. Every restored
+    /// node is built and checked before any is swapped in, so a failure
+    /// leaves the graph as it was.
+    pub fn restore(
+        &mut self,
+        entries: &[NodeRestore],
+        stream_watermarks: &BTreeMap<String, EventTime>,
+    ) -> Result<()> {
+        let mut by_id: BTreeMap<&str, &NodeRestore> = BTreeMap::new();
+        for entry in entries {
+            if by_id.insert(entry.id.as_str(), entry).is_some() {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "the checkpoint names operator {} twice",
+                    entry.id
+                ));
+            }
+        }
+        let mut built = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let entry = by_id.remove(node.id.as_str()).ok_or_else(|| {
+                err!(
+                    CheckpointMismatch,
+                    "the checkpoint has no entry for operator {}",
+                    node.id
+                )
+            })?;
+            let expected = node.operator.state_kind();
+            let found = entry.state.as_ref().map(|(kind, _)| kind.as_str());
+            if expected != found {
+                return Err(err!(
+                    CheckpointMismatch,
+                    "the checkpoint holds {} for operator {} where this engine has {}",
+                    found.map_or("no state".to_string(), |k| format!("'{k}' state")),
+                    node.id,
+                    expected.map_or("no state".to_string(), |k| format!("'{k}' state"))
+                ));
+            }
+            if entry.input_watermarks.len() != node.input_watermarks.len() {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "operator {} has {} input watermarks in the checkpoint, not {}",
+                    node.id,
+                    entry.input_watermarks.len(),
+                    node.input_watermarks.len()
+                ));
+            }
+            let operator = node
+                .operator
+                .restored(entry.state.as_ref().map(|(_, state)| state))?;
+            built.push((
+                operator,
+                entry.input_watermarks.clone(),
+                entry.output_watermark,
+            ));
+        }
+        if let Some(extra) = by_id.keys().next() {
+            return Err(err!(
+                CheckpointMismatch,
+                "the checkpoint has operator {extra}, which this engine lacks"
+            ));
+        }
+        // Everything checked: swap in.
+        for (node, (operator, inputs, output)) in self.nodes.iter_mut().zip(built) {
+            node.operator = operator;
+            node.input_watermarks = inputs;
+            node.output_watermark = output;
+        }
+        self.stream_watermarks = stream_watermarks.clone();
+        Ok(())
+    }
+}
+
+fn deliver(inboxes: &mut [Vec<(usize, Message)>], edges: &[Edge], message: Message) {
+    if let Some((last, rest)) = edges.split_last() {
+        for edge in rest {
+            inboxes[edge.to].push((edge.port, message.clone()));
+        }
+        inboxes[last.to].push((last.port, message));
+    }
+}

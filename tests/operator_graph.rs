@@ -1,0 +1,429 @@
+//! Queries over queries (issue 19): UNION ALL of streams and of windowed
+//! results, aggregates over windowed results, watermarks as the minimum
+//! over inputs, checkpoints of the graph, pushes that fail before any
+//! state changes, and restores that change nothing when they fail. Every
+//! result is compared with the same SQL run as batch DataFusion.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use common::{apply_changelog, batch, batch_sql_with, ndjson, rows_of, sorted, trades, Rng, Trade};
+use datafusion::datasource::MemTable;
+use riffle::state::checkpoint::Checkpoint;
+use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
+
+const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
+const B_DDL: &str = "CREATE STREAM b (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
+
+/// Batch SQL over tables `a` and `b`.
+fn batch_ab(a: &[Trade], b: &[Trade], sql: &str) -> Vec<Vec<String>> {
+    batch_sql_with(&[], sql, |ctx| {
+        for (name, rows) in [("a", a), ("b", b)] {
+            let data = batch(rows);
+            let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
+            ctx.register_table(name, Arc::new(table)).unwrap();
+        }
+    })
+}
+
+fn engine_with(queries: &[&str]) -> (Engine, Vec<QueryId>) {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(A_DDL).unwrap();
+    engine.execute(B_DDL).unwrap();
+    let ids = queries
+        .iter()
+        .map(|sql| engine.create_query(sql).unwrap())
+        .collect();
+    (engine, ids)
+}
+
+/// The two feeds as pushes of random sizes, randomly interleaved.
+fn interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
+    let mut rng = Rng::new(seed);
+    let (mut a, mut b) = (a, b);
+    let mut pushes = Vec::new();
+    while !a.is_empty() || !b.is_empty() {
+        let pick_a = !a.is_empty() && (b.is_empty() || rng.below(2) == 0);
+        let rest = if pick_a { &mut a } else { &mut b };
+        let take = (1 + rng.below(40) as usize).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
+        *rest = tail;
+    }
+    pushes
+}
+
+fn run(engine: &mut Engine, pushes: &[(&str, Vec<Trade>)]) -> Vec<QueryOutput> {
+    let mut outputs = Vec::new();
+    for (stream, rows) in pushes {
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    outputs.extend(engine.finish().unwrap());
+    outputs
+}
+
+/// The final result of a changelog query whose first `keys` columns
+/// identify a row.
+fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
+    let mut view = BTreeMap::new();
+    apply_changelog(&mut view, rows, keys);
+    sorted(view.into_values().collect())
+}
+
+fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
+    (
+        trades(seed, 700, 4, 97, 400),
+        trades(seed + 1, 500, 3, 131, 400),
+    )
+}
+
+#[test]
+fn union_all_of_streams_and_of_windowed_results_equals_batch_sql() {
+    let (a, b) = feeds(1);
+    let stateless =
+        "SELECT symbol, price FROM a WHERE price > 100 UNION ALL SELECT symbol, price FROM b";
+    let windowed = "SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
+         FROM TUMBLE(a, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start \
+         UNION ALL \
+         SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
+         FROM TUMBLE(b, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start";
+    // One window aggregate over the union of two windowed scans.
+    let over_union = "SELECT window_start, count(*) AS n, max(price) AS top FROM ( \
+           SELECT window_start, price FROM TUMBLE(a, ts, INTERVAL '10' SECOND) \
+           UNION ALL SELECT window_start, price FROM TUMBLE(b, ts, INTERVAL '10' SECOND)) \
+         GROUP BY window_start";
+    let updating = "SELECT symbol, count(*) AS n, sum(price) AS total FROM \
+         (SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b) GROUP BY symbol";
+    for seed in 0..3 {
+        let (mut engine, ids) = engine_with(&[stateless, windowed, over_union, updating]);
+        let outputs = run(&mut engine, &interleaved(&a, &b, seed));
+        assert_eq!(
+            sorted(rows_of(&outputs, ids[0])),
+            batch_ab(&a, &b, stateless),
+            "seed {seed}: {stateless}"
+        );
+        // Window ends are stored as TIMESTAMPs in batch SQL: compare starts.
+        let batch_windowed = windowed
+            .replace("TUMBLE(a, ts, INTERVAL '10' SECOND)", &tumble_sql("a", 10))
+            .replace("TUMBLE(b, ts, INTERVAL '10' SECOND)", &tumble_sql("b", 10));
+        assert_eq!(
+            sorted(rows_of(&outputs, ids[1])),
+            batch_ab(&a, &b, &batch_windowed),
+            "seed {seed}: {windowed}"
+        );
+        let batch_over_union = over_union
+            .replace("TUMBLE(a, ts, INTERVAL '10' SECOND)", &tumble_sql("a", 10))
+            .replace("TUMBLE(b, ts, INTERVAL '10' SECOND)", &tumble_sql("b", 10));
+        assert_eq!(
+            sorted(rows_of(&outputs, ids[2])),
+            batch_ab(&a, &b, &batch_over_union),
+            "seed {seed}: {over_union}"
+        );
+        assert_eq!(
+            materialised(&rows_of(&outputs, ids[3]), 1),
+            batch_ab(&a, &b, updating),
+            "seed {seed}: {updating}"
+        );
+    }
+}
+
+/// Batch SQL's view of `TUMBLE(stream, ts, INTERVAL 'secs' SECOND)`.
+fn tumble_sql(stream: &str, secs: i64) -> String {
+    format!(
+        "(SELECT *, date_bin(INTERVAL '{secs} seconds', ts, TIMESTAMP '1970-01-01') AS window_start FROM {stream})"
+    )
+}
+
+#[test]
+fn an_aggregate_over_windowed_results_equals_batch_sql() {
+    let (a, _) = feeds(7);
+    // Per-window counts per symbol, then per window the busiest symbol's
+    // count and how many symbols traded: an updating aggregate over the
+    // windows as they close.
+    let cascade = "SELECT window_start, max(n) AS busiest, count(*) AS symbols FROM ( \
+           SELECT symbol, window_start, count(*) AS n FROM TUMBLE(a, ts, INTERVAL '10' SECOND) \
+           GROUP BY symbol, window_start) GROUP BY window_start";
+    let batch_cascade =
+        cascade.replace("TUMBLE(a, ts, INTERVAL '10' SECOND)", &tumble_sql("a", 10));
+    for seed in 0..3 {
+        let (mut engine, ids) = engine_with(&[cascade]);
+        let pushes: Vec<(&str, Vec<Trade>)> = interleaved(&a, &[], seed);
+        let outputs = run(&mut engine, &pushes);
+        assert_eq!(
+            materialised(&rows_of(&outputs, ids[0]), 1),
+            batch_ab(&a, &[], &batch_cascade),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn an_aggregate_over_a_changelog_is_refused_with_what_to_write() {
+    let (mut engine, _) = engine_with(&[]);
+    let error = engine
+        .create_query(
+            "SELECT n, count(*) FROM (SELECT symbol, count(*) AS n FROM a GROUP BY symbol) GROUP BY n",
+        )
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    assert!(error.message().contains("changelog"), "{error}");
+}
+
+#[test]
+fn a_union_closes_windows_at_the_minimum_of_its_inputs_watermarks() {
+    let query = "SELECT window_start, count(*) AS n FROM ( \
+           SELECT window_start FROM TUMBLE(a, ts, INTERVAL '10' SECOND) \
+           UNION ALL SELECT window_start FROM TUMBLE(b, ts, INTERVAL '10' SECOND)) \
+         GROUP BY window_start";
+    let (mut engine, ids) = engine_with(&[query]);
+    let row = |ts: i64| format!("{{\"symbol\":\"X\",\"price\":1,\"ts\":{ts}}}");
+    assert!(engine.push_json("a", &row(1_000)).unwrap().is_empty());
+    assert!(engine.push_json("b", &row(2_000)).unwrap().is_empty());
+    // a's watermark passes the first window; b's does not: nothing closes.
+    assert!(engine.push_json("a", &row(30_000)).unwrap().is_empty());
+    assert_eq!(
+        engine.query_metrics(ids[0]).unwrap().watermark_millis,
+        Some(0)
+    );
+    // Now b's does too: the window [0, 10 s) closes with both rows.
+    let out = engine.push_json("b", &row(25_000)).unwrap();
+    assert_eq!(
+        rows_of(&out, ids[0]),
+        vec![vec!["0".to_string(), "2".to_string()]]
+    );
+    // A late row on b (its own watermark is 23 s) is dropped and counted.
+    assert!(engine.push_json("b", &row(5_000)).unwrap().is_empty());
+    assert_eq!(engine.query_metrics(ids[0]).unwrap().late_events_dropped, 1);
+}
+
+#[test]
+fn explain_shows_a_union_and_its_inputs() {
+    let (engine, _) = engine_with(&[]);
+    let plan = engine
+        .explain("SELECT symbol, count(*) FROM (SELECT symbol FROM a UNION ALL SELECT symbol FROM b) GROUP BY symbol")
+        .unwrap();
+    for part in [
+        "StreamSource: a",
+        "StreamSource: b",
+        "StreamScan: [symbol] ← stream a",
+        "StreamScan: [symbol] ← stream b",
+        "Union: 2 inputs",
+        "UpdatingAggregate",
+    ] {
+        assert!(plan.contains(part), "missing {part:?} in\n{plan}");
+    }
+}
+
+/// Checkpoints at random cuts, each restored into a fresh engine that then
+/// carries on: the same results as a run that was never interrupted.
+#[test]
+fn restore_equals_uninterrupted_for_unions_and_cascades() {
+    let queries = [
+        "SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
+         FROM TUMBLE(a, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start \
+         UNION ALL SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
+         FROM TUMBLE(b, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start",
+        "SELECT window_start, count(*) AS n, min(price) AS low FROM ( \
+           SELECT window_start, price FROM TUMBLE(a, ts, INTERVAL '5' SECOND) \
+           UNION ALL SELECT window_start, price FROM TUMBLE(b, ts, INTERVAL '5' SECOND)) \
+         GROUP BY window_start",
+        "SELECT window_start, max(n) AS busiest FROM ( \
+           SELECT symbol, window_start, count(*) AS n FROM TUMBLE(a, ts, INTERVAL '10' SECOND) \
+           GROUP BY symbol, window_start) GROUP BY window_start",
+        "SELECT symbol, count(*) AS n FROM (SELECT symbol FROM a UNION ALL SELECT symbol FROM b) GROUP BY symbol",
+    ];
+    let (a, b) = feeds(11);
+    for seed in 0..4 {
+        let pushes = interleaved(&a, &b, seed);
+        let (mut uninterrupted, ids) = engine_with(&queries);
+        let expected = run(&mut uninterrupted, &pushes);
+
+        let mut rng = Rng::new(seed + 100);
+        let (mut engine, _) = engine_with(&queries);
+        let mut outputs = Vec::new();
+        for (stream, rows) in &pushes {
+            outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+            if rng.below(6) == 0 {
+                let bytes = engine.checkpoint().unwrap().to_bytes();
+                let (mut fresh, _) = engine_with(&queries);
+                fresh
+                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+                    .unwrap();
+                engine = fresh;
+            }
+        }
+        outputs.extend(engine.finish().unwrap());
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                rows_of(&outputs, *id),
+                rows_of(&expected, *id),
+                "seed {seed}, query {i}"
+            );
+            assert_eq!(
+                engine.query_metrics(*id).unwrap(),
+                uninterrupted.query_metrics(*id).unwrap(),
+                "seed {seed}, query {i}: metrics"
+            );
+        }
+    }
+}
+
+/// A push that fails in any query's expressions before its aggregate
+/// (here a stateless query, a WHERE clause and an aggregate's argument,
+/// divisions by zero) changes
+/// nothing in any query; retried without the bad row, the run gives
+/// exactly the results of one where the bad row never came.
+#[test]
+fn a_push_failing_before_any_aggregate_changes_no_query() {
+    let ddl = "CREATE STREAM s (k VARCHAR, v BIGINT, ts TIMESTAMP, \
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)";
+    let queries = [
+        "SELECT k, window_start, count(*) AS n, sum(v) AS total FROM TUMBLE(s, ts, INTERVAL '2' SECOND) GROUP BY k, window_start",
+        "SELECT k, count(*) AS n FROM s GROUP BY k",
+        "SELECT k, window_start, count(*) AS n FROM TUMBLE(s, ts, INTERVAL '3' SECOND) WHERE 10 / (v - 5) > 0 GROUP BY k, window_start",
+        "SELECT k, 100 / (v - 6) AS r FROM s",
+        // Fails inside the aggregate's argument: evaluated before any
+        // aggregate changes, though this is the last query.
+        "SELECT k, window_start, sum(100 / (v - 7)) AS odd FROM TUMBLE(s, ts, INTERVAL '4' SECOND) GROUP BY k, window_start",
+    ];
+    let setup = || {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(ddl).unwrap();
+        let ids: Vec<QueryId> = queries
+            .iter()
+            .map(|q| engine.create_query(q).unwrap())
+            .collect();
+        (engine, ids)
+    };
+    let mut rng = Rng::new(5);
+    let events: Vec<(String, i64, i64)> = (0..2_000)
+        .map(|i| {
+            let v = rng.below(40) as i64;
+            (
+                format!("K{}", rng.below(5)),
+                v,
+                i * 37 + rng.below(500) as i64,
+            )
+        })
+        .collect();
+    let line =
+        |(k, v, ts): &(String, i64, i64)| format!("{{\"k\":\"{k}\",\"v\":{v},\"ts\":{ts}}}\n");
+
+    // Reference: the bad rows (v = 5, 6 or 7, each failing another query)
+    // never pushed.
+    let bad = |e: &&&(String, i64, i64)| (5..=7).contains(&e.1);
+    let (mut reference, ids) = setup();
+    let mut expected = Vec::new();
+    let mut pushes: Vec<Vec<&(String, i64, i64)>> = Vec::new();
+    let mut rest = &events[..];
+    while !rest.is_empty() {
+        let take = (1 + rng.below(30) as usize).min(rest.len());
+        pushes.push(rest[..take].iter().collect());
+        rest = &rest[take..];
+    }
+    for push in &pushes {
+        let text: String = push.iter().filter(|e| !bad(e)).map(|e| line(e)).collect();
+        if !text.is_empty() {
+            expected.extend(reference.push_json("s", &text).unwrap());
+        }
+    }
+    expected.extend(reference.finish().unwrap());
+
+    // The same pushes with the bad rows in: each such push fails whole,
+    // then is retried without them.
+    let (mut engine, _) = setup();
+    let mut outputs = Vec::new();
+    let mut failures = 0;
+    for push in &pushes {
+        let text: String = push.iter().map(|e| line(e)).collect();
+        match engine.push_json("s", &text) {
+            Ok(out) => outputs.extend(out),
+            Err(error) => {
+                failures += 1;
+                assert_eq!(error.code(), ErrorCode::Execution, "{error}");
+                let retry: String = push.iter().filter(|e| !bad(e)).map(|e| line(e)).collect();
+                if !retry.is_empty() {
+                    outputs.extend(engine.push_json("s", &retry).unwrap());
+                }
+            }
+        }
+    }
+    outputs.extend(engine.finish().unwrap());
+    assert!(failures > 10, "only {failures} pushes failed");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(rows_of(&outputs, *id), rows_of(&expected, *id), "query {i}");
+        assert_eq!(
+            engine.query_metrics(*id).unwrap(),
+            reference.query_metrics(*id).unwrap(),
+            "query {i}: metrics"
+        );
+    }
+}
+
+/// A restore whose second operator's state is bad (valid checksums, a
+/// group named twice) fails and leaves the engine exactly as it was: the
+/// first operator is not restored either.
+#[test]
+fn a_failed_restore_changes_nothing() {
+    let queries = [
+        "SELECT symbol, window_start, count(*) AS n FROM TUMBLE(a, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start",
+        "SELECT symbol, count(*) AS n, sum(price) AS total FROM b GROUP BY symbol",
+    ];
+    let (a, b) = feeds(21);
+    let pushes = interleaved(&a, &b, 3);
+    let (first, second) = pushes.split_at(pushes.len() / 3);
+    let (later, last) = second.split_at(second.len() / 2);
+
+    let (mut source, _) = engine_with(&queries);
+    for (stream, rows) in first {
+        source.push_json(stream, &ndjson(rows)).unwrap();
+    }
+    let mut checkpoint = source.checkpoint().unwrap();
+    // Every row of the updating aggregate's state twice, checksums mended.
+    let blob = checkpoint
+        .manifest
+        .operators
+        .iter_mut()
+        .filter_map(|o| o.blob.as_mut())
+        .last()
+        .unwrap();
+    let bytes = &mut checkpoint
+        .blobs
+        .iter_mut()
+        .find(|(name, _)| *name == blob.name)
+        .unwrap()
+        .1;
+    let state = riffle::state::read_ipc(bytes).unwrap();
+    let doubled = arrow::compute::concat_batches(&state.schema(), [&state, &state]).unwrap();
+    *bytes = riffle::state::write_ipc(&doubled).unwrap();
+    blob.bytes = bytes.len() as u64;
+    blob.crc32 = crc32fast::hash(bytes);
+
+    let (mut uninterrupted, ids) = engine_with(&queries);
+    let (mut engine, _) = engine_with(&queries);
+    let mut expected = Vec::new();
+    let mut outputs = Vec::new();
+    for (stream, rows) in first.iter().chain(later) {
+        expected.extend(uninterrupted.push_json(stream, &ndjson(rows)).unwrap());
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    let error = engine.restore(&checkpoint).unwrap_err();
+    assert_eq!(error.code(), ErrorCode::CorruptCheckpoint, "{error}");
+    for (stream, rows) in last {
+        expected.extend(uninterrupted.push_json(stream, &ndjson(rows)).unwrap());
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    expected.extend(uninterrupted.finish().unwrap());
+    outputs.extend(engine.finish().unwrap());
+    for id in ids {
+        assert_eq!(rows_of(&outputs, id), rows_of(&expected, id), "query {id}");
+        assert_eq!(
+            engine.query_metrics(id).unwrap(),
+            uninterrupted.query_metrics(id).unwrap()
+        );
+    }
+}
