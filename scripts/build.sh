@@ -15,10 +15,14 @@ if [[ "$profile" == release && "${RIFFLE_WASM_OPT:-}" != 0 ]]; then
   # npm's binaryen: Debian's wasm-opt (v108) silently breaks wasm-bindgen's externref table.
   # Not -Oz: on this module it cuts the raw size but makes the gzip and
   # brotli downloads 6% larger. These passes (1.5 min) merge duplicate
-  # functions and order them so gzip finds more repeats. wasm-opt drops the
-  # name section (8.5 MB) on output; keep it on input: the same passes on a
+  # functions and functions that differ only in constants (monomorphised
+  # kernels), drop dead arguments and code, and order functions so gzip
+  # finds more repeats (session 9: 5,013,531 -> 4,976,432 bytes gzip by
+  # merge-similar-functions, dae and vacuum). wasm-opt drops the name
+  # section (8.5 MB) on output; keep it on input: the same passes on a
   # module without names measured 5.49 MB gzip instead of 4.95 MB.
-  passes=(--duplicate-function-elimination --remove-unused-module-elements --reorder-functions)
+  passes=(--duplicate-function-elimination --remove-unused-module-elements --merge-similar-functions
+    --dae --vacuum --duplicate-function-elimination --reorder-functions)
   [[ "${RIFFLE_WASM_OPT:-}" == Oz ]] && passes=(-Oz)
   node_modules/.bin/wasm-opt "${passes[@]}" --strip-debug --strip-producers pkg/riffle_bg.wasm -o pkg/riffle_bg.wasm
 fi
