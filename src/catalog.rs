@@ -31,6 +31,10 @@ pub struct StreamDef {
     /// the wall clock are bad rows (`WITH (max_future = INTERVAL '1' HOUR)`),
     /// so one absurd timestamp cannot push the watermark past everything.
     pub max_future_millis: Option<i64>,
+    /// A view (`CREATE VIEW`): its rows come from its query, not from
+    /// pushes, and it has no event-time column of its own yet, so
+    /// `event_time_index` means nothing and window functions refuse it.
+    pub is_view: bool,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -83,7 +87,24 @@ impl StreamDef {
             idle_timeout_millis: None,
             bad_rows: BadRowPolicy::Reject,
             max_future_millis: None,
+            is_view: false,
         })
+    }
+
+    /// The definition of view `name`, whose query gives rows in `schema`
+    /// with event times in `unit`.
+    pub fn view(name: String, schema: SchemaRef, unit: TimeUnit) -> Self {
+        Self {
+            name,
+            schema,
+            event_time_index: 0,
+            event_time_unit: unit,
+            watermark_delay: 0,
+            idle_timeout_millis: None,
+            bad_rows: BadRowPolicy::Reject,
+            max_future_millis: None,
+            is_view: true,
+        }
     }
 
     /// Name of the event-time column.
@@ -129,17 +150,31 @@ pub struct StreamCatalog {
 }
 
 impl StreamCatalog {
-    /// Adds a stream; errors when the name is taken.
+    /// Adds a stream or view; errors when the name is taken.
     pub fn insert(&mut self, def: StreamDef) -> Result<Arc<StreamDef>> {
-        if self.streams.contains_key(&def.name) {
-            return Err(err!(StreamExists, "stream '{}' already exists", def.name));
+        if let Some(existing) = self.streams.get(&def.name) {
+            let what = if existing.is_view {
+                "a view"
+            } else {
+                "a stream"
+            };
+            return Err(err!(
+                StreamExists,
+                "{what} named '{}' already exists",
+                def.name
+            ));
         }
         let def = Arc::new(def);
         self.streams.insert(def.name.clone(), Arc::clone(&def));
         Ok(def)
     }
 
-    /// Looks a stream up by name.
+    /// Removes a stream or view.
+    pub fn remove(&mut self, name: &str) -> Option<Arc<StreamDef>> {
+        self.streams.remove(name)
+    }
+
+    /// Looks a stream (or view) up by name.
     pub fn get(&self, name: &str) -> Result<Arc<StreamDef>> {
         self.streams.get(name).cloned().ok_or_else(|| {
             let mut known: Vec<&str> = self.streams.keys().map(String::as_str).collect();

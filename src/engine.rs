@@ -5,11 +5,10 @@ use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
 use datafusion::prelude::SessionContext;
 
-use crate::catalog::BadRowPolicy;
-use crate::catalog::StreamCatalog;
+use crate::catalog::{BadRowPolicy, StreamCatalog, StreamDef};
 use crate::codec::columns::{decode_columns, ColumnarRows};
 use crate::codec::json::{array_to_ndjson, decode_ndjson, decoding_schema, encode_rows};
 use crate::err;
@@ -75,6 +74,8 @@ pub struct Engine {
     ctx: SessionContext,
     catalog: Arc<RwLock<StreamCatalog>>,
     sources: BTreeMap<String, StreamSource>,
+    /// Views by name, each with the declared streams behind it.
+    views: BTreeMap<String, Vec<String>>,
     graph: Graph,
     queries: Vec<RunningQuery>,
     next_query: QueryId,
@@ -116,6 +117,7 @@ impl Engine {
             ctx,
             catalog,
             sources: BTreeMap::new(),
+            views: BTreeMap::new(),
             graph: Graph::default(),
             queries: Vec::new(),
             next_query: 0,
@@ -130,14 +132,35 @@ impl Engine {
         &self.ctx
     }
 
-    /// Runs a DDL statement (`CREATE STREAM`).
+    /// Runs a DDL statement: `CREATE STREAM`, `CREATE [TEMPORARY] VIEW` or
+    /// `DROP VIEW` (`sql()` in JavaScript).
     pub fn execute(&mut self, sql: &str) -> Result<()> {
-        if !is_create_stream(sql) {
-            return Err(err!(
-                Unsupported,
-                "execute() runs CREATE STREAM statements; register a SELECT with query() instead"
-            ));
+        if is_create_stream(sql) {
+            return self.create_stream(sql);
         }
+        let not_ddl = || {
+            err!(
+                Unsupported,
+                "sql() runs CREATE STREAM, CREATE VIEW and DROP VIEW; register a SELECT with query() instead"
+            )
+        };
+        let statement = sql.trim_start();
+        let keyword = |word: &str| {
+            statement
+                .get(..word.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(word))
+        };
+        if !keyword("create") && !keyword("drop") {
+            return Err(not_ddl());
+        }
+        match plan_sql(&self.ctx.state(), sql)? {
+            LogicalPlan::Ddl(DdlStatement::CreateView(view)) => self.create_view(&view, sql),
+            LogicalPlan::Ddl(DdlStatement::DropView(drop)) => self.drop_view(&drop, sql),
+            _ => Err(not_ddl()),
+        }
+    }
+
+    fn create_stream(&mut self, sql: &str) -> Result<()> {
         let ast = parse_create_stream(sql)?;
         let def = plan_create_stream(&self.ctx.state(), ast)?;
         let def = self
@@ -156,6 +179,121 @@ impl Engine {
         Ok(())
     }
 
+    /// `CREATE VIEW`: the view's query becomes shared nodes of the graph,
+    /// evaluated once however many queries and views read it.
+    fn create_view(&mut self, view: &CreateView, sql: &str) -> Result<()> {
+        let name = view.name.table().to_string();
+        let exists = self.catalog_read()?.get(&name).ok();
+        if let Some(existing) = &exists {
+            if !(view.or_replace && existing.is_view) {
+                let what = if existing.is_view {
+                    "a view"
+                } else {
+                    "a stream"
+                };
+                return Err(err!(
+                    StreamExists,
+                    "{what} named '{name}' already exists{}",
+                    if existing.is_view {
+                        "; drop it first, or CREATE OR REPLACE VIEW"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+        let state = self.ctx.state();
+        let physical = futures::executor::block_on(state.create_physical_plan(&view.input))?;
+        let lowered = lower(&physical, &QueryOptions::default(), None)?;
+        if lowered.is_changelog {
+            return Err(err!(
+                Unsupported,
+                "view '{name}' would be a changelog (GROUP BY without a window); queries over changelogs are not supported yet: register it with query() instead"
+            ));
+        }
+        if exists.is_some() {
+            // OR REPLACE: the old view goes first, if nothing reads it.
+            self.drop_view_named(&name)?;
+        }
+        let schema = lowered.plan.output()?.output_schema();
+        let streams = self.source_streams(&lowered.streams);
+        let def = StreamDef::view(name.clone(), schema, lowered.time_unit);
+        let def = self
+            .catalog
+            .write()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
+            .insert(def)?;
+        self.graph.add_view(&name, lowered.plan)?;
+        self.ctx
+            .register_table(name.as_str(), Arc::new(StreamTableProvider::new(def)))?;
+        self.views.insert(name, streams);
+        self.fingerprint_parts.push(format!("view {}", sql.trim()));
+        Ok(())
+    }
+
+    /// `DROP VIEW [IF EXISTS]`: removes the view's nodes and state.
+    fn drop_view(&mut self, drop: &DropView, sql: &str) -> Result<()> {
+        let name = drop.name.table().to_string();
+        if !self.views.contains_key(&name) {
+            if drop.if_exists {
+                return Ok(());
+            }
+            let is_stream = self.sources.contains_key(&name);
+            return Err(err!(
+                UnknownStream,
+                "{}",
+                if is_stream {
+                    format!("'{name}' is a stream, not a view; streams cannot be dropped yet")
+                } else {
+                    format!("there is no view '{name}'")
+                }
+            ));
+        }
+        self.drop_view_named(&name)?;
+        self.fingerprint_parts.push(format!("drop {}", sql.trim()));
+        Ok(())
+    }
+
+    fn drop_view_named(&mut self, name: &str) -> Result<()> {
+        if self.graph.view_is_read(name) {
+            return Err(err!(
+                Unsupported,
+                "view '{name}' is read by a query or another view; close those first"
+            ));
+        }
+        self.graph.remove_view(name)?;
+        self.ctx.deregister_table(name)?;
+        self.catalog
+            .write()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
+            .remove(name);
+        self.views.remove(name);
+        Ok(())
+    }
+
+    /// The declared streams behind `inputs` (streams and views).
+    fn source_streams(&self, inputs: &[String]) -> Vec<String> {
+        let mut streams: Vec<String> = Vec::new();
+        for input in inputs {
+            let behind = match self.views.get(input) {
+                Some(streams) => streams.clone(),
+                None => vec![input.clone()],
+            };
+            for stream in behind {
+                if !streams.contains(&stream) {
+                    streams.push(stream);
+                }
+            }
+        }
+        streams
+    }
+
+    fn catalog_read(&self) -> Result<std::sync::RwLockReadGuard<'_, StreamCatalog>> {
+        self.catalog
+            .read()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))
+    }
+
     /// Registers a continuous query; its results come out of pushes.
     pub fn create_query(&mut self, sql: &str) -> Result<QueryId> {
         self.create_query_with(sql, &QueryOptions::default())
@@ -165,14 +303,12 @@ impl Engine {
     pub fn create_query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryId> {
         let lowered = self.plan_query(sql, options)?;
         let id = self.next_query;
+        let streams = self.source_streams(&lowered.streams);
         self.graph.add_query(id, lowered.plan)?;
         self.next_query += 1;
         self.fingerprint_parts
             .push(format!("query {} {options:?}", sql.trim()));
-        self.queries.push(RunningQuery {
-            id,
-            streams: lowered.streams,
-        });
+        self.queries.push(RunningQuery { id, streams });
         Ok(id)
     }
 
@@ -180,7 +316,7 @@ impl Engine {
         if is_create_stream(sql) {
             return Err(err!(
                 Unsupported,
-                "query() takes a SELECT; run CREATE STREAM with execute()"
+                "query() takes a SELECT; run CREATE STREAM and CREATE VIEW with sql()"
             ));
         }
         if strip_explain(sql).len() != sql.len() {
@@ -228,10 +364,16 @@ impl Engine {
     pub fn explain(&self, sql: &str) -> Result<String> {
         let lowered = self.plan_query(strip_explain(sql), &QueryOptions::default())?;
         let mut lines = Vec::new();
-        for stream in &lowered.streams {
+        for input in &lowered.streams {
+            if self.views.contains_key(input) {
+                lines.push(format!(
+                    "View: {input} (shared: its nodes run once for every reader)"
+                ));
+                continue;
+            }
             let source = self
                 .sources
-                .get(stream)
+                .get(input)
                 .ok_or_else(|| err!(Internal, "planned query reads an unknown stream"))?;
             lines.push(source.describe());
         }
@@ -653,12 +795,15 @@ impl Engine {
     }
 
     fn source_mut(&mut self, stream: &str) -> Result<&mut StreamSource> {
+        if self.views.contains_key(stream) {
+            return Err(err!(
+                InvalidInput,
+                "'{stream}' is a view: its rows come from its query; push to the streams it reads"
+            ));
+        }
         if !self.sources.contains_key(stream) {
             // Reuse the catalog's message, which lists the known streams.
-            let catalog = self
-                .catalog
-                .read()
-                .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?;
+            let catalog = self.catalog_read()?;
             return Err(catalog
                 .get(stream)
                 .err()

@@ -427,3 +427,201 @@ fn a_failed_restore_changes_nothing() {
         );
     }
 }
+
+const VIEWS: [&str; 3] = [
+    "CREATE VIEW big AS SELECT symbol, price, ts FROM a WHERE price > 300",
+    "CREATE TEMPORARY VIEW both_feeds AS SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b",
+    "CREATE VIEW per_window AS SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
+     FROM TUMBLE(a, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start",
+];
+
+fn engine_with_views(queries: &[&str]) -> (Engine, Vec<QueryId>) {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(A_DDL).unwrap();
+    engine.execute(B_DDL).unwrap();
+    for view in VIEWS {
+        engine.execute(view).unwrap();
+    }
+    let ids = queries
+        .iter()
+        .map(|sql| engine.create_query(sql).unwrap())
+        .collect();
+    (engine, ids)
+}
+
+const VIEW_QUERIES: [&str; 5] = [
+    "SELECT symbol, count(*) AS n, sum(price) AS total FROM big GROUP BY symbol",
+    "SELECT symbol, price FROM big WHERE price < 600",
+    "SELECT symbol, count(*) AS n FROM both_feeds GROUP BY symbol",
+    "SELECT window_start, max(n) AS busiest, sum(total) AS total FROM per_window GROUP BY window_start",
+    "SELECT symbol, window_start, n FROM per_window WHERE n > 3",
+];
+
+/// The view queries as batch SQL: each view inlined as a subquery.
+fn batch_view_sql(sql: &str) -> String {
+    sql.replace(
+        "FROM big",
+        "FROM (SELECT symbol, price, ts FROM a WHERE price > 300) AS big",
+    )
+    .replace(
+        "FROM both_feeds",
+        "FROM (SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b) AS both_feeds",
+    )
+    .replace(
+        "FROM per_window",
+        &format!(
+            "FROM (SELECT symbol, window_start, count(*) AS n, sum(price) AS total FROM {} GROUP BY symbol, window_start) AS per_window",
+            tumble_sql("a", 10)
+        ),
+    )
+}
+
+#[test]
+fn views_are_shared_nodes_and_their_queries_equal_batch_sql() {
+    let (a, b) = feeds(31);
+    for seed in 0..3 {
+        let (mut engine, ids) = engine_with_views(&VIEW_QUERIES);
+        let outputs = run(&mut engine, &interleaved(&a, &b, seed));
+        let changelog = [true, false, true, true, false];
+        for ((sql, id), changes) in VIEW_QUERIES.iter().zip(&ids).zip(changelog) {
+            let rows = rows_of(&outputs, *id);
+            let streamed = if changes {
+                materialised(&rows, 1)
+            } else {
+                sorted(rows)
+            };
+            assert_eq!(
+                streamed,
+                batch_ab(&a, &b, &batch_view_sql(sql)),
+                "seed {seed}: {sql}"
+            );
+        }
+        // Two queries read per_window; its window aggregate exists once.
+        let checkpoint = engine.checkpoint().unwrap();
+        let shared: Vec<&str> = checkpoint
+            .manifest
+            .operators
+            .iter()
+            .filter(|o| o.node.starts_with("v_per_window/") && o.operator.is_some())
+            .map(|o| o.node.as_str())
+            .collect();
+        assert_eq!(shared.len(), 1, "{shared:?}");
+        assert_eq!(
+            checkpoint
+                .manifest
+                .operators
+                .iter()
+                .filter(|o| o.operator.as_deref() == Some("window"))
+                .count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn views_checkpoint_and_restore_like_everything_else() {
+    let (a, b) = feeds(41);
+    for seed in 0..3 {
+        let pushes = interleaved(&a, &b, seed);
+        let (mut uninterrupted, ids) = engine_with_views(&VIEW_QUERIES);
+        let expected = run(&mut uninterrupted, &pushes);
+        let mut rng = Rng::new(seed + 7);
+        let (mut engine, _) = engine_with_views(&VIEW_QUERIES);
+        let mut outputs = Vec::new();
+        for (stream, rows) in &pushes {
+            outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+            if rng.below(5) == 0 {
+                let bytes = engine.checkpoint().unwrap().to_bytes();
+                let (mut fresh, _) = engine_with_views(&VIEW_QUERIES);
+                fresh
+                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
+                    .unwrap();
+                engine = fresh;
+            }
+        }
+        outputs.extend(engine.finish().unwrap());
+        for id in &ids {
+            assert_eq!(
+                rows_of(&outputs, *id),
+                rows_of(&expected, *id),
+                "seed {seed}, query {id}"
+            );
+            assert_eq!(
+                engine.query_metrics(*id).unwrap(),
+                uninterrupted.query_metrics(*id).unwrap()
+            );
+        }
+    }
+    // A checkpoint of an engine with views does not restore into one without.
+    let (mut with_views, _) = engine_with_views(&[]);
+    let checkpoint = with_views.checkpoint().unwrap();
+    let (mut without, _) = engine_with(&[]);
+    assert_eq!(
+        without.restore(&checkpoint).unwrap_err().code(),
+        ErrorCode::CheckpointMismatch
+    );
+}
+
+#[test]
+fn views_refuse_what_they_cannot_do_and_change_nothing() {
+    let (mut engine, _) = engine_with_views(&[VIEW_QUERIES[0]]);
+    let code = |engine: &mut Engine, sql: &str| engine.execute(sql).unwrap_err().code();
+    // Names are shared with streams.
+    assert_eq!(
+        code(&mut engine, "CREATE VIEW a AS SELECT symbol FROM b"),
+        ErrorCode::StreamExists
+    );
+    assert_eq!(
+        code(&mut engine, "CREATE VIEW big AS SELECT symbol FROM b"),
+        ErrorCode::StreamExists
+    );
+    // A changelog view needs retractions downstream.
+    let error = engine
+        .execute("CREATE VIEW counts AS SELECT symbol, count(*) FROM a GROUP BY symbol")
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported);
+    assert!(error.message().contains("changelog"), "{error}");
+    // Rows come from the view's query, not from pushes.
+    let error = engine
+        .push_json("big", r#"{"symbol":"X","price":1,"ts":1}"#)
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidInput);
+    assert!(error.message().contains("view"), "{error}");
+    let error = engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(big, ts, INTERVAL '1' SECOND) GROUP BY window_start")
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    // A view a query reads cannot be dropped; an unread one can, and its name is free again.
+    assert_eq!(code(&mut engine, "DROP VIEW big"), ErrorCode::Unsupported);
+    assert_eq!(
+        code(&mut engine, "DROP VIEW nothing"),
+        ErrorCode::UnknownStream
+    );
+    assert_eq!(code(&mut engine, "DROP VIEW a"), ErrorCode::UnknownStream);
+    engine.execute("DROP VIEW IF EXISTS nothing").unwrap();
+    engine.execute("DROP VIEW per_window").unwrap();
+    assert_eq!(
+        engine
+            .create_query("SELECT * FROM per_window")
+            .unwrap_err()
+            .code(),
+        ErrorCode::SqlPlan
+    );
+    engine
+        .execute("CREATE VIEW per_window AS SELECT symbol FROM b")
+        .unwrap();
+    engine
+        .execute("CREATE OR REPLACE VIEW per_window AS SELECT symbol, price FROM b")
+        .unwrap();
+    assert_eq!(
+        code(&mut engine, "SELECT symbol FROM a"),
+        ErrorCode::Unsupported
+    );
+    // The engine still works, and the query on `big` sees its rows.
+    let out = engine
+        .push_json("a", r#"{"symbol":"X","price":500,"ts":1000}"#)
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    let plan = engine.explain(VIEW_QUERIES[0]).unwrap();
+    assert!(plan.contains("View: big"), "{plan}");
+}

@@ -408,46 +408,135 @@ pub struct Graph {
     /// Each query's nodes: they are added together, so a range; the last
     /// is its output.
     queries: Vec<(QueryId, std::ops::RangeInclusive<usize>)>,
+    /// Each view's nodes, likewise; the last is the view's output.
+    views: BTreeMap<String, std::ops::RangeInclusive<usize>>,
+}
+
+/// What a new node reads from outside its own plan.
+enum Upstream {
+    Stream(String),
+    View(String),
 }
 
 impl Graph {
-    /// Adds a query's nodes, reading the named streams (which must exist).
+    /// Adds a query's nodes, reading the named streams and views.
     pub fn add_query(&mut self, query: QueryId, plan: QueryPlan) -> Result<()> {
+        let nodes = self.add_nodes(&format!("q{query}"), plan)?;
+        self.queries.push((query, nodes));
+        Ok(())
+    }
+
+    /// Adds a view's nodes: shared, evaluated once for every query and view
+    /// that reads `name`. Its nodes' ids start with `v_<name>`.
+    pub fn add_view(&mut self, name: &str, plan: QueryPlan) -> Result<()> {
+        if self.views.contains_key(name) {
+            return Err(err!(Internal, "view {name} added twice"));
+        }
+        let nodes = self.add_nodes(&format!("v_{name}"), plan)?;
+        self.views.insert(name.to_string(), nodes);
+        Ok(())
+    }
+
+    /// Whether any query or view reads view `name`.
+    pub fn view_is_read(&self, name: &str) -> bool {
+        self.views
+            .get(name)
+            .is_some_and(|nodes| !self.nodes[*nodes.end()].edges.is_empty())
+    }
+
+    /// Removes view `name` and its state; it must have no readers.
+    pub fn remove_view(&mut self, name: &str) -> Result<()> {
+        if self.view_is_read(name) {
+            return Err(err!(Internal, "view {name} removed while read"));
+        }
+        let nodes = self
+            .views
+            .remove(name)
+            .ok_or_else(|| err!(Internal, "no view {name}"))?;
+        self.remove_nodes(nodes);
+        Ok(())
+    }
+
+    /// Removes a contiguous range of nodes that nothing outside it reads,
+    /// renumbering the nodes after it.
+    fn remove_nodes(&mut self, range: std::ops::RangeInclusive<usize>) {
+        let (first, last) = (*range.start(), *range.end());
+        let removed = last + 1 - first;
+        let renumber = |index: usize| if index > last { index - removed } else { index };
+        self.nodes.drain(range);
+        let keep = |edge: &Edge| edge.to < first || edge.to > last;
+        for node in self.nodes.iter_mut() {
+            node.edges.retain(keep);
+            for edge in node.edges.iter_mut() {
+                edge.to = renumber(edge.to);
+            }
+        }
+        for edges in self.streams.values_mut() {
+            edges.retain(keep);
+            for edge in edges.iter_mut() {
+                edge.to = renumber(edge.to);
+            }
+        }
+        self.streams.retain(|_, edges| !edges.is_empty());
+        let shift = |nodes: &mut std::ops::RangeInclusive<usize>| {
+            *nodes = renumber(*nodes.start())..=renumber(*nodes.end());
+        };
+        self.queries.iter_mut().for_each(|(_, nodes)| shift(nodes));
+        self.views.values_mut().for_each(shift);
+        self.reorder();
+    }
+
+    fn add_nodes(
+        &mut self,
+        prefix: &str,
+        plan: QueryPlan,
+    ) -> Result<std::ops::RangeInclusive<usize>> {
         if plan.nodes.is_empty() {
             return Err(err!(Internal, "a query plan without nodes"));
         }
         let base = self.nodes.len();
         let mut added: Vec<Node> = Vec::new();
-        let mut stream_edges: Vec<(String, Edge)> = Vec::new();
+        let mut outside_edges: Vec<(Upstream, Edge)> = Vec::new();
         for (position, planned) in plan.nodes.into_iter().enumerate() {
             let index = base + position;
             let mut input_watermarks = Vec::new();
             let mut stateful_depth = 0;
             for (port, input) in planned.inputs.iter().enumerate() {
-                match input {
-                    InputRef::Stream(name) => {
-                        input_watermarks.push(
-                            self.stream_watermarks
-                                .get(name)
-                                .copied()
-                                .unwrap_or(NO_WATERMARK),
-                        );
-                        stream_edges.push((name.clone(), Edge { to: index, port }));
-                    }
-                    InputRef::Node(from) if *from < position => {
-                        let upstream = &mut added[*from];
-                        upstream.edges.push(Edge { to: index, port });
-                        input_watermarks.push(upstream.output_watermark);
-                        let below = upstream.stateful_depth
-                            + usize::from(upstream.operator.state_kind().is_some());
-                        stateful_depth = stateful_depth.max(below);
-                    }
+                let edge = Edge { to: index, port };
+                let upstream = match input {
+                    InputRef::Stream(name) => match self.views.get(name) {
+                        Some(view) => Some(&self.nodes[*view.end()]),
+                        None => {
+                            input_watermarks.push(
+                                self.stream_watermarks
+                                    .get(name)
+                                    .copied()
+                                    .unwrap_or(NO_WATERMARK),
+                            );
+                            outside_edges.push((Upstream::Stream(name.clone()), edge));
+                            None
+                        }
+                    },
+                    InputRef::Node(from) if *from < position => Some(&added[*from]),
                     InputRef::Node(from) => {
                         return Err(err!(
                             Internal,
                             "node {position} reads node {from}, which is not before it"
                         ))
                     }
+                };
+                if let Some(upstream) = upstream {
+                    input_watermarks.push(upstream.output_watermark);
+                    let below = upstream.stateful_depth
+                        + usize::from(upstream.operator.state_kind().is_some());
+                    stateful_depth = stateful_depth.max(below);
+                }
+                match input {
+                    InputRef::Stream(name) if self.views.contains_key(name) => {
+                        outside_edges.push((Upstream::View(name.clone()), edge));
+                    }
+                    InputRef::Node(from) => added[*from].edges.push(edge),
+                    InputRef::Stream(_) => {}
                 }
             }
             if input_watermarks.is_empty() {
@@ -459,7 +548,7 @@ impl Graph {
                 .min()
                 .unwrap_or(NO_WATERMARK);
             added.push(Node {
-                id: format!("q{query}/{position}"),
+                id: format!("{prefix}/{position}"),
                 operator: planned.operator,
                 input_watermarks,
                 output_watermark,
@@ -469,19 +558,28 @@ impl Graph {
         }
         let output = base + added.len() - 1;
         self.nodes.extend(added);
-        for (name, edge) in stream_edges {
-            self.streams.entry(name).or_default().push(edge);
+        for (upstream, edge) in outside_edges {
+            match upstream {
+                Upstream::Stream(name) => self.streams.entry(name).or_default().push(edge),
+                Upstream::View(name) => {
+                    let view = *self.views[&name].end();
+                    self.nodes[view].edges.push(edge);
+                }
+            }
         }
-        self.queries.push((query, base..=output));
+        self.reorder();
+        Ok(base..=output)
+    }
+
+    /// Inputs always have smaller indices and a depth no greater (equal
+    /// only when they are stateless), so this is a topological order.
+    fn reorder(&mut self) {
         let mut order: Vec<usize> = (0..self.nodes.len()).collect();
-        // Inputs always have smaller indices and a depth no greater (equal
-        // only when they are stateless), so this is a topological order.
         order.sort_by_key(|&i| {
             let node = &self.nodes[i];
             (node.stateful_depth, node.operator.state_kind().is_some(), i)
         });
         self.order = order;
-        Ok(())
     }
 
     /// Runs pushed rows (then the stream's watermark) through every node

@@ -68,8 +68,13 @@ impl StreamScan {
         self.window
     }
 
-    /// Builds the leaf's output for one source batch.
-    pub fn apply(&self, batch: &RecordBatch, event_times: &[EventTime]) -> Result<RecordBatch> {
+    /// Builds the leaf's output for one source batch. `event_times` (the
+    /// rows' event times) are needed only for window columns.
+    pub fn apply(
+        &self,
+        batch: &RecordBatch,
+        event_times: Option<&[EventTime]>,
+    ) -> Result<RecordBatch> {
         let wanted: Vec<usize> = match &self.projection {
             Some(indices) => indices.clone(),
             None => (0..self.schema.fields().len()).collect(),
@@ -99,7 +104,9 @@ impl StreamScan {
         )?)
     }
 
-    fn window_columns(&self, event_times: &[EventTime]) -> Result<(ArrayRef, ArrayRef)> {
+    fn window_columns(&self, event_times: Option<&[EventTime]>) -> Result<(ArrayRef, ArrayRef)> {
+        let event_times = event_times
+            .ok_or_else(|| crate::err!(Internal, "window columns of rows without event times"))?;
         // Each row gets its slice (for TUMBLE, its window) or, for SESSION,
         // its own window before merging.
         let Some(window) = self.window else {
@@ -139,11 +146,10 @@ impl ScanNode {
 
 impl Operator for ScanNode {
     fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
-        let event_times = rows
-            .event_times
-            .as_ref()
-            .ok_or_else(|| crate::err!(Internal, "a stream scan got rows without event times"))?;
-        let batch = self.scan.apply(&rows.batch, event_times)?;
+        // Rows from a view carry no event times; they need none (no window).
+        let batch = self
+            .scan
+            .apply(&rows.batch, rows.event_times.as_ref().map(|t| t.as_slice()))?;
         let origin = if self.side_output {
             Some(Origin::of(&rows.batch)?)
         } else {

@@ -58,6 +58,8 @@ pub struct StreamingPlan {
     pub is_changelog: bool,
     /// Whether it aggregates over a window.
     pub has_window: bool,
+    /// Unit of its event times (and watermarks).
+    pub time_unit: TimeUnit,
 }
 
 /// Nodes that only move batches around; with one partition they are no-ops.
@@ -113,6 +115,7 @@ pub fn lower(
         streams,
         is_changelog: root.changelog,
         has_window: lowering.has_window,
+        time_unit: root.time.unit,
     })
 }
 

@@ -104,6 +104,12 @@ impl WindowFunction {
             .read()
             .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
             .get(&stream_name)?;
+        if stream.is_view {
+            return Err(err!(
+                Unsupported,
+                "{name} over view '{stream_name}': windows over views are not supported yet; window the streams inside the view"
+            ));
+        }
         let time_column = column_name(&args[1], name, "the time column")?;
         if time_column != stream.event_time_column() {
             return Err(err!(
