@@ -32,9 +32,12 @@ pub struct StreamDef {
     /// so one absurd timestamp cannot push the watermark past everything.
     pub max_future_millis: Option<i64>,
     /// A view (`CREATE VIEW`): its rows come from its query, not from
-    /// pushes, and it has no event-time column of its own yet, so
-    /// `event_time_index` means nothing and window functions refuse it.
+    /// pushes; its watermark is its query's.
     pub is_view: bool,
+    /// Whether `event_time_index` names an event-time column. Always for a
+    /// stream; for a view, when its query passes one through (the stream's
+    /// event-time column, or a window aggregate's `window_time`).
+    pub has_event_time: bool,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -88,22 +91,29 @@ impl StreamDef {
             bad_rows: BadRowPolicy::Reject,
             max_future_millis: None,
             is_view: false,
+            has_event_time: true,
         })
     }
 
     /// The definition of view `name`, whose query gives rows in `schema`
-    /// with event times in `unit`.
-    pub fn view(name: String, schema: SchemaRef, unit: TimeUnit) -> Self {
+    /// with event times in `unit`, in column `event_time` if it has one.
+    pub fn view(
+        name: String,
+        schema: SchemaRef,
+        unit: TimeUnit,
+        event_time: Option<usize>,
+    ) -> Self {
         Self {
             name,
             schema,
-            event_time_index: 0,
+            event_time_index: event_time.unwrap_or(0),
             event_time_unit: unit,
             watermark_delay: 0,
             idle_timeout_millis: None,
             bad_rows: BadRowPolicy::Reject,
             max_future_millis: None,
             is_view: true,
+            has_event_time: event_time.is_some(),
         }
     }
 
@@ -121,8 +131,9 @@ impl StreamDef {
         }
     }
 
-    /// The stream's schema followed by the two window columns that window
-    /// table functions add. They are nullable: DataFusion's physical planner
+    /// The stream's schema followed by the three window columns that window
+    /// table functions add (Flink's `window_start`, `window_end`,
+    /// `window_time`). They are nullable: DataFusion's physical planner
     /// rejects a nullability mismatch with the expressions that fill them.
     pub fn windowed_schema(&self) -> SchemaRef {
         let time_type = self.window_type();
@@ -133,7 +144,8 @@ impl StreamDef {
             .map(|f| f.as_ref().clone())
             .collect();
         fields.push(Field::new(WINDOW_START, time_type.clone(), true));
-        fields.push(Field::new(WINDOW_END, time_type, true));
+        fields.push(Field::new(WINDOW_END, time_type.clone(), true));
+        fields.push(Field::new(WINDOW_TIME, time_type, true));
         Arc::new(Schema::new(fields))
     }
 }
@@ -142,6 +154,9 @@ impl StreamDef {
 pub const WINDOW_START: &str = "window_start";
 /// Column added by window table functions: exclusive window end.
 pub const WINDOW_END: &str = "window_end";
+/// Column added by window table functions: the window's event time,
+/// `window_end` minus 1 ms (Flink's), the event time of its results.
+pub const WINDOW_TIME: &str = "window_time";
 
 /// All streams of one engine, shared with the SQL front end's table functions.
 #[derive(Debug, Default)]

@@ -217,7 +217,7 @@ impl Engine {
         }
         let schema = lowered.plan.output()?.output_schema();
         let streams = self.source_streams(&lowered.streams);
-        let def = StreamDef::view(name.clone(), schema, lowered.time_unit);
+        let def = StreamDef::view(name.clone(), schema, lowered.time_unit, lowered.time_column);
         let def = self
             .catalog
             .write()

@@ -428,11 +428,16 @@ fn a_failed_restore_changes_nothing() {
     }
 }
 
-const VIEWS: [&str; 3] = [
+const VIEWS: [&str; 4] = [
     "CREATE VIEW big AS SELECT symbol, price, ts FROM a WHERE price > 300",
     "CREATE TEMPORARY VIEW both_feeds AS SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b",
     "CREATE VIEW per_window AS SELECT symbol, window_start, count(*) AS n, sum(price) AS total \
      FROM TUMBLE(a, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start",
+    // Windowed results with their event time: windows can sit downstream
+    // (renamed, as in Flink, so the next window's columns do not clash).
+    "CREATE VIEW per_2s AS SELECT symbol, window_start AS start_2s, window_end AS end_2s, window_time AS rowtime, \
+     count(*) AS n, max(price) AS top \
+     FROM TUMBLE(a, ts, INTERVAL '2' SECOND) GROUP BY symbol, window_start, window_end, window_time",
 ];
 
 fn engine_with_views(queries: &[&str]) -> (Engine, Vec<QueryId>) {
@@ -449,13 +454,26 @@ fn engine_with_views(queries: &[&str]) -> (Engine, Vec<QueryId>) {
     (engine, ids)
 }
 
-const VIEW_QUERIES: [&str; 5] = [
+const VIEW_QUERIES: [&str; 8] = [
     "SELECT symbol, count(*) AS n, sum(price) AS total FROM big GROUP BY symbol",
     "SELECT symbol, price FROM big WHERE price < 600",
     "SELECT symbol, count(*) AS n FROM both_feeds GROUP BY symbol",
     "SELECT window_start, max(n) AS busiest, sum(total) AS total FROM per_window GROUP BY window_start",
     "SELECT symbol, window_start, n FROM per_window WHERE n > 3",
+    // A window over a view's rows, on the stream's event-time column.
+    "SELECT window_start, count(*) AS n, sum(price) AS total FROM TUMBLE(big, ts, INTERVAL '5' SECOND) GROUP BY window_start",
+    // Cascading windows: 10 s windows over 2 s windows' window_time.
+    "SELECT symbol, window_start, sum(n) AS n, max(top) AS top, count(*) AS windows \
+     FROM TUMBLE(per_2s, rowtime, INTERVAL '10' SECOND) GROUP BY symbol, window_start",
+    // And the 2 s windows themselves, as a view's reader sees them.
+    "SELECT symbol, start_2s, end_2s, rowtime, n FROM per_2s",
 ];
+
+/// Batch SQL's per_2s: 2 s windows with window_end and window_time.
+const PER_2S: &str = "SELECT symbol, ws AS start_2s, ws + INTERVAL '2 seconds' AS end_2s, \
+     ws + INTERVAL '2 seconds' - INTERVAL '1 millisecond' AS rowtime, count(*) AS n, max(price) AS top \
+     FROM (SELECT *, date_bin(INTERVAL '2 seconds', ts, TIMESTAMP '1970-01-01') AS ws FROM a) \
+     GROUP BY symbol, ws";
 
 /// The view queries as batch SQL: each view inlined as a subquery.
 fn batch_view_sql(sql: &str) -> String {
@@ -467,6 +485,17 @@ fn batch_view_sql(sql: &str) -> String {
         "FROM both_feeds",
         "FROM (SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b) AS both_feeds",
     )
+    .replace(
+        "FROM TUMBLE(big, ts, INTERVAL '5' SECOND)",
+        "FROM (SELECT *, date_bin(INTERVAL '5 seconds', ts, TIMESTAMP '1970-01-01') AS window_start FROM a WHERE price > 300)",
+    )
+    .replace(
+        "FROM TUMBLE(per_2s, rowtime, INTERVAL '10' SECOND)",
+        &format!(
+            "FROM (SELECT *, date_bin(INTERVAL '10 seconds', rowtime, TIMESTAMP '1970-01-01') AS window_start FROM ({PER_2S}))"
+        ),
+    )
+    .replace("FROM per_2s", &format!("FROM ({PER_2S})"))
     .replace(
         "FROM per_window",
         &format!(
@@ -482,7 +511,7 @@ fn views_are_shared_nodes_and_their_queries_equal_batch_sql() {
     for seed in 0..3 {
         let (mut engine, ids) = engine_with_views(&VIEW_QUERIES);
         let outputs = run(&mut engine, &interleaved(&a, &b, seed));
-        let changelog = [true, false, true, true, false];
+        let changelog = [true, false, true, true, false, false, false, false];
         for ((sql, id), changes) in VIEW_QUERIES.iter().zip(&ids).zip(changelog) {
             let rows = rows_of(&outputs, *id);
             let streamed = if changes {
@@ -506,15 +535,16 @@ fn views_are_shared_nodes_and_their_queries_equal_batch_sql() {
             .map(|o| o.node.as_str())
             .collect();
         assert_eq!(shared.len(), 1, "{shared:?}");
-        assert_eq!(
-            checkpoint
-                .manifest
-                .operators
-                .iter()
-                .filter(|o| o.operator.as_deref() == Some("window"))
-                .count(),
-            1
-        );
+        // Window aggregates: one per windowed view, one per windowed query
+        // (the TUMBLE over big, the cascade); none copied for readers.
+        let windows: Vec<&str> = checkpoint
+            .manifest
+            .operators
+            .iter()
+            .filter(|o| o.operator.as_deref() == Some("window"))
+            .map(|o| o.node.as_str())
+            .collect();
+        assert_eq!(windows.len(), 4, "{windows:?}");
     }
 }
 
@@ -587,10 +617,17 @@ fn views_refuse_what_they_cannot_do_and_change_nothing() {
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidInput);
     assert!(error.message().contains("view"), "{error}");
+    // A window needs the view's event-time column.
     let error = engine
-        .create_query("SELECT window_start, count(*) FROM TUMBLE(big, ts, INTERVAL '1' SECOND) GROUP BY window_start")
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(both_feeds, ts, INTERVAL '1' SECOND) GROUP BY window_start")
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    assert!(error.message().contains("no event-time column"), "{error}");
+    let error = engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(per_2s, end_2s, INTERVAL '10' SECOND) GROUP BY window_start")
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    assert!(error.message().contains("rowtime"), "{error}");
     // A view a query reads cannot be dropped; an unread one can, and its name is free again.
     assert_eq!(code(&mut engine, "DROP VIEW big"), ErrorCode::Unsupported);
     assert_eq!(

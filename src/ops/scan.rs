@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Int64Array};
+use arrow::array::{Array, ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
@@ -20,6 +20,8 @@ pub struct StreamScan {
     window: Option<WindowSpec>,
     /// Type of the window columns (the event-time column's type).
     time_type: DataType,
+    /// Unit of the event times.
+    unit: TimeUnit,
     /// Number of columns in the stream itself.
     stream_width: usize,
     projection: Option<Vec<usize>>,
@@ -32,6 +34,7 @@ impl StreamScan {
     pub fn new(
         window: Option<WindowSpec>,
         time_type: DataType,
+        unit: TimeUnit,
         stream_width: usize,
         projection: Option<Vec<usize>>,
         schema: SchemaRef,
@@ -39,6 +42,7 @@ impl StreamScan {
         Self {
             window,
             time_type,
+            unit,
             stream_width,
             projection,
             schema,
@@ -79,7 +83,7 @@ impl StreamScan {
             Some(indices) => indices.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let mut window_columns: Option<(ArrayRef, ArrayRef)> = None;
+        let mut window_columns: Option<[ArrayRef; 3]> = None;
         let mut columns = Vec::with_capacity(wanted.len());
         for index in wanted {
             if index < self.stream_width {
@@ -89,12 +93,11 @@ impl StreamScan {
             if window_columns.is_none() {
                 window_columns = Some(self.window_columns(event_times)?);
             }
-            let (start, end) = window_columns.as_ref().expect("computed above");
-            columns.push(Arc::clone(if index == self.stream_width {
-                start
-            } else {
-                end
-            }));
+            let computed = window_columns.as_ref().expect("computed above");
+            let column = computed.get(index - self.stream_width).ok_or_else(|| {
+                crate::err!(Internal, "scan column {index} is past the window columns")
+            })?;
+            columns.push(Arc::clone(column));
         }
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         Ok(RecordBatch::try_new_with_options(
@@ -104,7 +107,8 @@ impl StreamScan {
         )?)
     }
 
-    fn window_columns(&self, event_times: Option<&[EventTime]>) -> Result<(ArrayRef, ArrayRef)> {
+    /// `window_start`, `window_end` and `window_time` of each row.
+    fn window_columns(&self, event_times: Option<&[EventTime]>) -> Result<[ArrayRef; 3]> {
         let event_times = event_times
             .ok_or_else(|| crate::err!(Internal, "window columns of rows without event times"))?;
         // Each row gets its slice (for TUMBLE, its window) or, for SESSION,
@@ -116,10 +120,13 @@ impl StreamScan {
             ));
         };
         let (starts, ends) = window.rows_bounds(event_times);
-        Ok((
+        let slack = crate::time::units_per_milli(self.unit);
+        let times = Int64Array::from_iter_values(ends.iter().map(|end| end.saturating_sub(slack)));
+        Ok([
             int64_as(Int64Array::from(starts), &self.time_type)?,
             int64_as(Int64Array::from(ends), &self.time_type)?,
-        ))
+            int64_as(times, &self.time_type)?,
+        ])
     }
 }
 
@@ -130,26 +137,74 @@ pub struct ScanNode {
     time_unit: TimeUnit,
     /// Whether rows keep their origin, so late rows can be handed back.
     side_output: bool,
+    /// For a view's rows, which carry no event times: the column holding
+    /// them (the view's event-time column or `window_time`).
+    event_time_column: Option<usize>,
 }
 
 impl ScanNode {
     /// A node running `scan`; with `side_output`, rows carry their place in
-    /// the push.
-    pub fn new(scan: StreamScan, time_unit: TimeUnit, side_output: bool) -> Self {
+    /// the push. Rows without event times take them from
+    /// `event_time_column`, where a window needs them.
+    pub fn new(
+        scan: StreamScan,
+        time_unit: TimeUnit,
+        side_output: bool,
+        event_time_column: Option<usize>,
+    ) -> Self {
         Self {
             scan,
             time_unit,
             side_output,
+            event_time_column,
         }
+    }
+
+    /// Event times read from the rows' event-time column (null: the
+    /// earliest time, so such a row is late everywhere).
+    fn event_times_of(&self, batch: &RecordBatch) -> Result<Option<Vec<EventTime>>> {
+        let Some(index) = self
+            .event_time_column
+            .filter(|_| self.scan.window.is_some())
+        else {
+            return Ok(None);
+        };
+        let column = batch
+            .columns()
+            .get(index)
+            .ok_or_else(|| crate::err!(Internal, "event-time column {index} missing"))?;
+        let values = crate::codec::time_values::to_type(column, &DataType::Int64)?;
+        let values = values
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| crate::err!(Internal, "event times are not 64-bit"))?;
+        Ok(Some(
+            (0..values.len())
+                .map(|i| {
+                    if values.is_null(i) {
+                        EventTime::MIN
+                    } else {
+                        values.value(i)
+                    }
+                })
+                .collect(),
+        ))
     }
 }
 
 impl Operator for ScanNode {
     fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
-        // Rows from a view carry no event times; they need none (no window).
-        let batch = self
-            .scan
-            .apply(&rows.batch, rows.event_times.as_ref().map(|t| t.as_slice()))?;
+        // Rows from a view carry no event times: read them from its column.
+        let read = match rows.event_times {
+            Some(_) => None,
+            None => self.event_times_of(&rows.batch)?,
+        };
+        let event_times = rows
+            .event_times
+            .as_deref()
+            .map(Vec::as_slice)
+            .or(read.as_deref());
+        let batch = self.scan.apply(&rows.batch, event_times)?;
         let origin = if self.side_output {
             Some(Origin::of(&rows.batch)?)
         } else {

@@ -50,6 +50,8 @@ pub enum GroupColumn {
     WindowStart,
     /// `window_end`.
     WindowEnd,
+    /// `window_time`: `window_end` minus 1 ms.
+    WindowTime,
     /// The i-th user key of the [`AggregateSpec`].
     Key(usize),
 }
@@ -67,12 +69,28 @@ pub fn group_columns(
         .map(|column| match column {
             GroupColumn::WindowStart => Ok(Arc::clone(starts)),
             GroupColumn::WindowEnd => Ok(Arc::clone(ends)),
+            GroupColumn::WindowTime => window_times(ends),
             GroupColumn::Key(i) => keys
                 .get(*i)
                 .map(Arc::clone)
                 .ok_or_else(|| err!(Internal, "group key {i} missing")),
         })
         .collect()
+}
+
+/// `window_time` (`window_end` minus 1 ms) for each of `ends`, a timestamp
+/// column.
+fn window_times(ends: &ArrayRef) -> Result<ArrayRef> {
+    let unit = match ends.data_type() {
+        DataType::Timestamp(unit, _) => *unit,
+        other => return Err(err!(Internal, "window ends of type {other}")),
+    };
+    let slack = crate::time::units_per_milli(unit);
+    let values = to_type(ends, &DataType::Int64)?;
+    let times = values
+        .as_primitive::<Int64Type>()
+        .unary::<_, Int64Type>(|end| end.saturating_sub(slack));
+    int64_as(times, ends.data_type())
 }
 
 /// Each row's start (of its slice, or for sessions of its own window) from
@@ -84,10 +102,19 @@ pub fn row_starts(
     batch: &RecordBatch,
 ) -> Result<Int64Array> {
     let (expr, column) = bound;
-    let values = to_type(&evaluate(expr.as_ref(), batch)?, &DataType::Int64)?;
+    let evaluated = evaluate(expr.as_ref(), batch)?;
+    let slack = match evaluated.data_type() {
+        DataType::Timestamp(unit, _) => crate::time::units_per_milli(*unit),
+        _ => 1,
+    };
+    let values = to_type(&evaluated, &DataType::Int64)?;
     let values = values.as_primitive::<Int64Type>();
     if *column == GroupColumn::WindowEnd {
         return Ok(values.unary(|end| end.saturating_sub(width)));
+    }
+    if *column == GroupColumn::WindowTime {
+        // window_time = end - 1 ms.
+        return Ok(values.unary(|time| time.saturating_add(slack).saturating_sub(width)));
     }
     Ok(values.clone())
 }
@@ -159,6 +186,7 @@ impl WindowAggregate {
             .map(|c| match c {
                 GroupColumn::WindowStart => "window_start".to_string(),
                 GroupColumn::WindowEnd => "window_end".to_string(),
+                GroupColumn::WindowTime => "window_time".to_string(),
                 GroupColumn::Key(i) => config.spec.keys[*i].to_string(),
             })
             .collect();

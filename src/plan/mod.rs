@@ -60,6 +60,8 @@ pub struct StreamingPlan {
     pub has_window: bool,
     /// Unit of its event times (and watermarks).
     pub time_unit: TimeUnit,
+    /// The result column holding each row's event time, if one does.
+    pub time_column: Option<usize>,
 }
 
 /// Nodes that only move batches around; with one partition they are no-ops.
@@ -116,6 +118,7 @@ pub fn lower(
         is_changelog: root.changelog,
         has_window: lowering.has_window,
         time_unit: root.time.unit,
+        time_column: root.time_column,
     })
 }
 
@@ -140,6 +143,9 @@ struct Lowered {
     /// An expression (not a plain column) that reads a window column.
     window_in_expression: Option<String>,
     time: StreamTime,
+    /// The output column holding each row's event time, if one does (the
+    /// stream's event-time column, or a window aggregate's `window_time`).
+    time_column: Option<usize>,
     /// Whether its rows are a changelog (with the `_op` column).
     changelog: bool,
 }
@@ -201,10 +207,23 @@ impl Lowering<'_> {
                 match full.checked_sub(stream_width)? {
                     0 => Some(GroupColumn::WindowStart),
                     1 => Some(GroupColumn::WindowEnd),
+                    2 => Some(GroupColumn::WindowTime),
                     _ => None,
                 }
             })
             .collect();
+        let time_column = def
+            .has_event_time
+            .then(|| {
+                (0..schema.fields().len()).find(|&index| {
+                    let full = match scan.projection() {
+                        Some(projection) => projection.get(index).copied(),
+                        None => Some(index),
+                    };
+                    full == Some(def.event_time_index)
+                })
+            })
+            .flatten();
         let time = StreamTime {
             unit: def.event_time_unit,
             window_type: def.window_type(),
@@ -212,13 +231,19 @@ impl Lowering<'_> {
         let stream_scan = StreamScan::new(
             scan.window(),
             def.window_type(),
+            def.event_time_unit,
             stream_width,
             scan.projection().map(<[usize]>::to_vec),
             Arc::clone(&schema),
         );
         let side_output = self.options.late == LatePolicy::SideOutput;
         let node = self.plan.add(
-            Box::new(ScanNode::new(stream_scan, time.unit, side_output)),
+            Box::new(ScanNode::new(
+                stream_scan,
+                time.unit,
+                side_output,
+                (def.is_view && def.has_event_time).then_some(def.event_time_index),
+            )),
             vec![InputRef::Stream(def.name.clone())],
         );
         Lowered {
@@ -228,6 +253,7 @@ impl Lowering<'_> {
             window: scan.window(),
             window_in_expression: None,
             time,
+            time_column,
             changelog: false,
         }
     }
@@ -280,6 +306,9 @@ impl Lowering<'_> {
         let schema = chain
             .output_schema()
             .ok_or_else(|| err!(Internal, "a chain without steps"))?;
+        let time_column = input
+            .time_column
+            .and_then(|column| column_through(&chain, column));
         let node = self.plan.add(
             Box::new(ChainNode::new(chain, Arc::clone(&input.schema))),
             vec![input.node],
@@ -289,6 +318,7 @@ impl Lowering<'_> {
             schema,
             window_columns,
             window_in_expression,
+            time_column,
             ..input
         })
     }
@@ -355,6 +385,9 @@ impl Lowering<'_> {
             window_columns,
             window,
             window_in_expression: inputs.iter().find_map(|i| i.window_in_expression.clone()),
+            time_column: first
+                .time_column
+                .filter(|c| inputs.iter().all(|i| i.time_column == Some(*c))),
             time: first.time,
             changelog: false,
         })
@@ -439,7 +472,16 @@ impl Lowering<'_> {
             match traced {
                 Some(column) => {
                     group_columns.push(column);
-                    if slice_bound.is_none() || column == GroupColumn::WindowStart {
+                    // Any window column bounds a row's slice; prefer the start.
+                    let rank = |c: GroupColumn| match c {
+                        GroupColumn::WindowStart => 0,
+                        GroupColumn::WindowEnd => 1,
+                        _ => 2,
+                    };
+                    if slice_bound
+                        .as_ref()
+                        .is_none_or(|(_, bound)| rank(column) < rank(*bound))
+                    {
                         slice_bound = Some((Arc::clone(expr), column));
                     }
                 }
@@ -495,6 +537,11 @@ impl Lowering<'_> {
         let unit = input.time.unit;
         let time_type = input.time.window_type.clone();
         let late = self.options.late;
+        // Windowed results carry their window_time as event time, if grouped by.
+        let time_column = group_columns
+            .iter()
+            .position(|c| *c == GroupColumn::WindowTime)
+            .and_then(|column| column_through(&post, column));
         let output = |node: usize, schema: SchemaRef, changelog: bool| Lowered {
             node: InputRef::Node(node),
             window_columns: vec![None; schema.fields().len()],
@@ -502,6 +549,7 @@ impl Lowering<'_> {
             window: None,
             window_in_expression: None,
             time: input.time.clone(),
+            time_column: time_column.filter(|_| !changelog),
             changelog,
         };
         // The schema after the steps the node runs on what it emits.
@@ -723,6 +771,25 @@ impl Lowering<'_> {
             filters,
         })
     }
+}
+
+/// Where column `index` of a chain's input is in its output, if the chain
+/// passes it through unchanged.
+fn column_through(chain: &StatelessChain, mut index: usize) -> Option<usize> {
+    for step in chain.steps() {
+        index = match step {
+            Step::Filter {
+                projection: Some(projection),
+                ..
+            } => projection.iter().position(|&i| i == index)?,
+            Step::Filter { .. } => index,
+            Step::Project { exprs, .. } => exprs.iter().position(|e| {
+                e.downcast_ref::<Column>()
+                    .is_some_and(|c| c.index() == index)
+            })?,
+        };
+    }
+    Some(index)
 }
 
 fn is_step(node: &dyn ExecutionPlan) -> bool {

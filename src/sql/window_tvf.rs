@@ -104,17 +104,17 @@ impl WindowFunction {
             .read()
             .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
             .get(&stream_name)?;
-        if stream.is_view {
+        let time_column = column_name(&args[1], name, "the time column")?;
+        if !stream.has_event_time {
             return Err(err!(
                 Unsupported,
-                "{name} over view '{stream_name}': windows over views are not supported yet; window the streams inside the view"
+                "{name} over view '{stream_name}', which has no event-time column: select the stream's event-time column in the view, or window_time from its window aggregate (GROUP BY ..., window_time)"
             ));
         }
-        let time_column = column_name(&args[1], name, "the time column")?;
         if time_column != stream.event_time_column() {
             return Err(err!(
                 Unsupported,
-                "{name} over '{time_column}': windows use the stream's event-time column, '{}' (its WATERMARK FOR column)",
+                "{name} over '{time_column}': windows use the event-time column of '{stream_name}', '{}' (a stream's WATERMARK FOR column; a view's event-time column or window_time)",
                 stream.event_time_column()
             ));
         }
