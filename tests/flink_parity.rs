@@ -58,16 +58,22 @@ fn golden(name: &str) -> Vec<String> {
 }
 
 fn riffle(events_file: &str, from: &str, chunk: usize) -> Vec<String> {
+    let query = format!("{SELECT} FROM {from} GROUP BY symbol, window_start, window_end");
+    riffle_sql(events_file, &[], &query, chunk)
+}
+
+/// `views` (CREATE VIEW statements) and `query` over the golden events,
+/// pushed `chunk` lines at a time.
+fn riffle_sql(events_file: &str, views: &[&str], query: &str, chunk: usize) -> Vec<String> {
     let events = std::fs::read_to_string(format!("{GOLDEN}/{events_file}.ndjson")).unwrap();
     let mut engine = Engine::new().unwrap();
     engine
         .execute("CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)")
         .unwrap();
-    let query = engine
-        .create_query(&format!(
-            "{SELECT} FROM {from} GROUP BY symbol, window_start, window_end"
-        ))
-        .unwrap();
+    for view in views {
+        engine.execute(view).unwrap();
+    }
+    let query = engine.create_query(query).unwrap();
     let lines: Vec<&str> = events.lines().collect();
     let mut outputs = Vec::new();
     for part in lines.chunks(chunk) {
@@ -163,5 +169,20 @@ fn session_late_event_cases_match_flink() {
                 chunk,
             ),
         );
+    }
+}
+
+/// Cascading windows (Flink's cascading window aggregation): 1 min windows
+/// over the 10 s windows' window_time, late events included (they drop out
+/// of the 10 s windows).
+#[test]
+fn cascading_windows_over_window_time_match_flink() {
+    let view = "CREATE VIEW per_10s AS SELECT symbol, window_start AS start_10s, window_end AS end_10s, \
+                window_time AS rowtime, count(*) AS n, sum(price) AS total, min(price) AS lo, max(price) AS hi \
+                FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start, window_end, window_time";
+    let query = "SELECT symbol, window_start, window_end, sum(n) AS n, sum(total) AS total, min(lo) AS lo, max(hi) AS hi \
+                 FROM TUMBLE(per_10s, rowtime, INTERVAL '1' MINUTE) GROUP BY symbol, window_start, window_end";
+    for chunk in [1, 13, 3000] {
+        assert_same("cascade", riffle_sql("events", &[view], query, chunk));
     }
 }

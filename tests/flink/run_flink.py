@@ -68,7 +68,8 @@ def to_json_value(v):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", required=True)
-    ap.add_argument("--query", required=True, help="file with one Flink SQL SELECT")
+    ap.add_argument("--query", required=True,
+                    help="file with one Flink SQL SELECT, after any CREATE TEMPORARY VIEW statements (;-separated)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--delay-seconds", type=float, default=2.0)
     ap.add_argument("--watermark-interval-ms", type=int, default=0,
@@ -114,7 +115,12 @@ def main():
             'json.fail-on-missing-field' = 'true'
         )""")
 
-    query = open(a.query).read().strip().rstrip(";")
+    # Statements before the last (CREATE TEMPORARY VIEW ...) run first; the
+    # last is the SELECT whose rows are written.
+    statements = [q.strip() for q in open(a.query).read().split(";") if q.strip()]
+    for statement in statements[:-1]:
+        t_env.execute_sql(statement)
+    query = statements[-1]
     if a.explain:
         print(t_env.explain_sql(query), file=sys.stderr)
     # PyFlink's collect() cannot pickle TIMESTAMP_LTZ values (java.time.Instant), so
