@@ -381,6 +381,17 @@ impl Engine {
         Ok(lines.join("\n"))
     }
 
+    /// Closes a query: its operators and their state go, and views it read
+    /// can be dropped. A checkpoint taken after this restores into an
+    /// engine that was set up, and had its queries closed, the same way.
+    pub fn close_query(&mut self, id: QueryId) -> Result<()> {
+        self.query(id)?;
+        self.graph.remove_query(id)?;
+        self.queries.retain(|q| q.id != id);
+        self.fingerprint_parts.push(format!("close query {id}"));
+        Ok(())
+    }
+
     /// Result schema of a query.
     pub fn query_schema(&self, id: QueryId) -> Result<SchemaRef> {
         self.graph.output_schema(id)

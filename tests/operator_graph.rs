@@ -662,3 +662,72 @@ fn views_refuse_what_they_cannot_do_and_change_nothing() {
     let plan = engine.explain(VIEW_QUERIES[0]).unwrap();
     assert!(plan.contains("View: big"), "{plan}");
 }
+
+/// Closing a query removes its operators and state: the other queries go
+/// on exactly as if it had never been there, the views it read can be
+/// dropped, and checkpoints no longer hold its state.
+#[test]
+fn closing_a_query_removes_it_and_nothing_else() {
+    let (a, b) = feeds(51);
+    let pushes = interleaved(&a, &b, 1);
+    let (mut reference, reference_ids) = engine_with_views(&[VIEW_QUERIES[0], VIEW_QUERIES[6]]);
+    let (mut engine, ids) = engine_with_views(&[VIEW_QUERIES[0], VIEW_QUERIES[3], VIEW_QUERIES[6]]);
+    let (first, rest) = pushes.split_at(pushes.len() / 2);
+    let mut expected = Vec::new();
+    let mut outputs = Vec::new();
+    for (stream, rows) in first {
+        expected.extend(reference.push_json(stream, &ndjson(rows)).unwrap());
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    // per_window is read by query 1 only.
+    assert_eq!(
+        engine.execute("DROP VIEW per_window").unwrap_err().code(),
+        ErrorCode::Unsupported
+    );
+    engine.close_query(ids[1]).unwrap();
+    assert_eq!(
+        engine.close_query(ids[1]).unwrap_err().code(),
+        ErrorCode::UnknownQuery
+    );
+    assert_eq!(
+        engine.query_metrics(ids[1]).unwrap_err().code(),
+        ErrorCode::UnknownQuery
+    );
+    engine.execute("DROP VIEW per_window").unwrap();
+    reference.execute("DROP VIEW per_window").unwrap();
+    // A checkpoint now holds no operator of the closed query or the view.
+    let checkpoint = engine.checkpoint().unwrap();
+    assert!(
+        checkpoint
+            .manifest
+            .operators
+            .iter()
+            .all(|o| !o.node.starts_with(&format!("q{}/", ids[1]))
+                && !o.node.starts_with("v_per_window/")),
+        "{:?}",
+        checkpoint.manifest.operators
+    );
+    let closed_before = rows_of(&outputs, ids[1]).len();
+    assert!(
+        closed_before > 0,
+        "the closed query emitted before it was closed"
+    );
+    for (stream, rows) in rest {
+        expected.extend(reference.push_json(stream, &ndjson(rows)).unwrap());
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    expected.extend(reference.finish().unwrap());
+    outputs.extend(engine.finish().unwrap());
+    assert_eq!(
+        rows_of(&outputs, ids[1]).len(),
+        closed_before,
+        "nothing after closing"
+    );
+    for (ours, theirs) in [(ids[0], reference_ids[0]), (ids[2], reference_ids[1])] {
+        assert_eq!(rows_of(&outputs, ours), rows_of(&expected, theirs));
+        assert_eq!(
+            engine.query_metrics(ours).unwrap(),
+            reference.query_metrics(theirs).unwrap()
+        );
+    }
+}

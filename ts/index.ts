@@ -297,6 +297,17 @@ export abstract class QueryBase<D, L> {
     };
   }
 
+  /**
+   * Stops the query: its operators and their state are removed, its
+   * listeners get nothing more, and views it read can be dropped. Closing
+   * twice is a no-op.
+   */
+  close(): void {
+    this.#engine.closeQuery(this.id);
+    this.#listeners.clear();
+    this.#lateListeners.clear();
+  }
+
   /** Current counters. */
   metrics(): QueryMetrics {
     return JSON.parse(this.#engine.callEngine((e) => e.queryMetrics(this.id))) as QueryMetrics;
@@ -432,7 +443,9 @@ export class Riffle {
 
   /**
    * Runs a DDL statement:
-   * `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) [WITH (idle_timeout = INTERVAL '5' SECOND)]`.
+   * `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) [WITH (idle_timeout = INTERVAL '5' SECOND)]`,
+   * `CREATE [OR REPLACE | TEMPORARY] VIEW name AS SELECT ...` (shared by every
+   * query that reads it) or `DROP VIEW [IF EXISTS] name`.
    */
   async sql(statement: string): Promise<void> {
     this.callEngine((e) => e.execute(statement));
@@ -767,6 +780,13 @@ export class Riffle {
     this.#engine = undefined;
     this.#queries.clear();
     this.#layouts.clear();
+  }
+
+  /** @internal Closes query `id` (see {@link QueryBase.close}). */
+  closeQuery(id: number): void {
+    if (!this.#queries.has(id)) return;
+    this.callEngine((e) => e.closeQuery(id));
+    this.#queries.delete(id);
   }
 
   /** @internal Calls into wasm, turning thrown values into RiffleErrors. */

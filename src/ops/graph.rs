@@ -457,6 +457,14 @@ impl Graph {
         Ok(())
     }
 
+    /// Removes query `query`'s nodes and state.
+    pub fn remove_query(&mut self, query: QueryId) -> Result<()> {
+        let nodes = self.nodes_of(query)?;
+        self.queries.retain(|(q, _)| *q != query);
+        self.remove_nodes(nodes);
+        Ok(())
+    }
+
     /// Removes a contiguous range of nodes that nothing outside it reads,
     /// renumbering the nodes after it.
     fn remove_nodes(&mut self, range: std::ops::RangeInclusive<usize>) {

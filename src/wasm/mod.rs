@@ -75,9 +75,17 @@ impl WasmEngine {
         })
     }
 
-    /// Runs `CREATE STREAM`.
+    /// Runs `CREATE STREAM`, `CREATE VIEW` or `DROP VIEW`.
     pub fn execute(&mut self, sql: &str) -> Result<(), JsValue> {
         self.inner.execute(sql).map_err(to_js)
+    }
+
+    /// Closes a query: its operators and state go.
+    #[wasm_bindgen(js_name = closeQuery)]
+    pub fn close_query(&mut self, id: u32) -> Result<(), JsValue> {
+        self.inner.close_query(id).map_err(to_js)?;
+        self.arrow_queries.remove(&id);
+        Ok(())
     }
 
     /// Registers a continuous query; returns its id. `late` is "drop" or

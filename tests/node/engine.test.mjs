@@ -286,3 +286,42 @@ test("NDJSON text of any size and script reaches the engine intact", async () =>
   assert.deepEqual(counts, expected);
   engine.close();
 });
+
+// Issue 19: views shared by queries, windows over a view's window_time, and
+// closing a query, through the public API.
+test("views feed several queries and cascade windows; a closed query stops and frees its view", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  await engine.sql(`CREATE VIEW per_10s AS
+    SELECT symbol, window_start AS start_10s, window_time AS rowtime, count(*) AS n
+    FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start, window_time`);
+  const minutes = engine.query(`SELECT symbol, window_start, sum(n) AS n, count(*) AS slices
+    FROM TUMBLE(per_10s, rowtime, INTERVAL '1' MINUTE) GROUP BY symbol, window_start`);
+  const slices = engine.query("SELECT symbol, start_10s, n FROM per_10s WHERE n > 1");
+  const seenMinutes = [];
+  const seenSlices = [];
+  minutes.subscribe((rows) => seenMinutes.push(...rows));
+  slices.subscribe((rows) => seenSlices.push(...rows));
+  const events = [];
+  for (let i = 0; i < 120; i++) events.push({ symbol: i % 2 ? "A" : "B", price: 1, ts: i * 1_000 });
+  engine.push("trades", events.slice(0, 80));
+  // 10 s windows up to 70 s have closed; their minute [0, 60 s) with them.
+  assert.deepEqual(sortRows(seenMinutes), sortRows([
+    { symbol: "A", window_start: 0, n: 30, slices: 6 },
+    { symbol: "B", window_start: 0, n: 30, slices: 6 },
+  ]));
+  assert.equal(seenSlices.length, 14, "7 closed 10 s windows per symbol, 5 events each");
+  assert.throws(() => engine.push("per_10s", [{ symbol: "A" }]), (e) => e instanceof RiffleError && e.code === "INVALID_INPUT");
+  await assert.rejects(engine.sql("DROP VIEW per_10s"), (e) => e instanceof RiffleError && e.code === "UNSUPPORTED");
+  slices.close();
+  const slicesBefore = seenSlices.length;
+  minutes.close();
+  await engine.sql("DROP VIEW per_10s");
+  engine.push("trades", events.slice(80));
+  engine.finish();
+  assert.equal(seenSlices.length, slicesBefore, "a closed query delivers nothing more");
+  assert.equal(seenMinutes.length, 2);
+  assert.throws(() => minutes.metrics(), (e) => e instanceof RiffleError && e.code === "UNKNOWN_QUERY");
+  minutes.close(); // closing twice is a no-op
+  engine.close();
+});
