@@ -10,7 +10,8 @@ use datafusion::prelude::SessionContext;
 
 use crate::catalog::{BadRowPolicy, StreamCatalog, StreamDef};
 use crate::codec::columns::{decode_columns, ColumnarRows};
-use crate::codec::json::{array_to_ndjson, decode_ndjson, decoding_schema, encode_rows};
+use crate::codec::json::{array_to_ndjson, decode_ndjson, encode_rows};
+use crate::codec::time_values::decoding_schema;
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;

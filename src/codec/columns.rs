@@ -32,8 +32,8 @@ use arrow::compute::{cast, cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::json::{decoding_schema, timestamp_string_millis};
 use super::string_views::from_dictionary;
+use super::time_values::{decoding_schema, timestamp_string_millis};
 use crate::err;
 use crate::error::Result;
 

@@ -26,8 +26,8 @@ use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, Schema};
 use arrow::record_batch::RecordBatch;
 
-use super::json::{decoding_schema, timestamp_string_millis};
 use super::string_views::StringViewColumn;
+use super::time_values::{decoding_schema, timestamp_string_millis};
 
 /// Deepest nesting skipped in undeclared fields; deeper goes to arrow-json.
 const MAX_SKIP_DEPTH: usize = 32;

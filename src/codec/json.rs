@@ -10,18 +10,16 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use arrow::array::timezone::Tz;
 use arrow::array::ArrayRef;
-use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::compute::{cast, concat_batches};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::json::reader::ReaderBuilder;
 use arrow::json::writer::{JsonArray, WriterBuilder};
 use arrow::record_batch::RecordBatch;
-use chrono::Utc;
 
 use super::flat_json::decode_flat_ndjson;
 use super::time_values::to_type;
+pub use super::time_values::{decoding_schema, timestamp_string_millis};
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
@@ -40,37 +38,6 @@ fn clip(text: &str, max: usize) -> String {
 
 /// Rows per decoded batch before concatenation.
 const DECODE_BATCH_ROWS: usize = 8192;
-
-/// The schema JSON is decoded against: every field nullable (absent fields
-/// are reported by the stream with a row number, not by the decoder) and
-/// timestamps in milliseconds.
-pub fn decoding_schema(schema: &Schema) -> SchemaRef {
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let data_type = match f.data_type() {
-                DataType::Timestamp(_, tz) => {
-                    DataType::Timestamp(TimeUnit::Millisecond, tz.clone())
-                }
-                other => other.clone(),
-            };
-            Field::new(f.name(), data_type, true)
-        })
-        .collect();
-    Arc::new(Schema::new(fields))
-}
-
-/// Epoch milliseconds of a timestamp string as arrow-json reads it into a
-/// field in time zone `zone` (UTC when none); `None` when it does not parse.
-/// The column-wise and flat-object decoders use it to agree with arrow-json.
-pub fn timestamp_string_millis(zone: Option<&Tz>, text: &str) -> Option<i64> {
-    let parsed = match zone {
-        Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_millis()),
-        None => string_to_datetime(&Utc, text).map(|t| t.timestamp_millis()),
-    };
-    parsed.ok()
-}
 
 /// Rewrites a JSON array of objects (`[{...}, {...}]`, pretty-printed or
 /// not) as NDJSON with one element per line, so the streaming decoder and

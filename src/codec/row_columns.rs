@@ -35,10 +35,10 @@ use arrow::record_batch::RecordBatch;
 use foldhash::{HashMap, HashMapExt};
 
 use super::json::timestamp_millis_column;
+use super::string_views::ViewTable;
 use super::string_views::{canonical, INLINE};
 use super::time_values::to_type;
 use crate::error::Result;
-use crate::ops::short_string_keys::ViewTable;
 
 /// The planes of one engine call's column-wise deliveries.
 #[derive(Debug, Clone, Default, PartialEq)]

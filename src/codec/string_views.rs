@@ -9,6 +9,7 @@
 
 use arrow::array::{Array, NullBufferBuilder, StringArray, StringViewArray};
 use arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
+use std::hash::BuildHasher;
 
 /// The same strings as a `Utf8View` array, sharing `array`'s value bytes.
 pub fn utf8_to_view(array: &StringArray) -> StringViewArray {
@@ -170,6 +171,105 @@ fn view(value: &[u8], offset: u32) -> u128 {
     } else {
         let prefix = u32::from_le_bytes([value[0], value[1], value[2], value[3]]);
         (len as u128) | (u128::from(prefix) << 32) | (u128::from(offset) << 96)
+    }
+}
+
+/// Open-addressing table from canonical view to group: each slot holds
+/// `group + 1` (0 = empty), the views themselves live in the group-ordered
+/// `views` of its user (short string keys, result-row string codes). Linear probing, a power-of-two number of
+/// slots, at most half of them full.
+pub(crate) struct ViewTable {
+    slots: Vec<u32>,
+    /// Number of occupied slots.
+    len: usize,
+    /// Mixed into every hash, random per table, so that colliding keys
+    /// cannot be chosen in advance.
+    seed: u64,
+}
+
+impl ViewTable {
+    /// An empty table.
+    pub(crate) fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty table sized for `groups` groups.
+    pub(crate) fn with_capacity(groups: usize) -> Self {
+        let slots = (groups * 2).next_power_of_two().max(64);
+        Self {
+            slots: vec![0; slots],
+            len: 0,
+            seed: foldhash::fast::RandomState::default().hash_one(0u64),
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn size(&self) -> usize {
+        self.slots.capacity() * 4
+    }
+
+    /// First slot to probe for `view`: the top bits of a multiplicative hash.
+    fn home(&self, view: u128) -> usize {
+        let low = (view as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let high = ((view >> 64) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+        let hash = (low ^ high.rotate_left(31)).wrapping_mul(0x1656_67B1_9E37_79F9);
+        let bits = self.slots.len().trailing_zeros();
+        (hash >> (64 - bits)) as usize
+    }
+
+    /// The group of `view`, a new one (pushed on `views`) if unseen;
+    /// `null_group` is in `views` but not in the table.
+    pub(crate) fn intern(
+        &mut self,
+        view: u128,
+        views: &mut Vec<u128>,
+        null_group: Option<usize>,
+    ) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(view);
+        loop {
+            match self.slots[slot] {
+                0 => break,
+                group if views[group as usize - 1] == view => return group as usize - 1,
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+        let group = views.len();
+        views.push(view);
+        self.slots[slot] = group as u32 + 1;
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            let mut grown = Self {
+                slots: vec![0; self.slots.len() * 2],
+                len: 0,
+                seed: self.seed,
+            };
+            grown.insert_all(views, null_group);
+            *self = grown;
+        }
+        group
+    }
+
+    /// Empties the table and enters every group of `views` but `skip`.
+    pub(crate) fn rebuild(&mut self, views: &[u128], skip: Option<usize>) {
+        self.slots.fill(0);
+        self.len = 0;
+        self.insert_all(views, skip);
+    }
+
+    fn insert_all(&mut self, views: &[u128], skip: Option<usize>) {
+        let mask = self.slots.len() - 1;
+        for (group, &view) in views.iter().enumerate() {
+            if Some(group) == skip {
+                continue;
+            }
+            let mut slot = self.home(view);
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = group as u32 + 1;
+            self.len += 1;
+        }
     }
 }
 

@@ -10,16 +10,21 @@
 
 use std::sync::Arc;
 
+use arrow::array::timezone::Tz;
 use arrow::array::{
     Array, ArrayRef, AsArray, Int64Array, PrimitiveArray, TimestampMicrosecondArray,
     TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::compute::cast;
+use arrow::compute::kernels::cast_utils::string_to_datetime;
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Int64Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    ArrowPrimitiveType, DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
+
+use chrono::Utc;
 
 use crate::error::Result;
 
@@ -93,6 +98,37 @@ fn i64_parts(column: &dyn Array) -> Option<(ScalarBuffer<i64>, Option<NullBuffer
         }
         _ => return None,
     })
+}
+
+/// The schema JSON is decoded against: every field nullable (absent fields
+/// are reported by the stream with a row number, not by the decoder) and
+/// timestamps in milliseconds.
+pub fn decoding_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let data_type = match f.data_type() {
+                DataType::Timestamp(_, tz) => {
+                    DataType::Timestamp(TimeUnit::Millisecond, tz.clone())
+                }
+                other => other.clone(),
+            };
+            Field::new(f.name(), data_type, true)
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// Epoch milliseconds of a timestamp string as arrow-json reads it into a
+/// field in time zone `zone` (UTC when none); `None` when it does not parse.
+/// The column-wise and flat-object decoders use it to agree with arrow-json.
+pub fn timestamp_string_millis(zone: Option<&Tz>, text: &str) -> Option<i64> {
+    let parsed = match zone {
+        Some(zone) => string_to_datetime(zone, text).map(|t| t.timestamp_millis()),
+        None => string_to_datetime(&Utc, text).map(|t| t.timestamp_millis()),
+    };
+    parsed.ok()
 }
 
 #[cfg(test)]

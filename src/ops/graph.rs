@@ -39,7 +39,6 @@ use arrow::array::{Int64Array, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 
-use super::window_aggregate::WindowMetrics;
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
@@ -181,6 +180,17 @@ impl Output {
     pub fn late(&mut self, batch: RecordBatch) {
         self.messages.push(Message::Late(batch));
     }
+}
+
+/// Counters of one aggregate (window, session or updating).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowMetrics {
+    /// Rows that reached the aggregate (after WHERE).
+    pub rows_in: u64,
+    /// Rows dropped because their slice had already closed.
+    pub late_rows_dropped: u64,
+    /// Windows emitted.
+    pub windows_emitted: u64,
 }
 
 /// Counters of one node (or, summed, of a query).

@@ -6,77 +6,22 @@
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
-use arrow::datatypes::{Field, SchemaRef};
+use arrow::datatypes::Field;
 use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
-use datafusion::physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+use datafusion::physical_expr::GroupsAccumulatorAdapter;
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 
+pub use super::aggregate_spec::AggregateSpec;
 use super::batched_groups::BatchedGroupsAccumulator;
 use super::gather::gather;
 use super::percentile_digests::{plan_digests, DigestPlan, PercentileDigests};
-use super::row_accumulators::{RowAccumulator, RowFolds};
+use super::row_accumulators::RowAccumulator;
 use super::short_string_keys::new_key_values;
 use super::{evaluate, evaluate_mask};
 use crate::error::Result;
-
-/// What to aggregate: group keys and aggregate functions with their
-/// argument and `FILTER (WHERE ...)` expressions, all taken from the plan.
-#[derive(Debug, Clone)]
-pub struct AggregateSpec {
-    /// Group key expressions (window columns excluded).
-    pub keys: Vec<Arc<dyn PhysicalExpr>>,
-    /// Schema of the evaluated keys.
-    pub key_schema: SchemaRef,
-    /// The aggregate functions.
-    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
-    /// Per aggregate: its argument expressions (count(*) gets the literal 1).
-    pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
-    /// Per aggregate: its `FILTER (WHERE ...)` predicate.
-    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    /// Which aggregates fold natively in per-group state (from `aggregates`).
-    row_folds: RowFolds,
-}
-
-impl AggregateSpec {
-    /// The spec of these keys and aggregates.
-    pub fn new(
-        keys: Vec<Arc<dyn PhysicalExpr>>,
-        key_schema: SchemaRef,
-        aggregates: Vec<Arc<AggregateFunctionExpr>>,
-        arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
-        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    ) -> Self {
-        Self {
-            keys,
-            key_schema,
-            row_folds: RowFolds::of(&aggregates),
-            aggregates,
-            arguments,
-            filters,
-        }
-    }
-
-    /// The group key expressions, for EXPLAIN.
-    pub fn key_names(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The aggregate functions, for EXPLAIN.
-    pub fn aggregate_names(&self) -> String {
-        self.aggregates
-            .iter()
-            .map(|a| a.name())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 /// The spec's expressions evaluated on one batch.
 #[derive(Debug, Clone)]
@@ -523,7 +468,7 @@ fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn Group
 /// One accumulator per aggregate, for state that is not grouped (an
 /// updating group, a refining window group), readable after every push.
 pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<RowAccumulator>> {
-    spec.row_folds.create(&spec.aggregates)
+    spec.row_folds().create(&spec.aggregates)
 }
 
 /// Feeds rows `offset..offset + len` of `input` to per-aggregate

@@ -13,6 +13,7 @@
 //! emitted, so any point between two pushes is a consistent cut.
 
 pub mod aggregate_node;
+pub mod aggregate_spec;
 pub mod batched_groups;
 pub mod chain;
 pub mod changelog;

@@ -33,7 +33,7 @@ use datafusion::physical_expr::expressions::Literal;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion_functions_aggregate_common::tdigest::{Centroid, TDigest, DEFAULT_MAX_SIZE};
 
-use super::grouped_aggregates::AggregateSpec;
+use super::aggregate_spec::AggregateSpec;
 
 /// Values buffered (over all groups) before they are merged into digests:
 /// bounds the memory held (512 KB) while giving 1k groups runs of ~60.

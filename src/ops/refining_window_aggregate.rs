@@ -28,6 +28,7 @@ use foldhash::{HashSet, HashSetExt};
 use serde_json::json;
 
 use super::changelog::{value_columns, ChangeList, Changes, Values};
+use super::graph::WindowMetrics;
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
@@ -36,7 +37,7 @@ use super::row_accumulators::RowAccumulator;
 use super::snapshot::{
     key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
 };
-use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
+use super::window_aggregate::{group_columns, row_starts, GroupColumn};
 use crate::codec::time_values::to_type;
 use crate::err;
 use crate::error::Result;

@@ -32,6 +32,7 @@ use foldhash::{HashMap, HashMapExt, HashSet};
 use serde_json::json;
 
 use super::changelog::{value_columns, Changes, Values};
+use super::graph::WindowMetrics;
 use super::grouped_aggregates::{Accumulators, AggregateInput, AggregateSpec};
 use super::key_ids::KeyIds;
 use super::session_groups::{Read, SessionGroups};
@@ -39,7 +40,7 @@ use super::snapshot::{
     metrics_from_json, metrics_json, named_state_fields, null_values, row_values, split_states,
     value_fields,
 };
-use super::window_aggregate::{group_columns, row_starts, GroupColumn, WindowMetrics};
+use super::window_aggregate::{group_columns, row_starts, GroupColumn};
 use crate::codec::time_values::int64_as;
 use crate::err;
 use crate::error::Result;

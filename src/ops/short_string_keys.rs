@@ -8,7 +8,7 @@
 //! value. The first value longer than 12 bytes hands every group, in order,
 //! to DataFusion's group values, which carry on from there.
 //!
-//! The view-to-group table is [`ViewTable`], open addressing over group
+//! The view-to-group table is `ViewTable` (in `codec::string_views`), open addressing over group
 //! numbers: in wasm a row costs a few 64-bit multiplies and loads inline in
 //! the interning loop, where a generic hash map of 128-bit keys costs calls
 //! (entry, hasher, 128-bit shifts) and 32-byte buckets.
@@ -22,9 +22,8 @@ use datafusion::common::Result;
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::{new_group_values, GroupValues};
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
-use std::hash::BuildHasher;
 
-use crate::codec::string_views::{canonical, INLINE};
+use crate::codec::string_views::{canonical, ViewTable, INLINE};
 
 /// Group values for a single `Utf8View` key (see the module docs).
 pub struct ShortStringKeys {
@@ -165,103 +164,6 @@ impl GroupValues for ShortStringKeys {
                 self.views.shrink_to(num_rows);
                 self.null_group = None;
             }
-        }
-    }
-}
-
-/// Open-addressing table from canonical view to group: each slot holds
-/// `group + 1` (0 = empty), the views themselves live in the group-ordered
-/// `views` of [`ShortStringKeys`]. Linear probing, a power-of-two number of
-/// slots, at most half of them full.
-pub(crate) struct ViewTable {
-    slots: Vec<u32>,
-    /// Number of occupied slots.
-    len: usize,
-    /// Mixed into every hash, random per table, so that colliding keys
-    /// cannot be chosen in advance.
-    seed: u64,
-}
-
-impl ViewTable {
-    /// An empty table.
-    pub(crate) fn new() -> Self {
-        Self::with_capacity(0)
-    }
-
-    fn with_capacity(groups: usize) -> Self {
-        let slots = (groups * 2).next_power_of_two().max(64);
-        Self {
-            slots: vec![0; slots],
-            len: 0,
-            seed: foldhash::fast::RandomState::default().hash_one(0u64),
-        }
-    }
-
-    fn size(&self) -> usize {
-        self.slots.capacity() * 4
-    }
-
-    /// First slot to probe for `view`: the top bits of a multiplicative hash.
-    fn home(&self, view: u128) -> usize {
-        let low = (view as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let high = ((view >> 64) as u64).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-        let hash = (low ^ high.rotate_left(31)).wrapping_mul(0x1656_67B1_9E37_79F9);
-        let bits = self.slots.len().trailing_zeros();
-        (hash >> (64 - bits)) as usize
-    }
-
-    /// The group of `view`, a new one (pushed on `views`) if unseen;
-    /// `null_group` is in `views` but not in the table.
-    pub(crate) fn intern(
-        &mut self,
-        view: u128,
-        views: &mut Vec<u128>,
-        null_group: Option<usize>,
-    ) -> usize {
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home(view);
-        loop {
-            match self.slots[slot] {
-                0 => break,
-                group if views[group as usize - 1] == view => return group as usize - 1,
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-        let group = views.len();
-        views.push(view);
-        self.slots[slot] = group as u32 + 1;
-        self.len += 1;
-        if self.len * 2 > self.slots.len() {
-            let mut grown = Self {
-                slots: vec![0; self.slots.len() * 2],
-                len: 0,
-                seed: self.seed,
-            };
-            grown.insert_all(views, null_group);
-            *self = grown;
-        }
-        group
-    }
-
-    /// Empties the table and enters every group of `views` but `skip`.
-    fn rebuild(&mut self, views: &[u128], skip: Option<usize>) {
-        self.slots.fill(0);
-        self.len = 0;
-        self.insert_all(views, skip);
-    }
-
-    fn insert_all(&mut self, views: &[u128], skip: Option<usize>) {
-        let mask = self.slots.len() - 1;
-        for (group, &view) in views.iter().enumerate() {
-            if Some(group) == skip {
-                continue;
-            }
-            let mut slot = self.home(view);
-            while self.slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.slots[slot] = group as u32 + 1;
-            self.len += 1;
         }
     }
 }

@@ -8,9 +8,9 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use serde_json::json;
 
+use super::graph::WindowMetrics;
 use super::grouped_aggregates::{create_accumulators, AggregateSpec};
 use super::row_accumulators::RowAccumulator;
-use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
 use crate::state::meta_i64;
 

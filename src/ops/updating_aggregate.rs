@@ -22,6 +22,7 @@ use datafusion::logical_expr::Accumulator;
 use serde_json::json;
 
 use super::changelog::{value_columns, ChangeList, Changes, Values};
+use super::graph::WindowMetrics;
 use super::grouped_aggregates::{
     apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
 };
@@ -30,7 +31,6 @@ use super::row_accumulators::RowAccumulator;
 use super::snapshot::{
     key_types, metrics_from_json, metrics_json, value_fields, GroupLayout, GroupRow,
 };
-use super::window_aggregate::WindowMetrics;
 use crate::error::Result;
 use crate::state::OperatorState;
 use crate::time::EventTime;

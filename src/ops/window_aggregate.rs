@@ -32,6 +32,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use serde_json::json;
 
 use super::evaluate;
+use super::graph::WindowMetrics;
 use super::grouped_aggregates::{
     Accumulators, AggregateInput, AggregateSpec, GroupedAggregates, PartialState,
 };
@@ -137,17 +138,6 @@ pub struct WindowAggregateConfig {
     pub output_schema: SchemaRef,
     /// Type of the window columns.
     pub time_type: DataType,
-}
-
-/// Counters of one window aggregate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WindowMetrics {
-    /// Rows that reached the aggregate (after WHERE).
-    pub rows_in: u64,
-    /// Rows dropped because their slice had already closed.
-    pub late_rows_dropped: u64,
-    /// Windows emitted.
-    pub windows_emitted: u64,
 }
 
 /// Window aggregate operator.

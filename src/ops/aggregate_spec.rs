@@ -1,0 +1,72 @@
+//! What an aggregate node computes: group keys and aggregate functions with
+//! their arguments and filters, all taken from DataFusion's plan. Shared by
+//! the grouped state, percentile digests and per-group accumulators.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::PhysicalExpr;
+
+use super::row_accumulators::RowFolds;
+
+/// What to aggregate: group keys and aggregate functions with their
+/// argument and `FILTER (WHERE ...)` expressions, all taken from the plan.
+#[derive(Debug, Clone)]
+pub struct AggregateSpec {
+    /// Group key expressions (window columns excluded).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Schema of the evaluated keys.
+    pub key_schema: SchemaRef,
+    /// The aggregate functions.
+    pub aggregates: Vec<Arc<AggregateFunctionExpr>>,
+    /// Per aggregate: its argument expressions (count(*) gets the literal 1).
+    pub arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+    /// Per aggregate: its `FILTER (WHERE ...)` predicate.
+    pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// Which aggregates fold natively in per-group state (from `aggregates`).
+    row_folds: RowFolds,
+}
+
+impl AggregateSpec {
+    /// The spec of these keys and aggregates.
+    pub fn new(
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        key_schema: SchemaRef,
+        aggregates: Vec<Arc<AggregateFunctionExpr>>,
+        arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
+        filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    ) -> Self {
+        Self {
+            keys,
+            key_schema,
+            row_folds: RowFolds::of(&aggregates),
+            aggregates,
+            arguments,
+            filters,
+        }
+    }
+
+    /// Which aggregates fold natively in per-group state.
+    pub fn row_folds(&self) -> &RowFolds {
+        &self.row_folds
+    }
+
+    /// The group key expressions, for EXPLAIN.
+    pub fn key_names(&self) -> String {
+        self.keys
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The aggregate functions, for EXPLAIN.
+    pub fn aggregate_names(&self) -> String {
+        self.aggregates
+            .iter()
+            .map(|a| a.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
