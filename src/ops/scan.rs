@@ -83,7 +83,8 @@ impl StreamScan {
             Some(indices) => indices.clone(),
             None => (0..self.schema.fields().len()).collect(),
         };
-        let mut window_columns: Option<[ArrayRef; 3]> = None;
+        let mut window_columns: Option<[Option<ArrayRef>; 3]> = None;
+        let wants_time = wanted.contains(&(self.stream_width + 2));
         let mut columns = Vec::with_capacity(wanted.len());
         for index in wanted {
             if index < self.stream_width {
@@ -91,12 +92,15 @@ impl StreamScan {
                 continue;
             }
             if window_columns.is_none() {
-                window_columns = Some(self.window_columns(event_times)?);
+                window_columns = Some(self.window_columns(event_times, wants_time)?);
             }
-            let computed = window_columns.as_ref().expect("computed above");
-            let column = computed.get(index - self.stream_width).ok_or_else(|| {
-                crate::err!(Internal, "scan column {index} is past the window columns")
-            })?;
+            let column = window_columns
+                .as_ref()
+                .and_then(|computed| computed.get(index - self.stream_width))
+                .and_then(Option::as_ref)
+                .ok_or_else(|| {
+                    crate::err!(Internal, "scan column {index} is past the window columns")
+                })?;
             columns.push(Arc::clone(column));
         }
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
@@ -107,8 +111,13 @@ impl StreamScan {
         )?)
     }
 
-    /// `window_start`, `window_end` and `window_time` of each row.
-    fn window_columns(&self, event_times: Option<&[EventTime]>) -> Result<[ArrayRef; 3]> {
+    /// `window_start`, `window_end` and (if `with_time`) `window_time` of
+    /// each row.
+    fn window_columns(
+        &self,
+        event_times: Option<&[EventTime]>,
+        with_time: bool,
+    ) -> Result<[Option<ArrayRef>; 3]> {
         let event_times = event_times
             .ok_or_else(|| crate::err!(Internal, "window columns of rows without event times"))?;
         // Each row gets its slice (for TUMBLE, its window) or, for SESSION,
@@ -120,12 +129,17 @@ impl StreamScan {
             ));
         };
         let (starts, ends) = window.rows_bounds(event_times);
-        let slack = crate::time::units_per_milli(self.unit);
-        let times = Int64Array::from_iter_values(ends.iter().map(|end| end.saturating_sub(slack)));
+        let times = if with_time {
+            let slack = crate::time::units_per_milli(self.unit);
+            let times = ends.iter().map(|end| end.saturating_sub(slack));
+            Some(int64_as(Int64Array::from_iter_values(times), &self.time_type)?)
+        } else {
+            None
+        };
         Ok([
-            int64_as(Int64Array::from(starts), &self.time_type)?,
-            int64_as(Int64Array::from(ends), &self.time_type)?,
-            int64_as(times, &self.time_type)?,
+            Some(int64_as(Int64Array::from(starts), &self.time_type)?),
+            Some(int64_as(Int64Array::from(ends), &self.time_type)?),
+            times,
         ])
     }
 }
