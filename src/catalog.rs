@@ -117,6 +117,15 @@ impl StreamDef {
         }
     }
 
+    /// "a stream" or "a view", for messages.
+    pub fn kind_name(&self) -> &'static str {
+        if self.is_view {
+            "a view"
+        } else {
+            "a stream"
+        }
+    }
+
     /// Name of the event-time column.
     pub fn event_time_column(&self) -> &str {
         self.schema.field(self.event_time_index).name()
@@ -168,14 +177,10 @@ impl StreamCatalog {
     /// Adds a stream or view; errors when the name is taken.
     pub fn insert(&mut self, def: StreamDef) -> Result<Arc<StreamDef>> {
         if let Some(existing) = self.streams.get(&def.name) {
-            let what = if existing.is_view {
-                "a view"
-            } else {
-                "a stream"
-            };
             return Err(err!(
                 StreamExists,
-                "{what} named '{}' already exists",
+                "{} named '{}' already exists",
+                existing.kind_name(),
                 def.name
             ));
         }

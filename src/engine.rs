@@ -187,14 +187,10 @@ impl Engine {
         let exists = self.catalog_read()?.get(&name).ok();
         if let Some(existing) = &exists {
             if !(view.or_replace && existing.is_view) {
-                let what = if existing.is_view {
-                    "a view"
-                } else {
-                    "a stream"
-                };
                 return Err(err!(
                     StreamExists,
-                    "{what} named '{name}' already exists{}",
+                    "{} named '{name}' already exists{}",
+                    existing.kind_name(),
                     if existing.is_view {
                         "; drop it first, or CREATE OR REPLACE VIEW"
                     } else {

@@ -253,14 +253,114 @@ impl WindowOperator {
     }
 }
 
-/// The state a checkpoint must hold for a stateful node.
-fn required(state: Option<&OperatorState>) -> Result<&OperatorState> {
-    state.ok_or_else(|| {
-        err!(
-            CheckpointMismatch,
-            "the checkpoint has no state for an aggregate"
-        )
-    })
+/// What an aggregate emits: closed windows, or changes to results.
+#[derive(Debug)]
+enum Emission {
+    Windows(Vec<RecordBatch>),
+    Changes(Box<Changes>),
+}
+
+/// The aggregate inside an [`AggregateNode`]: a window aggregate or a
+/// changelog aggregate, seen the same way by the node.
+trait NodeAggregate: std::fmt::Debug + Sized {
+    fn kind(&self) -> &'static str;
+    /// Adds rows (`watermarks[i]` in force before row `i`, `watermark`
+    /// after them); late rows' positions go to `late`.
+    fn add(
+        &mut self,
+        batch: &RecordBatch,
+        watermarks: &Int64Array,
+        watermark: EventTime,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Emission>;
+    fn advance_to(&mut self, watermark: EventTime) -> Result<Emission>;
+    fn tick(&mut self, _now_millis: i64) -> Result<Option<Emission>> {
+        Ok(None)
+    }
+    fn periodic(&self) -> bool {
+        false
+    }
+    fn take_snapshot(&mut self) -> Result<OperatorState>;
+    fn restored_from(&self, state: &OperatorState) -> Result<Self>;
+    fn counters(&self) -> OperatorMetrics;
+    fn line(&self, unit: TimeUnit) -> String;
+}
+
+impl NodeAggregate for WindowOperator {
+    fn kind(&self) -> &'static str {
+        WindowOperator::kind(self)
+    }
+    fn add(
+        &mut self,
+        batch: &RecordBatch,
+        watermarks: &Int64Array,
+        _watermark: EventTime,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Emission> {
+        Ok(Emission::Windows(self.process(batch, watermarks, late)?))
+    }
+    fn advance_to(&mut self, watermark: EventTime) -> Result<Emission> {
+        Ok(Emission::Windows(self.advance(watermark)?))
+    }
+    fn take_snapshot(&mut self) -> Result<OperatorState> {
+        self.snapshot()
+    }
+    fn restored_from(&self, state: &OperatorState) -> Result<Self> {
+        self.restored(state)
+    }
+    fn counters(&self) -> OperatorMetrics {
+        OperatorMetrics {
+            window: self.metrics().clone(),
+            open_windows: self.open_windows(),
+            state_bytes: self.state_size(),
+        }
+    }
+    fn line(&self, unit: TimeUnit) -> String {
+        self.describe(unit)
+    }
+}
+
+impl NodeAggregate for ChangelogOperator {
+    fn kind(&self) -> &'static str {
+        ChangelogOperator::kind(self)
+    }
+    fn add(
+        &mut self,
+        batch: &RecordBatch,
+        watermarks: &Int64Array,
+        watermark: EventTime,
+        late: Option<&mut Vec<u32>>,
+    ) -> Result<Emission> {
+        let changes = self.process(batch, watermarks, watermark, late)?;
+        Ok(Emission::Changes(Box::new(changes)))
+    }
+    fn advance_to(&mut self, watermark: EventTime) -> Result<Emission> {
+        Ok(Emission::Changes(Box::new(self.advance(watermark)?)))
+    }
+    fn tick(&mut self, now_millis: i64) -> Result<Option<Emission>> {
+        Ok(self
+            .on_wall_clock(now_millis)?
+            .map(|changes| Emission::Changes(Box::new(changes))))
+    }
+    fn periodic(&self) -> bool {
+        self.is_periodic()
+    }
+    fn take_snapshot(&mut self) -> Result<OperatorState> {
+        self.snapshot()
+    }
+    fn restored_from(&self, state: &OperatorState) -> Result<Self> {
+        self.restored(state)
+    }
+    fn counters(&self) -> OperatorMetrics {
+        OperatorMetrics {
+            window: self.metrics().clone(),
+            open_windows: self.open_windows(),
+            state_bytes: self.state_size(),
+        }
+    }
+    fn line(&self, unit: TimeUnit) -> String {
+        self.describe(unit)
+    }
 }
 
 /// Late rows (positions in the aggregate's input) as they were pushed.
@@ -283,121 +383,29 @@ fn late_batch(rows: &Rows, late_rows: &[u32]) -> Result<Option<RecordBatch>> {
     Ok(Some(RecordBatch::try_new(origin.batch.schema(), columns)?))
 }
 
-/// A window aggregate (each window emitted once, when it closes) and the
-/// steps after it.
+/// An aggregate and the steps after it (HAVING, the final SELECT), run on
+/// each window it emits or on both sides of each change.
 #[derive(Debug)]
-pub struct WindowNode {
-    aggregate: WindowOperator,
+pub struct AggregateNode<A> {
+    aggregate: A,
     post: StatelessChain,
+    /// The result schema (with the `_op` column for changelogs).
     output_schema: SchemaRef,
     time_unit: TimeUnit,
     late: LatePolicy,
 }
 
-impl WindowNode {
-    /// A node running `aggregate`, then `post` on each window.
-    pub fn new(
-        aggregate: WindowOperator,
-        post: StatelessChain,
-        output_schema: SchemaRef,
-        time_unit: TimeUnit,
-        late: LatePolicy,
-    ) -> Self {
-        Self {
-            aggregate,
-            post,
-            output_schema,
-            time_unit,
-            late,
-        }
-    }
-
-    fn emit_windows(&self, windows: Vec<RecordBatch>, out: &mut Output) -> Result<()> {
-        for window in windows {
-            let (rows, _) = self.post.apply(window, Vec::new())?;
-            out.emit(rows);
-        }
-        Ok(())
-    }
-}
-
-impl Operator for WindowNode {
-    fn state_kind(&self) -> Option<&'static str> {
-        Some(self.aggregate.kind())
-    }
-
-    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
-        let watermarks = rows.row_watermarks.materialize(rows.batch.num_rows());
-        let side_output = self.late == LatePolicy::SideOutput && rows.origin.is_some();
-        let mut late_rows = Vec::new();
-        let windows = self.aggregate.process(
-            &rows.batch,
-            &watermarks,
-            side_output.then_some(&mut late_rows),
-        )?;
-        self.emit_windows(windows, out)?;
-        if let Some(late) = late_batch(&rows, &late_rows)? {
-            out.late(late);
-        }
-        Ok(())
-    }
-
-    fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
-        let windows = self.aggregate.advance(watermark)?;
-        self.emit_windows(windows, out)?;
-        Ok(watermark)
-    }
-
-    fn snapshot(&mut self) -> Result<Option<OperatorState>> {
-        Ok(Some(self.aggregate.snapshot()?))
-    }
-
-    fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(Self {
-            aggregate: self.aggregate.restored(required(state)?)?,
-            post: self.post.clone(),
-            output_schema: Arc::clone(&self.output_schema),
-            time_unit: self.time_unit,
-            late: self.late,
-        }))
-    }
-
-    fn metrics(&self) -> OperatorMetrics {
-        OperatorMetrics {
-            window: self.aggregate.metrics().clone(),
-            open_windows: self.aggregate.open_windows(),
-            state_bytes: self.aggregate.state_size(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        let mut lines = vec![self.aggregate.describe(self.time_unit)];
-        lines.extend(self.post.describe());
-        lines.join(" ▸ ")
-    }
-
-    fn output_schema(&self) -> SchemaRef {
-        Arc::clone(&self.output_schema)
-    }
-}
+/// A window aggregate: each window emitted once, when it closes.
+pub type WindowNode = AggregateNode<WindowOperator>;
 
 /// An aggregate emitting a changelog (GROUP BY without a window; windows
-/// with early results or allowed lateness) and the steps after it, applied
-/// to both sides of each change.
-#[derive(Debug)]
-pub struct ChangelogNode {
-    aggregate: ChangelogOperator,
-    post: StatelessChain,
-    /// The result schema, with the `_op` column.
-    output_schema: SchemaRef,
-    time_unit: TimeUnit,
-    late: LatePolicy,
-}
+/// with early results or allowed lateness).
+pub type ChangelogNode = AggregateNode<ChangelogOperator>;
 
-impl ChangelogNode {
-    /// A node running `aggregate`, then `post` on each change.
+impl<A> AggregateNode<A> {
+    /// A node running `aggregate`, then `post` on what it emits.
     pub fn new(
-        aggregate: ChangelogOperator,
+        aggregate: A,
         post: StatelessChain,
         output_schema: SchemaRef,
         time_unit: TimeUnit,
@@ -412,20 +420,25 @@ impl ChangelogNode {
         }
     }
 
-    /// Whether the aggregate has a window (TUMBLE, HOP, CUMULATE, SESSION).
-    pub fn has_window(&self) -> bool {
-        !matches!(self.aggregate, ChangelogOperator::Groups(_))
-    }
-
-    fn emit_changes(&self, changes: Changes, out: &mut Output) -> Result<()> {
-        if let Some(batch) = changelog(changes, &self.post, &self.output_schema)? {
-            out.emit(batch);
+    fn emit(&self, emission: Emission, out: &mut Output) -> Result<()> {
+        match emission {
+            Emission::Windows(windows) => {
+                for window in windows {
+                    let (rows, _) = self.post.apply(window, Vec::new())?;
+                    out.emit(rows);
+                }
+            }
+            Emission::Changes(changes) => {
+                if let Some(batch) = changelog(*changes, &self.post, &self.output_schema)? {
+                    out.emit(batch);
+                }
+            }
         }
         Ok(())
     }
 }
 
-impl Operator for ChangelogNode {
+impl<A: NodeAggregate + 'static> Operator for AggregateNode<A> {
     fn state_kind(&self) -> Option<&'static str> {
         Some(self.aggregate.kind())
     }
@@ -434,13 +447,13 @@ impl Operator for ChangelogNode {
         let watermarks = rows.row_watermarks.materialize(rows.batch.num_rows());
         let side_output = self.late == LatePolicy::SideOutput && rows.origin.is_some();
         let mut late_rows = Vec::new();
-        let changes = self.aggregate.process(
+        let emission = self.aggregate.add(
             &rows.batch,
             &watermarks,
             rows.watermark_after,
             side_output.then_some(&mut late_rows),
         )?;
-        self.emit_changes(changes, out)?;
+        self.emit(emission, out)?;
         if let Some(late) = late_batch(&rows, &late_rows)? {
             out.late(late);
         }
@@ -448,29 +461,35 @@ impl Operator for ChangelogNode {
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
-        let changes = self.aggregate.advance(watermark)?;
-        self.emit_changes(changes, out)?;
+        let emission = self.aggregate.advance_to(watermark)?;
+        self.emit(emission, out)?;
         Ok(watermark)
     }
 
     fn on_wall_clock(&mut self, now_millis: i64, out: &mut Output) -> Result<()> {
-        if let Some(changes) = self.aggregate.on_wall_clock(now_millis)? {
-            self.emit_changes(changes, out)?;
+        if let Some(emission) = self.aggregate.tick(now_millis)? {
+            self.emit(emission, out)?;
         }
         Ok(())
     }
 
     fn needs_clock(&self) -> bool {
-        self.aggregate.is_periodic()
+        self.aggregate.periodic()
     }
 
     fn snapshot(&mut self) -> Result<Option<OperatorState>> {
-        Ok(Some(self.aggregate.snapshot()?))
+        Ok(Some(self.aggregate.take_snapshot()?))
     }
 
     fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        let state = state.ok_or_else(|| {
+            err!(
+                CheckpointMismatch,
+                "the checkpoint has no state for an aggregate"
+            )
+        })?;
         Ok(Box::new(Self {
-            aggregate: self.aggregate.restored(required(state)?)?,
+            aggregate: self.aggregate.restored_from(state)?,
             post: self.post.clone(),
             output_schema: Arc::clone(&self.output_schema),
             time_unit: self.time_unit,
@@ -479,15 +498,11 @@ impl Operator for ChangelogNode {
     }
 
     fn metrics(&self) -> OperatorMetrics {
-        OperatorMetrics {
-            window: self.aggregate.metrics().clone(),
-            open_windows: self.aggregate.open_windows(),
-            state_bytes: self.aggregate.state_size(),
-        }
+        self.aggregate.counters()
     }
 
     fn describe(&self) -> String {
-        let mut lines = vec![self.aggregate.describe(self.time_unit)];
+        let mut lines = vec![self.aggregate.line(self.time_unit)];
         lines.extend(self.post.describe());
         lines.join(" ▸ ")
     }

@@ -132,7 +132,10 @@ impl StreamScan {
         let times = if with_time {
             let slack = crate::time::units_per_milli(self.unit);
             let times = ends.iter().map(|end| end.saturating_sub(slack));
-            Some(int64_as(Int64Array::from_iter_values(times), &self.time_type)?)
+            Some(int64_as(
+                Int64Array::from_iter_values(times),
+                &self.time_type,
+            )?)
         } else {
             None
         };
