@@ -628,6 +628,18 @@ fn views_refuse_what_they_cannot_do_and_change_nothing() {
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
     assert!(error.message().contains("rowtime"), "{error}");
+    // A view that kept the window's own column names: say to rename them.
+    engine
+        .execute(
+            "CREATE VIEW raw_windows AS SELECT symbol, window_start, window_time, count(*) AS n \
+             FROM TUMBLE(a, ts, INTERVAL '2' SECOND) GROUP BY symbol, window_start, window_time",
+        )
+        .unwrap();
+    let error = engine
+        .create_query("SELECT window_start, count(*) FROM TUMBLE(raw_windows, window_time, INTERVAL '10' SECOND) GROUP BY window_start")
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    assert!(error.message().contains("rename"), "{error}");
     // A view a query reads cannot be dropped; an unread one can, and its name is free again.
     assert_eq!(code(&mut engine, "DROP VIEW big"), ErrorCode::Unsupported);
     assert_eq!(

@@ -18,7 +18,7 @@ use datafusion::logical_expr::Expr;
 
 use super::interval_from_expr;
 use super::stream_table::StreamTableProvider;
-use crate::catalog::StreamCatalog;
+use crate::catalog::{StreamCatalog, WINDOW_END, WINDOW_START, WINDOW_TIME};
 use crate::err;
 use crate::error::{Result, RiffleError};
 use crate::time::interval::interval_to_units;
@@ -105,6 +105,14 @@ impl WindowFunction {
             .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
             .get(&stream_name)?;
         let time_column = column_name(&args[1], name, "the time column")?;
+        for column in [WINDOW_START, WINDOW_END, WINDOW_TIME] {
+            if stream.schema.column_with_name(column).is_some() {
+                return Err(err!(
+                    Unsupported,
+                    "{name} over '{stream_name}', which already has a column '{column}': the window adds its own; rename it in the view ({column} AS ...), as Flink requires"
+                ));
+            }
+        }
         if !stream.has_event_time {
             return Err(err!(
                 Unsupported,
