@@ -690,7 +690,7 @@ impl Graph {
             if let Some(now) = ticked {
                 node.operator.on_wall_clock(now, &mut out)?;
             }
-            let edges = node.edges.clone();
+            let edges = &self.nodes[index].edges;
             for message in out.messages {
                 for (query, nodes) in &self.queries {
                     if *nodes.end() == index {
@@ -706,7 +706,7 @@ impl Graph {
                         }
                     }
                 }
-                deliver(&mut inboxes, &edges, message);
+                deliver(&mut inboxes, edges, message);
             }
         }
         Ok(results)

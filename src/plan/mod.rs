@@ -198,30 +198,26 @@ impl Lowering<'_> {
         let def = scan.stream();
         let stream_width = def.schema.fields().len();
         let schema = scan.schema();
+        // Position in the stream's (windowed) schema of each scanned column.
+        let full_index = |index: usize| match scan.projection() {
+            Some(projection) => projection.get(index).copied(),
+            None => Some(index),
+        };
         let window_columns = (0..schema.fields().len())
-            .map(|index| {
-                let full = match scan.projection() {
-                    Some(projection) => *projection.get(index)?,
-                    None => index,
-                };
-                match full.checked_sub(stream_width)? {
+            .map(
+                |index| match full_index(index)?.checked_sub(stream_width)? {
                     0 => Some(GroupColumn::WindowStart),
                     1 => Some(GroupColumn::WindowEnd),
                     2 => Some(GroupColumn::WindowTime),
                     _ => None,
-                }
-            })
+                },
+            )
             .collect();
         let time_column = def
             .has_event_time
             .then(|| {
-                (0..schema.fields().len()).find(|&index| {
-                    let full = match scan.projection() {
-                        Some(projection) => projection.get(index).copied(),
-                        None => Some(index),
-                    };
-                    full == Some(def.event_time_index)
-                })
+                (0..schema.fields().len())
+                    .find(|&index| full_index(index) == Some(def.event_time_index))
             })
             .flatten();
         let time = StreamTime {
