@@ -433,8 +433,9 @@ impl Engine {
                 row.row = origin.get(row.row).copied().unwrap_or(row.row);
             }
         }
+        let outputs = self.push_valid(stream, &good)?;
         self.record_bad_rows(stream, bad);
-        self.push_valid(stream, &good)
+        Ok(outputs)
     }
 
     fn record_bad_rows(&mut self, stream: &str, bad: Vec<BadRow>) {
@@ -506,18 +507,20 @@ impl Engine {
                 Some((moved, watermark))
             })
             .collect();
-        let mut outputs = Vec::new();
-        for (source, watermark) in moved {
-            outputs.extend(self.commit_watermark(source, watermark)?);
+        let watermarks: Vec<(String, EventTime)> = moved
+            .iter()
+            .map(|(source, watermark)| (source.def().name.clone(), *watermark))
+            .collect();
+        let outputs = self.graph.atomically(|graph| {
+            let mut outputs = push_watermarks(graph, &watermarks)?;
+            outputs.extend(graph.tick(now_millis)?);
+            Ok(outputs)
+        })?;
+        for (source, _) in moved {
+            self.sources.insert(source.def().name.clone(), source);
         }
-        outputs.extend(
-            self.graph
-                .tick(now_millis)?
-                .into_iter()
-                .map(QueryOutput::new),
-        );
         self.wall_clock_millis = Some(now_millis);
-        Ok(outputs)
+        Ok(outputs.into_iter().map(QueryOutput::new).collect())
     }
 
     /// A consistent checkpoint of every stream's position and every query's
@@ -755,12 +758,17 @@ impl Engine {
                 finished
             })
             .collect();
-        let mut outputs = Vec::new();
+        let watermarks: Vec<(String, EventTime)> = finished
+            .iter()
+            .map(|source| (source.def().name.clone(), source.watermark()))
+            .collect();
+        let outputs = self
+            .graph
+            .atomically(|graph| push_watermarks(graph, &watermarks))?;
         for source in finished {
-            let watermark = source.watermark();
-            outputs.extend(self.commit_watermark(source, watermark)?);
+            self.sources.insert(source.def().name.clone(), source);
         }
-        Ok(outputs)
+        Ok(outputs.into_iter().map(QueryOutput::new).collect())
     }
 
     /// Counters of a query.
@@ -862,4 +870,17 @@ fn to_millis(watermark: EventTime, unit: arrow::datatypes::TimeUnit) -> Option<i
     }
     let nanos = i128::from(watermark) * i128::from(nanos_per_unit(unit));
     i64::try_from(nanos.div_euclid(1_000_000)).ok()
+}
+
+/// Runs each stream's new watermark through the graph, in one transaction
+/// when the caller opened one.
+fn push_watermarks(
+    graph: &mut Graph,
+    watermarks: &[(String, EventTime)],
+) -> Result<Vec<(QueryId, Emitted)>> {
+    let mut outputs = Vec::new();
+    for (stream, watermark) in watermarks {
+        outputs.extend(graph.push(stream, vec![Message::Watermark(*watermark)])?);
+    }
+    Ok(outputs)
 }

@@ -9,6 +9,7 @@ use arrow::array::{Int64Array, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
+use super::aggregate_spec::AggregateSpec;
 use super::chain::StatelessChain;
 use super::changelog::{changelog, Changes};
 use super::gather::gather;
@@ -167,6 +168,14 @@ impl WindowOperator {
 }
 
 impl ChangelogOperator {
+    fn spec(&self) -> &AggregateSpec {
+        match self {
+            ChangelogOperator::Groups(op) => op.spec(),
+            ChangelogOperator::Windows(op) => op.spec(),
+            ChangelogOperator::Sessions(op) => op.spec(),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             ChangelogOperator::Groups(_) => "updating",
@@ -222,6 +231,13 @@ impl ChangelogOperator {
 }
 
 impl WindowOperator {
+    fn spec(&self) -> &AggregateSpec {
+        match self {
+            WindowOperator::Sliced(op) => op.spec(),
+            WindowOperator::Session(op) => op.spec(),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             WindowOperator::Sliced(_) => "window",
@@ -264,6 +280,7 @@ enum Emission {
 /// changelog aggregate, seen the same way by the node.
 trait NodeAggregate: std::fmt::Debug + Sized {
     fn kind(&self) -> &'static str;
+    fn keys_and_aggregates(&self) -> &AggregateSpec;
     /// Adds rows (`watermarks[i]` in force before row `i`, `watermark`
     /// after them); late rows' positions go to `late`.
     fn add(
@@ -289,6 +306,9 @@ trait NodeAggregate: std::fmt::Debug + Sized {
 impl NodeAggregate for WindowOperator {
     fn kind(&self) -> &'static str {
         WindowOperator::kind(self)
+    }
+    fn keys_and_aggregates(&self) -> &AggregateSpec {
+        self.spec()
     }
     fn add(
         &mut self,
@@ -323,6 +343,9 @@ impl NodeAggregate for WindowOperator {
 impl NodeAggregate for ChangelogOperator {
     fn kind(&self) -> &'static str {
         ChangelogOperator::kind(self)
+    }
+    fn keys_and_aggregates(&self) -> &AggregateSpec {
+        self.spec()
     }
     fn add(
         &mut self,
@@ -441,6 +464,10 @@ impl<A> AggregateNode<A> {
 impl<A: NodeAggregate + 'static> Operator for AggregateNode<A> {
     fn state_kind(&self) -> Option<&'static str> {
         Some(self.aggregate.kind())
+    }
+
+    fn may_fail(&self) -> bool {
+        self.aggregate.keys_and_aggregates().may_fail() || self.post.may_fail()
     }
 
     fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {

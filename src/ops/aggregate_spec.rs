@@ -29,6 +29,16 @@ pub struct AggregateSpec {
 }
 
 impl AggregateSpec {
+    /// Whether evaluating its inputs or updating or evaluating its
+    /// aggregates can fail at run time (see [`super::fallible`]).
+    pub fn may_fail(&self) -> bool {
+        use super::fallible::{aggregate_may_fail, expr_may_fail};
+        self.keys.iter().any(expr_may_fail)
+            || self.arguments.iter().flatten().any(expr_may_fail)
+            || self.filters.iter().flatten().any(expr_may_fail)
+            || self.aggregates.iter().any(|a| aggregate_may_fail(a))
+    }
+
     /// The spec of these keys and aggregates.
     pub fn new(
         keys: Vec<Arc<dyn PhysicalExpr>>,

@@ -59,6 +59,14 @@ impl StatelessChain {
         })
     }
 
+    /// Whether evaluating a step can fail at run time.
+    pub fn may_fail(&self) -> bool {
+        self.steps.iter().any(|step| match step {
+            Step::Filter { predicate, .. } => super::fallible::expr_may_fail(predicate),
+            Step::Project { exprs, .. } => exprs.iter().any(super::fallible::expr_may_fail),
+        })
+    }
+
     /// Whether there are no steps.
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
@@ -155,6 +163,10 @@ impl ChainNode {
 }
 
 impl Operator for ChainNode {
+    fn may_fail(&self) -> bool {
+        self.chain.may_fail()
+    }
+
     fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
         // Per-row arrays filtered in step with the rows.
         let mut carried = Vec::new();

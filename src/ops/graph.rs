@@ -31,6 +31,16 @@
 //! then the stateful nodes and what follows them. So an error in any
 //! expression before an aggregate, in any query, fails the push before any
 //! state has changed.
+//!
+//! # All or nothing
+//! Every push-like call is a transaction ([`Graph::atomically`]): when it
+//! fails, every edge's watermark goes back to where it was, and so does
+//! the state of every stateful node it changed. A stateful node's state is
+//! imaged (its snapshot) before the call first reaches it, but only when a
+//! node that may fail ([`Operator::may_fail`]) runs at or after it in the
+//! push order: what runs before the first stateful node fails before any
+//! state changes, and a query whose steps after its aggregate cannot fail
+//! (column references, comparisons, count/sum/min/max/avg) pays nothing.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -220,6 +230,14 @@ pub trait Operator: std::fmt::Debug {
     /// `refining`), or `None` for a stateless operator.
     fn state_kind(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Whether handling a call can fail at run time (an expression that
+    /// divides by zero, an aggregate that overflows). Conservative: `true`
+    /// unless known otherwise. The graph keeps an undo image of a stateful
+    /// node only when a node that runs after it may fail.
+    fn may_fail(&self) -> bool {
+        true
     }
 
     /// Handles rows arriving on input `input`.
@@ -420,6 +438,23 @@ pub struct Graph {
     queries: Vec<(QueryId, std::ops::RangeInclusive<usize>)>,
     /// Each view's nodes, likewise; the last is the view's output.
     views: BTreeMap<String, std::ops::RangeInclusive<usize>>,
+    /// Per node: whether a push keeps an undo image of its state (it is
+    /// stateful and a node that may fail runs at or after it).
+    keeps_undo: Vec<bool>,
+    /// The open transaction, during a push-like call.
+    transaction: Option<Transaction>,
+}
+
+/// What a failed call restores: every watermark as it was, and the state
+/// of each stateful node it reached that keeps an undo image.
+#[derive(Debug)]
+struct Transaction {
+    stream_watermarks: BTreeMap<String, EventTime>,
+    /// Per node: its input watermarks and output watermark.
+    watermarks: Vec<(Vec<EventTime>, EventTime)>,
+    /// Undo images taken, by node index.
+    undo: Vec<(usize, Option<OperatorState>)>,
+    imaged: Vec<bool>,
 }
 
 /// What a new node reads from outside its own plan.
@@ -597,32 +632,113 @@ impl Graph {
             let node = &self.nodes[i];
             (node.stateful_depth, node.operator.state_kind().is_some(), i)
         });
+        let mut keeps_undo = vec![false; self.nodes.len()];
+        let mut failure_follows = false;
+        for &index in order.iter().rev() {
+            let operator = &self.nodes[index].operator;
+            failure_follows |= operator.may_fail();
+            keeps_undo[index] = failure_follows && operator.state_kind().is_some();
+        }
         self.order = order;
+        self.keeps_undo = keeps_undo;
+    }
+
+    /// Runs `call` (pushes, ticks) as one transaction: if it fails, the
+    /// graph is left as it was before it. Nested calls join the open one.
+    pub fn atomically<T>(&mut self, call: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        if self.transaction.is_some() {
+            return call(self);
+        }
+        self.transaction = Some(Transaction {
+            stream_watermarks: self.stream_watermarks.clone(),
+            watermarks: self
+                .nodes
+                .iter()
+                .map(|n| (n.input_watermarks.clone(), n.output_watermark))
+                .collect(),
+            undo: Vec::new(),
+            imaged: vec![false; self.nodes.len()],
+        });
+        let result = call(self);
+        let Some(transaction) = self.transaction.take() else {
+            return Err(err!(Internal, "the graph's transaction vanished"));
+        };
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) => match self.undo(transaction) {
+                Ok(()) => Err(error),
+                Err(undo) => Err(err!(
+                    Internal,
+                    "undoing a failed call failed ({}), after: {}",
+                    undo.message(),
+                    error.message()
+                )),
+            },
+        }
+    }
+
+    fn undo(&mut self, transaction: Transaction) -> Result<()> {
+        self.stream_watermarks = transaction.stream_watermarks;
+        for (node, (inputs, output)) in self.nodes.iter_mut().zip(transaction.watermarks) {
+            node.input_watermarks = inputs;
+            node.output_watermark = output;
+        }
+        for (index, state) in transaction.undo {
+            let node = &mut self.nodes[index];
+            node.operator = node.operator.restored(state.as_ref())?;
+        }
+        Ok(())
+    }
+
+    /// Before a call first changes node `index`: its undo image, if it
+    /// keeps one.
+    fn image(&mut self, index: usize) -> Result<()> {
+        if !self.keeps_undo[index] {
+            return Ok(());
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Ok(());
+        };
+        if transaction.imaged[index] {
+            return Ok(());
+        }
+        transaction.imaged[index] = true;
+        let state = self.nodes[index].operator.snapshot()?;
+        transaction.undo.push((index, state));
+        Ok(())
     }
 
     /// Runs pushed rows (then the stream's watermark) through every node
     /// that reads `stream`; returns what the queries emitted.
+    /// A failed push changes nothing.
     pub fn push(
         &mut self,
         stream: &str,
         messages: Vec<Message>,
     ) -> Result<Vec<(QueryId, Emitted)>> {
-        let mut inboxes = self.inboxes();
-        for message in messages {
-            if let Message::Watermark(watermark) = message {
-                self.stream_watermarks.insert(stream.to_string(), watermark);
+        self.atomically(|graph| {
+            let mut inboxes = graph.inboxes();
+            for message in messages {
+                if let Message::Watermark(watermark) = message {
+                    graph
+                        .stream_watermarks
+                        .insert(stream.to_string(), watermark);
+                }
+                if let Some(edges) = graph.streams.get(stream) {
+                    deliver(&mut inboxes, edges, message);
+                }
             }
-            if let Some(edges) = self.streams.get(stream) {
-                deliver(&mut inboxes, edges, message);
-            }
-        }
-        self.run(inboxes, None)
+            graph.run(inboxes, None)
+        })
     }
 
-    /// Wall-clock tick for every node that wants one.
+    /// Wall-clock tick for every node that wants one; a failed tick changes
+    /// nothing.
     pub fn tick(&mut self, now_millis: i64) -> Result<Vec<(QueryId, Emitted)>> {
-        let inboxes = self.inboxes();
-        self.run(inboxes, Some(now_millis))
+        self.atomically(|graph| {
+            let inboxes = graph.inboxes();
+            graph.run(inboxes, Some(now_millis))
+        })
     }
 
     /// Whether any node wants wall-clock ticks.
@@ -643,11 +759,12 @@ impl Graph {
         for position in 0..self.order.len() {
             let index = self.order[position];
             let inbox = std::mem::take(&mut inboxes[index]);
-            let node = &mut self.nodes[index];
-            let ticked = now_millis.filter(|_| node.operator.needs_clock());
+            let ticked = now_millis.filter(|_| self.nodes[index].operator.needs_clock());
             if inbox.is_empty() && ticked.is_none() {
                 continue;
             }
+            self.image(index)?;
+            let node = &mut self.nodes[index];
             let mut out = Output::new(node.output_watermark);
             for (port, message) in inbox {
                 match message {

@@ -17,6 +17,7 @@ pub mod aggregate_spec;
 pub mod batched_groups;
 pub mod chain;
 pub mod changelog;
+pub mod fallible;
 pub mod gather;
 pub mod graph;
 pub mod grouped_aggregates;

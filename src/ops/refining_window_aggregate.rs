@@ -110,6 +110,11 @@ impl std::fmt::Debug for RefiningWindowAggregate {
 }
 
 impl RefiningWindowAggregate {
+    /// Its keys and aggregates.
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.config.spec
+    }
+
     /// A new operator with the same configuration and no state.
     pub fn fresh(&self) -> Result<Self> {
         Self::try_new(self.config.clone())

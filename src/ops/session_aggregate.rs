@@ -134,6 +134,11 @@ impl std::fmt::Debug for SessionAggregate {
 }
 
 impl SessionAggregate {
+    /// Its keys and aggregates.
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.config.spec
+    }
+
     /// A new operator with the same configuration and no state.
     pub fn fresh(&self) -> Result<Self> {
         Self::try_new(self.config.clone())

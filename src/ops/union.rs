@@ -28,6 +28,10 @@ impl UnionNode {
 }
 
 impl Operator for UnionNode {
+    fn may_fail(&self) -> bool {
+        false
+    }
+
     fn process(&mut self, input: usize, mut rows: Rows, out: &mut Output) -> Result<()> {
         let batch = &rows.batch;
         if batch.num_columns() != self.schema.fields().len() {

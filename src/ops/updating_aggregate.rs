@@ -76,6 +76,11 @@ impl std::fmt::Debug for UpdatingAggregate {
 }
 
 impl UpdatingAggregate {
+    /// Its keys and aggregates.
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.config.spec
+    }
+
     /// A new operator with the same configuration and no state.
     pub fn fresh(&self) -> Result<Self> {
         Self::try_new(self.config.clone())

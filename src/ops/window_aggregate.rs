@@ -152,6 +152,11 @@ pub struct WindowAggregate {
 }
 
 impl WindowAggregate {
+    /// Its keys and aggregates.
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.config.spec
+    }
+
     /// A new operator with the same configuration and no state.
     pub fn fresh(&self) -> Result<Self> {
         Ok(Self::new(self.config.clone()))
