@@ -5,7 +5,11 @@ use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use datafusion::logical_expr::{CreateView, DdlStatement, DropView, LogicalPlan};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{
+    CreateView, DdlStatement, DmlStatement, DropView, LogicalPlan, WriteOp,
+};
 use datafusion::prelude::SessionContext;
 
 use crate::catalog::{BadRowPolicy, StreamCatalog, StreamDef};
@@ -16,7 +20,8 @@ use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 pub use crate::ops::graph::QueryId;
-use crate::ops::graph::{Emitted, Graph, Message, NodeRestore, RowWatermarks, Rows};
+use crate::ops::graph::{Emitted, Graph, InputRef, Message, NodeRestore, RowWatermarks, Rows};
+use crate::ops::insert::InsertNode;
 use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
@@ -66,8 +71,8 @@ impl QueryOutput {
 /// What the engine keeps of a query beside its nodes in the graph.
 struct RunningQuery {
     id: QueryId,
-    /// The streams it reads.
-    streams: Vec<String>,
+    /// The streams and views it reads.
+    inputs: Vec<String>,
 }
 
 /// A streaming SQL engine: one DataFusion session, its streams and queries.
@@ -77,6 +82,9 @@ pub struct Engine {
     sources: BTreeMap<String, StreamSource>,
     /// Views by name, each with the declared streams behind it.
     views: BTreeMap<String, Vec<String>>,
+    /// `INSERT INTO` jobs: the stream each feeds and the streams and views
+    /// its query reads.
+    inserts: BTreeMap<QueryId, (String, Vec<String>)>,
     graph: Graph,
     queries: Vec<RunningQuery>,
     next_query: QueryId,
@@ -119,6 +127,7 @@ impl Engine {
             catalog,
             sources: BTreeMap::new(),
             views: BTreeMap::new(),
+            inserts: BTreeMap::new(),
             graph: Graph::default(),
             queries: Vec::new(),
             next_query: 0,
@@ -133,32 +142,89 @@ impl Engine {
         &self.ctx
     }
 
-    /// Runs a DDL statement: `CREATE STREAM`, `CREATE [TEMPORARY] VIEW` or
-    /// `DROP VIEW` (`sql()` in JavaScript).
-    pub fn execute(&mut self, sql: &str) -> Result<()> {
+    /// Runs a statement of `sql()` in JavaScript: `CREATE STREAM`,
+    /// `CREATE [TEMPORARY] VIEW`, `DROP VIEW`, or `INSERT INTO stream
+    /// SELECT ...`, which starts a job and returns its id (close it with
+    /// [`Engine::close_query`]).
+    pub fn execute(&mut self, sql: &str) -> Result<Option<QueryId>> {
         if is_create_stream(sql) {
-            return self.create_stream(sql);
+            return self.create_stream(sql).map(|()| None);
         }
         let not_ddl = || {
             err!(
                 Unsupported,
-                "sql() runs CREATE STREAM, CREATE VIEW and DROP VIEW; register a SELECT with query() instead"
+                "sql() runs CREATE STREAM, CREATE VIEW, DROP VIEW and INSERT INTO; register a SELECT with query() instead"
             )
         };
-        let statement = sql.trim_start();
-        let keyword = |word: &str| {
-            statement
-                .get(..word.len())
-                .is_some_and(|start| start.eq_ignore_ascii_case(word))
-        };
-        if !keyword("create") && !keyword("drop") {
+        if !starts_with_keyword(sql, &["create", "drop", "insert"]) {
             return Err(not_ddl());
         }
-        match plan_sql(&self.ctx.state(), sql)? {
-            LogicalPlan::Ddl(DdlStatement::CreateView(view)) => self.create_view(&view, sql),
-            LogicalPlan::Ddl(DdlStatement::DropView(drop)) => self.drop_view(&drop, sql),
+        match self.plan_statement(sql)? {
+            LogicalPlan::Ddl(DdlStatement::CreateView(view)) => {
+                self.create_view(&view, sql).map(|()| None)
+            }
+            LogicalPlan::Ddl(DdlStatement::DropView(drop)) => {
+                self.drop_view(&drop, sql).map(|()| None)
+            }
+            LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(InsertOp::Append)) => {
+                self.insert_into(&dml, sql).map(Some)
+            }
+            LogicalPlan::Dml(_) => Err(err!(
+                Unsupported,
+                "streams take new events only: INSERT INTO stream SELECT ... (not OVERWRITE, REPLACE, UPDATE or DELETE)"
+            )),
             _ => Err(not_ddl()),
         }
+    }
+
+    /// `INSERT INTO stream SELECT ...`: a job whose results become events
+    /// of a declared stream, with the job's watermark.
+    fn insert_into(&mut self, dml: &DmlStatement, sql: &str) -> Result<QueryId> {
+        let lowered = self.plan_insert(dml)?;
+        let id = self.next_query;
+        let target = dml.table_name.table().to_string();
+        let units = (
+            lowered.time_unit,
+            self.catalog_read()?.get(&target)?.event_time_unit,
+        );
+        self.graph.add_insert(id, &target, lowered.plan, units)?;
+        self.next_query += 1;
+        self.fingerprint_parts
+            .push(format!("insert {}", sql.trim()));
+        self.inserts.insert(id, (target, lowered.streams));
+        Ok(id)
+    }
+
+    /// Plans an INSERT's query, its last node handing rows to the stream.
+    fn plan_insert(&self, dml: &DmlStatement) -> Result<StreamingPlan> {
+        let target = dml.table_name.table().to_string();
+        let def = self.catalog_read()?.get(&target)?;
+        if def.is_view {
+            return Err(err!(
+                Unsupported,
+                "'{target}' is a view: its rows come from its query; INSERT INTO a stream declared with CREATE STREAM"
+            ));
+        }
+        let state = self.ctx.state();
+        let physical = futures::executor::block_on(state.create_physical_plan(&dml.input))?;
+        let mut lowered = lower(&physical, &QueryOptions::default(), None)?;
+        if lowered.is_changelog {
+            return Err(err!(
+                Unsupported,
+                "INSERT INTO {target} would insert a changelog (GROUP BY without a window): a stream takes final rows; aggregate over a window instead"
+            ));
+        }
+        if self.streams_behind(&lowered.streams).contains(&target) {
+            return Err(err!(
+                Unsupported,
+                "INSERT INTO {target} reads {target} itself (directly, through views or through other INSERTs): a stream cannot feed itself"
+            ));
+        }
+        let last = lowered.plan.nodes.len() - 1;
+        lowered
+            .plan
+            .add(Box::new(InsertNode::new(def)), vec![InputRef::Node(last)]);
+        Ok(lowered)
     }
 
     fn create_stream(&mut self, sql: &str) -> Result<()> {
@@ -268,7 +334,7 @@ impl Engine {
         Ok(())
     }
 
-    /// The declared streams behind `inputs` (streams and views).
+    /// The declared streams directly behind `inputs` (streams and views).
     fn source_streams(&self, inputs: &[String]) -> Vec<String> {
         let mut streams: Vec<String> = Vec::new();
         for input in inputs {
@@ -283,6 +349,46 @@ impl Engine {
             }
         }
         streams
+    }
+
+    /// Every declared stream whose events reach `inputs`: through views,
+    /// and through the `INSERT INTO` jobs that feed a stream.
+    fn streams_behind(&self, inputs: &[String]) -> Vec<String> {
+        let mut streams = self.source_streams(inputs);
+        let mut next = 0;
+        while next < streams.len() {
+            let stream = streams[next].clone();
+            for (target, read) in self.inserts.values() {
+                if *target == stream {
+                    for behind in self.source_streams(read) {
+                        if !streams.contains(&behind) {
+                            streams.push(behind);
+                        }
+                    }
+                }
+            }
+            next += 1;
+        }
+        streams
+    }
+
+    /// Plans one statement; a table DataFusion does not know is an unknown
+    /// stream, reported with the streams there are.
+    fn plan_statement(&self, sql: &str) -> Result<LogicalPlan> {
+        plan_sql(&self.ctx.state(), sql).map_err(|error| {
+            if let DataFusionError::Plan(message) = error.find_root() {
+                let table = message
+                    .strip_prefix("table '")
+                    .and_then(|rest| rest.strip_suffix("' not found"));
+                if let Some(table) = table {
+                    let name = table.rsplit('.').next().unwrap_or(table);
+                    if let Err(unknown) = self.catalog_read().and_then(|c| c.get(name)) {
+                        return unknown;
+                    }
+                }
+            }
+            error.into()
+        })
     }
 
     fn catalog_read(&self) -> Result<std::sync::RwLockReadGuard<'_, StreamCatalog>> {
@@ -300,12 +406,12 @@ impl Engine {
     pub fn create_query_with(&mut self, sql: &str, options: &QueryOptions) -> Result<QueryId> {
         let lowered = self.plan_query(sql, options)?;
         let id = self.next_query;
-        let streams = self.source_streams(&lowered.streams);
+        let inputs = lowered.streams.clone();
         self.graph.add_query(id, lowered.plan)?;
         self.next_query += 1;
         self.fingerprint_parts
             .push(format!("query {} {options:?}", sql.trim()));
-        self.queries.push(RunningQuery { id, streams });
+        self.queries.push(RunningQuery { id, inputs });
         Ok(id)
     }
 
@@ -340,7 +446,7 @@ impl Engine {
                 Some(EmitMode::Every { millis })
             }
         };
-        let logical = plan_sql(&state, sql)?;
+        let logical = self.plan_statement(sql)?;
         if matches!(
             logical,
             LogicalPlan::Ddl(_)
@@ -348,7 +454,10 @@ impl Engine {
                 | LogicalPlan::Statement(_)
                 | LogicalPlan::Copy(_)
         ) {
-            return Err(err!(Unsupported, "query() takes a SELECT over a stream"));
+            return Err(err!(
+                Unsupported,
+                "query() takes a SELECT over a stream; run INSERT INTO and DDL with sql()"
+            ));
         }
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
         let lowered = lower(&physical, options, emit)?;
@@ -359,7 +468,15 @@ impl Engine {
     /// The streaming operator graph a query would run, as text.
     /// Accepts the query with or without a leading `EXPLAIN`.
     pub fn explain(&self, sql: &str) -> Result<String> {
-        let lowered = self.plan_query(strip_explain(sql), &QueryOptions::default())?;
+        let sql = strip_explain(sql);
+        let lowered = if starts_with_keyword(sql, &["insert"]) {
+            match self.plan_statement(sql)? {
+                LogicalPlan::Dml(dml) => self.plan_insert(&dml)?,
+                _ => return Err(err!(Internal, "INSERT planned as something else")),
+            }
+        } else {
+            self.plan_query(sql, &QueryOptions::default())?
+        };
         let mut lines = Vec::new();
         for input in &lowered.streams {
             if self.views.contains_key(input) {
@@ -382,7 +499,9 @@ impl Engine {
     /// can be dropped. A checkpoint taken after this restores into an
     /// engine that was set up, and had its queries closed, the same way.
     pub fn close_query(&mut self, id: QueryId) -> Result<()> {
-        self.query(id)?;
+        if self.inserts.remove(&id).is_none() {
+            self.query(id)?;
+        }
         self.graph.remove_query(id)?;
         self.queries.retain(|q| q.id != id);
         self.fingerprint_parts.push(format!("close query {id}"));
@@ -777,16 +896,23 @@ impl Engine {
         let operators = self.graph.metrics(id)?;
         let (mut events_in, mut bad_rows) = (0, 0);
         let mut watermark: Option<(EventTime, arrow::datatypes::TimeUnit)> = None;
-        for stream in &query.streams {
+        // Behind it now: a job started after the query feeds it too.
+        for stream in &self.streams_behind(&query.inputs) {
             let source = self
                 .sources
                 .get(stream)
                 .ok_or_else(|| err!(Internal, "query {id} reads a stream that is gone"))?;
             events_in += source.events_in();
             bad_rows += source.bad_rows();
-            let here = source.watermark();
-            if watermark.is_none_or(|(w, _)| here < w) {
-                watermark = Some((here, source.def().event_time_unit));
+            // What the query sees: for a stream fed by INSERT INTO, the
+            // minimum over its feeders.
+            let here = (
+                self.graph.stream_watermark(stream),
+                source.def().event_time_unit,
+            );
+            // Streams may count time in different units.
+            if watermark.is_none_or(|there| in_nanos(here) < in_nanos(there)) {
+                watermark = Some(here);
             }
         }
         let (watermark, unit) =
@@ -850,6 +976,17 @@ fn check_emit_mode(emit: Option<EmitMode>, plan: &StreamingPlan) -> Result<()> {
     }
 }
 
+/// Whether the statement starts with one of `keywords` (any case).
+fn starts_with_keyword(sql: &str, keywords: &[&str]) -> bool {
+    let statement = sql.trim_start();
+    keywords.iter().any(|word| {
+        statement
+            .get(..word.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(word))
+            && statement[word.len()..].starts_with(char::is_whitespace)
+    })
+}
+
 /// The statement after a leading `EXPLAIN`, or the whole text.
 fn strip_explain(sql: &str) -> &str {
     let trimmed = sql.trim_start();
@@ -861,6 +998,15 @@ fn strip_explain(sql: &str) -> &str {
             &trimmed[7..]
         }
         _ => sql,
+    }
+}
+
+/// A watermark in nanoseconds, the ends of time kept at the ends.
+fn in_nanos((watermark, unit): (EventTime, arrow::datatypes::TimeUnit)) -> i128 {
+    match watermark {
+        NO_WATERMARK => i128::MIN,
+        END_OF_INPUT => i128::MAX,
+        ticks => i128::from(ticks) * i128::from(nanos_per_unit(unit)),
     }
 }
 

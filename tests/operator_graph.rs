@@ -654,7 +654,7 @@ fn views_refuse_what_they_cannot_do_and_change_nothing() {
             .create_query("SELECT * FROM per_window")
             .unwrap_err()
             .code(),
-        ErrorCode::SqlPlan
+        ErrorCode::UnknownStream
     );
     engine
         .execute("CREATE VIEW per_window AS SELECT symbol FROM b")

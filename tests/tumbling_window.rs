@@ -245,7 +245,7 @@ fn bad_sql_and_bad_input_give_typed_errors_and_change_nothing() {
         ("SELEC x FROM trades", ErrorCode::SqlParse),
         ("SELECT nope FROM trades", ErrorCode::SqlPlan),
         ("SELECT count(*) FROM TUMBLE(nothere, ts, INTERVAL '1' MINUTE) GROUP BY window_start", ErrorCode::UnknownStream),
-        ("SELECT * FROM nothere", ErrorCode::SqlPlan),
+        ("SELECT * FROM nothere", ErrorCode::UnknownStream),
         ("SELECT symbol FROM trades ORDER BY price", ErrorCode::Unsupported),
         ("SELECT symbol FROM trades LIMIT 3", ErrorCode::Unsupported),
         ("SELECT symbol, count(*) FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol", ErrorCode::Unsupported),

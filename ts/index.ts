@@ -364,11 +364,39 @@ export class ArrowQuery extends QueryBase<Uint8Array, Uint8Array> {
   }
 }
 
+/**
+ * A running `INSERT INTO stream SELECT ...`, started by {@link Riffle.sql}:
+ * its results become events of the stream, for every query that reads it.
+ */
+export class InsertJob {
+  readonly #engine: Riffle;
+
+  /** @internal */
+  constructor(
+    engine: Riffle,
+    /** Id within the engine (shared with queries). */
+    readonly id: number,
+    /** The SQL text. */
+    readonly sql: string,
+  ) {
+    this.#engine = engine;
+  }
+
+  /**
+   * Stops the job: its operators and state go, and the stream no longer
+   * waits for its watermark. Rows it already inserted stay. Closing twice
+   * is a no-op.
+   */
+  close(): void {
+    this.#engine.closeQuery(this.id);
+  }
+}
+
 /** A streaming SQL engine. Pushes are synchronous: results are delivered before `push` returns. */
 export class Riffle {
   #engine: WasmEngine | undefined;
   #broken: RiffleError | undefined;
-  readonly #queries = new Map<number, Query<Row> | ArrowQuery>();
+  readonly #queries = new Map<number, Query<Row> | ArrowQuery | InsertJob>();
   /** Per stream, how its events are handed over column-wise (streams never change). */
   readonly #layouts = new Map<string, ColumnLayout>();
   readonly #deadLetterListeners = new Set<(letters: DeadLetter[]) => void>();
@@ -445,11 +473,18 @@ export class Riffle {
    * Runs a DDL statement:
    * `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) [WITH (idle_timeout = INTERVAL '5' SECOND)]`,
    * `CREATE [OR REPLACE | TEMPORARY] VIEW name AS SELECT ...` (shared by every
-   * query that reads it) or `DROP VIEW [IF EXISTS] name`.
+   * query that reads it), `DROP VIEW [IF EXISTS] name`, or
+   * `INSERT INTO stream SELECT ...`, which starts a job whose results become
+   * events of the stream (resolves to the job, to close it; `undefined`
+   * for DDL).
    */
-  async sql(statement: string): Promise<void> {
-    this.callEngine((e) => e.execute(statement));
+  async sql(statement: string): Promise<InsertJob | undefined> {
+    const id = this.callEngine((e) => e.execute(statement));
     this.#startClock();
+    if (id === undefined) return undefined;
+    const job = new InsertJob(this, id, statement);
+    this.#queries.set(id, job);
+    return job;
   }
 
   /** The streaming operator graph a query would run (with or without a leading EXPLAIN). */
@@ -871,7 +906,7 @@ export class Riffle {
     for (const { id, late, rows, ipc: buffers } of byQuery.values()) {
       const query = this.#queries.get(id);
       if (query instanceof ArrowQuery) for (const bytes of buffers) query.deliver(bytes, late, errors);
-      else query?.deliver(rows, late, errors);
+      else if (query instanceof Query) query.deliver(rows, late, errors);
     }
     if (errors.length === 1) throw errors[0];
     if (errors.length > 1) throw new AggregateError(errors, "several subscribers threw");

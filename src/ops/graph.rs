@@ -24,9 +24,18 @@
 //! completes, so results always travel ahead of the watermark that closed
 //! them.
 //!
+//! # Streams fed by `INSERT INTO`
+//! An `INSERT INTO stream` job's last node hands its rows to every reader
+//! of the stream, as the stream's own pushes are handed. The readers see
+//! the minimum of the feeders' watermarks (each job's output watermark, and
+//! the pushes' once any arrived), and each batch's per-row watermarks
+//! capped by the other feeders'. No watermark of its own is kept for such
+//! a stream: it is derived from what the feeders' checkpoints hold.
+//!
 //! # Order of work in a push
 //! A push runs every node it reaches to completion, in one fixed
-//! topological order: first every node with no stateful node upstream
+//! topological order (a job's node before the readers of the stream it
+//! feeds): first every node with no stateful node upstream
 //! (the scans and the expressions before the aggregates of every query),
 //! then the stateful nodes and what follows them. So an error in any
 //! expression before an aggregate, in any query, fails the push before any
@@ -46,13 +55,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, UInt32Array};
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
-use crate::time::watermark::NO_WATERMARK;
+use crate::time::watermark::{convert_watermark, NO_WATERMARK};
 use crate::time::EventTime;
 
 /// Identifies a query within one engine.
@@ -73,6 +82,14 @@ impl RowWatermarks {
         match self {
             RowWatermarks::PerRow(values) => Arc::clone(values),
             RowWatermarks::Constant(value) => Arc::new(Int64Array::from_value(*value, rows)),
+        }
+    }
+
+    /// Each value through `convert` (a change of unit, which keeps order).
+    fn mapped(self, convert: impl Fn(EventTime) -> EventTime) -> Self {
+        match self {
+            RowWatermarks::Constant(value) => RowWatermarks::Constant(convert(value)),
+            RowWatermarks::PerRow(values) => RowWatermarks::PerRow(Arc::new(values.unary(convert))),
         }
     }
 
@@ -392,9 +409,6 @@ struct Node {
     /// Watermark last forwarded downstream.
     output_watermark: EventTime,
     edges: Vec<Edge>,
-    /// Number of stateful nodes on the longest path from a stream, this one
-    /// excluded: orders the stateless prefix first.
-    stateful_depth: usize,
 }
 
 /// A node's watermarks and state in a checkpoint.
@@ -438,6 +452,9 @@ pub struct Graph {
     queries: Vec<(QueryId, std::ops::RangeInclusive<usize>)>,
     /// Each view's nodes, likewise; the last is the view's output.
     views: BTreeMap<String, std::ops::RangeInclusive<usize>>,
+    /// Each `INSERT INTO`'s nodes; its last node's rows and watermarks are
+    /// the target stream's, beside the stream's own pushes.
+    inserts: Vec<Insert>,
     /// Per node: whether a push keeps an undo image of its state (it is
     /// stateful and a node that may fail runs at or after it).
     keeps_undo: Vec<bool>,
@@ -455,6 +472,32 @@ struct Transaction {
     /// Undo images taken, by node index.
     undo: Vec<(usize, Option<OperatorState>)>,
     imaged: Vec<bool>,
+}
+
+/// A running `INSERT INTO stream SELECT ...`.
+#[derive(Debug, Clone)]
+struct Insert {
+    id: QueryId,
+    nodes: std::ops::RangeInclusive<usize>,
+    stream: String,
+    /// The job's event-time unit (its watermarks') and the stream's.
+    units: (TimeUnit, TimeUnit),
+}
+
+impl Insert {
+    /// A watermark of the job as a watermark of the stream.
+    fn converted(&self, watermark: EventTime) -> EventTime {
+        convert_watermark(watermark, self.units.0, self.units.1)
+    }
+}
+
+/// Who feeds a stream's readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feeder {
+    /// The application's pushes.
+    Pushes,
+    /// The output node of an `INSERT INTO` the stream.
+    Insert(usize),
 }
 
 /// What a new node reads from outside its own plan.
@@ -482,6 +525,117 @@ impl Graph {
         Ok(())
     }
 
+    /// Adds an `INSERT INTO stream` job: its output node's rows become rows
+    /// of `stream` for every node that reads it, and the stream's watermark
+    /// is the minimum over its feeders (the job's output watermark; the
+    /// stream's pushes once any arrived). The caller ensures it forms no
+    /// cycle.
+    /// `units`: the job's event-time unit and the stream's.
+    pub fn add_insert(
+        &mut self,
+        id: QueryId,
+        stream: &str,
+        plan: QueryPlan,
+        units: (TimeUnit, TimeUnit),
+    ) -> Result<()> {
+        let nodes = self.add_nodes(&format!("q{id}"), plan)?;
+        self.inserts.push(Insert {
+            id,
+            nodes,
+            stream: stream.to_string(),
+            units,
+        });
+        if let Err(error) = self.reorder() {
+            // A cycle after all: take the job back out.
+            let nodes = self.nodes_of(id)?;
+            self.inserts.retain(|insert| insert.id != id);
+            self.remove_nodes(nodes);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    /// Whether `id` is an `INSERT INTO` job.
+    pub fn is_insert(&self, id: QueryId) -> bool {
+        self.inserts.iter().any(|insert| insert.id == id)
+    }
+
+    /// The watermark the readers of `stream` see: the minimum over its
+    /// feeders.
+    pub fn stream_watermark(&self, stream: &str) -> EventTime {
+        self.feeder_watermark(stream, None).unwrap_or_else(|| {
+            self.stream_watermarks
+                .get(stream)
+                .copied()
+                .unwrap_or(NO_WATERMARK)
+        })
+    }
+
+    /// The minimum watermark over `stream`'s feeders other than `except`
+    /// (`None` when there is no other). Pushes count once they have moved
+    /// the watermark: a stream fed only by `INSERT INTO` is not held back
+    /// by pushes that never come.
+    fn feeder_watermark(&self, stream: &str, except: Option<Feeder>) -> Option<EventTime> {
+        let mut feeders: Vec<(Feeder, EventTime)> = self
+            .inserts
+            .iter()
+            .filter(|insert| insert.stream == stream)
+            .map(|insert| {
+                let node = *insert.nodes.end();
+                let watermark = insert.converted(self.nodes[node].output_watermark);
+                (Feeder::Insert(node), watermark)
+            })
+            .collect();
+        let pushed = self.stream_watermarks.get(stream).copied();
+        match pushed {
+            Some(watermark) if watermark != NO_WATERMARK || feeders.is_empty() => {
+                feeders.push((Feeder::Pushes, watermark))
+            }
+            None if feeders.is_empty() => feeders.push((Feeder::Pushes, NO_WATERMARK)),
+            _ => {}
+        }
+        feeders
+            .into_iter()
+            .filter(|(feeder, _)| Some(*feeder) != except)
+            .map(|(_, watermark)| watermark)
+            .min()
+    }
+
+    /// Hands a feeder's message to the readers of `stream`: rows capped by
+    /// the other feeders' watermarks, watermarks as the minimum over all.
+    fn feed(
+        &self,
+        inboxes: &mut [Vec<(usize, Message)>],
+        stream: &str,
+        feeder: Feeder,
+        message: Message,
+    ) {
+        let Some(edges) = self.streams.get(stream) else {
+            return;
+        };
+        let message = match message {
+            Message::Rows(mut rows) => {
+                if let Feeder::Insert(node) = feeder {
+                    let insert = self.inserts.iter().find(|i| *i.nodes.end() == node);
+                    if let Some(insert) = insert.filter(|i| i.units.0 != i.units.1) {
+                        rows.row_watermarks = rows.row_watermarks.mapped(|w| insert.converted(w));
+                        rows.watermark_after = insert.converted(rows.watermark_after);
+                    }
+                }
+                if let Some(limit) = self.feeder_watermark(stream, Some(feeder)) {
+                    rows.row_watermarks = rows.row_watermarks.capped(limit);
+                    rows.watermark_after = rows.watermark_after.min(limit);
+                }
+                Message::Rows(rows)
+            }
+            Message::Watermark(_) => Message::Watermark(self.stream_watermark(stream)),
+            // Late rows of a job have no application to go to.
+            Message::Late(_) if feeder != Feeder::Pushes => return,
+            late => late,
+        };
+        deliver(inboxes, edges, message);
+    }
+
     /// Whether any query or view reads view `name`.
     pub fn view_is_read(&self, name: &str) -> bool {
         self.views
@@ -506,6 +660,7 @@ impl Graph {
     pub fn remove_query(&mut self, query: QueryId) -> Result<()> {
         let nodes = self.nodes_of(query)?;
         self.queries.retain(|(q, _)| *q != query);
+        self.inserts.retain(|insert| insert.id != query);
         self.remove_nodes(nodes);
         Ok(())
     }
@@ -536,7 +691,11 @@ impl Graph {
         };
         self.queries.iter_mut().for_each(|(_, nodes)| shift(nodes));
         self.views.values_mut().for_each(shift);
-        self.reorder();
+        self.inserts
+            .iter_mut()
+            .for_each(|insert| shift(&mut insert.nodes));
+        // Removing nodes cannot make a cycle.
+        let _ = self.reorder();
     }
 
     fn add_nodes(
@@ -553,24 +712,23 @@ impl Graph {
         for (position, planned) in plan.nodes.into_iter().enumerate() {
             let index = base + position;
             let mut input_watermarks = Vec::new();
-            let mut stateful_depth = 0;
             for (port, input) in planned.inputs.iter().enumerate() {
                 let edge = Edge { to: index, port };
-                let upstream = match input {
+                let watermark = match input {
                     InputRef::Stream(name) => match self.views.get(name) {
-                        Some(view) => Some(&self.nodes[*view.end()]),
+                        Some(view) => {
+                            outside_edges.push((Upstream::View(name.clone()), edge));
+                            self.nodes[*view.end()].output_watermark
+                        }
                         None => {
-                            input_watermarks.push(
-                                self.stream_watermarks
-                                    .get(name)
-                                    .copied()
-                                    .unwrap_or(NO_WATERMARK),
-                            );
                             outside_edges.push((Upstream::Stream(name.clone()), edge));
-                            None
+                            self.stream_watermark(name)
                         }
                     },
-                    InputRef::Node(from) if *from < position => Some(&added[*from]),
+                    InputRef::Node(from) if *from < position => {
+                        added[*from].edges.push(edge);
+                        added[*from].output_watermark
+                    }
                     InputRef::Node(from) => {
                         return Err(err!(
                             Internal,
@@ -578,19 +736,7 @@ impl Graph {
                         ))
                     }
                 };
-                if let Some(upstream) = upstream {
-                    input_watermarks.push(upstream.output_watermark);
-                    let below = upstream.stateful_depth
-                        + usize::from(upstream.operator.state_kind().is_some());
-                    stateful_depth = stateful_depth.max(below);
-                }
-                match input {
-                    InputRef::Stream(name) if self.views.contains_key(name) => {
-                        outside_edges.push((Upstream::View(name.clone()), edge));
-                    }
-                    InputRef::Node(from) => added[*from].edges.push(edge),
-                    InputRef::Stream(_) => {}
-                }
+                input_watermarks.push(watermark);
             }
             if input_watermarks.is_empty() {
                 return Err(err!(Internal, "node {position} has no input"));
@@ -606,7 +752,6 @@ impl Graph {
                 input_watermarks,
                 output_watermark,
                 edges: Vec::new(),
-                stateful_depth,
             });
         }
         let output = base + added.len() - 1;
@@ -620,19 +765,73 @@ impl Graph {
                 }
             }
         }
-        self.reorder();
+        self.reorder()?;
         Ok(base..=output)
     }
 
-    /// Inputs always have smaller indices and a depth no greater (equal
-    /// only when they are stateless), so this is a topological order.
-    fn reorder(&mut self) {
-        let mut order: Vec<usize> = (0..self.nodes.len()).collect();
+    /// Where node `index`'s messages go: its own edges, and for the output
+    /// of an `INSERT INTO`, every reader of the target stream.
+    fn successors(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
+        let fed = self
+            .inserts
+            .iter()
+            .filter(move |insert| *insert.nodes.end() == index)
+            .filter_map(|insert| self.streams.get(&insert.stream))
+            .flatten();
+        self.nodes[index]
+            .edges
+            .iter()
+            .chain(fed)
+            .map(|edge| edge.to)
+    }
+
+    /// Orders the nodes for a push: stateless nodes with no stateful node
+    /// upstream first (every query's), then by the number of stateful nodes
+    /// upstream. A node's depth is at least its inputs', and greater than a
+    /// stateful input's, so ties broken by a topological rank keep inputs
+    /// first. Fails on a cycle (through `INSERT INTO`).
+    fn reorder(&mut self) -> Result<()> {
+        let count = self.nodes.len();
+        let successors: Vec<Vec<usize>> = (0..count)
+            .map(|index| self.successors(index).collect())
+            .collect();
+        let mut pending = vec![0usize; count];
+        for to in successors.iter().flatten() {
+            pending[*to] += 1;
+        }
+        let mut ready: std::collections::BTreeSet<usize> =
+            (0..count).filter(|&i| pending[i] == 0).collect();
+        let mut rank = vec![0usize; count];
+        let mut depth = vec![0usize; count];
+        let mut ranked = 0;
+        while let Some(index) = ready.pop_first() {
+            rank[index] = ranked;
+            ranked += 1;
+            let below =
+                depth[index] + usize::from(self.nodes[index].operator.state_kind().is_some());
+            for &to in &successors[index] {
+                depth[to] = depth[to].max(below);
+                pending[to] -= 1;
+                if pending[to] == 0 {
+                    ready.insert(to);
+                }
+            }
+        }
+        if ranked < count {
+            return Err(err!(
+                Unsupported,
+                "INSERT INTO would feed a stream into itself (through the streams and views it reads)"
+            ));
+        }
+        let mut order: Vec<usize> = (0..count).collect();
         order.sort_by_key(|&i| {
-            let node = &self.nodes[i];
-            (node.stateful_depth, node.operator.state_kind().is_some(), i)
+            (
+                depth[i],
+                self.nodes[i].operator.state_kind().is_some(),
+                rank[i],
+            )
         });
-        let mut keeps_undo = vec![false; self.nodes.len()];
+        let mut keeps_undo = vec![false; count];
         let mut failure_follows = false;
         for &index in order.iter().rev() {
             let operator = &self.nodes[index].operator;
@@ -641,6 +840,7 @@ impl Graph {
         }
         self.order = order;
         self.keeps_undo = keeps_undo;
+        Ok(())
     }
 
     /// Runs `call` (pushes, ticks) as one transaction: if it fails, the
@@ -724,9 +924,7 @@ impl Graph {
                         .stream_watermarks
                         .insert(stream.to_string(), watermark);
                 }
-                if let Some(edges) = graph.streams.get(stream) {
-                    deliver(&mut inboxes, edges, message);
-                }
+                graph.feed(&mut inboxes, stream, Feeder::Pushes, message);
             }
             graph.run(inboxes, None)
         })
@@ -807,7 +1005,11 @@ impl Graph {
             if let Some(now) = ticked {
                 node.operator.on_wall_clock(now, &mut out)?;
             }
-            let edges = &self.nodes[index].edges;
+            let target = self
+                .inserts
+                .iter()
+                .find(|insert| *insert.nodes.end() == index)
+                .map(|insert| insert.stream.clone());
             for message in out.messages {
                 for (query, nodes) in &self.queries {
                     if *nodes.end() == index {
@@ -823,18 +1025,28 @@ impl Graph {
                         }
                     }
                 }
-                deliver(&mut inboxes, edges, message);
+                match &target {
+                    Some(stream) => self.feed(&mut inboxes, stream, Feeder::Insert(index), message),
+                    None => deliver(&mut inboxes, &self.nodes[index].edges, message),
+                }
             }
         }
         Ok(results)
     }
 
-    /// The node indices of `query`; the last is its output.
+    /// The node indices of `query` (or `INSERT INTO` job); the last is its
+    /// output.
     fn nodes_of(&self, query: QueryId) -> Result<std::ops::RangeInclusive<usize>> {
         self.queries
             .iter()
             .find(|(q, _)| *q == query)
             .map(|(_, nodes)| nodes.clone())
+            .or_else(|| {
+                self.inserts
+                    .iter()
+                    .find(|insert| insert.id == query)
+                    .map(|insert| insert.nodes.clone())
+            })
             .ok_or_else(|| err!(UnknownQuery, "no query with id {query}"))
     }
 

@@ -21,6 +21,7 @@ pub mod fallible;
 pub mod gather;
 pub mod graph;
 pub mod grouped_aggregates;
+pub mod insert;
 pub mod key_ids;
 pub mod percentile_digests;
 pub mod refining_window_aggregate;

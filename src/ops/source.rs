@@ -383,7 +383,8 @@ fn is_event_time(def: &StreamDef, name: &str) -> bool {
     def.event_time_column() == name
 }
 
-fn event_times(def: &StreamDef, batch: &RecordBatch) -> Result<Vec<EventTime>> {
+/// Each row's event time in the stream's ticks; a null one is an error.
+pub fn event_times(def: &StreamDef, batch: &RecordBatch) -> Result<Vec<EventTime>> {
     let column = batch.column(def.event_time_index);
     if column.null_count() > 0 {
         return Err(err!(

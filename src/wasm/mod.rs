@@ -75,8 +75,9 @@ impl WasmEngine {
         })
     }
 
-    /// Runs `CREATE STREAM`, `CREATE VIEW` or `DROP VIEW`.
-    pub fn execute(&mut self, sql: &str) -> Result<(), JsValue> {
+    /// Runs `CREATE STREAM`, `CREATE VIEW`, `DROP VIEW` or `INSERT INTO`;
+    /// returns the id of an INSERT's job.
+    pub fn execute(&mut self, sql: &str) -> Result<Option<u32>, JsValue> {
         self.inner.execute(sql).map_err(to_js)
     }
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { Riffle, RiffleError } from "riffle-sql";
+import { InsertJob, Riffle, RiffleError } from "riffle-sql";
 import { diffRows, generateTrades, referenceWindows, runScenario, sortRows, DDL, QUERY } from "../shared/scenario.mjs";
 
 test("window results equal a hand-written JavaScript aggregator", async () => {
@@ -323,5 +323,51 @@ test("views feed several queries and cascade windows; a closed query stops and f
   assert.equal(seenMinutes.length, 2);
   assert.throws(() => minutes.metrics(), (e) => e instanceof RiffleError && e.code === "UNKNOWN_QUERY");
   minutes.close(); // closing twice is a no-op
+  engine.close();
+});
+
+// Issue 19: INSERT INTO a stream through sql(); the job's rows are events of
+// the stream for queries made before and after it; closing the job stops it.
+test("INSERT INTO feeds a stream from a window query; the job closes like a query", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  assert.equal(await engine.sql(`CREATE STREAM per_10s (symbol VARCHAR, n BIGINT, rowtime TIMESTAMP(3),
+    WATERMARK FOR rowtime AS rowtime - INTERVAL '1' SECOND)`), undefined);
+  const minutes = engine.query(`SELECT symbol, window_start, sum(n) AS n, count(*) AS slices
+    FROM TUMBLE(per_10s, rowtime, INTERVAL '1' MINUTE) GROUP BY symbol, window_start`);
+  const job = await engine.sql(`INSERT INTO per_10s SELECT symbol, count(*), window_time
+    FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start, window_time`);
+  assert.ok(job instanceof InsertJob);
+  assert.match(engine.explain(job.sql), /InsertInto: per_10s/);
+  const slices = engine.query("SELECT symbol, n, rowtime FROM per_10s");
+  const seenMinutes = [];
+  const seenSlices = [];
+  minutes.subscribe((rows) => seenMinutes.push(...rows));
+  slices.subscribe((rows) => seenSlices.push(...rows));
+  const events = [];
+  for (let i = 0; i < 120; i++) events.push({ symbol: i % 2 ? "A" : "B", price: 1, ts: i * 1_000 });
+  engine.push("trades", events.slice(0, 80));
+  assert.deepEqual(sortRows(seenMinutes), sortRows([
+    { symbol: "A", window_start: 0, n: 30, slices: 6 },
+    { symbol: "B", window_start: 0, n: 30, slices: 6 },
+  ]));
+  assert.equal(seenSlices.length, 14, "7 closed 10 s windows per symbol");
+  // per_10s is in milliseconds, trades in nanoseconds: the job's watermark
+  // (77 s exactly) converts to the last millisecond it wholly covers.
+  assert.equal(minutes.metrics().watermark, 76_999);
+  assert.equal(minutes.metrics().eventsIn, 80, "the events behind the job count");
+  assert.deepEqual(seenSlices.find((row) => row.symbol === "B" && row.rowtime === 9_999), { symbol: "B", n: 5, rowtime: 9_999 });
+  await assert.rejects(engine.sql("INSERT INTO trades SELECT symbol, price, ts FROM trades"),
+    (e) => e instanceof RiffleError && e.code === "UNSUPPORTED" && /itself/.test(e.message));
+  job.close();
+  job.close(); // closing twice is a no-op
+  engine.push("trades", events.slice(80));
+  engine.finish();
+  assert.equal(seenSlices.length, 14, "a closed job inserts nothing more");
+  // What it inserted before it closed stays: [60 s, 70 s) completes its minute.
+  assert.deepEqual(sortRows(seenMinutes.slice(2)), sortRows([
+    { symbol: "A", window_start: 60_000, n: 5, slices: 1 },
+    { symbol: "B", window_start: 60_000, n: 5, slices: 1 },
+  ]));
   engine.close();
 });

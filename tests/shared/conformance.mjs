@@ -104,10 +104,10 @@ export async function conformance(Riffle, RiffleError, options = {}) {
       engine.close();
     }
   });
-  await check("an unknown table is SQL_PLAN", async () => {
+  await check("an unknown table is UNKNOWN_STREAM", async () => {
     const engine = await create();
     try {
-      return await expectCode("SQL_PLAN", () => engine.query("SELECT * FROM missing"));
+      return await expectCode("UNKNOWN_STREAM", () => engine.query("SELECT * FROM missing"));
     } finally {
       engine.close();
     }
