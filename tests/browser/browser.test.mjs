@@ -76,7 +76,7 @@ async function windowedQueryInChromium(csp) {
   assert.ok(result.beforeFinish > 0);
   assert.equal(result.metrics.eventsIn, 5_000);
   assert.equal(result.metrics.lateEventsDropped, 0);
-  assert.equal(result.errorCode, "SQL_PLAN");
+  assert.equal(result.errorCode, "UNKNOWN_STREAM");
   // The policy refused code generation to the page (and so to Riffle's row builder).
   assert.equal(result.codeGeneration, !csp);
   await page.close();
