@@ -499,10 +499,11 @@ impl Engine {
     /// can be dropped. A checkpoint taken after this restores into an
     /// engine that was set up, and had its queries closed, the same way.
     pub fn close_query(&mut self, id: QueryId) -> Result<()> {
-        if self.inserts.remove(&id).is_none() {
+        if !self.inserts.contains_key(&id) {
             self.query(id)?;
         }
         self.graph.remove_query(id)?;
+        self.inserts.remove(&id);
         self.queries.retain(|q| q.id != id);
         self.fingerprint_parts.push(format!("close query {id}"));
         Ok(())

@@ -457,3 +457,81 @@ fn explain_shows_the_job_and_the_stream_it_feeds() {
         assert!(plan.contains(part), "missing {part:?} in\n{plan}");
     }
 }
+
+/// Two jobs into one stream, and a third from it into another: one push
+/// hands the third job rows and watermarks of both feeders in turn, and
+/// every row must be counted where it belongs (each event twice).
+#[test]
+fn rows_between_watermarks_of_several_jobs_are_counted_where_they_belong() {
+    let ddl = |name: &str| {
+        format!(
+            "CREATE STREAM {name} (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '0' SECOND)"
+        )
+    };
+    let events = trades(21, 400, 3, 113, 1);
+    for seed in 0..3 {
+        let mut engine = Engine::new().unwrap();
+        for name in ["t", "s2", "s3"] {
+            engine.execute(&ddl(name)).unwrap();
+        }
+        for job in [
+            "INSERT INTO s2 SELECT symbol, price, ts FROM t",
+            "INSERT INTO s2 SELECT symbol, price, ts FROM t",
+            "INSERT INTO s3 SELECT symbol, price, ts FROM s2",
+        ] {
+            engine.execute(job).unwrap();
+        }
+        let counts = engine
+            .create_query(
+                "SELECT window_start, count(*) AS n FROM TUMBLE(s3, ts, INTERVAL '10' SECOND) GROUP BY window_start",
+            )
+            .unwrap();
+        let mut rng = Rng::new(seed);
+        let mut outputs = Vec::new();
+        let mut rest = events.as_slice();
+        while !rest.is_empty() {
+            let take = (1 + rng.below(60) as usize).min(rest.len());
+            let (head, tail) = rest.split_at(take);
+            outputs.extend(engine.push_json("t", &ndjson(head)).unwrap());
+            rest = tail;
+        }
+        outputs.extend(engine.finish().unwrap());
+        let doubled = "SELECT date_bin(INTERVAL '10 seconds', ts, TIMESTAMP '1970-01-01') AS window_start, 2 * count(*) AS n \
+                       FROM t GROUP BY 1";
+        assert_eq!(
+            sorted(rows_of(&outputs, counts)),
+            batch_sql_with(&events, doubled, |_| {}),
+            "seed {seed}"
+        );
+        assert_eq!(engine.query_metrics(counts).unwrap().late_events_dropped, 0);
+    }
+}
+
+/// A stream's first push behind the watermark its job already gave it:
+/// the row is late (dropped and counted), not taken into a window that
+/// already closed.
+#[test]
+fn a_first_push_behind_a_fed_streams_watermark_is_late() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(STREAMS[0]).unwrap();
+    engine.execute(STREAMS[2]).unwrap();
+    engine
+        .execute("INSERT INTO merged SELECT symbol, price, ts FROM a")
+        .unwrap();
+    let counts = engine
+        .create_query(
+            "SELECT window_start, count(*) AS n FROM TUMBLE(merged, ts, INTERVAL '10' SECOND) GROUP BY window_start",
+        )
+        .unwrap();
+    engine.push_json("a", &event("X", 1.0, 1_000)).unwrap();
+    let out = engine.push_json("a", &event("X", 1.0, 22_000)).unwrap();
+    assert_eq!(rows_of(&out, counts), vec![window(0, 1)]);
+    assert!(engine
+        .push_json("merged", &event("Y", 1.0, 5_000))
+        .unwrap()
+        .is_empty());
+    assert_eq!(engine.query_metrics(counts).unwrap().late_events_dropped, 1);
+    let out = engine.finish().unwrap();
+    assert_eq!(rows_of(&out, counts), vec![window(20, 1)]);
+}

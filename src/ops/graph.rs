@@ -93,6 +93,20 @@ impl RowWatermarks {
         }
     }
 
+    /// Each value raised to at least `floor`.
+    fn floored(self, floor: EventTime) -> Self {
+        match self {
+            RowWatermarks::Constant(value) => RowWatermarks::Constant(value.max(floor)),
+            RowWatermarks::PerRow(values) => {
+                if values.values().iter().all(|&v| v >= floor) {
+                    RowWatermarks::PerRow(values)
+                } else {
+                    RowWatermarks::PerRow(Arc::new(values.unary(|v| v.max(floor))))
+                }
+            }
+        }
+    }
+
     /// Each value capped at `limit` (another input's watermark).
     fn capped(self, limit: EventTime) -> Self {
         match self {
@@ -528,8 +542,8 @@ impl Graph {
     /// Adds an `INSERT INTO stream` job: its output node's rows become rows
     /// of `stream` for every node that reads it, and the stream's watermark
     /// is the minimum over its feeders (the job's output watermark; the
-    /// stream's pushes once any arrived). The caller ensures it forms no
-    /// cycle.
+    /// stream's pushes once any arrived). A job that would close a cycle
+    /// is refused, and the graph left as it was.
     /// `units`: the job's event-time unit and the stream's.
     pub fn add_insert(
         &mut self,
@@ -549,26 +563,17 @@ impl Graph {
             // A cycle after all: take the job back out.
             let nodes = self.nodes_of(id)?;
             self.inserts.retain(|insert| insert.id != id);
-            self.remove_nodes(nodes);
+            self.remove_nodes(nodes)?;
             return Err(error);
         }
         Ok(())
     }
 
-    /// Whether `id` is an `INSERT INTO` job.
-    pub fn is_insert(&self, id: QueryId) -> bool {
-        self.inserts.iter().any(|insert| insert.id == id)
-    }
-
     /// The watermark the readers of `stream` see: the minimum over its
     /// feeders.
     pub fn stream_watermark(&self, stream: &str) -> EventTime {
-        self.feeder_watermark(stream, None).unwrap_or_else(|| {
-            self.stream_watermarks
-                .get(stream)
-                .copied()
-                .unwrap_or(NO_WATERMARK)
-        })
+        // Some: the pushes count when nothing else feeds the stream.
+        self.feeder_watermark(stream, None).unwrap_or(NO_WATERMARK)
     }
 
     /// The minimum watermark over `stream`'s feeders other than `except`
@@ -601,6 +606,21 @@ impl Graph {
             .min()
     }
 
+    /// The job behind a feeder, if it is one.
+    fn job_feeding(&self, feeder: Feeder) -> Option<&Insert> {
+        match feeder {
+            Feeder::Pushes => None,
+            Feeder::Insert(node) => self.job_ending_at(node),
+        }
+    }
+
+    /// The `INSERT INTO` job whose output node is `node`, if any.
+    fn job_ending_at(&self, node: usize) -> Option<&Insert> {
+        self.inserts
+            .iter()
+            .find(|insert| *insert.nodes.end() == node)
+    }
+
     /// Hands a feeder's message to the readers of `stream`: rows capped by
     /// the other feeders' watermarks, watermarks as the minimum over all.
     fn feed(
@@ -615,9 +635,8 @@ impl Graph {
         };
         let message = match message {
             Message::Rows(mut rows) => {
-                if let Feeder::Insert(node) = feeder {
-                    let insert = self.inserts.iter().find(|i| *i.nodes.end() == node);
-                    if let Some(insert) = insert.filter(|i| i.units.0 != i.units.1) {
+                if let Some(insert) = self.job_feeding(feeder) {
+                    if insert.units.0 != insert.units.1 {
                         rows.row_watermarks = rows.row_watermarks.mapped(|w| insert.converted(w));
                         rows.watermark_after = insert.converted(rows.watermark_after);
                     }
@@ -628,7 +647,17 @@ impl Graph {
                 }
                 Message::Rows(rows)
             }
-            Message::Watermark(_) => Message::Watermark(self.stream_watermark(stream)),
+            Message::Watermark(watermark) => Message::Watermark(match self.job_feeding(feeder) {
+                // The value this message carries (a node may emit several
+                // in one call), under the other feeders'.
+                Some(insert) => {
+                    let own = insert.converted(watermark);
+                    self.feeder_watermark(stream, Some(feeder))
+                        .map_or(own, |others| others.min(own))
+                }
+                // The pushes' watermark was recorded before this call.
+                None => self.stream_watermark(stream),
+            }),
             // Late rows of a job have no application to go to.
             Message::Late(_) if feeder != Feeder::Pushes => return,
             late => late,
@@ -652,8 +681,7 @@ impl Graph {
             .views
             .remove(name)
             .ok_or_else(|| err!(Internal, "no view {name}"))?;
-        self.remove_nodes(nodes);
-        Ok(())
+        self.remove_nodes(nodes)
     }
 
     /// Removes query `query`'s nodes and state.
@@ -661,13 +689,12 @@ impl Graph {
         let nodes = self.nodes_of(query)?;
         self.queries.retain(|(q, _)| *q != query);
         self.inserts.retain(|insert| insert.id != query);
-        self.remove_nodes(nodes);
-        Ok(())
+        self.remove_nodes(nodes)
     }
 
     /// Removes a contiguous range of nodes that nothing outside it reads,
     /// renumbering the nodes after it.
-    fn remove_nodes(&mut self, range: std::ops::RangeInclusive<usize>) {
+    fn remove_nodes(&mut self, range: std::ops::RangeInclusive<usize>) -> Result<()> {
         let (first, last) = (*range.start(), *range.end());
         let removed = last + 1 - first;
         let renumber = |index: usize| if index > last { index - removed } else { index };
@@ -694,8 +721,7 @@ impl Graph {
         self.inserts
             .iter_mut()
             .for_each(|insert| shift(&mut insert.nodes));
-        // Removing nodes cannot make a cycle.
-        let _ = self.reorder();
+        self.reorder()
     }
 
     fn add_nodes(
@@ -773,10 +799,9 @@ impl Graph {
     /// of an `INSERT INTO`, every reader of the target stream.
     fn successors(&self, index: usize) -> impl Iterator<Item = usize> + '_ {
         let fed = self
-            .inserts
-            .iter()
-            .filter(move |insert| *insert.nodes.end() == index)
-            .filter_map(|insert| self.streams.get(&insert.stream))
+            .job_ending_at(index)
+            .and_then(|insert| self.streams.get(&insert.stream))
+            .into_iter()
             .flatten();
         self.nodes[index]
             .edges
@@ -967,6 +992,12 @@ impl Graph {
             for (port, message) in inbox {
                 match message {
                     Message::Rows(mut rows) => {
+                        // Never judged against less than this input already
+                        // passed (a stream fed by several jobs and pushes
+                        // can hand over rows from a slower feeder).
+                        let floor = node.input_watermarks[port];
+                        rows.row_watermarks = rows.row_watermarks.floored(floor);
+                        rows.watermark_after = rows.watermark_after.max(floor);
                         if node.input_watermarks.len() > 1 {
                             let others = node
                                 .input_watermarks
@@ -1006,9 +1037,7 @@ impl Graph {
                 node.operator.on_wall_clock(now, &mut out)?;
             }
             let target = self
-                .inserts
-                .iter()
-                .find(|insert| *insert.nodes.end() == index)
+                .job_ending_at(index)
                 .map(|insert| insert.stream.clone());
             for message in out.messages {
                 for (query, nodes) in &self.queries {
