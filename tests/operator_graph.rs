@@ -162,18 +162,6 @@ fn an_aggregate_over_windowed_results_equals_batch_sql() {
 }
 
 #[test]
-fn an_aggregate_over_a_changelog_is_refused_with_what_to_write() {
-    let (mut engine, _) = engine_with(&[]);
-    let error = engine
-        .create_query(
-            "SELECT n, count(*) FROM (SELECT symbol, count(*) AS n FROM a GROUP BY symbol) GROUP BY n",
-        )
-        .unwrap_err();
-    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
-    assert!(error.message().contains("changelog"), "{error}");
-}
-
-#[test]
 fn a_union_closes_windows_at_the_minimum_of_its_inputs_watermarks() {
     let query = "SELECT window_start, count(*) AS n FROM ( \
            SELECT window_start FROM TUMBLE(a, ts, INTERVAL '10' SECOND) \

@@ -4,11 +4,13 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Field, SchemaRef};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_expr::PhysicalExpr;
 
+use super::retracting::Retractable;
 use super::row_accumulators::RowFolds;
+use crate::error::Result;
 
 /// What to aggregate: group keys and aggregate functions with their
 /// argument and `FILTER (WHERE ...)` expressions, all taken from the plan.
@@ -26,6 +28,8 @@ pub struct AggregateSpec {
     pub filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// Which aggregates fold natively in per-group state (from `aggregates`).
     row_folds: RowFolds,
+    /// Over a changelog: each aggregate's retracting state.
+    retractions: Option<Vec<Retractable>>,
 }
 
 impl AggregateSpec {
@@ -51,10 +55,44 @@ impl AggregateSpec {
             keys,
             key_schema,
             row_folds: RowFolds::of(&aggregates),
+            retractions: None,
             aggregates,
             arguments,
             filters,
         }
+    }
+
+    /// The same aggregates over a changelog: rows can be taken back out.
+    /// Fails, naming it, for an aggregate that cannot retract.
+    pub fn with_retractions(mut self) -> Result<Self> {
+        let retractions = self
+            .aggregates
+            .iter()
+            .map(|a| Retractable::of(a))
+            .collect::<Result<Vec<_>>>()?;
+        self.retractions = Some(retractions);
+        Ok(self)
+    }
+
+    /// Each aggregate's retracting state, over a changelog.
+    pub fn retractions(&self) -> Option<&[Retractable]> {
+        self.retractions.as_deref()
+    }
+
+    /// Each aggregate's state columns in a snapshot.
+    pub fn state_fields(&self) -> Result<Vec<Vec<Field>>> {
+        if let Some(retractions) = &self.retractions {
+            return Ok(retractions.iter().map(Retractable::state_fields).collect());
+        }
+        self.aggregates
+            .iter()
+            .map(|a| {
+                Ok(a.state_fields()?
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect())
+            })
+            .collect()
     }
 
     /// Which aggregates fold natively in per-group state.

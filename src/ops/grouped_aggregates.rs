@@ -64,6 +64,29 @@ impl AggregateInput {
         })
     }
 
+    /// The rows of a changelog batch to add and those to take back out
+    /// (`retract` true): the same columns, each aggregate's filter narrowed
+    /// to one side.
+    pub fn split_changes(&self, retract: &BooleanArray) -> Result<(Self, Self)> {
+        let keep = arrow::compute::not(retract)?;
+        let side = |mask: &BooleanArray| -> Result<Self> {
+            let filters = self
+                .filters
+                .iter()
+                .map(|filter| match filter {
+                    Some(filter) => Ok(Some(arrow::compute::and(filter, mask)?)),
+                    None => Ok(Some(mask.clone())),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(Self {
+                keys: self.keys.clone(),
+                arguments: self.arguments.clone(),
+                filters,
+            })
+        };
+        Ok((side(&keep)?, side(retract)?))
+    }
+
     /// Evaluated key columns.
     pub fn keys(&self) -> &[ArrayRef] {
         &self.keys
@@ -468,7 +491,13 @@ fn create_accumulator(expr: &Arc<AggregateFunctionExpr>) -> Result<Box<dyn Group
 /// One accumulator per aggregate, for state that is not grouped (an
 /// updating group, a refining window group), readable after every push.
 pub fn create_accumulators(spec: &AggregateSpec) -> Result<Vec<RowAccumulator>> {
-    spec.row_folds().create(&spec.aggregates)
+    match spec.retractions() {
+        Some(retractions) => Ok(retractions
+            .iter()
+            .map(|r| RowAccumulator::retracting(r.create()))
+            .collect()),
+        None => spec.row_folds().create(&spec.aggregates),
+    }
 }
 
 /// Feeds rows `offset..offset + len` of `input` to per-aggregate
@@ -481,6 +510,20 @@ pub fn apply_run(
 ) -> Result<()> {
     for (i, accumulator) in accumulators.iter_mut().enumerate() {
         accumulator.update_run(&input.arguments[i], input.filters[i].as_ref(), offset, len)?;
+    }
+    Ok(())
+}
+
+/// Takes rows `offset..offset + len` of `input` back out of retracting
+/// accumulators, honouring each aggregate's `FILTER (WHERE ...)`.
+pub fn retract_run(
+    accumulators: &mut [RowAccumulator],
+    input: &AggregateInput,
+    offset: usize,
+    len: usize,
+) -> Result<()> {
+    for (i, accumulator) in accumulators.iter_mut().enumerate() {
+        accumulator.retract_run(&input.arguments[i], input.filters[i].as_ref(), offset, len)?;
     }
     Ok(())
 }

@@ -25,6 +25,7 @@ pub mod insert;
 pub mod key_ids;
 pub mod percentile_digests;
 pub mod refining_window_aggregate;
+pub mod retracting;
 pub mod row_accumulators;
 pub mod scan;
 pub mod session_aggregate;

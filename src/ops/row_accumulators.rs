@@ -31,6 +31,7 @@ use datafusion::functions_aggregate::sum::Sum;
 use datafusion::logical_expr::{Accumulator, AggregateUDFImpl};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 
+use super::retracting::RetractingAccumulator;
 use crate::err;
 use crate::error::{Result, RiffleError};
 
@@ -44,6 +45,8 @@ enum Kind {
     Folded(Fold),
     /// Any other aggregate: DataFusion's accumulator.
     Other(Box<dyn Accumulator>),
+    /// An aggregate over a changelog, which rows can leave again.
+    Retracting(RetractingAccumulator),
 }
 
 impl RowAccumulator {
@@ -62,6 +65,30 @@ impl RowAccumulator {
         Self::new(expr, Fold::for_aggregate(expr).as_ref())
     }
 
+    /// A retracting state (see [`super::retracting`]).
+    pub fn retracting(state: RetractingAccumulator) -> Self {
+        Self(Kind::Retracting(state))
+    }
+
+    /// Takes rows `offset..offset + len` of `arguments` back out, those
+    /// whose `filter` is true; only a retracting state can.
+    pub fn retract_run(
+        &mut self,
+        arguments: &[ArrayRef],
+        filter: Option<&BooleanArray>,
+        offset: usize,
+        len: usize,
+    ) -> Result<()> {
+        let Kind::Retracting(state) = &mut self.0 else {
+            return Err(err!(
+                Internal,
+                "a retraction reached an aggregate that cannot take one"
+            ));
+        };
+        let arguments = run_of(arguments, filter, offset, len)?;
+        state.apply(&arguments, -1)
+    }
+
     /// Adds rows `offset..offset + len` of `arguments`, those whose
     /// `filter` (an aggregate's `FILTER (WHERE ...)`) is true.
     pub fn update_run(
@@ -73,20 +100,9 @@ impl RowAccumulator {
     ) -> Result<()> {
         match &mut self.0 {
             Kind::Folded(fold) => fold.update_run(arguments, filter, offset, len),
+            Kind::Retracting(state) => state.apply(&run_of(arguments, filter, offset, len)?, 1),
             Kind::Other(accumulator) => {
-                let arguments: Vec<ArrayRef> =
-                    arguments.iter().map(|a| a.slice(offset, len)).collect();
-                match filter {
-                    Some(mask) => {
-                        let mask = mask.slice(offset, len);
-                        let arguments = arguments
-                            .iter()
-                            .map(|a| Ok(arrow::compute::filter(a.as_ref(), &mask)?))
-                            .collect::<Result<Vec<_>>>()?;
-                        accumulator.update_batch(&arguments)?;
-                    }
-                    None => accumulator.update_batch(&arguments)?,
-                }
+                accumulator.update_batch(&run_of(arguments, filter, offset, len)?)?;
                 Ok(())
             }
         }
@@ -97,6 +113,7 @@ impl RowAccumulator {
         Ok(match &mut self.0 {
             Kind::Folded(fold) => fold.value(),
             Kind::Other(accumulator) => accumulator.evaluate()?,
+            Kind::Retracting(state) => state.evaluate()?,
         })
     }
 
@@ -104,6 +121,7 @@ impl RowAccumulator {
         match &mut self.0 {
             Kind::Folded(fold) => fold,
             Kind::Other(accumulator) => accumulator.as_mut(),
+            Kind::Retracting(state) => state,
         }
     }
 }
@@ -121,6 +139,7 @@ impl Accumulator for RowAccumulator {
         match &self.0 {
             Kind::Folded(fold) => fold.size(),
             Kind::Other(accumulator) => accumulator.size(),
+            Kind::Retracting(state) => state.size(),
         }
     }
 
@@ -130,6 +149,24 @@ impl Accumulator for RowAccumulator {
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> datafusion::common::Result<()> {
         self.inner().merge_batch(states)
+    }
+}
+
+/// Rows `offset..offset + len` of `arguments` that pass `filter`.
+fn run_of(
+    arguments: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    offset: usize,
+    len: usize,
+) -> Result<Vec<ArrayRef>> {
+    let run = arguments.iter().map(|a| a.slice(offset, len));
+    match filter {
+        Some(mask) => {
+            let mask = mask.slice(offset, len);
+            run.map(|a| Ok(arrow::compute::filter(a.as_ref(), &mask)?))
+                .collect()
+        }
+        None => Ok(run.collect()),
     }
 }
 

@@ -16,17 +16,7 @@ use crate::state::meta_i64;
 
 /// The state columns of every aggregate's `Accumulator`, named `a{i}_{field}`.
 pub fn state_fields(spec: &AggregateSpec) -> Result<Vec<Field>> {
-    let per_aggregate = spec
-        .aggregates
-        .iter()
-        .map(|a| {
-            Ok(a.state_fields()?
-                .iter()
-                .map(|f| f.as_ref().clone())
-                .collect())
-        })
-        .collect::<Result<Vec<Vec<Field>>>>()?;
-    Ok(named_state_fields(&per_aggregate))
+    Ok(named_state_fields(&spec.state_fields()?))
 }
 
 /// State columns side by side (`columns`) cut into each aggregate's,
@@ -61,10 +51,7 @@ pub fn named_state_fields(per_aggregate: &[Vec<Field>]) -> Vec<Field> {
 
 /// Number of state columns of each aggregate.
 pub fn state_widths(spec: &AggregateSpec) -> Result<Vec<usize>> {
-    spec.aggregates
-        .iter()
-        .map(|a| Ok(a.state_fields()?.len()))
-        .collect()
+    Ok(spec.state_fields()?.iter().map(Vec::len).collect())
 }
 
 /// The state of row accumulators as one row of scalars (all aggregates'

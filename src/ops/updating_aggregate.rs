@@ -14,17 +14,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, UInt32Array};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::Accumulator;
 use serde_json::json;
 
-use super::changelog::{value_columns, ChangeList, Changes, Values};
+use super::changelog::{op, value_columns, ChangeList, Changes, Values, OP_COLUMN};
 use super::graph::WindowMetrics;
 use super::grouped_aggregates::{
-    apply_run, create_accumulators, evaluate_accumulators, AggregateInput, AggregateSpec,
+    apply_run, create_accumulators, evaluate_accumulators, retract_run, AggregateInput,
+    AggregateSpec,
 };
 use super::key_ids::GroupsByKey;
 use super::row_accumulators::RowAccumulator;
@@ -44,6 +45,10 @@ pub struct UpdatingAggregateConfig {
     pub output_schema: SchemaRef,
     /// Drop a group once the watermark is this many ticks past its last update.
     pub ttl: Option<i64>,
+    /// Over a changelog: the input's `_op` column. `update_before` and
+    /// `delete` rows are taken back out (`spec` has retracting state), and
+    /// a group whose rows have all left is deleted, as Flink does.
+    pub changes: Option<usize>,
 }
 
 struct Group {
@@ -53,6 +58,8 @@ struct Group {
     last: Option<Vec<ScalarValue>>,
     /// Watermark when the group was last updated.
     touched: EventTime,
+    /// Over a changelog: rows added minus rows taken out.
+    rows: i64,
 }
 
 /// Updating aggregate operator.
@@ -106,7 +113,11 @@ impl UpdatingAggregate {
             .into_iter()
             .map(|(_, group)| GroupRow {
                 id: group.id,
-                extra: vec![Some(group.touched)],
+                extra: if self.config.changes.is_some() {
+                    vec![Some(group.touched), Some(group.rows)]
+                } else {
+                    vec![Some(group.touched)]
+                },
                 accumulators: &mut group.accumulators,
                 last: group.last.as_ref(),
                 flag: false,
@@ -133,6 +144,7 @@ impl UpdatingAggregate {
                 accumulators: restored.accumulators,
                 last: restored.last,
                 touched: restored.extra[0].unwrap_or(crate::time::watermark::NO_WATERMARK),
+                rows: restored.extra.get(1).copied().flatten().unwrap_or(0),
             })
             .collect();
         let (groups, _) =
@@ -188,10 +200,27 @@ impl UpdatingAggregate {
         let input = AggregateInput::evaluate(&self.config.spec, batch)?;
         let grouped = self.groups.group(input.keys(), rows)?;
         // Each group's rows together: one `take` per argument for the batch.
-        let input = input.regroup(&UInt32Array::from(grouped.order))?;
+        let order = UInt32Array::from(grouped.order);
+        let input = input.regroup(&order)?;
+        let retracted = match self.config.changes {
+            Some(column) => Some(retractions(batch, column, &order)?),
+            None => None,
+        };
+        let sides = match &retracted {
+            Some(retract) => Some(input.split_changes(retract)?),
+            None => None,
+        };
         let touched = watermark;
         let mut changes = ChangeList::default();
         for (key, (offset, len)) in grouped.keys.into_iter().zip(grouped.runs) {
+            // Over a changelog: how many rows of the run leave the group.
+            let leaving = retracted
+                .as_ref()
+                .map_or(0, |r| r.slice(offset, len).true_count());
+            if leaving == len && self.groups.get(key).is_none() {
+                // Flink's rule: a retraction for a group with no state is ignored.
+                continue;
+            }
             let (spec, next_id) = (&self.config.spec, &mut self.next_id);
             let group = self.groups.get_or_insert(key, || {
                 let group = Group {
@@ -199,13 +228,32 @@ impl UpdatingAggregate {
                     accumulators: create_accumulators(spec)?,
                     last: None,
                     touched,
+                    rows: 0,
                 };
                 *next_id += 1;
                 Ok(group)
             })?;
-            apply_run(&mut group.accumulators, &input, offset, len)?;
+            match &sides {
+                Some((adds, retracts)) => {
+                    apply_run(&mut group.accumulators, adds, offset, len)?;
+                    retract_run(&mut group.accumulators, retracts, offset, len)?;
+                    group.rows += (len - leaving) as i64 - leaving as i64;
+                }
+                None => apply_run(&mut group.accumulators, &input, offset, len)?,
+            }
             if self.config.ttl.is_some() {
                 self.expiry.remove(&(group.touched, group.id));
+            }
+            if sides.is_some() && group.rows <= 0 {
+                // Every row of the group has left: it is deleted.
+                if let Some(group) = self.groups.remove(key) {
+                    if group.last.is_some() {
+                        changes.push(key, group.last, None);
+                    }
+                }
+                continue;
+            }
+            if self.config.ttl.is_some() {
                 self.expiry
                     .insert((group.touched.max(touched), group.id), key);
             }
@@ -269,8 +317,31 @@ impl UpdatingAggregate {
 fn group_layout(config: &UpdatingAggregateConfig) -> GroupLayout<'_> {
     GroupLayout {
         key_types: key_types(&config.spec.key_schema),
-        extra: &["touched"],
+        extra: if config.changes.is_some() {
+            &["touched", "rows"]
+        } else {
+            &["touched"]
+        },
         spec: &config.spec,
         values: value_fields(&config.output_schema, config.spec.keys.len(), "last_"),
     }
+}
+
+/// Which rows of a changelog batch (in `order`) take a row back out:
+/// `update_before` and `delete`.
+fn retractions(batch: &RecordBatch, column: usize, order: &UInt32Array) -> Result<BooleanArray> {
+    let ops = batch
+        .columns()
+        .get(column)
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| crate::err!(Internal, "a changelog without its {OP_COLUMN} column"))?;
+    let retract: BooleanArray = order
+        .values()
+        .iter()
+        .map(|&row| {
+            let op = ops.value(row as usize);
+            Some(op == op::UPDATE_BEFORE || op == op::DELETE)
+        })
+        .collect();
+    Ok(retract)
 }

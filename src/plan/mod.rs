@@ -34,7 +34,7 @@ use crate::error::Result;
 pub use crate::ops::aggregate_node::LatePolicy;
 use crate::ops::aggregate_node::{ChangelogNode, ChangelogOperator, WindowNode, WindowOperator};
 use crate::ops::chain::{ChainNode, StatelessChain, Step};
-use crate::ops::changelog::with_op_column;
+use crate::ops::changelog::{with_op_column, OP_COLUMN};
 use crate::ops::graph::{InputRef, QueryPlan};
 use crate::ops::grouped_aggregates::AggregateSpec;
 use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
@@ -442,12 +442,18 @@ impl Lowering<'_> {
             input_plan = below;
         }
         let input = self.lower(&input_plan)?;
-        if input.changelog {
-            return Err(err!(
-                Unsupported,
-                "an aggregate over a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) needs retractions, which are not supported yet; aggregate over windowed results instead"
-            ));
-        }
+        // Over a changelog the aggregate takes update_before and delete
+        // rows back out: an updating aggregate with retracting state.
+        let changes = if input.changelog {
+            Some(
+                input
+                    .schema
+                    .index_of(OP_COLUMN)
+                    .map_err(|_| err!(Internal, "a changelog without its {OP_COLUMN} column"))?,
+            )
+        } else {
+            None
+        };
         let group_by = bottom.group_expr();
         if group_by.has_grouping_set() {
             return Err(err!(
@@ -522,13 +528,16 @@ impl Lowering<'_> {
             }
         }
         let hoisted = self.hoist_inputs(&input, keys, arguments, filters)?;
-        let spec = AggregateSpec::new(
+        let mut spec = AggregateSpec::new(
             hoisted.keys,
             Arc::new(Schema::new(key_fields)),
             unordered_input(bottom.aggr_expr())?,
             hoisted.arguments,
             hoisted.filters,
         );
+        if changes.is_some() {
+            spec = spec.with_retractions()?;
+        }
         let input_node = hoisted.node;
         let unit = input.time.unit;
         let time_type = input.time.window_type.clone();
@@ -560,6 +569,7 @@ impl Lowering<'_> {
                 spec,
                 output_schema: top.schema(),
                 ttl,
+                changes,
             })?;
             let schema = with_op_column(&result_schema);
             let node = self.plan.add(
