@@ -13,7 +13,7 @@ use riffle::state::checkpoint::Checkpoint;
 use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
 
 /// Queries over changelogs, with the number of key columns of each result.
-const QUERIES: [(&str, usize); 7] = [
+const QUERIES: [(&str, usize); 8] = [
     // How many symbols have traded n times: groups come and go.
     (
         "SELECT n, count(*) AS symbols, min(symbol) AS first, max(symbol) AS last \
@@ -51,6 +51,11 @@ const QUERIES: [(&str, usize); 7] = [
     (
         "SELECT count(*) AS busy, sum(n) AS events FROM (SELECT symbol, count(*) AS n FROM trades GROUP BY symbol) WHERE n > 14",
         0,
+    ),
+    // A column of the query's own named like the change column.
+    (
+        "SELECT n, count(*) AS symbols, max(_op) AS last FROM (SELECT symbol AS _op, count(*) AS n FROM trades GROUP BY symbol) GROUP BY n",
+        1,
     ),
     // Integer sums and averages of integers.
     (

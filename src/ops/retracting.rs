@@ -95,8 +95,14 @@ impl Retractable {
         let rows = Field::new("rows", DataType::Int64, true);
         match self {
             Self::Count => vec![rows],
+            Self::Sum(DataType::Float64) | Self::Avg => vec![
+                Field::new("sum", DataType::Float64, true),
+                rows,
+                Field::new("nan", DataType::Int64, true),
+                Field::new("pos_inf", DataType::Int64, true),
+                Field::new("neg_inf", DataType::Int64, true),
+            ],
             Self::Sum(data_type) => vec![Field::new("sum", data_type.clone(), true), rows],
-            Self::Avg => vec![Field::new("sum", DataType::Float64, true), rows],
             Self::Extreme { data_type, .. } => vec![
                 Field::new_list(
                     "values",
@@ -119,6 +125,7 @@ impl Retractable {
             kind: self.clone(),
             rows: 0,
             sum,
+            non_finite: [0; 3],
             values: BTreeMap::new(),
         }
     }
@@ -139,6 +146,9 @@ pub struct RetractingAccumulator {
     /// Non-null values in the state (count's value).
     rows: i64,
     sum: Sum64,
+    /// Float sums: how many NaN, +inf and -inf values are in, kept out of
+    /// `sum` so that taking one out leaves the finite sum intact.
+    non_finite: [i64; 3],
     /// For min / max: each value (in row format) and how many times it is in.
     values: BTreeMap<Vec<u8>, i64>,
 }
@@ -172,7 +182,7 @@ impl RetractingAccumulator {
                     } else {
                         sum.wrapping_sub(v)
                     };
-                    self.rows += sign;
+                    self.rows = self.rows.saturating_add(sign);
                 }
                 self.sum = Sum64::Int(sum);
             }
@@ -187,7 +197,7 @@ impl RetractingAccumulator {
                     } else {
                         sum.wrapping_sub(v)
                     };
-                    self.rows += sign;
+                    self.rows = self.rows.saturating_add(sign);
                 }
                 self.sum = Sum64::Unsigned(sum);
             }
@@ -195,8 +205,22 @@ impl RetractingAccumulator {
                 let floats = cast(column, &DataType::Float64)?;
                 let mut sum = self.float_sum();
                 for v in floats.as_primitive::<Float64Type>().iter().flatten() {
-                    sum += if sign > 0 { v } else { -v };
-                    self.rows += sign;
+                    let slot = if v.is_nan() {
+                        Some(0)
+                    } else if v == f64::INFINITY {
+                        Some(1)
+                    } else if v == f64::NEG_INFINITY {
+                        Some(2)
+                    } else {
+                        None
+                    };
+                    match slot {
+                        Some(slot) => {
+                            self.non_finite[slot] = self.non_finite[slot].saturating_add(sign)
+                        }
+                        None => sum += if sign > 0 { v } else { -v },
+                    }
+                    self.rows = self.rows.saturating_add(sign);
                 }
                 self.sum = Sum64::Float(sum);
             }
@@ -208,11 +232,11 @@ impl RetractingAccumulator {
                     }
                     let key = row.as_ref().to_vec();
                     let count = self.values.entry(key).or_insert(0);
-                    *count += sign;
+                    *count = count.saturating_add(sign);
                     if *count == 0 {
                         self.values.remove(row.as_ref());
                     }
-                    self.rows += sign;
+                    self.rows = self.rows.saturating_add(sign);
                 }
             }
         }
@@ -223,6 +247,17 @@ impl RetractingAccumulator {
         match self.sum {
             Sum64::Int(sum) => sum,
             _ => 0,
+        }
+    }
+
+    /// The float sum with the non-finite values in: NaN if a NaN or both
+    /// infinities are, an infinity if one is.
+    fn float_value(&self) -> f64 {
+        match self.non_finite {
+            [nan, pos, neg] if nan > 0 || (pos > 0 && neg > 0) => f64::NAN,
+            [_, pos, _] if pos > 0 => f64::INFINITY,
+            [_, _, neg] if neg > 0 => f64::NEG_INFINITY,
+            _ => self.float_sum(),
         }
     }
 
@@ -288,10 +323,10 @@ impl RetractingAccumulator {
             Retractable::Sum(_) => match self.sum {
                 Sum64::Int(sum) => ScalarValue::Int64(Some(sum)),
                 Sum64::Unsigned(sum) => ScalarValue::UInt64(Some(sum)),
-                Sum64::Float(sum) => ScalarValue::Float64(Some(sum)),
+                Sum64::Float(_) => ScalarValue::Float64(Some(self.float_value())),
             },
             Retractable::Avg if empty => ScalarValue::Float64(None),
-            Retractable::Avg => ScalarValue::Float64(Some(self.float_sum() / self.rows as f64)),
+            Retractable::Avg => ScalarValue::Float64(Some(self.float_value() / self.rows as f64)),
             Retractable::Extreme {
                 max,
                 data_type,
@@ -315,14 +350,15 @@ impl RetractingAccumulator {
         let rows = ScalarValue::Int64(Some(self.rows));
         Ok(match &self.kind {
             Retractable::Count => vec![rows],
-            Retractable::Sum(_) | Retractable::Avg => {
-                let sum = match self.sum {
-                    Sum64::Int(sum) => ScalarValue::Int64(Some(sum)),
-                    Sum64::Unsigned(sum) => ScalarValue::UInt64(Some(sum)),
-                    Sum64::Float(sum) => ScalarValue::Float64(Some(sum)),
-                };
-                vec![sum, rows]
-            }
+            Retractable::Sum(_) | Retractable::Avg => match self.sum {
+                Sum64::Int(sum) => vec![ScalarValue::Int64(Some(sum)), rows],
+                Sum64::Unsigned(sum) => vec![ScalarValue::UInt64(Some(sum)), rows],
+                Sum64::Float(sum) => {
+                    let mut row = vec![ScalarValue::Float64(Some(sum)), rows];
+                    row.extend(self.non_finite.iter().map(|&n| ScalarValue::Int64(Some(n))));
+                    row
+                }
+            },
             Retractable::Extreme {
                 data_type,
                 converter,
@@ -380,6 +416,9 @@ impl RetractingAccumulator {
                 self.sum =
                     Sum64::Float(column.iter().flatten().fold(self.float_sum(), |a, b| a + b));
                 self.rows = saturating_sum(self.rows, ints(1)?);
+                for (slot, count) in self.non_finite.iter_mut().enumerate() {
+                    *count = saturating_sum(*count, ints(2 + slot)?);
+                }
             }
             Retractable::Extreme { converter, .. } => {
                 let list = |i: usize| -> Result<&ListArray> {
@@ -513,6 +552,19 @@ mod tests {
         assert_eq!(sum.value().unwrap(), ScalarValue::Float64(Some(4.0)));
         sum.apply(&[values], -1).unwrap();
         assert_eq!(sum.value().unwrap(), ScalarValue::Float64(None));
+        // An infinity taken back out leaves the finite sum, not NaN.
+        let odd: ArrayRef = Arc::new(Float64Array::from(vec![f64::INFINITY, 1.0, f64::NAN]));
+        sum.apply(&[odd], 1).unwrap();
+        assert!(matches!(sum.value().unwrap(), ScalarValue::Float64(Some(v)) if v.is_nan()));
+        let nan: ArrayRef = Arc::new(Float64Array::from(vec![f64::NAN]));
+        sum.apply(&[nan], -1).unwrap();
+        assert_eq!(
+            sum.value().unwrap(),
+            ScalarValue::Float64(Some(f64::INFINITY))
+        );
+        let inf: ArrayRef = Arc::new(Float64Array::from(vec![f64::INFINITY]));
+        sum.apply(&[inf], -1).unwrap();
+        assert_eq!(sum.value().unwrap(), ScalarValue::Float64(Some(1.0)));
         // A state of the wrong type, or lists of different lengths.
         let wrong: ArrayRef = Arc::new(StringArray::from(vec!["x"]));
         let error = sum

@@ -46,7 +46,7 @@ enum Kind {
     /// Any other aggregate: DataFusion's accumulator.
     Other(Box<dyn Accumulator>),
     /// An aggregate over a changelog, which rows can leave again.
-    Retracting(RetractingAccumulator),
+    Retracting(Box<RetractingAccumulator>),
 }
 
 impl RowAccumulator {
@@ -67,7 +67,7 @@ impl RowAccumulator {
 
     /// A retracting state (see [`super::retracting`]).
     pub fn retracting(state: RetractingAccumulator) -> Self {
-        Self(Kind::Retracting(state))
+        Self(Kind::Retracting(Box::new(state)))
     }
 
     /// Takes rows `offset..offset + len` of `arguments` back out, those
@@ -121,7 +121,7 @@ impl RowAccumulator {
         match &mut self.0 {
             Kind::Folded(fold) => fold,
             Kind::Other(accumulator) => accumulator.as_mut(),
-            Kind::Retracting(state) => state,
+            Kind::Retracting(state) => state.as_mut(),
         }
     }
 }

@@ -217,8 +217,9 @@ impl UpdatingAggregate {
             let leaving = retracted
                 .as_ref()
                 .map_or(0, |r| r.slice(offset, len).true_count());
-            if leaving == len && self.groups.get(key).is_none() {
-                // Flink's rule: a retraction for a group with no state is ignored.
+            // Flink's rule: a retraction for a group with no state is ignored.
+            let existed = self.groups.get(key).is_some();
+            if leaving == len && !existed {
                 continue;
             }
             let (spec, next_id) = (&self.config.spec, &mut self.next_id);
@@ -236,8 +237,12 @@ impl UpdatingAggregate {
             match &sides {
                 Some((adds, retracts)) => {
                     apply_run(&mut group.accumulators, adds, offset, len)?;
-                    retract_run(&mut group.accumulators, retracts, offset, len)?;
-                    group.rows += (len - leaving) as i64 - leaving as i64;
+                    let mut rows = (len - leaving) as i64;
+                    if existed {
+                        retract_run(&mut group.accumulators, retracts, offset, len)?;
+                        rows -= leaving as i64;
+                    }
+                    group.rows = group.rows.saturating_add(rows);
                 }
                 None => apply_run(&mut group.accumulators, &input, offset, len)?,
             }
@@ -263,7 +268,19 @@ impl UpdatingAggregate {
                 changes.push(key, group.last.replace(values.clone()), Some(values));
             }
         }
-        self.finish(changes)
+        let changes = self.finish(changes)?;
+        if sides.is_some() {
+            // Groups leave here too, not only on watermarks: free their keys.
+            self.compact();
+        }
+        Ok(changes)
+    }
+
+    /// Drops the numbers of keys whose groups left, once enough have.
+    fn compact(&mut self) {
+        if let Some(renumbered) = self.groups.compact() {
+            self.expiry = renumbered.values(std::mem::take(&mut self.expiry));
+        }
     }
 
     /// Expires groups whose TTL passed under `watermark`, as deletions.
@@ -286,9 +303,7 @@ impl UpdatingAggregate {
         }
         // Changes name keys by number: built before numbers change.
         let changes = self.finish(changes)?;
-        if let Some(renumbered) = self.groups.compact() {
-            self.expiry = renumbered.values(std::mem::take(&mut self.expiry));
-        }
+        self.compact();
         Ok(changes)
     }
 

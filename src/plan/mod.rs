@@ -444,12 +444,14 @@ impl Lowering<'_> {
         let input = self.lower(&input_plan)?;
         // Over a changelog the aggregate takes update_before and delete
         // rows back out: an updating aggregate with retracting state.
+        // The change kind is the changelog's last column (a column of the
+        // query's own may carry the same name).
         let changes = if input.changelog {
+            let last = input.schema.fields().len().checked_sub(1);
+            let named = last.filter(|&i| input.schema.field(i).name() == OP_COLUMN);
             Some(
-                input
-                    .schema
-                    .index_of(OP_COLUMN)
-                    .map_err(|_| err!(Internal, "a changelog without its {OP_COLUMN} column"))?,
+                named
+                    .ok_or_else(|| err!(Internal, "a changelog without its {OP_COLUMN} column"))?,
             )
         } else {
             None
