@@ -14,27 +14,33 @@ import { handWritten } from "./handwritten.mjs";
 
 const require = createRequire(import.meta.url);
 
+// W6 (two feeds, windows over windows) has no re-querying adapter: it would
+// keep both feeds' watermarks and the 10 s results between queries itself.
+const NOT_WRITTEN = "no adapter for two feeds and windows over windows (the re-query adapters run one feed through one window level)";
+
 /** Engine name -> { input, label, create, supports(w) (null or a reason for n/a) }. */
 export const ENGINES = {
-  "riffle-ndjson": { label: "Riffle, NDJSON in", input: "text", create: riffle((e, b) => e.pushJson("events", b)) },
-  "riffle-objects": { label: "Riffle, objects in", input: "objects", create: riffle((e, b) => e.push("events", b)) },
-  "riffle-arrow": { label: "Riffle, Arrow IPC in", input: "arrow", create: riffle((e, b) => e.pushArrow("events", b)) },
+  "riffle-ndjson": { label: "Riffle, NDJSON in", input: "text", create: riffle((e, s, b) => e.pushJson(s, b)) },
+  "riffle-objects": { label: "Riffle, objects in", input: "objects", create: riffle((e, s, b) => e.push(s, b)) },
+  "riffle-arrow": { label: "Riffle, Arrow IPC in", input: "arrow", create: riffle((e, s, b) => e.pushArrow(s, b)) },
   // Columnar end to end: results as Arrow IPC (`output: "arrow"`), what an
   // application drawing charts from columns would take instead of objects.
   "riffle-arrow-out": {
     label: "Riffle, Arrow IPC in and out",
     input: "arrow",
-    create: riffle((e, b) => e.pushArrow("events", b), { output: "arrow" }),
+    create: riffle((e, s, b) => e.pushArrow(s, b), { output: "arrow" }),
   },
   "js-text": { label: "JS: JSON.parse + Map", input: "text", create: js((t) => parseLines(t)) },
   "js-objects": { label: "JS: Map on objects", input: "objects", create: js((b) => b) },
-  duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb },
+  duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb, supports: (w) => (w.feeds ? NOT_WRITTEN : null) },
   perspective: {
     label: "Perspective, objects in",
     input: "objects",
     create: perspective,
     supports: (w) =>
-      w.window.kind === "hop"
+      w.feeds
+        ? NOT_WRITTEN
+        : w.window.kind === "hop"
         ? "a row belongs to 30 hopping windows; group_by puts each row in one group (the input would have to be copied 30x in JS)"
         : w.window.kind === "session"
           ? "no session windows, and no ordered window functions (lag) to derive them"
@@ -42,7 +48,7 @@ export const ENGINES = {
             ? "only median and q3 as percentiles, and Perspective 3.8.0's median depends on insertion order (wrong on unsorted input; see BENCHMARKS.md)"
             : null,
   },
-  arquero: { label: "Arquero, objects in", input: "objects", create: arquero },
+  arquero: { label: "Arquero, objects in", input: "objects", create: arquero, supports: (w) => (w.feeds ? NOT_WRITTEN : null) },
 };
 
 function parseLines(text) {
@@ -58,12 +64,15 @@ function riffle(push, options = {}) {
   return async (w, onRows) => {
     const { Riffle } = await import("riffle-sql");
     const engine = await Riffle.create();
-    await engine.sql(DDL);
+    for (const statement of w.setup ?? [DDL]) await engine.sql(statement);
     const query = engine.query(w.sql, options);
+    // Batches go to the workload's feeds in turn (one stream for most).
+    const feeds = w.feeds ?? ["events"];
+    let pushes = 0;
     const deliveries = [];
     query.subscribe(options.output === "arrow" ? (ipc) => deliveries.push(ipc) : (rows) => onRows(rows));
     return {
-      push: (batch) => push(engine, batch),
+      push: (batch) => push(engine, feeds[pushes++ % feeds.length], batch),
       finish: () => engine.finish(),
       close: async () => {
         const metrics = query.metrics();
@@ -85,9 +94,11 @@ function riffle(push, options = {}) {
 function js(parse) {
   return async (w, onRows) => {
     const agg = handWritten(w);
+    const feeds = w.feeds?.length ?? 1;
+    let pushes = 0;
     return {
       push: (batch) => {
-        const rows = agg.push(parse(batch));
+        const rows = agg.push(parse(batch), pushes++ % feeds);
         if (rows.length) onRows(rows);
       },
       finish: () => {

@@ -143,6 +143,75 @@ function mergeAcc(a, b) {
   return { n: a.n + b.n, sum: a.sum + b.sum, min: Math.min(a.min, b.min), max: Math.max(a.max, b.max), values: null };
 }
 
+/**
+ * Two feeds merged, 10 s windows per key, then 1 min windows over the 10 s
+ * results (each at its window_time, end − 1 ms). The watermark is the
+ * slower feed's max ts − 2 s; a 10 s window closes into its minute, a
+ * minute closes when the watermark passes its end − 1 ms.
+ */
+class CascadeUnion {
+  constructor(w) {
+    this.w = w;
+    this.inner = w.window.inner;
+    this.size = w.window.size;
+    this.maxTs = w.feeds.map(() => -Infinity);
+    this.tens = new Map(); // 10 s window start -> Map(key -> { n, sum })
+    this.minutes = new Map(); // minute start -> Map(key -> { peak, n, sum })
+  }
+  push(events, feed) {
+    const inner = this.inner;
+    let watermark = Math.min(...this.maxTs) - DELAY;
+    let maxTs = this.maxTs[feed];
+    for (const e of events) {
+      const start = Math.floor(e.ts / inner) * inner;
+      if (start + inner - 1 > watermark) {
+        let perKey = this.tens.get(start);
+        if (!perKey) this.tens.set(start, (perKey = new Map()));
+        const acc = perKey.get(e.key);
+        if (acc) {
+          acc.n += 1;
+          acc.sum += e.value;
+        } else perKey.set(e.key, { n: 1, sum: e.value });
+      }
+      if (e.ts > maxTs) {
+        maxTs = e.ts;
+        this.maxTs[feed] = maxTs;
+        watermark = Math.min(...this.maxTs) - DELAY;
+      }
+    }
+    return this.close(watermark);
+  }
+  close(watermark) {
+    for (const [start, perKey] of this.tens) {
+      if (start + this.inner - 1 > watermark) continue;
+      const rowtime = start + this.inner - 1;
+      const minute = Math.floor(rowtime / this.size) * this.size;
+      let perKeyMinute = this.minutes.get(minute);
+      if (!perKeyMinute) this.minutes.set(minute, (perKeyMinute = new Map()));
+      for (const [key, { n, sum }] of perKey) {
+        const acc = perKeyMinute.get(key);
+        if (acc) {
+          if (n > acc.peak) acc.peak = n;
+          acc.n += n;
+          acc.sum += sum;
+        } else perKeyMinute.set(key, { peak: n, n, sum });
+      }
+      this.tens.delete(start);
+    }
+    const out = [];
+    for (const [start, perKey] of this.minutes) {
+      if (start + this.size - 1 > watermark) continue;
+      for (const [key, acc] of perKey) out.push({ key, window_start: start, peak: acc.peak, n: acc.n, sum: acc.sum });
+      this.minutes.delete(start);
+    }
+    return out;
+  }
+  finish() {
+    return this.close(Infinity);
+  }
+}
+
 export function handWritten(w) {
+  if (w.window.kind === "cascade") return new CascadeUnion(w);
   return w.window.kind === "session" ? new Sessions(w) : new Windowed(w);
 }

@@ -1,4 +1,4 @@
-// The five workloads: generated data (fixed seeds), the Riffle SQL, and the
+// The workloads: generated data (fixed seeds), the Riffle SQL, and the
 // result shape every engine must produce (`fields`, compared by `agree`).
 //
 // Every workload's data has bounded disorder (up to 500 ms) well inside the
@@ -75,6 +75,26 @@ export const WORKLOADS = {
     fields: ["n", "sum", "avg", "min", "max"],
     sql: `SELECT key, window_start, count(*) AS n, sum(value) AS sum, avg(value) AS avg, min(value) AS min, max(value) AS max
       FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
+  },
+  W6: {
+    title: "cascade + union: two feeds merged, 10 s windows per key, 1 min windows over them",
+    events: 1_000_000,
+    keys: 1_000,
+    perMs: 1,
+    // Batches go to the two feeds in turn; the union's watermark is the
+    // slower feed's.
+    feeds: ["events_a", "events_b"],
+    window: { kind: "cascade", inner: 10_000, size: 60_000 },
+    fields: ["peak", "n", "sum"],
+    setup: [
+      "CREATE STREAM events_a (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+      "CREATE STREAM events_b (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+      "CREATE VIEW events AS SELECT key, value, ts FROM events_a UNION ALL SELECT key, value, ts FROM events_b",
+      `CREATE VIEW per_10s AS SELECT key, window_time AS rowtime, count(*) AS n, sum(value) AS total
+        FROM TUMBLE(events, ts, INTERVAL '10' SECOND) GROUP BY key, window_start, window_time`,
+    ],
+    sql: `SELECT key, window_start, max(n) AS peak, sum(n) AS n, sum(total) AS sum
+      FROM TUMBLE(per_10s, rowtime, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
   },
 };
 
