@@ -8,8 +8,10 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{apply_changelog, batch_sql, ndjson, rows_of, sorted, trades, Rng, Trade, TRADES_DDL};
-use riffle::state::checkpoint::Checkpoint;
+use common::{
+    apply_changelog, assert_restore_equals_uninterrupted, batch_sql, ndjson, rows_of, sorted,
+    trades, Rng, Trade, TRADES_DDL,
+};
 use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
 
 /// Queries over changelogs, with the number of key columns of each result.
@@ -129,39 +131,11 @@ fn aggregates_over_changelogs_equal_batch_sql() {
 fn restore_equals_uninterrupted_over_changelogs() {
     let events = trades(23, 700, 40, 50, 100);
     for seed in 0..4 {
-        let batches = pushes(&events, seed);
-        let (mut uninterrupted, ids) = setup();
-        let mut expected = Vec::new();
-        for push in &batches {
-            expected.extend(uninterrupted.push_json("trades", &ndjson(push)).unwrap());
-        }
-        expected.extend(uninterrupted.finish().unwrap());
-        let mut rng = Rng::new(seed + 9);
-        let (mut engine, _) = setup();
-        let mut outputs = Vec::new();
-        for push in &batches {
-            outputs.extend(engine.push_json("trades", &ndjson(push)).unwrap());
-            if rng.below(4) == 0 {
-                let bytes = engine.checkpoint().unwrap().to_bytes();
-                let (mut fresh, _) = setup();
-                fresh
-                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
-                    .unwrap();
-                engine = fresh;
-            }
-        }
-        outputs.extend(engine.finish().unwrap());
-        for id in &ids {
-            assert_eq!(
-                rows_of(&outputs, *id),
-                rows_of(&expected, *id),
-                "seed {seed}, query {id}"
-            );
-            assert_eq!(
-                engine.query_metrics(*id).unwrap(),
-                uninterrupted.query_metrics(*id).unwrap()
-            );
-        }
+        let texts: Vec<(&str, String)> = pushes(&events, seed)
+            .iter()
+            .map(|push| ("trades", ndjson(push)))
+            .collect();
+        assert_restore_equals_uninterrupted(setup, &texts, seed + 9, 4);
     }
 }
 

@@ -8,11 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use common::{apply_changelog, batch, batch_sql_with, ndjson, rows_of, sorted, trades, Rng, Trade};
-use datafusion::datasource::MemTable;
-use riffle::state::checkpoint::Checkpoint;
+use common::{
+    apply_changelog, assert_restore_equals_uninterrupted, batch_ab, batch_sql_with, feeds,
+    interleaved, ndjson, rows_of, sorted, trades, Rng, Trade,
+};
 use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
 
 const STREAMS: [&str; 5] = [
@@ -125,32 +125,6 @@ fn batch_queries() -> Vec<String> {
     ]
 }
 
-fn batch_ab(a: &[Trade], b: &[Trade], sql: &str) -> Vec<Vec<String>> {
-    batch_sql_with(&[], sql, |ctx| {
-        for (name, rows) in [("a", a), ("b", b)] {
-            let data = batch(rows);
-            let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
-            ctx.register_table(name, Arc::new(table)).unwrap();
-        }
-    })
-}
-
-/// The two feeds as pushes of random sizes, randomly interleaved.
-fn interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
-    let mut rng = Rng::new(seed);
-    let (mut a, mut b) = (a, b);
-    let mut pushes = Vec::new();
-    while !a.is_empty() || !b.is_empty() {
-        let pick_a = !a.is_empty() && (b.is_empty() || rng.below(2) == 0);
-        let rest = if pick_a { &mut a } else { &mut b };
-        let take = (1 + rng.below(40) as usize).min(rest.len());
-        let (head, tail) = rest.split_at(take);
-        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
-        *rest = tail;
-    }
-    pushes
-}
-
 fn streamed(outputs: &[QueryOutput], id: QueryId, changelog: bool) -> Vec<Vec<String>> {
     let rows = rows_of(outputs, id);
     if changelog {
@@ -160,13 +134,6 @@ fn streamed(outputs: &[QueryOutput], id: QueryId, changelog: bool) -> Vec<Vec<St
     } else {
         sorted(rows)
     }
-}
-
-fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
-    (
-        trades(seed, 700, 4, 97, 400),
-        trades(seed + 1, 500, 3, 131, 400),
-    )
 }
 
 #[test]
@@ -204,41 +171,11 @@ fn inserted_rows_reach_every_query_on_the_stream_and_equal_batch_sql() {
 fn restore_equals_uninterrupted_through_insert_chains() {
     let (a, b) = feeds(13);
     for seed in 0..4 {
-        let pushes = interleaved(&a, &b, seed);
-        let (mut uninterrupted, ids) = setup();
-        let mut expected = Vec::new();
-        for (stream, rows) in &pushes {
-            expected.extend(uninterrupted.push_json(stream, &ndjson(rows)).unwrap());
-        }
-        expected.extend(uninterrupted.finish().unwrap());
-
-        let mut rng = Rng::new(seed + 50);
-        let (mut engine, _) = setup();
-        let mut outputs = Vec::new();
-        for (stream, rows) in &pushes {
-            outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
-            if rng.below(5) == 0 {
-                let bytes = engine.checkpoint().unwrap().to_bytes();
-                let (mut fresh, _) = setup();
-                fresh
-                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
-                    .unwrap();
-                engine = fresh;
-            }
-        }
-        outputs.extend(engine.finish().unwrap());
-        for id in &ids {
-            assert_eq!(
-                rows_of(&outputs, *id),
-                rows_of(&expected, *id),
-                "seed {seed}, query {id}"
-            );
-            assert_eq!(
-                engine.query_metrics(*id).unwrap(),
-                uninterrupted.query_metrics(*id).unwrap(),
-                "seed {seed}, query {id}: metrics"
-            );
-        }
+        let pushes: Vec<(&str, String)> = interleaved(&a, &b, seed)
+            .into_iter()
+            .map(|(stream, rows)| (stream, ndjson(&rows)))
+            .collect();
+        assert_restore_equals_uninterrupted(setup, &pushes, seed + 50, 5);
     }
     // The jobs are part of what a checkpoint was taken of.
     let (mut with_jobs, _) = setup();

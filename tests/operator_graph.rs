@@ -7,28 +7,17 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use common::{apply_changelog, batch, batch_sql_with, ndjson, rows_of, sorted, trades, Rng, Trade};
-use datafusion::datasource::MemTable;
-use riffle::state::checkpoint::Checkpoint;
+use common::{
+    apply_changelog, assert_restore_equals_uninterrupted, batch_ab, feeds, interleaved, ndjson,
+    rows_of, sorted, Rng, Trade,
+};
 use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
 
 const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
      WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
 const B_DDL: &str = "CREATE STREAM b (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
      WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
-
-/// Batch SQL over tables `a` and `b`.
-fn batch_ab(a: &[Trade], b: &[Trade], sql: &str) -> Vec<Vec<String>> {
-    batch_sql_with(&[], sql, |ctx| {
-        for (name, rows) in [("a", a), ("b", b)] {
-            let data = batch(rows);
-            let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
-            ctx.register_table(name, Arc::new(table)).unwrap();
-        }
-    })
-}
 
 fn engine_with(queries: &[&str]) -> (Engine, Vec<QueryId>) {
     let mut engine = Engine::new().unwrap();
@@ -39,22 +28,6 @@ fn engine_with(queries: &[&str]) -> (Engine, Vec<QueryId>) {
         .map(|sql| engine.create_query(sql).unwrap())
         .collect();
     (engine, ids)
-}
-
-/// The two feeds as pushes of random sizes, randomly interleaved.
-fn interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
-    let mut rng = Rng::new(seed);
-    let (mut a, mut b) = (a, b);
-    let mut pushes = Vec::new();
-    while !a.is_empty() || !b.is_empty() {
-        let pick_a = !a.is_empty() && (b.is_empty() || rng.below(2) == 0);
-        let rest = if pick_a { &mut a } else { &mut b };
-        let take = (1 + rng.below(40) as usize).min(rest.len());
-        let (head, tail) = rest.split_at(take);
-        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
-        *rest = tail;
-    }
-    pushes
 }
 
 fn run(engine: &mut Engine, pushes: &[(&str, Vec<Trade>)]) -> Vec<QueryOutput> {
@@ -72,13 +45,6 @@ fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
     let mut view = BTreeMap::new();
     apply_changelog(&mut view, rows, keys);
     sorted(view.into_values().collect())
-}
-
-fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
-    (
-        trades(seed, 700, 4, 97, 400),
-        trades(seed + 1, 500, 3, 131, 400),
-    )
 }
 
 #[test]
@@ -226,37 +192,11 @@ fn restore_equals_uninterrupted_for_unions_and_cascades() {
     ];
     let (a, b) = feeds(11);
     for seed in 0..4 {
-        let pushes = interleaved(&a, &b, seed);
-        let (mut uninterrupted, ids) = engine_with(&queries);
-        let expected = run(&mut uninterrupted, &pushes);
-
-        let mut rng = Rng::new(seed + 100);
-        let (mut engine, _) = engine_with(&queries);
-        let mut outputs = Vec::new();
-        for (stream, rows) in &pushes {
-            outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
-            if rng.below(6) == 0 {
-                let bytes = engine.checkpoint().unwrap().to_bytes();
-                let (mut fresh, _) = engine_with(&queries);
-                fresh
-                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
-                    .unwrap();
-                engine = fresh;
-            }
-        }
-        outputs.extend(engine.finish().unwrap());
-        for (i, id) in ids.iter().enumerate() {
-            assert_eq!(
-                rows_of(&outputs, *id),
-                rows_of(&expected, *id),
-                "seed {seed}, query {i}"
-            );
-            assert_eq!(
-                engine.query_metrics(*id).unwrap(),
-                uninterrupted.query_metrics(*id).unwrap(),
-                "seed {seed}, query {i}: metrics"
-            );
-        }
+        let pushes: Vec<(&str, String)> = interleaved(&a, &b, seed)
+            .into_iter()
+            .map(|(stream, rows)| (stream, ndjson(&rows)))
+            .collect();
+        assert_restore_equals_uninterrupted(|| engine_with(&queries), &pushes, seed + 100, 6);
     }
 }
 
@@ -540,35 +480,16 @@ fn views_are_shared_nodes_and_their_queries_equal_batch_sql() {
 fn views_checkpoint_and_restore_like_everything_else() {
     let (a, b) = feeds(41);
     for seed in 0..3 {
-        let pushes = interleaved(&a, &b, seed);
-        let (mut uninterrupted, ids) = engine_with_views(&VIEW_QUERIES);
-        let expected = run(&mut uninterrupted, &pushes);
-        let mut rng = Rng::new(seed + 7);
-        let (mut engine, _) = engine_with_views(&VIEW_QUERIES);
-        let mut outputs = Vec::new();
-        for (stream, rows) in &pushes {
-            outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
-            if rng.below(5) == 0 {
-                let bytes = engine.checkpoint().unwrap().to_bytes();
-                let (mut fresh, _) = engine_with_views(&VIEW_QUERIES);
-                fresh
-                    .restore(&Checkpoint::from_bytes(&bytes).unwrap())
-                    .unwrap();
-                engine = fresh;
-            }
-        }
-        outputs.extend(engine.finish().unwrap());
-        for id in &ids {
-            assert_eq!(
-                rows_of(&outputs, *id),
-                rows_of(&expected, *id),
-                "seed {seed}, query {id}"
-            );
-            assert_eq!(
-                engine.query_metrics(*id).unwrap(),
-                uninterrupted.query_metrics(*id).unwrap()
-            );
-        }
+        let pushes: Vec<(&str, String)> = interleaved(&a, &b, seed)
+            .into_iter()
+            .map(|(stream, rows)| (stream, ndjson(&rows)))
+            .collect();
+        assert_restore_equals_uninterrupted(
+            || engine_with_views(&VIEW_QUERIES),
+            &pushes,
+            seed + 7,
+            5,
+        );
     }
     // A checkpoint of an engine with views does not restore into one without.
     let (mut with_views, _) = engine_with_views(&[]);

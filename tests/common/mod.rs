@@ -290,3 +290,82 @@ pub fn drifting_keys(seed: u64) -> Vec<Trade> {
     }
     data
 }
+
+/// Restore ≡ uninterrupted: runs `pushes` (stream, NDJSON text) then
+/// `finish()` through an engine from `setup`, once straight and once with
+/// a checkpoint after a push (chance 1 in `every`, seeded) restored into a
+/// fresh engine from `setup` that carries on; asserts that every query's
+/// rows and metrics are the same.
+pub fn assert_restore_equals_uninterrupted(
+    setup: impl Fn() -> (Engine, Vec<QueryId>),
+    pushes: &[(&str, String)],
+    seed: u64,
+    every: u64,
+) {
+    let (mut uninterrupted, ids) = setup();
+    let mut expected = Vec::new();
+    for (stream, text) in pushes {
+        expected.extend(uninterrupted.push_json(stream, text).unwrap());
+    }
+    expected.extend(uninterrupted.finish().unwrap());
+    let mut rng = Rng::new(seed);
+    let (mut engine, _) = setup();
+    let mut outputs = Vec::new();
+    for (stream, text) in pushes {
+        outputs.extend(engine.push_json(stream, text).unwrap());
+        if rng.below(every) == 0 {
+            let bytes = engine.checkpoint().unwrap().to_bytes();
+            let (mut fresh, _) = setup();
+            let checkpoint = riffle::state::checkpoint::Checkpoint::from_bytes(&bytes).unwrap();
+            fresh.restore(&checkpoint).unwrap();
+            engine = fresh;
+        }
+    }
+    outputs.extend(engine.finish().unwrap());
+    for id in &ids {
+        assert_eq!(
+            rows_of(&outputs, *id),
+            rows_of(&expected, *id),
+            "seed {seed}, query {id}"
+        );
+        assert_eq!(
+            engine.query_metrics(*id).unwrap(),
+            uninterrupted.query_metrics(*id).unwrap(),
+            "seed {seed}, query {id}: metrics"
+        );
+    }
+}
+
+/// Batch SQL over tables `a` and `b`.
+pub fn batch_ab(a: &[Trade], b: &[Trade], sql: &str) -> Vec<Vec<String>> {
+    batch_sql_with(&[], sql, |ctx| {
+        for (name, rows) in [("a", a), ("b", b)] {
+            let data = batch(rows);
+            let table = MemTable::try_new(data.schema(), vec![vec![data]]).unwrap();
+            ctx.register_table(name, Arc::new(table)).unwrap();
+        }
+    })
+}
+
+/// The two feeds as pushes of random sizes, randomly interleaved.
+pub fn interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
+    let mut rng = Rng::new(seed);
+    let (mut a, mut b) = (a, b);
+    let mut pushes = Vec::new();
+    while !a.is_empty() || !b.is_empty() {
+        let pick_a = !a.is_empty() && (b.is_empty() || rng.below(2) == 0);
+        let rest = if pick_a { &mut a } else { &mut b };
+        let take = (1 + rng.below(40) as usize).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
+        *rest = tail;
+    }
+    pushes
+}
+
+pub fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
+    (
+        trades(seed, 700, 4, 97, 400),
+        trades(seed + 1, 500, 3, 131, 400),
+    )
+}
