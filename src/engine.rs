@@ -509,6 +509,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Tests only: makes operator `id` (as in a checkpoint's manifest) fail
+    /// with EXECUTION whenever a call reaches it; `None` clears it. For
+    /// fault-injection tests of all-or-nothing calls.
+    #[doc(hidden)]
+    pub fn inject_failure(&mut self, operator: Option<&str>) -> Result<()> {
+        self.graph.inject_failure(operator)
+    }
+
+    /// The ids of every operator of every query, view and job, in the order
+    /// a push runs them.
+    pub fn operator_ids(&self) -> Vec<String> {
+        self.graph.node_ids()
+    }
+
     /// Result schema of a query.
     pub fn query_schema(&self, id: QueryId) -> Result<SchemaRef> {
         self.graph.output_schema(id)

@@ -188,3 +188,100 @@ fn a_failed_finish_changes_nothing() {
         );
     }
 }
+
+/// A graph with every kind of operator: scans, chains, window, HOP,
+/// session, updating and refining aggregates, a union, a view read by two
+/// queries, an INSERT INTO job and a stream it feeds, an aggregate over a
+/// changelog.
+fn every_operator() -> (Engine, Vec<QueryId>) {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(DDL).unwrap();
+    engine
+        .execute(
+            "CREATE STREAM fed (k VARCHAR, n BIGINT, t TIMESTAMP, WATERMARK FOR t AS t - INTERVAL '1' SECOND)",
+        )
+        .unwrap();
+    for view in VIEWS {
+        engine.execute(view).unwrap();
+    }
+    let mut ids: Vec<QueryId> = STEADY
+        .iter()
+        .map(|sql| engine.create_query(sql).unwrap())
+        .collect();
+    engine
+        .execute(
+            "INSERT INTO fed SELECT k, count(*), window_time FROM TUMBLE(s, ts, INTERVAL '1' SECOND) \
+             GROUP BY k, window_start, window_time",
+        )
+        .unwrap();
+    for sql in [
+        "SELECT k, window_start, sum(n) AS n FROM TUMBLE(fed, t, INTERVAL '4' SECOND) GROUP BY k, window_start",
+        "SELECT k, m FROM per_window WHERE m > 10 UNION ALL SELECT k, v AS m FROM s WHERE v > 45",
+        "SELECT window_start, max(m) AS top FROM TUMBLE(per_window, t, INTERVAL '6' SECOND) GROUP BY window_start",
+        "SELECT n, count(*) AS keys FROM (SELECT k, count(*) AS n FROM s GROUP BY k) GROUP BY n",
+        "SELECT k, window_start, count(*) AS n FROM TUMBLE(s, ts, INTERVAL '2' SECOND) GROUP BY k, window_start EMIT ON UPDATE",
+    ] {
+        ids.push(engine.create_query(sql).unwrap());
+    }
+    (engine, ids)
+}
+
+/// Fault injection at every operator of a multi-query graph, in turn: a
+/// push that fails there (whatever ran before it in the push, in any
+/// query) changes nothing, and a run with such failed pushes retried gives
+/// exactly the results and counters of a run where they never failed.
+#[test]
+fn a_failure_injected_at_any_operator_changes_nothing() {
+    let normal = pushes(5);
+    let (clean, ids) = every_operator();
+    let operators = clean.operator_ids();
+    assert!(operators.len() >= 25, "{} operators", operators.len());
+    let mut clean = clean;
+    let mut expected: Vec<QueryOutput> = Vec::new();
+    for (text, _) in &normal {
+        expected.extend(clean.push_json("s", text).unwrap());
+    }
+    expected.extend(clean.finish().unwrap());
+    for operator in &operators {
+        let (mut engine, _) = every_operator();
+        let mut outputs = Vec::new();
+        let mut failed = 0;
+        for (i, (text, _)) in normal.iter().enumerate() {
+            if i % 7 == 3 {
+                engine.inject_failure(Some(operator)).unwrap();
+                let before = engine.checkpoint().unwrap().to_bytes();
+                let error = engine.push_json("s", text).unwrap_err();
+                assert_eq!(error.code(), ErrorCode::Execution, "{operator}: {error}");
+                assert!(error.message().contains(operator.as_str()), "{error}");
+                assert_eq!(
+                    engine.checkpoint().unwrap().to_bytes(),
+                    before,
+                    "a failure at {operator} changed the engine"
+                );
+                engine.inject_failure(None).unwrap();
+                failed += 1;
+            }
+            outputs.extend(engine.push_json("s", text).unwrap());
+        }
+        // finish() fails there too, and changes nothing.
+        engine.inject_failure(Some(operator)).unwrap();
+        let before = engine.checkpoint().unwrap().to_bytes();
+        assert!(engine.finish().is_err(), "{operator}: finish");
+        assert_eq!(engine.checkpoint().unwrap().to_bytes(), before);
+        engine.inject_failure(None).unwrap();
+        outputs.extend(engine.finish().unwrap());
+        assert!(failed > 10);
+        for id in &ids {
+            assert_eq!(
+                common::rows_of(&outputs, *id),
+                common::rows_of(&expected, *id),
+                "failures at {operator}: query {id}"
+            );
+            assert_eq!(
+                engine.query_metrics(*id).unwrap(),
+                clean.query_metrics(*id).unwrap(),
+                "failures at {operator}: query {id}"
+            );
+        }
+    }
+}

@@ -474,6 +474,8 @@ pub struct Graph {
     keeps_undo: Vec<bool>,
     /// The open transaction, during a push-like call.
     transaction: Option<Transaction>,
+    /// Tests only: the node that fails whenever a call reaches it.
+    injected_failure: Option<String>,
 }
 
 /// What a failed call restores: every watermark as it was, and the state
@@ -663,6 +665,22 @@ impl Graph {
             late => late,
         };
         deliver(inboxes, edges, message);
+    }
+
+    /// Tests only: makes node `id` fail whenever a call reaches it (`None`:
+    /// no node), as an expression that fails there would.
+    #[doc(hidden)]
+    pub fn inject_failure(&mut self, id: Option<&str>) -> Result<()> {
+        self.injected_failure = id.map(str::to_string);
+        self.reorder()
+    }
+
+    /// Every node's id, in push order.
+    pub fn node_ids(&self) -> Vec<String> {
+        self.order
+            .iter()
+            .map(|&i| self.nodes[i].id.clone())
+            .collect()
     }
 
     /// Whether any query or view reads view `name`.
@@ -859,8 +877,10 @@ impl Graph {
         let mut keeps_undo = vec![false; count];
         let mut failure_follows = false;
         for &index in order.iter().rev() {
-            let operator = &self.nodes[index].operator;
-            failure_follows |= operator.may_fail();
+            let node = &self.nodes[index];
+            let operator = &node.operator;
+            failure_follows |=
+                operator.may_fail() || self.injected_failure.as_deref() == Some(node.id.as_str());
             keeps_undo[index] = failure_follows && operator.state_kind().is_some();
         }
         self.order = order;
@@ -985,6 +1005,13 @@ impl Graph {
             let ticked = now_millis.filter(|_| self.nodes[index].operator.needs_clock());
             if inbox.is_empty() && ticked.is_none() {
                 continue;
+            }
+            if self.injected_failure.as_deref() == Some(self.nodes[index].id.as_str()) {
+                return Err(err!(
+                    Execution,
+                    "injected failure at operator {}",
+                    self.nodes[index].id
+                ));
             }
             self.image(index)?;
             let node = &mut self.nodes[index];
