@@ -28,6 +28,7 @@ pub mod catalog;
 pub mod codec;
 pub mod engine;
 pub mod error;
+pub mod frontend;
 pub mod metrics;
 pub mod ops;
 pub mod plan;
