@@ -180,13 +180,10 @@ impl Engine {
     /// `INSERT INTO stream SELECT ...`: a job whose results become events
     /// of a declared stream, with the job's watermark.
     fn insert_into(&mut self, dml: &DmlStatement, sql: &str) -> Result<QueryId> {
-        let lowered = self.plan_insert(dml)?;
+        let (lowered, def) = self.plan_insert(dml)?;
         let id = self.next_query;
-        let target = dml.table_name.table().to_string();
-        let units = (
-            lowered.time_unit,
-            self.catalog_read()?.get(&target)?.event_time_unit,
-        );
+        let target = def.name.clone();
+        let units = (lowered.time_unit, def.event_time_unit);
         self.graph.add_insert(id, &target, lowered.plan, units)?;
         self.next_query += 1;
         self.fingerprint_parts
@@ -195,8 +192,9 @@ impl Engine {
         Ok(id)
     }
 
-    /// Plans an INSERT's query, its last node handing rows to the stream.
-    fn plan_insert(&self, dml: &DmlStatement) -> Result<StreamingPlan> {
+    /// Plans an INSERT's query, its last node handing rows to the stream;
+    /// with the stream it feeds.
+    fn plan_insert(&self, dml: &DmlStatement) -> Result<(StreamingPlan, Arc<StreamDef>)> {
         let target = dml.table_name.table().to_string();
         let def = self.catalog_read()?.get(&target)?;
         if def.is_view {
@@ -221,10 +219,11 @@ impl Engine {
             ));
         }
         let last = lowered.plan.nodes.len() - 1;
-        lowered
-            .plan
-            .add(Box::new(InsertNode::new(def)), vec![InputRef::Node(last)]);
-        Ok(lowered)
+        lowered.plan.add(
+            Box::new(InsertNode::new(Arc::clone(&def))),
+            vec![InputRef::Node(last)],
+        );
+        Ok((lowered, def))
     }
 
     fn create_stream(&mut self, sql: &str) -> Result<()> {
@@ -471,7 +470,7 @@ impl Engine {
         let sql = strip_explain(sql);
         let lowered = if starts_with_keyword(sql, &["insert"]) {
             match self.plan_statement(sql)? {
-                LogicalPlan::Dml(dml) => self.plan_insert(&dml)?,
+                LogicalPlan::Dml(dml) => self.plan_insert(&dml)?.0,
                 _ => return Err(err!(Internal, "INSERT planned as something else")),
             }
         } else {
