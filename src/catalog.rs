@@ -38,6 +38,11 @@ pub struct StreamDef {
     /// stream; for a view, when its query passes one through (the stream's
     /// event-time column, or a window aggregate's `window_time`).
     pub has_event_time: bool,
+    /// A view whose query gives a changelog (GROUP BY without a window, or
+    /// EMIT ON UPDATE): its rows carry their change kind in a last `_op`
+    /// column that `schema` leaves out, so SQL over it sees the result's
+    /// own columns.
+    pub is_changelog: bool,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -92,16 +97,19 @@ impl StreamDef {
             max_future_millis: None,
             is_view: false,
             has_event_time: true,
+            is_changelog: false,
         })
     }
 
     /// The definition of view `name`, whose query gives rows in `schema`
-    /// with event times in `unit`, in column `event_time` if it has one.
+    /// with event times in `unit`, in column `event_time` if it has one;
+    /// a `changelog` view's rows carry `_op` after the columns of `schema`.
     pub fn view(
         name: String,
         schema: SchemaRef,
         unit: TimeUnit,
         event_time: Option<usize>,
+        changelog: bool,
     ) -> Self {
         Self {
             name,
@@ -114,6 +122,7 @@ impl StreamDef {
             max_future_millis: None,
             is_view: true,
             has_event_time: event_time.is_some(),
+            is_changelog: changelog,
         }
     }
 

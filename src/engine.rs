@@ -20,6 +20,7 @@ use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
 pub use crate::ops::graph::QueryId;
+use crate::ops::changelog::without_op_column;
 use crate::ops::graph::{Emitted, Graph, InputRef, Message, NodeRestore, RowWatermarks, Rows};
 use crate::ops::insert::InsertNode;
 use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
@@ -209,7 +210,7 @@ impl Engine {
         if lowered.is_changelog {
             return Err(err!(
                 Unsupported,
-                "INSERT INTO {target} would insert a changelog (GROUP BY without a window): a stream takes final rows; aggregate over a window instead"
+                "INSERT INTO {target} would insert a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE), whose rows are updated and retracted: a stream takes final rows, as Flink's append-only tables do; aggregate over a window, or read the changelog with query()"
             ));
         }
         if self.streams_behind(&lowered.streams).contains(&target) {
@@ -267,19 +268,24 @@ impl Engine {
         let state = self.ctx.state();
         let physical = futures::executor::block_on(state.create_physical_plan(&view.input))?;
         let lowered = lower(&physical, &QueryOptions::default(), None)?;
-        if lowered.is_changelog {
-            return Err(err!(
-                Unsupported,
-                "view '{name}' would be a changelog (GROUP BY without a window); queries over changelogs are not supported yet: register it with query() instead"
-            ));
-        }
         if exists.is_some() {
             // OR REPLACE: the old view goes first, if nothing reads it.
             self.drop_view_named(&name)?;
         }
-        let schema = lowered.plan.output()?.output_schema();
+        let mut schema = lowered.plan.output()?.output_schema();
+        if lowered.is_changelog {
+            // SQL over the view sees the result's columns; `_op` travels
+            // with its rows, after them.
+            schema = without_op_column(&schema)?;
+        }
         let streams = self.source_streams(&lowered.streams);
-        let def = StreamDef::view(name.clone(), schema, lowered.time_unit, lowered.time_column);
+        let def = StreamDef::view(
+            name.clone(),
+            schema,
+            lowered.time_unit,
+            lowered.time_column,
+            lowered.is_changelog,
+        );
         let def = self
             .catalog
             .write()

@@ -28,6 +28,8 @@ const STEADY: &[&str] = &[
 const VIEWS: &[&str] = &[
     "CREATE VIEW per_window AS SELECT k, window_time AS t, min(v) AS m \
      FROM TUMBLE(s, ts, INTERVAL '2' SECOND) GROUP BY k, window_start, window_end, window_time",
+    // A changelog view.
+    "CREATE VIEW per_k AS SELECT k, min(v) AS m, count(*) AS n FROM s GROUP BY k",
 ];
 
 /// Queries that fail (division by zero) once a row with v = -1 reaches the
@@ -44,6 +46,10 @@ const FAILING: &[(&str, &str)] = &[
     (
         "after a session aggregate",
         "SELECT k, window_start, window_end, 100 / (min(v) + 1) AS r FROM SESSION(s, ts, INTERVAL '1' SECOND) GROUP BY k, window_start, window_end",
+    ),
+    (
+        "in a step over a changelog view",
+        "SELECT k, n, 100 / (m + 1) AS r FROM per_k WHERE n > 2",
     ),
     (
         "in a window over a view's windows",
@@ -192,7 +198,7 @@ fn a_failed_finish_changes_nothing() {
 /// A graph with every kind of operator: scans, chains, window, HOP,
 /// session, updating and refining aggregates, a union, a view read by two
 /// queries, an INSERT INTO job and a stream it feeds, an aggregate over a
-/// changelog.
+/// changelog, steps over a changelog view and a union with a changelog.
 fn every_operator() -> (Engine, Vec<QueryId>) {
     let mut engine = Engine::new().unwrap();
     engine.execute(DDL).unwrap();
@@ -220,6 +226,9 @@ fn every_operator() -> (Engine, Vec<QueryId>) {
         "SELECT window_start, max(m) AS top FROM TUMBLE(per_window, t, INTERVAL '6' SECOND) GROUP BY window_start",
         "SELECT n, count(*) AS keys FROM (SELECT k, count(*) AS n FROM s GROUP BY k) GROUP BY n",
         "SELECT k, window_start, count(*) AS n FROM TUMBLE(s, ts, INTERVAL '2' SECOND) GROUP BY k, window_start EMIT ON UPDATE",
+        // Steps over a changelog view, a union of a changelog with final
+        // rows, and an aggregate over it.
+        "SELECT m, count(*) AS keys FROM (SELECT k, m FROM per_k WHERE n > 1 UNION ALL SELECT k, v AS m FROM s WHERE v > 45) GROUP BY m",
     ] {
         ids.push(engine.create_query(sql).unwrap());
     }

@@ -22,7 +22,10 @@ use arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
 use super::chain::StatelessChain;
+use super::graph::{Operator, Output, Rows};
+use crate::err;
 use crate::error::Result;
+use crate::state::OperatorState;
 
 /// Name of the change-kind column added to changelog results.
 pub const OP_COLUMN: &str = "_op";
@@ -206,6 +209,115 @@ pub fn with_op_column(schema: &Schema) -> SchemaRef {
     let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(OP_COLUMN, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
+}
+
+/// The schema of a changelog without its `_op` column (the last).
+pub fn without_op_column(schema: &Schema) -> Result<SchemaRef> {
+    let fields = schema.fields();
+    match fields.last() {
+        Some(last) if last.name() == OP_COLUMN => Ok(Arc::new(Schema::new(
+            fields[..fields.len() - 1].to_vec(),
+        ))),
+        _ => Err(err!(Internal, "a changelog without its {OP_COLUMN} column")),
+    }
+}
+
+/// Reads a changelog batch (its change kind in the last column) back into
+/// changes, in order: an `update_before` and the `update_after` right after
+/// it are one change; any other row is a change of its own.
+pub fn changes_of(batch: &RecordBatch) -> Result<Changes> {
+    let width = batch.num_columns();
+    let ops = width
+        .checked_sub(1)
+        .and_then(|last| batch.column(last).as_string_opt::<i32>())
+        .ok_or_else(|| err!(Internal, "a changelog without its {OP_COLUMN} column"))?;
+    let rows = batch.project(&(0..width - 1).collect::<Vec<_>>())?;
+    let (mut old_rows, mut old_positions) = (Vec::new(), Vec::new());
+    let (mut new_rows, mut new_positions) = (Vec::new(), Vec::new());
+    let mut count = 0u32;
+    let mut row = 0;
+    while row < ops.len() {
+        match ops.value(row) {
+            op::INSERT | op::UPDATE_AFTER => {
+                new_rows.push(row as u32);
+                new_positions.push(count);
+            }
+            op::UPDATE_BEFORE => {
+                old_rows.push(row as u32);
+                old_positions.push(count);
+                if row + 1 < ops.len() && ops.value(row + 1) == op::UPDATE_AFTER {
+                    row += 1;
+                    new_rows.push(row as u32);
+                    new_positions.push(count);
+                }
+            }
+            op::DELETE => {
+                old_rows.push(row as u32);
+                old_positions.push(count);
+            }
+            other => return Err(err!(Internal, "unknown change kind '{other}'")),
+        }
+        count += 1;
+        row += 1;
+    }
+    let take = |indices: Vec<u32>| -> Result<RecordBatch> {
+        Ok(arrow::compute::take_record_batch(
+            &rows,
+            &UInt32Array::from(indices),
+        )?)
+    };
+    Ok(Changes {
+        count: count as usize,
+        old: take(old_rows)?,
+        old_positions: UInt32Array::from(old_positions),
+        new: take(new_rows)?,
+        new_positions: UInt32Array::from(new_positions),
+    })
+}
+
+/// Stateless steps (`WHERE`, `SELECT` expressions) over a changelog: both
+/// sides of each change go through them, and which sides survive decides
+/// the change kind (see the table at the top), so the result is the
+/// changelog of the steps applied to the table the input describes.
+#[derive(Debug, Clone)]
+pub struct ChangelogChainNode {
+    chain: StatelessChain,
+    /// The chain's output plus `_op`.
+    schema: SchemaRef,
+}
+
+impl ChangelogChainNode {
+    /// A node running `chain` over a changelog; `schema` is its output
+    /// schema plus `_op`.
+    pub fn new(chain: StatelessChain, schema: SchemaRef) -> Self {
+        Self { chain, schema }
+    }
+}
+
+impl Operator for ChangelogChainNode {
+    fn may_fail(&self) -> bool {
+        self.chain.may_fail()
+    }
+
+    fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        let changes = changes_of(&rows.batch)?;
+        if let Some(batch) = changelog(changes, &self.chain, &self.schema)? {
+            out.emit(batch);
+        }
+        Ok(())
+    }
+
+    fn restored(&self, _state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(self.clone()))
+    }
+
+    fn describe(&self) -> String {
+        format!("ChangelogSteps: {}", self.chain.describe().join(" ▸ "))
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
 }
 
 /// Runs both sides of `changes` through `post` and builds the changelog

@@ -25,6 +25,9 @@ pub struct StreamScan {
     /// Number of columns in the stream itself.
     stream_width: usize,
     projection: Option<Vec<usize>>,
+    /// Whether the rows are a changelog's: their `_op` column, after the
+    /// stream's columns, is kept last whatever the projection.
+    changelog: bool,
     schema: SchemaRef,
 }
 
@@ -45,8 +48,17 @@ impl StreamScan {
             unit,
             stream_width,
             projection,
+            changelog: false,
             schema,
         }
+    }
+
+    /// The same scan over a changelog view's rows, producing `schema` (the
+    /// projected columns plus `_op`).
+    pub fn of_changelog(mut self, schema: SchemaRef) -> Self {
+        self.changelog = true;
+        self.schema = schema;
+        self
     }
 
     /// One line for EXPLAIN.
@@ -79,15 +91,19 @@ impl StreamScan {
         batch: &RecordBatch,
         event_times: Option<&[EventTime]>,
     ) -> Result<RecordBatch> {
-        let wanted: Vec<usize> = match &self.projection {
+        let mut wanted: Vec<usize> = match &self.projection {
             Some(indices) => indices.clone(),
-            None => (0..self.schema.fields().len()).collect(),
+            None => (0..self.schema.fields().len() - usize::from(self.changelog)).collect(),
         };
+        if self.changelog {
+            // `_op`, read like a stream column: windows never apply here.
+            wanted.push(self.stream_width);
+        }
         let mut window_columns: Option<[Option<ArrayRef>; 3]> = None;
         let wants_time = wanted.contains(&(self.stream_width + 2));
         let mut columns = Vec::with_capacity(wanted.len());
         for index in wanted {
-            if index < self.stream_width {
+            if index < self.stream_width || self.changelog {
                 columns.push(Arc::clone(batch.column(index)));
                 continue;
             }

@@ -1,12 +1,15 @@
 //! `UNION ALL`: the rows of every input, in arrival order, under the
 //! minimum of the inputs' watermarks (the graph caps each batch's per-row
-//! watermarks by the other inputs').
+//! watermarks by the other inputs'). A union with a changelog among its
+//! inputs is a changelog: rows of the other inputs become inserts.
 
 use std::sync::Arc;
 
+use arrow::array::StringArray;
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
+use super::changelog::op;
 use super::graph::{Operator, Output, Rows};
 use crate::err;
 use crate::error::Result;
@@ -15,15 +18,18 @@ use crate::state::OperatorState;
 /// Merges its inputs' rows into one output.
 #[derive(Debug, Clone)]
 pub struct UnionNode {
-    inputs: usize,
+    /// Per input: whether its rows become inserts of the changelog (an
+    /// input of final rows, in a union that is a changelog).
+    as_inserts: Vec<bool>,
     schema: SchemaRef,
 }
 
 impl UnionNode {
-    /// A union of `inputs` inputs whose rows are in `schema` (DataFusion
-    /// has cast every input to it).
-    pub fn new(inputs: usize, schema: SchemaRef) -> Self {
-        Self { inputs, schema }
+    /// A union of inputs whose rows are in `schema` (DataFusion has cast
+    /// every input to it); `as_inserts` says, per input, whether its rows
+    /// get an `_op` column of inserts (`schema` then ends with `_op`).
+    pub fn new(as_inserts: Vec<bool>, schema: SchemaRef) -> Self {
+        Self { as_inserts, schema }
     }
 }
 
@@ -34,11 +40,15 @@ impl Operator for UnionNode {
 
     fn process(&mut self, input: usize, mut rows: Rows, out: &mut Output) -> Result<()> {
         let batch = &rows.batch;
-        if batch.num_columns() != self.schema.fields().len() {
+        let mut columns = batch.columns().to_vec();
+        if self.as_inserts.get(input).copied().unwrap_or(false) {
+            columns.push(Arc::new(StringArray::from(vec![op::INSERT; batch.num_rows()])));
+        }
+        if columns.len() != self.schema.fields().len() {
             return Err(err!(
                 Internal,
                 "union input {input} has {} columns, not {}",
-                batch.num_columns(),
+                columns.len(),
                 self.schema.fields().len()
             ));
         }
@@ -46,7 +56,7 @@ impl Operator for UnionNode {
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
         rows.batch = RecordBatch::try_new_with_options(
             Arc::clone(&self.schema),
-            batch.columns().to_vec(),
+            columns,
             &options,
         )?;
         out.forward(rows);
@@ -60,7 +70,7 @@ impl Operator for UnionNode {
     fn describe(&self) -> String {
         format!(
             "Union: {} inputs, watermark = the minimum of theirs",
-            self.inputs
+            self.as_inserts.len()
         )
     }
 

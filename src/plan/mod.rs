@@ -34,7 +34,7 @@ use crate::error::Result;
 pub use crate::ops::aggregate_node::LatePolicy;
 use crate::ops::aggregate_node::{ChangelogNode, ChangelogOperator, WindowNode, WindowOperator};
 use crate::ops::chain::{ChainNode, StatelessChain, Step};
-use crate::ops::changelog::{with_op_column, OP_COLUMN};
+use crate::ops::changelog::{with_op_column, ChangelogChainNode, OP_COLUMN};
 use crate::ops::graph::{InputRef, QueryPlan};
 use crate::ops::grouped_aggregates::AggregateSpec;
 use crate::ops::refining_window_aggregate::{RefiningWindowAggregate, RefiningWindowConfig};
@@ -224,7 +224,7 @@ impl Lowering<'_> {
             unit: def.event_time_unit,
             window_type: def.window_type(),
         };
-        let stream_scan = StreamScan::new(
+        let mut stream_scan = StreamScan::new(
             scan.window(),
             def.window_type(),
             def.event_time_unit,
@@ -232,6 +232,14 @@ impl Lowering<'_> {
             scan.projection().map(<[usize]>::to_vec),
             Arc::clone(&schema),
         );
+        // A changelog view's rows keep their change kinds.
+        let schema = if def.is_changelog {
+            let schema = with_op_column(&schema);
+            stream_scan = stream_scan.of_changelog(Arc::clone(&schema));
+            schema
+        } else {
+            schema
+        };
         let side_output = self.options.late == LatePolicy::SideOutput;
         let node = self.plan.add(
             Box::new(ScanNode::new(
@@ -249,20 +257,33 @@ impl Lowering<'_> {
             window: scan.window(),
             window_in_expression: None,
             time,
-            time_column,
-            changelog: false,
+            time_column: time_column.filter(|_| !def.is_changelog),
+            changelog: def.is_changelog,
         }
     }
 
     fn lower_chain(&mut self, input: Lowered, chain: StatelessChain) -> Result<Lowered> {
-        if input.changelog && !chain.is_empty() {
-            return Err(err!(
-                Unsupported,
-                "filtering or computing over a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) is not supported yet; put the condition in HAVING"
-            ));
-        }
         if chain.is_empty() {
             return Ok(input);
+        }
+        if input.changelog {
+            // Both sides of each change go through the steps.
+            let steps_schema = chain
+                .output_schema()
+                .ok_or_else(|| err!(Internal, "a chain without steps"))?;
+            let schema = with_op_column(&steps_schema);
+            let node = self.plan.add(
+                Box::new(ChangelogChainNode::new(chain, Arc::clone(&schema))),
+                vec![input.node],
+            );
+            return Ok(Lowered {
+                node: InputRef::Node(node),
+                window_columns: vec![None; schema.fields().len()],
+                schema,
+                window_in_expression: None,
+                time_column: None,
+                ..input
+            });
         }
         let mut window_columns = input.window_columns.clone();
         let mut window_in_expression = input.window_in_expression.clone();
@@ -320,17 +341,14 @@ impl Lowering<'_> {
     }
 
     fn lower_union(&mut self, union: &UnionExec) -> Result<Lowered> {
-        let mut inputs = Vec::new();
-        for child in union.children() {
-            let input = self.lower(child)?;
-            if input.changelog {
-                return Err(err!(
-                    Unsupported,
-                    "UNION ALL of a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE) is not supported yet"
-                ));
-            }
-            inputs.push(input);
-        }
+        let inputs = union
+            .children()
+            .into_iter()
+            .map(|child| self.lower(child))
+            .collect::<Result<Vec<_>>>()?;
+        // With a changelog among them, the union is one: the other inputs'
+        // rows are inserts.
+        let changelog = inputs.iter().any(|i| i.changelog);
         let first = inputs
             .first()
             .cloned()
@@ -357,22 +375,42 @@ impl Lowering<'_> {
                 .flatten()
             })
             .collect();
-        let window = if same_window { first.window } else { None };
-        if !same_window {
+        let window = if same_window && !changelog {
+            first.window
+        } else {
+            None
+        };
+        if !same_window || changelog {
             if let Some(window) = inputs
                 .iter()
                 .find_map(|i| i.window.filter(|w| !w.is_tumbling()))
             {
                 return Err(err!(
                     Unsupported,
-                    "UNION ALL of differently windowed inputs ({}) is not supported; window the union instead",
-                    window.name()
+                    "UNION ALL of {} rows with {} is not supported; window the union instead",
+                    window.name(),
+                    if changelog {
+                        "a changelog"
+                    } else {
+                        "differently windowed inputs"
+                    }
                 ));
             }
         }
-        let schema = union.schema();
+        let schema = if changelog {
+            with_op_column(&union.schema())
+        } else {
+            union.schema()
+        };
+        let as_inserts = inputs.iter().map(|i| changelog && !i.changelog).collect();
+        let window_columns = if changelog {
+            // Windows are over before a changelog: none pass through it.
+            vec![None; schema.fields().len()]
+        } else {
+            window_columns
+        };
         let node = self.plan.add(
-            Box::new(UnionNode::new(inputs.len(), Arc::clone(&schema))),
+            Box::new(UnionNode::new(as_inserts, Arc::clone(&schema))),
             inputs.iter().map(|i| i.node.clone()).collect(),
         );
         Ok(Lowered {
@@ -383,9 +421,9 @@ impl Lowering<'_> {
             window_in_expression: inputs.iter().find_map(|i| i.window_in_expression.clone()),
             time_column: first
                 .time_column
-                .filter(|c| inputs.iter().all(|i| i.time_column == Some(*c))),
+                .filter(|c| !changelog && inputs.iter().all(|i| i.time_column == Some(*c))),
             time: first.time,
-            changelog: false,
+            changelog,
         })
     }
 

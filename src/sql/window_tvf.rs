@@ -113,6 +113,14 @@ impl WindowFunction {
                 ));
             }
         }
+        if stream.is_changelog {
+            // As in Flink: a window's rows must be final, and a changelog's
+            // are updated and retracted.
+            return Err(err!(
+                Unsupported,
+                "{name} over view '{stream_name}', a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE): windows take rows that are final; window the stream under the view, or aggregate the view without a window"
+            ));
+        }
         if !stream.has_event_time {
             return Err(err!(
                 Unsupported,
