@@ -19,8 +19,8 @@ use crate::codec::time_values::decoding_schema;
 use crate::err;
 use crate::error::Result;
 use crate::metrics::QueryMetrics;
-pub use crate::ops::graph::QueryId;
 use crate::ops::changelog::without_op_column;
+pub use crate::ops::graph::QueryId;
 use crate::ops::graph::{Emitted, Graph, InputRef, Message, NodeRestore, RowWatermarks, Rows};
 use crate::ops::insert::InsertNode;
 use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
@@ -496,7 +496,7 @@ impl Engine {
                 .ok_or_else(|| err!(Internal, "planned query reads an unknown stream"))?;
             lines.push(source.describe());
         }
-        lines.push(lowered.plan.describe());
+        lines.push(lowered.plan.describe(&|name| self.views.contains_key(name)));
         Ok(lines.join("\n"))
     }
 

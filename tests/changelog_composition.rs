@@ -150,7 +150,10 @@ fn changelog_views_steps_and_unions_equal_batch_sql() {
         };
         let filtered = ops(ids[1]);
         assert!(filtered.iter().any(|op| op == "insert"), "seed {seed}");
-        assert!(filtered.iter().any(|op| op == "update_after"), "seed {seed}");
+        assert!(
+            filtered.iter().any(|op| op == "update_after"),
+            "seed {seed}"
+        );
         assert!(
             ops(ids[2]).iter().any(|op| op == "delete"),
             "seed {seed}: no n of the histogram went away"

@@ -215,9 +215,9 @@ pub fn with_op_column(schema: &Schema) -> SchemaRef {
 pub fn without_op_column(schema: &Schema) -> Result<SchemaRef> {
     let fields = schema.fields();
     match fields.last() {
-        Some(last) if last.name() == OP_COLUMN => Ok(Arc::new(Schema::new(
-            fields[..fields.len() - 1].to_vec(),
-        ))),
+        Some(last) if last.name() == OP_COLUMN => {
+            Ok(Arc::new(Schema::new(fields[..fields.len() - 1].to_vec())))
+        }
         _ => Err(err!(Internal, "a changelog without its {OP_COLUMN} column")),
     }
 }
@@ -387,6 +387,58 @@ pub fn changelog(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_changelog_read_back_into_changes_rebuilds_itself() {
+        let schema = with_op_column(&Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+        ]));
+        let ops = [
+            op::INSERT,
+            op::UPDATE_BEFORE,
+            op::UPDATE_AFTER,
+            op::DELETE,
+            // A lone update_before is a change of its own.
+            op::UPDATE_BEFORE,
+            op::UPDATE_BEFORE,
+            op::UPDATE_AFTER,
+        ];
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(StringArray::from(vec!["a", "a", "a", "b", "c", "d", "d"])),
+                Arc::new(arrow::array::Int64Array::from(vec![1, 1, 2, 5, 3, 4, 6])),
+                Arc::new(StringArray::from(ops.to_vec())),
+            ],
+        )
+        .unwrap();
+        let changes = changes_of(&batch).unwrap();
+        assert_eq!(changes.count, 5);
+        assert_eq!(changes.old_positions.values(), &[1, 2, 3, 4]);
+        assert_eq!(changes.new_positions.values(), &[0, 1, 4]);
+        // Through no steps: the same rows, a lone update_before as a delete.
+        let rebuilt = changelog(changes, &StatelessChain::default(), &schema)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rebuilt.columns()[..2], batch.columns()[..2]);
+        let kinds = rebuilt.column(2).as_string::<i32>();
+        let kinds: Vec<&str> = kinds.iter().flatten().collect();
+        assert_eq!(
+            kinds,
+            [
+                op::INSERT,
+                op::UPDATE_BEFORE,
+                op::UPDATE_AFTER,
+                op::DELETE,
+                op::DELETE,
+                op::UPDATE_BEFORE,
+                op::UPDATE_AFTER
+            ]
+        );
+        // Not a changelog: an internal error, not a panic.
+        assert!(changes_of(&batch.project(&[0, 1]).unwrap()).is_err());
+    }
 
     #[test]
     fn value_columns_equal_datafusions_for_common_and_other_types() {

@@ -369,19 +369,24 @@ impl QueryPlan {
         streams
     }
 
-    /// All nodes, one per line, inputs before the nodes that read them.
-    pub fn describe(&self) -> String {
+    /// All nodes, one per line, inputs before the nodes that read them;
+    /// `is_view` tells views from streams among the inputs.
+    pub fn describe(&self, is_view: &dyn Fn(&str) -> bool) -> String {
         describe_nodes(
             self.nodes
                 .iter()
                 .map(|n| (n.operator.as_ref(), n.inputs.as_slice())),
+            is_view,
         )
     }
 }
 
 /// EXPLAIN text for nodes in plan order: a linear plan reads as a list;
 /// a node with several inputs names them.
-fn describe_nodes<'a>(nodes: impl Iterator<Item = (&'a dyn Operator, &'a [InputRef])>) -> String {
+fn describe_nodes<'a>(
+    nodes: impl Iterator<Item = (&'a dyn Operator, &'a [InputRef])>,
+    is_view: &dyn Fn(&str) -> bool,
+) -> String {
     let mut lines = Vec::new();
     let mut last_schema: Option<SchemaRef> = None;
     for (position, (operator, inputs)) in nodes.enumerate() {
@@ -391,6 +396,7 @@ fn describe_nodes<'a>(nodes: impl Iterator<Item = (&'a dyn Operator, &'a [InputR
             let names: Vec<String> = inputs
                 .iter()
                 .map(|input| match input {
+                    InputRef::Stream(name) if is_view(name) => format!("view {name}"),
                     InputRef::Stream(name) => format!("stream {name}"),
                     InputRef::Node(n) => format!("[{n}]"),
                 })

@@ -42,7 +42,10 @@ impl Operator for UnionNode {
         let batch = &rows.batch;
         let mut columns = batch.columns().to_vec();
         if self.as_inserts.get(input).copied().unwrap_or(false) {
-            columns.push(Arc::new(StringArray::from(vec![op::INSERT; batch.num_rows()])));
+            columns.push(Arc::new(StringArray::from(vec![
+                op::INSERT;
+                batch.num_rows()
+            ])));
         }
         if columns.len() != self.schema.fields().len() {
             return Err(err!(
@@ -54,11 +57,8 @@ impl Operator for UnionNode {
         }
         // Inputs name their columns their own way; the union's names win.
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        rows.batch = RecordBatch::try_new_with_options(
-            Arc::clone(&self.schema),
-            columns,
-            &options,
-        )?;
+        rows.batch =
+            RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
         out.forward(rows);
         Ok(())
     }

@@ -399,3 +399,34 @@ test("an aggregate over GROUP BY results follows them as they change", async () 
     (e) => e instanceof RiffleError && e.code === "UNSUPPORTED" && /string_agg/.test(e.message));
   engine.close();
 });
+
+// Issue 19: a changelog view, steps over it and a union with final rows.
+test("a changelog view is read, filtered and unioned like any result", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  await engine.sql("CREATE VIEW per_symbol AS SELECT symbol, count(*) AS n FROM trades GROUP BY symbol");
+  const busy = engine.query("SELECT symbol, n * 10 AS tens FROM per_symbol WHERE n > 1");
+  const merged = engine.query(`SELECT count(*) AS entries, sum(n) AS total FROM
+    (SELECT symbol, n FROM per_symbol UNION ALL SELECT symbol, 100 AS n FROM trades WHERE price > 5)`);
+  assert.ok(busy.changelog && merged.changelog);
+  const busyRows = [];
+  busy.subscribe((rows) => busyRows.push(...rows));
+  let latest;
+  merged.subscribe((rows) => { latest = rows.filter((r) => r._op !== "update_before").at(-1); });
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 1 }, { symbol: "B", price: 9, ts: 2 }]);
+  assert.deepEqual(busyRows, [], "no symbol has n > 1 yet");
+  assert.equal(latest.entries, 3);
+  assert.equal(latest.total, 102);
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 3 }]);
+  assert.deepEqual(busyRows, [{ symbol: "A", tens: 20, _op: "insert" }], "A passed the WHERE: an insert");
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 4 }]);
+  assert.deepEqual(busyRows.slice(1), [
+    { symbol: "A", tens: 20, _op: "update_before" },
+    { symbol: "A", tens: 30, _op: "update_after" },
+  ]);
+  assert.equal(latest.entries, 3);
+  assert.equal(latest.total, 104);
+  assert.throws(() => engine.query("SELECT window_start, count(*) FROM TUMBLE(per_symbol, ts, INTERVAL '1' SECOND) GROUP BY window_start"),
+    (e) => e instanceof RiffleError && e.code === "UNSUPPORTED" && /changelog/.test(e.message));
+  engine.close();
+});
