@@ -9,8 +9,24 @@ profile="${RIFFLE_PROFILE:-release}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riffle-target}"
 
 start=$SECONDS
-cargo build --profile "$profile" --target wasm32-unknown-unknown
-wasm-bindgen --target web --out-dir pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/riffle.wasm"
+if [[ "$profile" == wasm-dev ]]; then
+  cargo build --profile "$profile" --target wasm32-unknown-unknown
+  wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/riffle.wasm"
+else
+  # Shipped builds: the pinned nightly rebuilds std for size with panics
+  # that trap at once (no message formatting, no file:line strings):
+  # session 12, 4,986,319 -> 4,599,841 bytes gzip (BENCHMARKS.md). Its own
+  # target directory, so a stable build of the same profile never leaves
+  # its riffle.wasm where this one is read. RUSTFLAGS replaces the flags of
+  # .cargo/config.toml, so they are repeated here.
+  nightly=$(sed -n 's/^nightly=//p' scripts/wasm-toolchain)
+  export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/nightly"
+  RUSTFLAGS='--cfg getrandom_backend="wasm_js" -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none' \
+    cargo "+$nightly" build --profile "$profile" --target wasm32-unknown-unknown \
+    -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size
+  wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/$profile/riffle.wasm"
+fi
+wasm-bindgen --target web --out-dir pkg "$wasm"
 if [[ "$profile" == release && "${RIFFLE_WASM_OPT:-}" != 0 ]]; then
   # npm's binaryen: Debian's wasm-opt (v108) silently breaks wasm-bindgen's externref table.
   # Not -Oz: on this module it cuts the raw size but makes the gzip and

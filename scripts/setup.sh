@@ -17,6 +17,13 @@ fi
 
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
+# The shipped wasm is built by a pinned nightly that rebuilds the standard
+# library without panic messages (scripts/build.sh); it needs rust-src.
+nightly=$(sed -n 's/^nightly=//p' scripts/wasm-toolchain)
+if ! rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src'; then
+  rustup toolchain install "$nightly" --profile minimal --component rust-src
+fi
+
 # The CLI must match the wasm-bindgen crate exactly (pinned with = in Cargo.toml).
 wb_version=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' Cargo.toml)
 if [[ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]]; then

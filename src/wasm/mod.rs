@@ -23,7 +23,8 @@ static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
 /// Installs a panic hook that records the message. A panic aborts the wasm
 /// instance (it is a bug); the JS side reads the message and refuses
-/// further calls.
+/// further calls. Shipped builds (scripts/build.sh) trap at the panic
+/// without running the hook, so only `wasm-dev` builds keep the message.
 #[wasm_bindgen(start)]
 pub fn start() {
     std::panic::set_hook(Box::new(|info| {
