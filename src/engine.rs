@@ -27,6 +27,7 @@ use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
+use crate::sql::flink_syntax::rewrite_window_tvfs;
 use crate::sql::interval_literal;
 use crate::sql::plan_create_stream;
 use crate::sql::session::{new_session, plan_sql};
@@ -380,7 +381,8 @@ impl Engine {
     /// Plans one statement; a table DataFusion does not know is an unknown
     /// stream, reported with the streams there are.
     fn plan_statement(&self, sql: &str) -> Result<LogicalPlan> {
-        plan_sql(&self.ctx.state(), sql).map_err(|error| {
+        let sql = rewrite_window_tvfs(sql)?;
+        plan_sql(&self.ctx.state(), &sql).map_err(|error| {
             if let DataFusionError::Plan(message) = error.find_root() {
                 let table = message
                     .strip_prefix("table '")

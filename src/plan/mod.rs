@@ -148,6 +148,9 @@ struct Lowered {
     time_column: Option<usize>,
     /// Whether its rows are a changelog (with the `_op` column).
     changelog: bool,
+    /// Flink's `SESSION(TABLE t PARTITION BY keys, ...)`: the keys the
+    /// session aggregate must group by (none: no keys).
+    session_partition: Option<Vec<String>>,
 }
 
 struct Lowering<'a> {
@@ -259,6 +262,7 @@ impl Lowering<'_> {
             time,
             time_column: time_column.filter(|_| !def.is_changelog),
             changelog: def.is_changelog,
+            session_partition: scan.session_partition().map(<[String]>::to_vec),
         }
     }
 
@@ -424,6 +428,12 @@ impl Lowering<'_> {
                 .filter(|c| !changelog && inputs.iter().all(|i| i.time_column == Some(*c))),
             time: first.time,
             changelog,
+            session_partition: first.session_partition.clone().filter(|p| {
+                same_window
+                    && inputs
+                        .iter()
+                        .all(|i| i.session_partition.as_ref() == Some(p))
+            }),
         })
     }
 
@@ -540,6 +550,35 @@ impl Lowering<'_> {
         }
         let arguments = aggregate_expressions(bottom.aggr_expr(), bottom.mode(), 0)?;
         let filters = bottom.filter_expr().to_vec();
+        if let (Some(WindowSpec::Session(_)), Some(partition)) =
+            (input.window, &input.session_partition)
+        {
+            // Riffle's sessions are per GROUP BY key: Flink's PARTITION BY
+            // must name exactly those keys.
+            let mut grouped: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    k.downcast_ref::<Column>()
+                        .map_or_else(|| k.to_string(), |c| c.name().to_string())
+                })
+                .collect();
+            let mut wanted = partition.clone();
+            grouped.sort();
+            wanted.sort();
+            if grouped != wanted {
+                return Err(err!(
+                    Unsupported,
+                    "SESSION with PARTITION BY [{}] grouped by [{}]: Riffle's sessions are per GROUP BY key, so PARTITION BY must name the keys the query groups by (with window_start, window_end){}",
+                    partition.join(", "),
+                    grouped.join(", "),
+                    if partition.is_empty() {
+                        "; a SESSION without PARTITION BY makes sessions over all rows, so it can group by the window only"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
         if let Some(window) = input.window {
             if slice_bound.is_none() {
                 return Err(err!(
@@ -596,6 +635,7 @@ impl Lowering<'_> {
             time: input.time.clone(),
             time_column: time_column.filter(|_| !changelog),
             changelog,
+            session_partition: None,
         };
         // The schema after the steps the node runs on what it emits.
         let result_schema = post.output_schema().unwrap_or_else(|| node.schema());

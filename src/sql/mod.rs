@@ -3,6 +3,7 @@
 
 pub mod ddl;
 pub mod emit;
+pub mod flink_syntax;
 pub mod session;
 pub mod stream_table;
 pub mod window_tvf;

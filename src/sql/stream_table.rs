@@ -32,6 +32,10 @@ use crate::time::window::WindowSpec;
 pub struct StreamTableProvider {
     stream: Arc<StreamDef>,
     window: Option<WindowSpec>,
+    /// Flink's `SESSION(TABLE t PARTITION BY keys, ...)`: the keys (none:
+    /// sessions over all rows). `None` for Riffle's own form, whose
+    /// sessions are per GROUP BY key.
+    session_partition: Option<Vec<String>>,
     schema: SchemaRef,
 }
 
@@ -42,6 +46,7 @@ impl StreamTableProvider {
         Self {
             stream,
             window: None,
+            session_partition: None,
             schema,
         }
     }
@@ -52,8 +57,15 @@ impl StreamTableProvider {
         Self {
             stream,
             window: Some(window),
+            session_partition: None,
             schema,
         }
+    }
+
+    /// The same, with Flink's session partition keys (see the field).
+    pub fn with_session_partition(mut self, partition: Option<Vec<String>>) -> Self {
+        self.session_partition = partition;
+        self
     }
 }
 
@@ -74,12 +86,14 @@ impl TableProvider for StreamTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(StreamScanExec::try_new(
+        let mut scan = StreamScanExec::try_new(
             Arc::clone(&self.stream),
             self.window,
             Arc::clone(&self.schema),
             projection.cloned(),
-        )?))
+        )?;
+        scan.session_partition = self.session_partition.clone();
+        Ok(Arc::new(scan))
     }
 }
 
@@ -89,6 +103,7 @@ impl TableProvider for StreamTableProvider {
 pub struct StreamScanExec {
     stream: Arc<StreamDef>,
     window: Option<WindowSpec>,
+    session_partition: Option<Vec<String>>,
     /// Schema before projection: the stream's, plus window columns if windowed.
     full_schema: SchemaRef,
     projection: Option<Vec<usize>>,
@@ -118,6 +133,7 @@ impl StreamScanExec {
         Ok(Self {
             stream,
             window,
+            session_partition: None,
             full_schema,
             projection,
             properties: Arc::new(properties),
@@ -137,6 +153,12 @@ impl StreamScanExec {
     /// Schema before projection.
     pub fn full_schema(&self) -> &SchemaRef {
         &self.full_schema
+    }
+
+    /// Flink's session partition keys, if the query gave them (see
+    /// [`StreamTableProvider`]).
+    pub fn session_partition(&self) -> Option<&[String]> {
+        self.session_partition.as_deref()
     }
 
     /// Columns of `full_schema` that the query reads, in output order.

@@ -5,6 +5,9 @@
 //! - `CUMULATE(stream, ts, step, size [, offset])`
 //! - `SESSION(stream, ts, gap [, max_length])`: sessions per GROUP BY key
 //!
+//! and Flink's `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))` forms, which
+//! `sql::flink_syntax` rewrites into these before parsing.
+//!
 //! DataFusion hands the arguments over as planned expressions: the stream
 //! and time column as unqualified column references, sizes as interval
 //! literals. Each returns the stream plus `window_start` and `window_end`.
@@ -13,7 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::TimeUnit;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
-use datafusion::common::Result as DFResult;
+use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::logical_expr::Expr;
 
 use super::interval_from_expr;
@@ -90,6 +93,35 @@ impl WindowFunction {
         let name = self.kind.name();
         let usage = self.kind.usage();
         let durations = self.kind.durations();
+        // Flink's SESSION(TABLE t PARTITION BY k, ...) arrives as trailing
+        // key columns, its form without PARTITION BY as a trailing NULL
+        // (sql::flink_syntax): sessions per those keys, or over all rows.
+        let mut args = args;
+        let mut partition = None;
+        if self.kind == WindowKind::Session && args.len() > 3 {
+            let keys = args[3..]
+                .iter()
+                .rev()
+                .take_while(|a| matches!(a, Expr::Column(_) | Expr::Literal(ScalarValue::Null, _)))
+                .count();
+            if keys > 0 {
+                let (own, trailing) = args.split_at(args.len() - keys);
+                let mut columns = Vec::new();
+                for key in trailing {
+                    if let Expr::Column(_) = key {
+                        columns.push(column_name(key, name, "a PARTITION BY key")?);
+                    }
+                }
+                if columns.len() != keys && keys != 1 {
+                    return Err(err!(
+                        SqlPlan,
+                        "SESSION: PARTITION BY takes columns; {usage}"
+                    ));
+                }
+                partition = Some(columns);
+                args = own;
+            }
+        }
         if args.len() != 2 + durations && args.len() != 3 + durations {
             return Err(err!(
                 SqlPlan,
@@ -183,7 +215,9 @@ impl WindowFunction {
                 }
             }
         };
-        Ok(Arc::new(StreamTableProvider::windowed(stream, spec)))
+        Ok(Arc::new(
+            StreamTableProvider::windowed(stream, spec).with_session_partition(partition),
+        ))
     }
 }
 

@@ -430,3 +430,22 @@ test("a changelog view is read, filtered and unioned like any result", async () 
     (e) => e instanceof RiffleError && e.code === "UNSUPPORTED" && /changelog/.test(e.message));
   engine.close();
 });
+
+// Issue 21: Flink's window syntax gives the rows of Riffle's own.
+test("Flink's TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...)) runs as written", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(DDL);
+  const flink = engine.query(`SELECT symbol, window_start, count(*) AS n FROM TABLE(TUMBLE(
+    DATA => TABLE trades, TIMECOL => DESCRIPTOR(ts), SIZE => INTERVAL '1' SECOND)) GROUP BY symbol, window_start, window_end`);
+  const own = engine.query("SELECT symbol, window_start, count(*) AS n FROM TUMBLE(trades, ts, INTERVAL '1' SECOND) GROUP BY symbol, window_start, window_end");
+  const got = { flink: [], own: [] };
+  flink.subscribe((rows) => got.flink.push(...rows));
+  own.subscribe((rows) => got.own.push(...rows));
+  engine.push("trades", [{ symbol: "A", price: 1, ts: 10 }, { symbol: "B", price: 2, ts: 900 }, { symbol: "A", price: 3, ts: 1500 }]);
+  engine.finish();
+  assert.equal(got.flink.length, 3);
+  assert.deepEqual(got.flink, got.own);
+  assert.throws(() => engine.query("SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE trades, ts, INTERVAL '1' SECOND)) GROUP BY window_start"),
+    (e) => e instanceof RiffleError && e.code === "SQL_PARSE" && /DESCRIPTOR/.test(e.message));
+  engine.close();
+});

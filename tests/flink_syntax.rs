@@ -1,0 +1,159 @@
+//! Flink's window table function syntax (issue 21): `TABLE(TUMBLE(TABLE t,
+//! DESCRIPTOR(ts), ...))`, named arguments, `SESSION(TABLE t PARTITION BY
+//! k, ...)`, in queries, views and INSERT INTO. Each form must give exactly
+//! the rows of Riffle's own syntax on the same pushes (tests/flink_parity.rs
+//! runs the goldens' Flink SQL against Flink's results).
+
+mod common;
+
+use common::{ndjson, rows_of, sorted, trades, TRADES_DDL};
+use riffle::{Engine, ErrorCode};
+
+/// (Flink's form, Riffle's) of the same query.
+const PAIRS: [(&str, &str); 6] = [
+    (
+        "SELECT symbol, window_start, window_end, count(*) AS n, sum(price) AS total \
+         FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '10' SECOND)) GROUP BY symbol, window_start, window_end",
+        "SELECT symbol, window_start, window_end, count(*) AS n, sum(price) AS total \
+         FROM TUMBLE(trades, ts, INTERVAL '10' SECOND) GROUP BY symbol, window_start, window_end",
+    ),
+    (
+        "SELECT window_start, max(price) AS hi FROM TABLE(HOP(\
+           DATA => TABLE trades, TIMECOL => DESCRIPTOR(ts), SIZE => INTERVAL '30' SECOND, SLIDE => INTERVAL '10' SECOND)) \
+         GROUP BY window_start, window_end",
+        "SELECT window_start, max(price) AS hi FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) \
+         GROUP BY window_start, window_end",
+    ),
+    (
+        "SELECT symbol, window_end, count(*) AS n FROM TABLE(CUMULATE(TABLE trades, DESCRIPTOR(ts), \
+           STEP => INTERVAL '5' SECOND, SIZE => INTERVAL '20' SECOND, OFFSET => INTERVAL '2' SECOND)) \
+         GROUP BY symbol, window_start, window_end",
+        "SELECT symbol, window_end, count(*) AS n FROM CUMULATE(trades, ts, INTERVAL '5' SECOND, INTERVAL '20' SECOND, INTERVAL '2' SECOND) \
+         GROUP BY symbol, window_start, window_end",
+    ),
+    // Sessions per key.
+    (
+        "SELECT symbol, window_start, window_end, count(*) AS n FROM TABLE(SESSION(\
+           TABLE trades PARTITION BY symbol, DESCRIPTOR(ts), INTERVAL '3' SECOND)) \
+         GROUP BY symbol, window_start, window_end",
+        "SELECT symbol, window_start, window_end, count(*) AS n FROM SESSION(trades, ts, INTERVAL '3' SECOND) \
+         GROUP BY symbol, window_start, window_end",
+    ),
+    // Sessions over all rows.
+    (
+        "SELECT window_start, window_end, count(*) AS n FROM TABLE(SESSION(\
+           TABLE trades, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start, window_end",
+        "SELECT window_start, window_end, count(*) AS n FROM SESSION(trades, ts, INTERVAL '1' SECOND) \
+         GROUP BY window_start, window_end",
+    ),
+    // Rows of the window function themselves, and lower-case names.
+    (
+        "select symbol, price, window_start from table(tumble(table trades, descriptor(ts), interval '10' second)) where price > 900",
+        "select symbol, price, window_start from tumble(trades, ts, interval '10' second) where price > 900",
+    ),
+];
+
+#[test]
+fn flinks_window_syntax_gives_riffles_results() {
+    let events = trades(5, 3_000, 6, 170, 900);
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let ids: Vec<_> = PAIRS
+        .iter()
+        .map(|(flink, riffle)| {
+            (
+                engine.create_query(flink).unwrap(),
+                engine.create_query(riffle).unwrap(),
+            )
+        })
+        .collect();
+    let mut outputs = Vec::new();
+    for chunk in events.chunks(97) {
+        outputs.extend(engine.push_json("trades", &ndjson(chunk)).unwrap());
+    }
+    outputs.extend(engine.finish().unwrap());
+    for ((flink, _), (a, b)) in PAIRS.iter().zip(ids) {
+        let ours = sorted(rows_of(&outputs, a));
+        assert!(!ours.is_empty(), "{flink}");
+        assert_eq!(ours, sorted(rows_of(&outputs, b)), "{flink}");
+    }
+}
+
+#[test]
+fn views_and_jobs_take_flinks_syntax() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    engine
+        .execute(
+            "CREATE TEMPORARY VIEW per_10s AS SELECT symbol, window_time AS rowtime, count(*) AS n \
+             FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '10' SECOND)) \
+             GROUP BY symbol, window_start, window_end, window_time",
+        )
+        .unwrap();
+    engine
+        .execute(
+            "CREATE STREAM minutes (symbol VARCHAR, n BIGINT, t TIMESTAMP(3), WATERMARK FOR t AS t)",
+        )
+        .unwrap();
+    engine
+        .execute(
+            "INSERT INTO minutes SELECT symbol, sum(n), window_time \
+             FROM TABLE(TUMBLE(TABLE per_10s, DESCRIPTOR(rowtime), INTERVAL '1' MINUTE)) \
+             GROUP BY symbol, window_start, window_end, window_time",
+        )
+        .unwrap();
+    let total = engine
+        .create_query("SELECT sum(n) AS n FROM minutes")
+        .unwrap();
+    let events = trades(8, 1_000, 4, 200, 900);
+    let mut outputs = engine.push_json("trades", &ndjson(&events)).unwrap();
+    outputs.extend(engine.finish().unwrap());
+    let last = rows_of(&outputs, total).pop().unwrap();
+    assert_eq!(last[0], "1000", "every event counted once: {last:?}");
+}
+
+#[test]
+fn what_does_not_fit_is_refused_with_what_to_write() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let refused = |engine: &mut Engine, sql: &str, code: ErrorCode, says: &str| {
+        let error = engine.create_query(sql).unwrap_err();
+        assert_eq!(error.code(), code, "{sql}: {error}");
+        assert!(error.message().contains(says), "{sql}: {error}");
+    };
+    // Riffle's sessions are per GROUP BY key; Flink's are per PARTITION BY key.
+    refused(
+        &mut engine,
+        "SELECT symbol, window_start, count(*) FROM TABLE(SESSION(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+         GROUP BY symbol, window_start, window_end",
+        ErrorCode::Unsupported,
+        "over all rows",
+    );
+    refused(
+        &mut engine,
+        "SELECT window_start, count(*) FROM TABLE(SESSION(TABLE trades PARTITION BY symbol, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+         GROUP BY window_start, window_end",
+        ErrorCode::Unsupported,
+        "PARTITION BY must name the keys",
+    );
+    refused(
+        &mut engine,
+        "SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), WIDTH => INTERVAL '1' SECOND)) GROUP BY window_start",
+        ErrorCode::SqlParse,
+        "no parameter WIDTH",
+    );
+    refused(
+        &mut engine,
+        "SELECT window_start, count(*) FROM TABLE(TUMBLE(TABLE nowhere, DESCRIPTOR(ts), INTERVAL '1' SECOND)) GROUP BY window_start",
+        ErrorCode::UnknownStream,
+        "nowhere",
+    );
+    // As Flink: a HOP whose size is not a whole multiple of its slide.
+    refused(
+        &mut engine,
+        "SELECT window_start, count(*) FROM TABLE(HOP(TABLE trades, DESCRIPTOR(ts), INTERVAL '3' SECOND, INTERVAL '10' SECOND)) \
+         GROUP BY window_start, window_end",
+        ErrorCode::Unsupported,
+        "whole multiple",
+    );
+}
