@@ -20,6 +20,7 @@ else
   # its riffle.wasm where this one is read. RUSTFLAGS replaces the flags of
   # .cargo/config.toml, so they are repeated here.
   nightly=$(sed -n 's/^nightly=//p' scripts/wasm-toolchain)
+  rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^rust-src' || bash scripts/setup.sh
   export CARGO_TARGET_DIR="$CARGO_TARGET_DIR/nightly"
   RUSTFLAGS='--cfg getrandom_backend="wasm_js" -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none' \
     cargo "+$nightly" build --profile "$profile" --target wasm32-unknown-unknown \

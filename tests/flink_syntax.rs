@@ -148,6 +148,16 @@ fn what_does_not_fit_is_refused_with_what_to_write() {
         ErrorCode::UnknownStream,
         "nowhere",
     );
+    // Sessions of different partitionings cannot be one window.
+    refused(
+        &mut engine,
+        "SELECT symbol, window_start, count(*) FROM ( \
+           SELECT symbol, window_start, window_end FROM TABLE(SESSION(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+           UNION ALL SELECT symbol, window_start, window_end FROM SESSION(trades, ts, INTERVAL '1' SECOND)) \
+         GROUP BY symbol, window_start, window_end",
+        ErrorCode::Unsupported,
+        "SESSION",
+    );
     // As Flink: a HOP whose size is not a whole multiple of its slide.
     refused(
         &mut engine,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::compute::interleave;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type};
-use arrow::record_batch::RecordBatch;
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::ScalarValue;
 
 use super::chain::StatelessChain;
@@ -260,10 +260,20 @@ pub fn changes_of(batch: &RecordBatch) -> Result<Changes> {
         count += 1;
         row += 1;
     }
+    // Column by column with an explicit row count: a query may read none
+    // of the changelog's columns (`SELECT 1 FROM view`).
     let take = |indices: Vec<u32>| -> Result<RecordBatch> {
-        Ok(arrow::compute::take_record_batch(
-            &rows,
-            &UInt32Array::from(indices),
+        let indices = UInt32Array::from(indices);
+        let columns = rows
+            .columns()
+            .iter()
+            .map(|column| arrow::compute::take(column.as_ref(), &indices, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(indices.len()));
+        Ok(RecordBatch::try_new_with_options(
+            rows.schema(),
+            columns,
+            &options,
         )?)
     };
     Ok(Changes {

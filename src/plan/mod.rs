@@ -406,6 +406,15 @@ impl Lowering<'_> {
         } else {
             union.schema()
         };
+        if inputs
+            .iter()
+            .any(|i| i.session_partition != first.session_partition)
+        {
+            return Err(err!(
+                Unsupported,
+                "UNION ALL of SESSION windows partitioned differently (Flink's PARTITION BY, or none): window the union instead"
+            ));
+        }
         let as_inserts = inputs.iter().map(|i| changelog && !i.changelog).collect();
         let window_columns = if changelog {
             // Windows are over before a changelog: none pass through it.
@@ -428,12 +437,7 @@ impl Lowering<'_> {
                 .filter(|c| !changelog && inputs.iter().all(|i| i.time_column == Some(*c))),
             time: first.time,
             changelog,
-            session_partition: first.session_partition.clone().filter(|p| {
-                same_window
-                    && inputs
-                        .iter()
-                        .all(|i| i.session_partition.as_ref() == Some(p))
-            }),
+            session_partition: first.session_partition.clone(),
         })
     }
 

@@ -67,22 +67,26 @@ pub fn rewrite_window_tvfs(sql: &str) -> Result<Cow<'_, str>> {
 /// Byte ranges of the non-whitespace tokens (the tokenizer counts lines
 /// and columns in characters; a token ends where the next one starts).
 fn pieces(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
-    let mut line_starts = vec![0];
-    line_starts.extend(sql.match_indices('\n').map(|(i, _)| i + 1));
-    let offset = |line: u64, column: u64| -> usize {
-        let start = line_starts
-            .get((line as usize).saturating_sub(1))
-            .copied()
-            .unwrap_or(sql.len());
-        sql[start..]
-            .char_indices()
-            .nth((column as usize).saturating_sub(1))
-            .map_or(sql.len(), |(i, _)| start + i)
-    };
-    let starts: Vec<usize> = tokens
-        .iter()
-        .map(|t| offset(t.span.start.line, t.span.start.column))
-        .collect();
+    // Token starts only move forward: one pass over the text finds them.
+    let mut chars = sql.char_indices().peekable();
+    let (mut line, mut column) = (1u64, 1u64);
+    let mut starts = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let wanted = (token.span.start.line, token.span.start.column);
+        while let Some(&(_, c)) = chars.peek() {
+            if (line, column) >= wanted {
+                break;
+            }
+            chars.next();
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+        starts.push(chars.peek().map_or(sql.len(), |&(i, _)| i));
+    }
     tokens
         .iter()
         .enumerate()
@@ -198,7 +202,16 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
     let partition_at = data
         .iter()
         .position(|p| keyword(Some(p), Keyword::PARTITION));
-    let table = text(&data[1..partition_at.unwrap_or(data.len())]);
+    let name = &data[1..partition_at.unwrap_or(data.len())];
+    if !is_name(name) {
+        return Err(err!(
+            SqlParse,
+            "the first argument of {kind} is TABLE followed by a stream or view name, found TABLE {}; {}",
+            text(name),
+            usage()
+        ));
+    }
+    let table = text(name);
     let partition = match partition_at {
         Some(at) if kind != "SESSION" => {
             return Err(err!(
@@ -216,6 +229,15 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
                 (Some(Token::LParen), Some(Token::RParen)) => &keys[1..keys.len() - 1],
                 _ => keys,
             };
+            let names = split_arguments(keys);
+            if !names.iter().all(|key| is_name(key)) {
+                return Err(err!(
+                    SqlParse,
+                    "PARTITION BY takes column names, found {}; {}",
+                    text(keys),
+                    usage()
+                ));
+            }
             Some(text(keys))
         }
         Some(_) => return Err(err!(SqlParse, "PARTITION BY needs columns; {}", usage())),
@@ -228,7 +250,7 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
             if matches!(&descriptor.token, Token::Word(w) if w.value.eq_ignore_ascii_case("DESCRIPTOR"))
                 && matches!(open.token, Token::LParen)
                 && matches!(close.token, Token::RParen)
-                && !column.is_empty() =>
+                && is_name(column) =>
         {
             text(column)
         }
@@ -260,6 +282,16 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
         args.push(partition.unwrap_or_else(|| "NULL".to_string()));
     }
     Ok(format!("{kind}({})", args.join(", ")))
+}
+
+/// Whether `pieces` are one name: words joined by dots.
+fn is_name(pieces: &[Piece]) -> bool {
+    !pieces.is_empty()
+        && pieces.iter().enumerate().all(|(i, p)| match p.token {
+            Token::Word(_) => i % 2 == 0,
+            Token::Period => i % 2 == 1 && i + 1 < pieces.len(),
+            _ => false,
+        })
 }
 
 /// The arguments between a call's parentheses, split at top-level commas.
@@ -323,6 +355,11 @@ mod tests {
             rewritten("SELECT 'é''s' FROM TABLE(TUMBLE(TABLE a, DESCRIPTOR(ts), INTERVAL '1' SECOND)) UNION ALL SELECT 'ü' FROM TABLE(TUMBLE(TABLE \"B\", DESCRIPTOR(\"T s\"), INTERVAL '2' SECOND))"),
             "SELECT 'é''s' FROM TUMBLE(a, ts, INTERVAL '1' SECOND) UNION ALL SELECT 'ü' FROM TUMBLE(\"B\", \"T s\", INTERVAL '2' SECOND)"
         );
+        // Tabs, CRLF line ends, comments inside the call, a qualified name.
+        assert_eq!(
+            rewritten("SELECT\t'ö'\r\nFROM\tTABLE( -- a comment\r\n TUMBLE(TABLE s.t /* x */, DESCRIPTOR(ts),\tINTERVAL '1' SECOND) ) x"),
+            "SELECT\t'ö'\r\nFROM\tTUMBLE(s.t, ts, INTERVAL '1' SECOND) x"
+        );
         // Riffle's own syntax, and text without a call, are left alone.
         for sql in [
             "SELECT * FROM TUMBLE(t, ts, INTERVAL '1' SECOND)",
@@ -338,10 +375,32 @@ mod tests {
     }
 
     #[test]
+    fn a_long_statement_is_rewritten_in_one_pass() {
+        // 100k list items on one line: offsets are found in one pass, not
+        // by walking the line again for every token.
+        let items: Vec<String> = (0..100_000).map(|i| i.to_string()).collect();
+        let sql = format!(
+            "SELECT * FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '1' SECOND)) WHERE v IN ({})",
+            items.join(", ")
+        );
+        assert_eq!(
+            rewritten(&sql),
+            format!(
+                "SELECT * FROM TUMBLE(t, ts, INTERVAL '1' SECOND) WHERE v IN ({})",
+                items.join(", ")
+            )
+        );
+    }
+
+    #[test]
     fn malformed_calls_say_what_is_expected() {
         for (sql, says) in [
             ("FROM TABLE(TUMBLE(t, DESCRIPTOR(ts), INTERVAL '1' SECOND))", "TABLE followed by"),
             ("FROM TABLE(TUMBLE(TABLE t, ts, INTERVAL '1' SECOND))", "DESCRIPTOR(column)"),
+            ("FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts, x), INTERVAL '1' SECOND))", "DESCRIPTOR(column)"),
+            ("FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(a) + (b), INTERVAL '1' SECOND))", "DESCRIPTOR(column)"),
+            ("FROM TABLE(TUMBLE(TABLE (t), DESCRIPTOR(ts), INTERVAL '1' SECOND))", "stream or view name"),
+            ("FROM TABLE(SESSION(TABLE t PARTITION BY (a) + (b), DESCRIPTOR(ts), INTERVAL '1' SECOND))", "column names"),
             ("FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts)))", "needs its SIZE"),
             ("FROM TABLE(TUMBLE(DATA => TABLE t, TIMECOL => DESCRIPTOR(ts), WIDTH => INTERVAL '1' SECOND))", "no parameter WIDTH"),
             ("FROM TABLE(TUMBLE(TABLE t PARTITION BY k, DESCRIPTOR(ts), INTERVAL '1' SECOND))", "belongs to SESSION"),
