@@ -43,6 +43,9 @@ pub struct StreamDef {
     /// column that `schema` leaves out, so SQL over it sees the result's
     /// own columns.
     pub is_changelog: bool,
+    /// Flink's connector options (`WITH ('connector' = 'kafka', ...)`), kept
+    /// as written for `explain()`: rows come from pushes, not from them.
+    pub connector_options: Vec<(String, String)>,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -98,6 +101,7 @@ impl StreamDef {
             is_view: false,
             has_event_time: true,
             is_changelog: false,
+            connector_options: Vec::new(),
         })
     }
 
@@ -123,6 +127,7 @@ impl StreamDef {
             is_view: true,
             has_event_time: event_time.is_some(),
             is_changelog: changelog,
+            connector_options: Vec::new(),
         }
     }
 

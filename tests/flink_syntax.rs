@@ -167,3 +167,46 @@ fn what_does_not_fit_is_refused_with_what_to_write() {
         "whole multiple",
     );
 }
+
+/// Flink's DDL: `CREATE TABLE` with Flink's type names, a watermark and
+/// connector options, which are kept and shown, not used.
+#[test]
+fn flinks_create_table_declares_a_stream() {
+    let mut engine = Engine::new().unwrap();
+    engine
+        .execute(
+            "CREATE TEMPORARY TABLE trades (symbol STRING, price DOUBLE, qty INT, big BOOLEAN, ts TIMESTAMP(3), \
+             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) \
+             WITH ('connector' = 'kafka', 'topic' = 'trades', 'format' = 'json')",
+        )
+        .unwrap();
+    let sql = "SELECT symbol, window_start, count(*) AS n, sum(qty) AS qty \
+               FROM TABLE(TUMBLE(TABLE trades, DESCRIPTOR(ts), INTERVAL '1' SECOND)) \
+               GROUP BY symbol, window_start, window_end";
+    let plan = engine.explain(sql).unwrap();
+    assert!(
+        plan.contains(
+            "WITH ('connector' = 'kafka', 'topic' = 'trades', 'format' = 'json') kept, not used"
+        ),
+        "{plan}"
+    );
+    let id = engine.create_query(sql).unwrap();
+    let rows = r#"{"symbol":"A","price":1.5,"qty":3,"big":false,"ts":100}
+{"symbol":"A","price":2.5,"qty":4,"big":true,"ts":900}
+{"symbol":"B","price":1,"qty":1,"big":false,"ts":1500}
+"#;
+    let mut outputs = engine.push_json("trades", rows).unwrap();
+    outputs.extend(engine.finish().unwrap());
+    let got = sorted(rows_of(&outputs, id));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0][0], "A");
+    assert_eq!(got[0][2..], ["2", "7"]);
+    // Riffle's own options still apply; unknown ones are named.
+    let error = engine
+        .execute("CREATE TABLE t (ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH (idle = INTERVAL '1' SECOND)")
+        .unwrap_err();
+    assert!(
+        error.message().contains("unknown stream option 'idle'"),
+        "{error}"
+    );
+}

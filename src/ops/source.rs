@@ -87,6 +87,17 @@ impl StreamSource {
                 crate::time::format_duration(idle, arrow::datatypes::TimeUnit::Millisecond)
             ));
         }
+        if !def.connector_options.is_empty() {
+            let options: Vec<String> = def
+                .connector_options
+                .iter()
+                .map(|(key, value)| format!("'{key}' = '{value}'"))
+                .collect();
+            line.push_str(&format!(
+                ", WITH ({}) kept, not used: rows come from pushes",
+                options.join(", ")
+            ));
+        }
         line.push(')');
         line
     }

@@ -12,10 +12,13 @@
 //! Parsed with sqlparser's own building blocks (column definitions and
 //! expressions), so types and expressions follow the same grammar as the
 //! rest of the SQL.
+//!
+//! Flink's `CREATE [TEMPORARY] TABLE t (..., WATERMARK FOR ...) WITH
+//! ('connector' = '...', ...)` is the same statement: its quoted options
+//! (connector, format, ...) are kept as written and shown by `explain()`;
+//! Riffle's own options are unquoted names.
 
-use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, ColumnDef, Expr as SqlExpr, Ident, SqlOption,
-};
+use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnDef, Expr as SqlExpr, Ident};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -33,8 +36,11 @@ pub struct CreateStream {
     pub columns: Vec<ColumnDef>,
     /// The `WATERMARK FOR` clause, if any.
     pub watermark: Option<WatermarkClause>,
-    /// `WITH (key = value, ...)` options.
+    /// `WITH (key = value, ...)` options with unquoted names (Riffle's).
     pub options: Vec<(Ident, SqlExpr)>,
+    /// `WITH ('key' = 'value', ...)` options with quoted names (Flink's
+    /// connector options), as written.
+    pub connector_options: Vec<(String, String)>,
 }
 
 /// `WATERMARK FOR <column> AS <column> [- <interval>]`.
@@ -46,20 +52,27 @@ pub struct WatermarkClause {
     pub delay: Option<SqlExpr>,
 }
 
-/// Whether `sql` starts with `CREATE STREAM`.
+/// Consumes `CREATE STREAM`, or Flink's `CREATE [TEMPORARY] TABLE`.
+fn parse_create_keywords(parser: &mut Parser) -> bool {
+    parser.parse_keywords(&[Keyword::CREATE, Keyword::STREAM])
+        || parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE])
+        || parser.parse_keywords(&[Keyword::CREATE, Keyword::TEMPORARY, Keyword::TABLE])
+}
+
+/// Whether `sql` starts with `CREATE STREAM` (or Flink's `CREATE TABLE`).
 pub fn is_create_stream(sql: &str) -> bool {
     Parser::new(&GenericDialect {})
         .try_with_sql(sql)
-        .map(|mut p| p.parse_keywords(&[Keyword::CREATE, Keyword::STREAM]))
+        .map(|mut p| parse_create_keywords(&mut p))
         .unwrap_or(false)
 }
 
-/// Parses a `CREATE STREAM` statement.
+/// Parses a `CREATE STREAM` (or Flink `CREATE TABLE`) statement.
 pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
     let mut parser = Parser::new(&GenericDialect {})
         .try_with_sql(sql)
         .map_err(parse_error)?;
-    if !parser.parse_keywords(&[Keyword::CREATE, Keyword::STREAM]) {
+    if !parse_create_keywords(&mut parser) {
         return Err(err!(SqlParse, "expected CREATE STREAM"));
     }
     let name = parser.parse_identifier().map_err(parse_error)?;
@@ -81,18 +94,7 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         }
     }
     parser.expect_token(&Token::RParen).map_err(parse_error)?;
-    let mut options = Vec::new();
-    for option in parser.parse_options(Keyword::WITH).map_err(parse_error)? {
-        match option {
-            SqlOption::KeyValue { key, value } => options.push((key, value)),
-            other => {
-                return Err(err!(
-                    SqlParse,
-                    "expected `name = value` in WITH (...), found {other}"
-                ))
-            }
-        }
-    }
+    let (options, connector_options) = parse_with_options(&mut parser)?;
     let _ = parser.consume_token(&Token::SemiColon);
     let rest = parser.peek_token();
     if rest.token != Token::EOF {
@@ -108,7 +110,47 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         columns,
         watermark,
         options,
+        connector_options,
     })
+}
+
+/// Riffle's options (unquoted names) and connector options (quoted names).
+type WithOptions = (Vec<(Ident, SqlExpr)>, Vec<(String, String)>);
+
+/// `WITH (name = expr, 'key' = 'value', ...)`, if present.
+fn parse_with_options(parser: &mut Parser) -> Result<WithOptions> {
+    let (mut options, mut connector) = (Vec::new(), Vec::new());
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Ok((options, connector));
+    }
+    parser.expect_token(&Token::LParen).map_err(parse_error)?;
+    loop {
+        let next = parser.peek_token();
+        if let Token::SingleQuotedString(key) = &next.token {
+            let key = key.clone();
+            parser.next_token();
+            parser.expect_token(&Token::Eq).map_err(parse_error)?;
+            let value = parser.next_token();
+            let Token::SingleQuotedString(value) = value.token else {
+                return Err(err!(
+                    SqlParse,
+                    "connector option '{key}' takes a quoted value ('{key}' = '...'), found {} at {}",
+                    value.token,
+                    value.span.start
+                ));
+            };
+            connector.push((key, value));
+        } else {
+            let key = parser.parse_identifier().map_err(parse_error)?;
+            parser.expect_token(&Token::Eq).map_err(parse_error)?;
+            options.push((key, parser.parse_expr().map_err(parse_error)?));
+        }
+        if !parser.consume_token(&Token::Comma) {
+            break;
+        }
+    }
+    parser.expect_token(&Token::RParen).map_err(parse_error)?;
+    Ok((options, connector))
 }
 
 fn parse_watermark(parser: &mut Parser) -> Result<WatermarkClause> {
@@ -171,6 +213,38 @@ mod tests {
     }
 
     #[test]
+    fn flinks_create_table_is_a_stream_with_its_connector_options_kept() {
+        for create in ["CREATE TABLE", "create temporary table"] {
+            let sql = format!(
+                "{create} orders (id BIGINT, note STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) \
+                 WITH ('connector' = 'kafka', 'properties.bootstrap.servers' = 'h:9092', idle_timeout = INTERVAL '1' SECOND)"
+            );
+            assert!(is_create_stream(&sql));
+            let ddl = parse_create_stream(&sql).unwrap();
+            assert_eq!(ddl.name.value, "orders");
+            assert_eq!(ddl.columns.len(), 3);
+            assert_eq!(
+                ddl.connector_options,
+                [
+                    ("connector".to_string(), "kafka".to_string()),
+                    (
+                        "properties.bootstrap.servers".to_string(),
+                        "h:9092".to_string()
+                    )
+                ]
+            );
+            assert_eq!(ddl.options.len(), 1);
+        }
+        assert!(!is_create_stream("CREATE VIEW v AS SELECT 1"));
+        let error = parse_create_stream(
+            "CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts) WITH ('connector' = 5)",
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::SqlParse);
+        assert!(error.message().contains("quoted value"), "{error}");
+    }
+
+    #[test]
     fn watermark_may_come_first_or_have_no_delay() {
         let ddl =
             parse_create_stream("create stream s (watermark for t as t, t timestamp)").unwrap();
@@ -204,7 +278,11 @@ mod tests {
     #[test]
     fn recognises_the_statement() {
         assert!(is_create_stream("  create stream x (a int)"));
-        assert!(!is_create_stream("CREATE TABLE x (a int)"));
+        // Flink's CREATE TABLE declares a stream too.
+        assert!(is_create_stream("CREATE TABLE x (a int)"));
+        assert!(!is_create_stream(
+            "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION 'x'"
+        ));
         assert!(!is_create_stream("SELECT 1"));
     }
 }

@@ -62,6 +62,7 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
         Some(expr) => interval_literal(state, &expr, "the watermark delay")?,
     };
     let mut def = StreamDef::try_new(name, schema, &normalize_ident(&watermark.column), delay)?;
+    def.connector_options = ast.connector_options.clone();
     for (key, value) in &ast.options {
         match normalize_ident(key).as_str() {
             "idle_timeout" => {
