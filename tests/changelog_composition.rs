@@ -8,13 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{
-    apply_changelog, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson, rows_of,
-    sorted, trades, Trade,
+    assert_restore_equals_uninterrupted, batch_ab, interleaved, materialised, ndjson, rows_of,
+    run_pushes, trades, Trade,
 };
-use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
+use riffle::{Engine, ErrorCode, QueryId};
 
 const DDL: [&str; 2] = [
     "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
@@ -112,28 +110,12 @@ fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
     )
 }
 
-fn run(engine: &mut Engine, pushes: &[(&str, Vec<Trade>)]) -> Vec<QueryOutput> {
-    let mut outputs = Vec::new();
-    for (stream, rows) in pushes {
-        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
-    }
-    outputs.extend(engine.finish().unwrap());
-    outputs
-}
-
-/// The table a changelog describes, checking each change against it.
-fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
-    let mut view = BTreeMap::new();
-    apply_changelog(&mut view, rows, keys);
-    sorted(view.into_values().collect())
-}
-
 #[test]
 fn changelog_views_steps_and_unions_equal_batch_sql() {
     for seed in 0..4 {
         let (a, b) = feeds(seed);
         let (mut engine, ids) = setup();
-        let outputs = run(&mut engine, &interleaved(&a, &b, seed));
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed));
         for ((sql, keys), id) in QUERIES.iter().zip(&ids) {
             let expected = batch_ab(&a, &b, &as_batch(sql));
             assert!(!expected.is_empty(), "{sql}");
@@ -235,7 +217,7 @@ fn queries_reading_no_column_of_a_changelog_view_run() {
         .create_query("SELECT count(*) AS rows FROM (SELECT 1 AS one FROM per_symbol)")
         .unwrap();
     let (a, b) = feeds(3);
-    let outputs = run(&mut engine, &interleaved(&a, &b, 3));
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 3));
     let symbols: i64 = batch_ab(&a, &b, "SELECT count(DISTINCT symbol) FROM a")[0][0]
         .parse()
         .unwrap();

@@ -6,13 +6,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
 use common::{
-    apply_changelog, assert_restore_equals_uninterrupted, batch_ab, feeds, interleaved, ndjson,
-    rows_of, sorted, Rng, Trade,
+    assert_restore_equals_uninterrupted, batch_ab, feeds, interleaved, materialised, ndjson,
+    rows_of, run_pushes, sorted, Rng, Trade,
 };
-use riffle::{Engine, ErrorCode, QueryId, QueryOutput};
+use riffle::{Engine, ErrorCode, QueryId};
 
 const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
      WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
@@ -28,23 +26,6 @@ fn engine_with(queries: &[&str]) -> (Engine, Vec<QueryId>) {
         .map(|sql| engine.create_query(sql).unwrap())
         .collect();
     (engine, ids)
-}
-
-fn run(engine: &mut Engine, pushes: &[(&str, Vec<Trade>)]) -> Vec<QueryOutput> {
-    let mut outputs = Vec::new();
-    for (stream, rows) in pushes {
-        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
-    }
-    outputs.extend(engine.finish().unwrap());
-    outputs
-}
-
-/// The final result of a changelog query whose first `keys` columns
-/// identify a row.
-fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
-    let mut view = BTreeMap::new();
-    apply_changelog(&mut view, rows, keys);
-    sorted(view.into_values().collect())
 }
 
 #[test]
@@ -66,7 +47,7 @@ fn union_all_of_streams_and_of_windowed_results_equals_batch_sql() {
          (SELECT symbol, price FROM a UNION ALL SELECT symbol, price FROM b) GROUP BY symbol";
     for seed in 0..3 {
         let (mut engine, ids) = engine_with(&[stateless, windowed, over_union, updating]);
-        let outputs = run(&mut engine, &interleaved(&a, &b, seed));
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed));
         assert_eq!(
             sorted(rows_of(&outputs, ids[0])),
             batch_ab(&a, &b, stateless),
@@ -118,7 +99,7 @@ fn an_aggregate_over_windowed_results_equals_batch_sql() {
     for seed in 0..3 {
         let (mut engine, ids) = engine_with(&[cascade]);
         let pushes: Vec<(&str, Vec<Trade>)> = interleaved(&a, &[], seed);
-        let outputs = run(&mut engine, &pushes);
+        let outputs = run_pushes(&mut engine, &pushes);
         assert_eq!(
             materialised(&rows_of(&outputs, ids[0]), 1),
             batch_ab(&a, &[], &batch_cascade),
@@ -438,7 +419,7 @@ fn views_are_shared_nodes_and_their_queries_equal_batch_sql() {
     let (a, b) = feeds(31);
     for seed in 0..3 {
         let (mut engine, ids) = engine_with_views(&VIEW_QUERIES);
-        let outputs = run(&mut engine, &interleaved(&a, &b, seed));
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed));
         let changelog = [true, false, true, true, false, false, false, false];
         for ((sql, id), changes) in VIEW_QUERIES.iter().zip(&ids).zip(changelog) {
             let rows = rows_of(&outputs, *id);

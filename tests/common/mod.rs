@@ -369,3 +369,21 @@ pub fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
         trades(seed + 1, 500, 3, 131, 400),
     )
 }
+
+/// Pushes (stream, rows) in order as NDJSON, then finishes; every output.
+pub fn run_pushes(engine: &mut Engine, pushes: &[(&str, Vec<Trade>)]) -> Vec<QueryOutput> {
+    let mut outputs = Vec::new();
+    for (stream, rows) in pushes {
+        outputs.extend(engine.push_json(stream, &ndjson(rows)).unwrap());
+    }
+    outputs.extend(engine.finish().unwrap());
+    outputs
+}
+
+/// The table a changelog describes (its first `keys` columns identify a
+/// row), checking each change against it.
+pub fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
+    let mut view = std::collections::BTreeMap::new();
+    apply_changelog(&mut view, rows, keys);
+    sorted(view.into_values().collect())
+}
