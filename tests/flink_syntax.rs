@@ -148,6 +148,15 @@ fn what_does_not_fit_is_refused_with_what_to_write() {
         ErrorCode::UnknownStream,
         "nowhere",
     );
+    // A key renamed on the way is not the PARTITION BY column.
+    refused(
+        &mut engine,
+        "SELECT symbol, window_start, count(*) FROM (SELECT price AS symbol, window_start, window_end \
+           FROM TABLE(SESSION(TABLE trades PARTITION BY symbol, DESCRIPTOR(ts), INTERVAL '1' SECOND))) \
+         GROUP BY symbol, window_start, window_end",
+        ErrorCode::Unsupported,
+        "PARTITION BY must name the keys",
+    );
     // Sessions of different partitionings cannot be one window.
     refused(
         &mut engine,

@@ -138,6 +138,9 @@ struct Lowered {
     schema: SchemaRef,
     /// Per output column: the window column of the scan it passes through.
     window_columns: Vec<Option<GroupColumn>>,
+    /// Per output column: the column of the scanned stream it passes
+    /// through unchanged, by name (what Flink's PARTITION BY names).
+    stream_columns: Vec<Option<String>>,
     /// The window table function below, if no aggregate consumed it.
     window: Option<WindowSpec>,
     /// An expression (not a plain column) that reads a window column.
@@ -216,6 +219,13 @@ impl Lowering<'_> {
                 },
             )
             .collect();
+        let stream_columns = (0..schema.fields().len())
+            .map(|index| {
+                let full = full_index(index).filter(|&i| i < stream_width)?;
+                Some(def.schema.field(full).name().clone())
+            })
+            .chain(def.is_changelog.then_some(None))
+            .collect();
         let time_column = def
             .has_event_time
             .then(|| {
@@ -257,6 +267,7 @@ impl Lowering<'_> {
             node: InputRef::Node(node),
             schema,
             window_columns,
+            stream_columns,
             window: scan.window(),
             window_in_expression: None,
             time,
@@ -283,6 +294,7 @@ impl Lowering<'_> {
             return Ok(Lowered {
                 node: InputRef::Node(node),
                 window_columns: vec![None; schema.fields().len()],
+                stream_columns: vec![None; schema.fields().len()],
                 schema,
                 window_in_expression: None,
                 time_column: None,
@@ -290,6 +302,7 @@ impl Lowering<'_> {
             });
         }
         let mut window_columns = input.window_columns.clone();
+        let mut stream_columns = input.stream_columns.clone();
         let mut window_in_expression = input.window_in_expression.clone();
         for step in chain.steps() {
             // Expressions of this step, read against its input's columns.
@@ -306,23 +319,8 @@ impl Lowering<'_> {
                     .find(|e| reads_window_column(e.as_ref(), &window_columns))
                     .map(|e| e.to_string());
             }
-            window_columns = match step {
-                Step::Filter {
-                    projection: Some(projection),
-                    ..
-                } => projection
-                    .iter()
-                    .map(|&i| window_columns.get(i).copied().flatten())
-                    .collect(),
-                Step::Filter { .. } => window_columns,
-                Step::Project { exprs, .. } => exprs
-                    .iter()
-                    .map(|expr| {
-                        let column = expr.downcast_ref::<Column>()?;
-                        window_columns.get(column.index()).copied().flatten()
-                    })
-                    .collect(),
-            };
+            window_columns = through_step(&window_columns, step);
+            stream_columns = through_step(&stream_columns, step);
         }
         let schema = chain
             .output_schema()
@@ -338,6 +336,7 @@ impl Lowering<'_> {
             node: InputRef::Node(node),
             schema,
             window_columns,
+            stream_columns,
             window_in_expression,
             time_column,
             ..input
@@ -422,6 +421,18 @@ impl Lowering<'_> {
         } else {
             window_columns
         };
+        // A stream column stays one where every input passes the same.
+        let stream_columns = (0..schema.fields().len())
+            .map(|column| {
+                let name = first.stream_columns.get(column).cloned().flatten()?;
+                inputs
+                    .iter()
+                    .all(|i| {
+                        i.stream_columns.get(column).cloned().flatten().as_ref() == Some(&name)
+                    })
+                    .then_some(name)
+            })
+            .collect();
         let node = self.plan.add(
             Box::new(UnionNode::new(as_inserts, Arc::clone(&schema))),
             inputs.iter().map(|i| i.node.clone()).collect(),
@@ -430,6 +441,7 @@ impl Lowering<'_> {
             node: InputRef::Node(node),
             schema,
             window_columns,
+            stream_columns,
             window,
             window_in_expression: inputs.iter().find_map(|i| i.window_in_expression.clone()),
             time_column: first
@@ -559,11 +571,14 @@ impl Lowering<'_> {
         {
             // Riffle's sessions are per GROUP BY key: Flink's PARTITION BY
             // must name exactly those keys.
+            // Each key by the stream column it is (an expression, or a
+            // renamed other column, is none of the PARTITION BY keys).
             let mut grouped: Vec<String> = keys
                 .iter()
                 .map(|k| {
                     k.downcast_ref::<Column>()
-                        .map_or_else(|| k.to_string(), |c| c.name().to_string())
+                        .and_then(|c| input.stream_columns.get(c.index()).cloned().flatten())
+                        .unwrap_or_else(|| k.to_string())
                 })
                 .collect();
             let mut wanted = partition.clone();
@@ -633,6 +648,7 @@ impl Lowering<'_> {
         let output = |node: usize, schema: SchemaRef, changelog: bool| Lowered {
             node: InputRef::Node(node),
             window_columns: vec![None; schema.fields().len()],
+            stream_columns: vec![None; schema.fields().len()],
             schema,
             window: None,
             window_in_expression: None,
@@ -860,6 +876,23 @@ impl Lowering<'_> {
             arguments,
             filters,
         })
+    }
+}
+
+/// Per-column facts of a step's input, carried to its output: a column
+/// passed through keeps its fact, a computed one has none.
+fn through_step<T: Clone>(values: &[Option<T>], step: &Step) -> Vec<Option<T>> {
+    let at = |i: usize| values.get(i).cloned().flatten();
+    match step {
+        Step::Filter {
+            projection: Some(projection),
+            ..
+        } => projection.iter().map(|&i| at(i)).collect(),
+        Step::Filter { .. } => values.to_vec(),
+        Step::Project { exprs, .. } => exprs
+            .iter()
+            .map(|expr| at(expr.downcast_ref::<Column>()?.index()))
+            .collect(),
     }
 }
 
