@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{ndjson, rows_of, sorted, trades, TRADES_DDL};
+use common::{assert_refused, ndjson, rows_of, sorted, trades, TRADES_DDL};
 use riffle::{Engine, ErrorCode};
 
 /// (Flink's form, Riffle's) of the same query.
@@ -117,9 +117,7 @@ fn what_does_not_fit_is_refused_with_what_to_write() {
     let mut engine = Engine::new().unwrap();
     engine.execute(TRADES_DDL).unwrap();
     let refused = |engine: &mut Engine, sql: &str, code: ErrorCode, says: &str| {
-        let error = engine.create_query(sql).unwrap_err();
-        assert_eq!(error.code(), code, "{sql}: {error}");
-        assert!(error.message().contains(says), "{sql}: {error}");
+        assert_refused(engine.create_query(sql), code, says);
     };
     // Riffle's sessions are per GROUP BY key; Flink's are per PARTITION BY key.
     refused(

@@ -24,6 +24,7 @@ use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::is_word;
 use crate::err;
 use crate::error::{ErrorCode, Result, RiffleError};
 
@@ -175,10 +176,6 @@ fn parse_watermark(parser: &mut Parser) -> Result<WatermarkClause> {
         }
     };
     Ok(WatermarkClause { column, delay })
-}
-
-fn is_word(token: &Token, word: &str) -> bool {
-    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
 }
 
 fn parse_error(error: ParserError) -> RiffleError {

@@ -18,9 +18,9 @@
 use std::borrow::Cow;
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
-use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
+use super::is_word;
 use crate::err;
 use crate::error::Result;
 
@@ -99,25 +99,23 @@ fn pieces(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {
         .collect()
 }
 
-fn keyword(piece: Option<&Piece>, wanted: Keyword) -> bool {
-    matches!(piece.map(|p| &p.token), Some(Token::Word(w)) if w.keyword == wanted && w.quote_style.is_none())
+/// Whether `piece` is there and is the unquoted word `word`.
+fn word_at(piece: Option<&Piece>, word: &str) -> bool {
+    piece.is_some_and(|p| is_word(&p.token, word))
 }
 
 /// At `TABLE ( KIND (`: the window kind, and the positions of the call's
 /// parentheses (the outer `)` follows the closing one).
 fn call_at(pieces: &[Piece], i: usize) -> Option<(&'static str, usize, usize)> {
-    if !keyword(pieces.get(i), Keyword::TABLE)
+    if !word_at(pieces.get(i), "TABLE")
         || !matches!(pieces.get(i + 1)?.token, Token::LParen)
         || !matches!(pieces.get(i + 3)?.token, Token::LParen)
     {
         return None;
     }
-    let Token::Word(word) = &pieces.get(i + 2)?.token else {
-        return None;
-    };
     let kind = ["TUMBLE", "HOP", "CUMULATE", "SESSION"]
         .into_iter()
-        .find(|k| word.quote_style.is_none() && word.value.eq_ignore_ascii_case(k))?;
+        .find(|k| word_at(pieces.get(i + 2), k))?;
     let open = i + 3;
     let close = matching(pieces, open)?;
     matches!(pieces.get(close + 1)?.token, Token::RParen).then_some((kind, open, close))
@@ -192,16 +190,14 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
     };
     // DATA: TABLE name [PARTITION BY keys].
     let data = values[0].ok_or_else(|| err!(SqlParse, "{}", usage()))?;
-    if !keyword(data.first(), Keyword::TABLE) || data.len() < 2 {
+    if !word_at(data.first(), "TABLE") || data.len() < 2 {
         return Err(err!(
             SqlParse,
             "the first argument of {kind} is TABLE followed by a stream or view; {}",
             usage()
         ));
     }
-    let partition_at = data
-        .iter()
-        .position(|p| keyword(Some(p), Keyword::PARTITION));
+    let partition_at = data.iter().position(|p| is_word(&p.token, "PARTITION"));
     let name = &data[1..partition_at.unwrap_or(data.len())];
     if !is_name(name) {
         return Err(err!(
@@ -220,7 +216,7 @@ fn rewrite_call(sql: &str, kind: &str, inner: &[Piece]) -> Result<String> {
                 text(&data[at..])
             ))
         }
-        Some(at) if keyword(data.get(at + 1), Keyword::BY) && data.len() > at + 2 => {
+        Some(at) if word_at(data.get(at + 1), "BY") && data.len() > at + 2 => {
             let keys = &data[at + 2..];
             let keys = match (
                 keys.first().map(|p| &p.token),

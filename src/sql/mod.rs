@@ -17,12 +17,19 @@ use datafusion::sql::sqlparser::ast::{
     helpers::stmt_create_table::CreateTableBuilder, Expr as SqlExpr, ExprWithAlias, Ident,
     ObjectName, ObjectNamePart, Statement,
 };
+use datafusion::sql::sqlparser::tokenizer::Token;
 
 use crate::catalog::{BadRowPolicy, StreamDef};
 use crate::err;
 use crate::error::Result;
 use crate::time::interval::interval_to_units;
 use ddl::CreateStream;
+
+/// Whether `token` is the unquoted word `word` (any case): a keyword as
+/// written, not a quoted name that happens to spell it.
+pub(crate) fn is_word(token: &Token, word: &str) -> bool {
+    matches!(token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word))
+}
 
 /// Normalises an identifier like DataFusion does: unquoted names are lower-cased.
 pub fn normalize_ident(ident: &Ident) -> String {

@@ -86,14 +86,13 @@ impl TableProvider for StreamTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let mut scan = StreamScanExec::try_new(
+        Ok(Arc::new(StreamScanExec::try_new(
             Arc::clone(&self.stream),
             self.window,
+            self.session_partition.clone(),
             Arc::clone(&self.schema),
             projection.cloned(),
-        )?;
-        scan.session_partition = self.session_partition.clone();
-        Ok(Arc::new(scan))
+        )?))
     }
 }
 
@@ -114,6 +113,7 @@ impl StreamScanExec {
     fn try_new(
         stream: Arc<StreamDef>,
         window: Option<WindowSpec>,
+        session_partition: Option<Vec<String>>,
         full_schema: SchemaRef,
         projection: Option<Vec<usize>>,
     ) -> DFResult<Self> {
@@ -133,7 +133,7 @@ impl StreamScanExec {
         Ok(Self {
             stream,
             window,
-            session_partition: None,
+            session_partition,
             full_schema,
             projection,
             properties: Arc::new(properties),

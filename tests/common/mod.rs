@@ -387,3 +387,14 @@ pub fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
     apply_changelog(&mut view, rows, keys);
     sorted(view.into_values().collect())
 }
+
+/// Asserts that `result` failed with `code` and a message containing `says`.
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, riffle::RiffleError>,
+    code: riffle::ErrorCode,
+    says: &str,
+) {
+    let error = result.expect_err(says);
+    assert_eq!(error.code(), code, "{error}");
+    assert!(error.message().contains(says), "{error}");
+}
