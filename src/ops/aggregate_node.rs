@@ -387,7 +387,7 @@ impl NodeAggregate for ChangelogOperator {
 }
 
 /// Late rows (positions in the aggregate's input) as they were pushed.
-fn late_batch(rows: &Rows, late_rows: &[u32]) -> Result<Option<RecordBatch>> {
+pub(crate) fn late_batch(rows: &Rows, late_rows: &[u32]) -> Result<Option<RecordBatch>> {
     if late_rows.is_empty() {
         return Ok(None);
     }

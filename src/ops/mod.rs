@@ -22,6 +22,7 @@ pub mod gather;
 pub mod graph;
 pub mod grouped_aggregates;
 pub mod insert;
+pub mod interval_join;
 pub mod key_ids;
 pub mod percentile_digests;
 pub mod refining_window_aggregate;

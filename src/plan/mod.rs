@@ -10,11 +10,12 @@
 //! AggregateExec (Final)?           ← output schema
 //! AggregateExec (Single | Partial) ← group keys, aggregates, filters: an aggregate node
 //! UnionExec                        ← a Union node over each input's nodes
+//! HashJoinExec / NestedLoopJoinExec ← an IntervalJoin node over both inputs' nodes (join.rs)
 //! StreamScanExec                   ← a StreamScan node: stream + window table function
 //! ```
 //!
 //! We take the expressions out of each node and never execute the plan.
-//! Anything else (sorts, limits, joins, OVER windows) cannot run
+//! Anything else (sorts, limits, unbounded joins, OVER windows) cannot run
 //! incrementally yet and fails here with a message that says what to write.
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregate
 use crate::sql::stream_table::StreamScanExec;
 use crate::time::emit::EmitMode;
 use crate::time::window::WindowSpec;
+
+mod join;
 
 /// A lowered query: its nodes and what its results are.
 #[derive(Debug)]
@@ -149,6 +152,9 @@ struct Lowered {
     /// The output column holding each row's event time, if one does (the
     /// stream's event-time column, or a window aggregate's `window_time`).
     time_column: Option<usize>,
+    /// Per output column: `Some(c)` when it holds the event time plus `c`
+    /// ticks (the event-time column itself: 0), for a join's time bounds.
+    time_offsets: Vec<Option<i64>>,
     /// Whether its rows are a changelog (with the `_op` column).
     changelog: bool,
     /// Flink's `SESSION(TABLE t PARTITION BY keys, ...)`: the keys the
@@ -173,6 +179,9 @@ impl Lowering<'_> {
         }
         if let Some(union) = (**node).downcast_ref::<UnionExec>() {
             return self.lower_union(union);
+        }
+        if join::is_join(node.as_ref()) {
+            return self.lower_join(node);
         }
         if is_step(node.as_ref()) {
             // A run of steps; the aggregate under it runs them itself.
@@ -245,6 +254,7 @@ impl Lowering<'_> {
             scan.projection().map(<[usize]>::to_vec),
             Arc::clone(&schema),
         );
+        let width = schema.fields().len() + usize::from(def.is_changelog);
         // A changelog view's rows keep their change kinds.
         let schema = if def.is_changelog {
             let schema = with_op_column(&schema);
@@ -271,6 +281,9 @@ impl Lowering<'_> {
             window: scan.window(),
             window_in_expression: None,
             time,
+            time_offsets: (0..width)
+                .map(|c| (time_column == Some(c) && !def.is_changelog).then_some(0))
+                .collect(),
             time_column: time_column.filter(|_| !def.is_changelog),
             changelog: def.is_changelog,
             session_partition: scan.session_partition().map(<[String]>::to_vec),
@@ -295,6 +308,7 @@ impl Lowering<'_> {
                 node: InputRef::Node(node),
                 window_columns: vec![None; schema.fields().len()],
                 stream_columns: vec![None; schema.fields().len()],
+                time_offsets: vec![None; schema.fields().len()],
                 schema,
                 window_in_expression: None,
                 time_column: None,
@@ -303,6 +317,7 @@ impl Lowering<'_> {
         }
         let mut window_columns = input.window_columns.clone();
         let mut stream_columns = input.stream_columns.clone();
+        let mut time_offsets = input.time_offsets.clone();
         let mut window_in_expression = input.window_in_expression.clone();
         for step in chain.steps() {
             // Expressions of this step, read against its input's columns.
@@ -321,6 +336,7 @@ impl Lowering<'_> {
             }
             window_columns = through_step(&window_columns, step);
             stream_columns = through_step(&stream_columns, step);
+            time_offsets = offsets_through_step(&time_offsets, step, input.time.unit);
         }
         let schema = chain
             .output_schema()
@@ -339,6 +355,7 @@ impl Lowering<'_> {
             stream_columns,
             window_in_expression,
             time_column,
+            time_offsets,
             ..input
         })
     }
@@ -433,6 +450,17 @@ impl Lowering<'_> {
                     .then_some(name)
             })
             .collect();
+        // An event-time offset stays one where every input has the same.
+        let time_offsets = (0..schema.fields().len())
+            .map(|column| {
+                let offset = first.time_offsets.get(column).copied().flatten()?;
+                (!changelog
+                    && inputs
+                        .iter()
+                        .all(|i| i.time_offsets.get(column).copied().flatten() == Some(offset)))
+                .then_some(offset)
+            })
+            .collect();
         let node = self.plan.add(
             Box::new(UnionNode::new(as_inserts, Arc::clone(&schema))),
             inputs.iter().map(|i| i.node.clone()).collect(),
@@ -442,6 +470,7 @@ impl Lowering<'_> {
             schema,
             window_columns,
             stream_columns,
+            time_offsets,
             window,
             window_in_expression: inputs.iter().find_map(|i| i.window_in_expression.clone()),
             time_column: first
@@ -645,17 +674,23 @@ impl Lowering<'_> {
             .iter()
             .position(|c| *c == GroupColumn::WindowTime)
             .and_then(|column| column_through(&post, column));
-        let output = |node: usize, schema: SchemaRef, changelog: bool| Lowered {
-            node: InputRef::Node(node),
-            window_columns: vec![None; schema.fields().len()],
-            stream_columns: vec![None; schema.fields().len()],
-            schema,
-            window: None,
-            window_in_expression: None,
-            time: input.time.clone(),
-            time_column: time_column.filter(|_| !changelog),
-            changelog,
-            session_partition: None,
+        let output = |node: usize, schema: SchemaRef, changelog: bool| {
+            let width = schema.fields().len();
+            Lowered {
+                node: InputRef::Node(node),
+                window_columns: vec![None; schema.fields().len()],
+                stream_columns: vec![None; schema.fields().len()],
+                schema,
+                window: None,
+                window_in_expression: None,
+                time: input.time.clone(),
+                time_column: time_column.filter(|_| !changelog),
+                time_offsets: (0..width)
+                    .map(|c| (!changelog && time_column == Some(c)).then_some(0))
+                    .collect(),
+                changelog,
+                session_partition: None,
+            }
         };
         // The schema after the steps the node runs on what it emits.
         let result_schema = post.output_schema().unwrap_or_else(|| node.schema());
@@ -894,6 +929,36 @@ fn through_step<T: Clone>(values: &[Option<T>], step: &Step) -> Vec<Option<T>> {
             .map(|expr| at(expr.downcast_ref::<Column>()?.index()))
             .collect(),
     }
+}
+
+/// Event-time offsets of a step's input carried to its output: a column
+/// passed through keeps its offset, `column ± interval` adds to it.
+fn offsets_through_step(offsets: &[Option<i64>], step: &Step, unit: TimeUnit) -> Vec<Option<i64>> {
+    let Step::Project { exprs, .. } = step else {
+        return through_step(offsets, step);
+    };
+    let at = |expr: &dyn PhysicalExpr| {
+        let column = expr.downcast_ref::<Column>()?;
+        offsets.get(column.index()).copied().flatten()
+    };
+    exprs
+        .iter()
+        .map(|expr| {
+            if let Some(offset) = at(expr.as_ref()) {
+                return Some(offset);
+            }
+            let binary =
+                expr.downcast_ref::<datafusion::physical_expr::expressions::BinaryExpr>()?;
+            let sign = match binary.op() {
+                datafusion::logical_expr::Operator::Plus => 1,
+                datafusion::logical_expr::Operator::Minus => -1,
+                _ => return None,
+            };
+            let offset = at(binary.left().as_ref())?;
+            let ticks = join::interval_ticks(binary.right().as_ref(), unit).ok()??;
+            offset.checked_add(ticks.checked_mul(sign)?)
+        })
+        .collect()
 }
 
 /// Where column `index` of a chain's input is in its output, if the chain

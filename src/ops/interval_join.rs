@@ -1,0 +1,891 @@
+//! Interval joins of two streams: `a JOIN b ON a.k = b.k AND b.ts BETWEEN
+//! a.ts - x AND a.ts + y`, with state bounded by the watermark.
+//!
+//! A row of the left input at time `l` matches rows of the right input at
+//! `r` with `lower <= r - l <= upper`. Rows at or before the watermark `W`
+//! are late, so a left row is needed while `W < l + upper` and a right row
+//! while `W < r - lower`. `W` is the minimum of both inputs' watermarks
+//! (the graph's rule for a node with two inputs), so results do not depend
+//! on which stream's push comes first.
+//!
+//! A pair comes out when its second row arrives. A row of an outer side
+//! that never matched comes out padded with NULLs when it leaves state,
+//! which is when the watermark proves no match can still arrive. A semi
+//! join emits a row at its first match; an anti join when it leaves state
+//! unmatched.
+//!
+//! Output rows carry either side's event time, and a stored row can be up
+//! to `max(upper, -lower)` behind the watermark when it is emitted, so the
+//! output watermark is held back by that much (as Flink's interval join
+//! holds it), and the join's rows are never late for a window after it.
+//!
+//! State is the rows in the batches they arrived in, indexed by join key.
+//! Rows leave through one heap ordered by the time they expire, so keys
+//! that go quiet are cleaned as surely as busy ones; key lists and batches
+//! are compacted once dead rows outnumber live ones.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array, UInt8Array,
+};
+use arrow::compute::{concat, interleave};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::{JoinSide, JoinType};
+use datafusion::physical_expr::PhysicalExprRef;
+use datafusion::physical_plan::joins::utils::JoinFilter;
+
+use super::aggregate_node::{late_batch, LatePolicy};
+use super::gather::gather;
+use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
+use crate::err;
+use crate::error::Result;
+use crate::state::OperatorState;
+use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
+use crate::time::{format_duration, EventTime};
+
+/// Where a side's event time is: a column holding `time + offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeSource {
+    /// Column of the side's input.
+    pub column: usize,
+    /// What the column adds to the event time, in ticks.
+    pub offset: i64,
+}
+
+/// One interval join, as planned.
+#[derive(Debug)]
+pub struct IntervalJoinSpec {
+    /// INNER, LEFT, RIGHT, FULL, or a semi / anti join.
+    pub join_type: JoinType,
+    /// Equality keys, evaluated on each side's rows (left, right).
+    pub keys: [Vec<PhysicalExprRef>; 2],
+    /// Whether NULL keys equal each other.
+    pub nulls_equal: bool,
+    /// Each side's event time.
+    pub times: [TimeSource; 2],
+    /// `lower <= right time - left time <= upper`, in ticks.
+    pub lower: i64,
+    /// See `lower`.
+    pub upper: i64,
+    /// The rest of the ON condition, over candidate pairs.
+    pub filter: Option<JoinFilter>,
+    /// Each side's input schema.
+    pub input_schemas: [SchemaRef; 2],
+    /// Per output column: the side (0 left, 1 right) and its column there.
+    pub columns: Vec<(usize, usize)>,
+    /// The rows it emits.
+    pub output_schema: SchemaRef,
+    /// Unit of the event times.
+    pub unit: TimeUnit,
+    /// What happens to late rows.
+    pub late: LatePolicy,
+}
+
+impl IntervalJoinSpec {
+    /// How far behind the watermark an emitted row's time can be.
+    fn hold(&self) -> i64 {
+        self.upper.max(self.lower.saturating_neg()).max(0)
+    }
+
+    /// When a row of `side` at `time` can no longer match: once the
+    /// watermark reaches this value.
+    fn expiry(&self, side: usize, time: EventTime) -> EventTime {
+        if side == 0 {
+            time.saturating_add(self.upper)
+        } else {
+            time.saturating_sub(self.lower)
+        }
+    }
+
+    /// Whether rows of `side` that never matched come out (padded, or as
+    /// an anti join's result) when they leave state.
+    fn emits_unmatched(&self, side: usize) -> bool {
+        matches!(
+            (self.join_type, side),
+            (JoinType::Full, _)
+                | (JoinType::Left | JoinType::LeftAnti, 0)
+                | (JoinType::Right | JoinType::RightAnti, 1)
+        )
+    }
+
+    /// The side a semi or anti join returns rows of.
+    fn kept_side(&self) -> Option<usize> {
+        match self.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => Some(0),
+            JoinType::RightSemi | JoinType::RightAnti => Some(1),
+            _ => None,
+        }
+    }
+
+    fn is_semi(&self) -> bool {
+        matches!(self.join_type, JoinType::LeftSemi | JoinType::RightSemi)
+    }
+}
+
+/// A row held in state.
+#[derive(Debug, Clone, Copy)]
+struct Stored {
+    batch: u32,
+    row: u32,
+    time: EventTime,
+    matched: bool,
+    alive: bool,
+}
+
+/// One side's rows.
+#[derive(Debug, Clone, Default)]
+struct Side {
+    batches: Vec<RecordBatch>,
+    rows: Vec<Stored>,
+    live: usize,
+    /// Slots by join key (dead slots stay until compaction).
+    by_key: HashMap<Box<[u8]>, Vec<u32>>,
+    /// (expiry, slot), earliest first.
+    expiry: BinaryHeap<Reverse<(EventTime, u32)>>,
+    rows_in: u64,
+    late: u64,
+}
+
+impl Side {
+    /// Column `column` of the stored rows at `slots`.
+    fn column(&self, column: usize, slots: &[u32]) -> Result<ArrayRef> {
+        let arrays: Vec<&dyn Array> = self
+            .batches
+            .iter()
+            .map(|b| b.column(column).as_ref())
+            .collect();
+        let at: Vec<(usize, usize)> = slots
+            .iter()
+            .map(|&s| {
+                let stored = self.rows[s as usize];
+                (stored.batch as usize, stored.row as usize)
+            })
+            .collect();
+        Ok(interleave(&arrays, &at)?)
+    }
+
+    fn live_slots(&self) -> Vec<u32> {
+        (0..self.rows.len() as u32)
+            .filter(|&s| self.rows[s as usize].alive)
+            .collect()
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum::<usize>()
+            + self.rows.len() * std::mem::size_of::<Stored>()
+            + self.expiry.len() * 16
+            + self
+                .by_key
+                .iter()
+                .map(|(k, v)| k.len() + v.len() * 4 + 48)
+                .sum::<usize>()
+    }
+}
+
+/// The interval join operator.
+#[derive(Debug)]
+pub struct IntervalJoin {
+    spec: Arc<IntervalJoinSpec>,
+    keys: Option<RowConverter>,
+    sides: [Side; 2],
+}
+
+/// Rows a side needs before its key lists and batches are compacted.
+const COMPACT_AT: usize = 1024;
+/// Batches a side keeps before they are put together.
+const MAX_BATCHES: usize = 64;
+
+impl IntervalJoin {
+    /// An empty join.
+    pub fn try_new(spec: IntervalJoinSpec) -> Result<Self> {
+        let keys = key_converter(&spec)?;
+        Ok(Self {
+            spec: Arc::new(spec),
+            keys,
+            sides: [Side::default(), Side::default()],
+        })
+    }
+
+    /// Event time of each row of `side` (NULL: the earliest time, so late).
+    fn event_times(&self, side: usize, batch: &RecordBatch) -> Result<Vec<EventTime>> {
+        let source = self.spec.times[side];
+        let column = batch
+            .columns()
+            .get(source.column)
+            .ok_or_else(|| err!(Internal, "join time column {} missing", source.column))?;
+        let values = crate::codec::time_values::to_type(column, &DataType::Int64)?;
+        let values = values
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .ok_or_else(|| err!(Internal, "event times are not 64-bit"))?;
+        Ok((0..values.len())
+            .map(|i| {
+                if values.is_null(i) {
+                    EventTime::MIN
+                } else {
+                    values.value(i).saturating_sub(source.offset)
+                }
+            })
+            .collect())
+    }
+
+    /// Each row's key in row format, `None` where a NULL key matches nothing.
+    fn key_rows(
+        &self,
+        side: usize,
+        batch: &RecordBatch,
+    ) -> Result<(Option<arrow::row::Rows>, Vec<bool>)> {
+        let rows = batch.num_rows();
+        let Some(converter) = &self.keys else {
+            return Ok((None, vec![true; rows]));
+        };
+        let arrays = self.spec.keys[side]
+            .iter()
+            .map(|e| super::evaluate(e.as_ref(), batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut usable = vec![true; rows];
+        if !self.spec.nulls_equal {
+            for array in &arrays {
+                if let Some(nulls) = array.logical_nulls() {
+                    for (i, valid) in nulls.iter().enumerate() {
+                        usable[i] &= valid;
+                    }
+                }
+            }
+        }
+        Ok((Some(converter.convert_columns(&arrays)?), usable))
+    }
+
+    /// Candidate pairs that pass the rest of the ON condition.
+    fn filtered(
+        &self,
+        side: usize,
+        batch: &RecordBatch,
+        pairs: Vec<(u32, u32)>,
+    ) -> Result<Vec<(u32, u32)>> {
+        let Some(filter) = &self.spec.filter else {
+            return Ok(pairs);
+        };
+        if pairs.is_empty() {
+            return Ok(pairs);
+        }
+        let incoming = UInt32Array::from_iter_values(pairs.iter().map(|p| p.0));
+        let stored: Vec<u32> = pairs.iter().map(|p| p.1).collect();
+        let other = &self.sides[1 - side];
+        let columns = filter
+            .column_indices()
+            .iter()
+            .map(|c| {
+                let from = match c.side {
+                    JoinSide::Left => 0,
+                    JoinSide::Right => 1,
+                    JoinSide::None => {
+                        return Err(err!(Internal, "a join filter column of neither side"))
+                    }
+                };
+                if from == side {
+                    gather(batch.column(c.index), &incoming)
+                } else {
+                    other.column(c.index, &stored)
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(pairs.len()));
+        let candidates =
+            RecordBatch::try_new_with_options(Arc::clone(filter.schema()), columns, &options)?;
+        let verdict = super::evaluate_mask(filter.expression().as_ref(), &candidates)?;
+        Ok(pairs
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| verdict.is_valid(*i) && verdict.value(*i))
+            .map(|(_, pair)| pair)
+            .collect())
+    }
+
+    /// Output rows: per row, the left and right source (`None`: NULLs).
+    /// A source is the incoming batch's row (`Incoming`) or a stored slot.
+    fn emit_rows(
+        &self,
+        incoming: Option<(usize, &RecordBatch)>,
+        picks: &[[Pick; 2]],
+        out: &mut Output,
+    ) -> Result<()> {
+        if picks.is_empty() {
+            return Ok(());
+        }
+        let mut columns = Vec::with_capacity(self.spec.columns.len());
+        for (index, &(side, column)) in self.spec.columns.iter().enumerate() {
+            let data_type = self.spec.output_schema.field(index).data_type();
+            let column = match picks[0][side] {
+                Pick::Null => new_null_array(data_type, picks.len()),
+                Pick::Incoming(_) => {
+                    let Some((_, batch)) = incoming.filter(|(s, _)| *s == side) else {
+                        return Err(err!(Internal, "join output from a batch it was not given"));
+                    };
+                    let rows = UInt32Array::from_iter_values(picks.iter().map(|p| match p[side] {
+                        Pick::Incoming(row) => row,
+                        _ => 0,
+                    }));
+                    gather(batch.column(column), &rows)?
+                }
+                Pick::Stored(_) => {
+                    let slots: Vec<u32> = picks
+                        .iter()
+                        .map(|p| match p[side] {
+                            Pick::Stored(slot) => slot,
+                            _ => 0,
+                        })
+                        .collect();
+                    self.sides[side].column(column, &slots)?
+                }
+            };
+            // An outer join's padded side is nullable in the output schema.
+            let column = if column.data_type() == data_type {
+                column
+            } else {
+                arrow::compute::cast(&column, data_type)?
+            };
+            columns.push(column);
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(picks.len()));
+        out.emit(RecordBatch::try_new_with_options(
+            Arc::clone(&self.spec.output_schema),
+            columns,
+            &options,
+        )?);
+        Ok(())
+    }
+
+    /// Adds rows of `side` to its state.
+    fn store(
+        &mut self,
+        side: usize,
+        batch: RecordBatch,
+        fresh: &[usize],
+        times: &[EventTime],
+        keys: &(Option<arrow::row::Rows>, Vec<bool>),
+        matched: &[bool],
+    ) -> Result<()> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let spec = Arc::clone(&self.spec);
+        let state = &mut self.sides[side];
+        let batch_index = u32::try_from(state.batches.len())
+            .map_err(|_| err!(Internal, "too many batches in join state"))?;
+        state.batches.push(batch);
+        for &row in fresh {
+            let slot = u32::try_from(state.rows.len())
+                .map_err(|_| err!(InvalidInput, "a join holds more than 2^32 rows on one side"))?;
+            state.rows.push(Stored {
+                batch: batch_index,
+                row: row as u32,
+                time: times[row],
+                matched: matched[row],
+                alive: true,
+            });
+            state.live += 1;
+            state
+                .expiry
+                .push(Reverse((spec.expiry(side, times[row]), slot)));
+            if keys.1[row] {
+                let key: &[u8] = match &keys.0 {
+                    Some(rows) => rows.row(row).data(),
+                    None => &[],
+                };
+                match state.by_key.get_mut(key) {
+                    Some(slots) => slots.push(slot),
+                    None => {
+                        state.by_key.insert(key.into(), vec![slot]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts a side's live rows into one batch when dead rows outnumber
+    /// live ones, or batches pile up.
+    fn compact(&mut self, side: usize) -> Result<()> {
+        let state = &mut self.sides[side];
+        let dead = state.rows.len() - state.live;
+        if state.live == 0 {
+            if !state.rows.is_empty() {
+                let (rows_in, late) = (state.rows_in, state.late);
+                *state = Side {
+                    rows_in,
+                    late,
+                    ..Side::default()
+                };
+            }
+            return Ok(());
+        }
+        if !(dead >= COMPACT_AT && dead > state.live || state.batches.len() > MAX_BATCHES) {
+            return Ok(());
+        }
+        let live = state.live_slots();
+        let batch = gathered_batch(state, &live)?;
+        let mut renumbered = vec![u32::MAX; state.rows.len()];
+        for (new, &old) in live.iter().enumerate() {
+            renumbered[old as usize] = new as u32;
+        }
+        let rows: Vec<Stored> = live
+            .iter()
+            .enumerate()
+            .map(|(new, &old)| Stored {
+                batch: 0,
+                row: new as u32,
+                ..state.rows[old as usize]
+            })
+            .collect();
+        let mut by_key = std::mem::take(&mut state.by_key);
+        by_key.retain(|_, slots| {
+            slots.retain_mut(|slot| {
+                *slot = renumbered[*slot as usize];
+                *slot != u32::MAX
+            });
+            !slots.is_empty()
+        });
+        let spec = &self.spec;
+        state.expiry = rows
+            .iter()
+            .enumerate()
+            .map(|(slot, r)| Reverse((spec.expiry(side, r.time), slot as u32)))
+            .collect();
+        state.by_key = by_key;
+        state.batches = vec![batch];
+        state.rows = rows;
+        Ok(())
+    }
+
+    /// Removes a side's rows that expire under `watermark`; returns those
+    /// that must come out unmatched.
+    fn expire(&mut self, side: usize, watermark: EventTime) -> Vec<u32> {
+        let emits = self.spec.emits_unmatched(side);
+        let state = &mut self.sides[side];
+        let mut unmatched = Vec::new();
+        while let Some(&Reverse((expiry, slot))) = state.expiry.peek() {
+            if expiry > watermark {
+                break;
+            }
+            state.expiry.pop();
+            let stored = &mut state.rows[slot as usize];
+            if stored.alive {
+                stored.alive = false;
+                state.live -= 1;
+                if emits && !stored.matched {
+                    unmatched.push(slot);
+                }
+            }
+        }
+        unmatched
+    }
+}
+
+/// Where an output row's columns of one side come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    Null,
+    Incoming(u32),
+    Stored(u32),
+}
+
+/// One converter for both sides' keys (DataFusion gave them one type).
+fn key_converter(spec: &IntervalJoinSpec) -> Result<Option<RowConverter>> {
+    let [left, right] = &spec.keys;
+    if left.len() != right.len() {
+        return Err(err!(Internal, "join keys differ in number"));
+    }
+    if left.is_empty() {
+        return Ok(None);
+    }
+    let mut fields = Vec::new();
+    for (l, r) in left.iter().zip(right) {
+        let (lt, rt) = (
+            l.data_type(&spec.input_schemas[0])?,
+            r.data_type(&spec.input_schemas[1])?,
+        );
+        if lt != rt {
+            return Err(err!(
+                Unsupported,
+                "join keys of different types ({lt} and {rt}): cast one side to the other's type"
+            ));
+        }
+        fields.push(SortField::new(lt));
+    }
+    Ok(Some(RowConverter::new(fields)?))
+}
+
+/// The rows of a side at `slots` as one batch in its input schema.
+fn gathered_batch(side: &Side, slots: &[u32]) -> Result<RecordBatch> {
+    let schema = side
+        .batches
+        .first()
+        .map(RecordBatch::schema)
+        .ok_or_else(|| err!(Internal, "join rows without batches"))?;
+    let columns = (0..schema.fields().len())
+        .map(|c| side.column(c, slots))
+        .collect::<Result<Vec<_>>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(slots.len()));
+    Ok(RecordBatch::try_new_with_options(
+        schema, columns, &options,
+    )?)
+}
+
+impl Operator for IntervalJoin {
+    fn state_kind(&self) -> Option<&'static str> {
+        Some("interval_join")
+    }
+
+    fn may_fail(&self) -> bool {
+        self.spec.filter.is_some()
+            || self.spec.keys.iter().flatten().any(|k| {
+                k.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .is_none()
+            })
+    }
+
+    fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {
+        if input > 1 {
+            return Err(err!(Internal, "a join has two inputs, not input {input}"));
+        }
+        let side = input;
+        let batch = &rows.batch;
+        let count = batch.num_rows();
+        let times = self.event_times(side, batch)?;
+        let watermarks = rows.row_watermarks.materialize(count);
+        let (mut fresh, mut late) = (Vec::with_capacity(count), Vec::new());
+        for (row, &time) in times.iter().enumerate() {
+            if time <= watermarks.value(row) {
+                late.push(row as u32);
+            } else {
+                fresh.push(row);
+            }
+        }
+        let keys = self.key_rows(side, batch)?;
+        // Candidates: stored rows of the other side with the same key and a
+        // time inside the bounds.
+        let other = &self.sides[1 - side];
+        let (lower, upper) = (i128::from(self.spec.lower), i128::from(self.spec.upper));
+        let mut pairs = Vec::new();
+        for &row in &fresh {
+            if !keys.1[row] {
+                continue;
+            }
+            let key: &[u8] = match &keys.0 {
+                Some(rows) => rows.row(row).data(),
+                None => &[],
+            };
+            let Some(slots) = other.by_key.get(key) else {
+                continue;
+            };
+            for &slot in slots {
+                let stored = other.rows[slot as usize];
+                if !stored.alive {
+                    continue;
+                }
+                let (left, right) = if side == 0 {
+                    (times[row], stored.time)
+                } else {
+                    (stored.time, times[row])
+                };
+                let gap = i128::from(right) - i128::from(left);
+                if gap >= lower && gap <= upper {
+                    pairs.push((row as u32, slot));
+                }
+            }
+        }
+        let pairs = self.filtered(side, batch, pairs)?;
+        let mut matched = vec![false; count];
+        for &(row, _) in &pairs {
+            matched[row as usize] = true;
+        }
+        match self.spec.kept_side() {
+            None => {
+                let picks: Vec<[Pick; 2]> = pairs
+                    .iter()
+                    .map(|&(row, slot)| {
+                        let mut pick = [Pick::Stored(slot); 2];
+                        pick[side] = Pick::Incoming(row);
+                        pick
+                    })
+                    .collect();
+                self.emit_rows(Some((side, batch)), &picks, out)?;
+            }
+            Some(kept) if kept == side => {
+                if self.spec.is_semi() {
+                    let picks: Vec<[Pick; 2]> = (0..count as u32)
+                        .filter(|&row| matched[row as usize])
+                        .map(|row| {
+                            let mut pick = [Pick::Null; 2];
+                            pick[side] = Pick::Incoming(row);
+                            pick
+                        })
+                        .collect();
+                    self.emit_rows(Some((side, batch)), &picks, out)?;
+                }
+            }
+            Some(kept) => {
+                // Stored rows of the kept side that match for the first time.
+                let mut first = Vec::new();
+                for &(_, slot) in &pairs {
+                    let stored = &self.sides[kept].rows[slot as usize];
+                    if !stored.matched {
+                        first.push(slot);
+                        self.sides[kept].rows[slot as usize].matched = true;
+                    }
+                }
+                if self.spec.is_semi() {
+                    let picks: Vec<[Pick; 2]> = first
+                        .iter()
+                        .map(|&slot| {
+                            let mut pick = [Pick::Null; 2];
+                            pick[kept] = Pick::Stored(slot);
+                            pick
+                        })
+                        .collect();
+                    self.emit_rows(None, &picks, out)?;
+                }
+            }
+        }
+        if self.spec.kept_side().is_none() {
+            let other = &mut self.sides[1 - side];
+            for &(_, slot) in &pairs {
+                other.rows[slot as usize].matched = true;
+            }
+        }
+        let state = &mut self.sides[side];
+        state.rows_in += count as u64;
+        state.late += late.len() as u64;
+        if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
+            if let Some(late) = late_batch(&rows, &late)? {
+                out.late(late);
+            }
+        }
+        // Rows no later row could match leave at the next watermark (and
+        // come out padded then, if they must).
+        self.store(side, rows.batch, &fresh, &times, &keys, &matched)
+    }
+
+    fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
+        for side in 0..2 {
+            let unmatched = self.expire(side, watermark);
+            if !unmatched.is_empty() {
+                let picks: Vec<[Pick; 2]> = unmatched
+                    .iter()
+                    .map(|&slot| {
+                        let mut pick = [Pick::Null; 2];
+                        pick[side] = Pick::Stored(slot);
+                        pick
+                    })
+                    .collect();
+                self.emit_rows(None, &picks, out)?;
+            }
+            self.compact(side)?;
+        }
+        Ok(match watermark {
+            NO_WATERMARK | END_OF_INPUT => watermark,
+            w => w.saturating_sub(self.spec.hold()).max(NO_WATERMARK + 1),
+        })
+    }
+
+    fn snapshot(&mut self) -> Result<Option<OperatorState>> {
+        let parts = [0, 1].map(|side| {
+            let state = &self.sides[side];
+            let live = state.live_slots();
+            (live, state)
+        });
+        let mut columns: Vec<ArrayRef> = Vec::new();
+        let mut fields = vec![
+            Field::new("__side", DataType::UInt8, false),
+            Field::new("__time", DataType::Int64, false),
+            Field::new("__matched", DataType::Boolean, false),
+        ];
+        let counts = [parts[0].0.len(), parts[1].0.len()];
+        let mut sides = Vec::new();
+        let mut times = Vec::new();
+        let mut matched = Vec::new();
+        for (side, (live, state)) in parts.iter().enumerate() {
+            for &slot in live {
+                let stored = state.rows[slot as usize];
+                sides.push(side as u8);
+                times.push(stored.time);
+                matched.push(stored.matched);
+            }
+        }
+        columns.push(Arc::new(UInt8Array::from(sides)));
+        columns.push(Arc::new(Int64Array::from(times)));
+        columns.push(Arc::new(BooleanArray::from(matched)));
+        for (side, (live, state)) in parts.iter().enumerate() {
+            let schema = &self.spec.input_schemas[side];
+            for (column, field) in schema.fields().iter().enumerate() {
+                let own = if live.is_empty() {
+                    arrow::array::new_empty_array(field.data_type())
+                } else {
+                    state.column(column, live)?
+                };
+                let before =
+                    new_null_array(field.data_type(), if side == 0 { 0 } else { counts[0] });
+                let after =
+                    new_null_array(field.data_type(), if side == 0 { counts[1] } else { 0 });
+                columns.push(concat(&[before.as_ref(), own.as_ref(), after.as_ref()])?);
+                fields.push(Field::new(
+                    format!("{}.{}", ["left", "right"][side], field.name()),
+                    field.data_type().clone(),
+                    true,
+                ));
+            }
+        }
+        let options = RecordBatchOptions::new().with_row_count(Some(counts[0] + counts[1]));
+        let batch =
+            RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?;
+        Ok(Some(OperatorState {
+            meta: serde_json::json!({
+                "rows": counts,
+                "rows_in": [self.sides[0].rows_in, self.sides[1].rows_in],
+                "late": [self.sides[0].late, self.sides[1].late],
+            }),
+            batch: Some(batch),
+        }))
+    }
+
+    fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
+        let mut join = IntervalJoin {
+            spec: Arc::clone(&self.spec),
+            keys: key_converter(&self.spec)?,
+            sides: [Side::default(), Side::default()],
+        };
+        let Some(state) = state else {
+            return Ok(Box::new(join));
+        };
+        let corrupt = |what: &str| err!(CorruptCheckpoint, "interval join state: {what}");
+        let pair = |name: &str| -> Result<[u64; 2]> {
+            let values = state.meta.get(name).and_then(|v| v.as_array());
+            match values.map(|v| v.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
+                Some(v) if v.len() == 2 && v.iter().all(Option::is_some) => {
+                    Ok([v[0].unwrap_or(0), v[1].unwrap_or(0)])
+                }
+                _ => Err(corrupt(&format!("no {name}"))),
+            }
+        };
+        let counts = pair("rows")?;
+        let (rows_in, late) = (pair("rows_in")?, pair("late")?);
+        let batch = state.batch.as_ref().ok_or_else(|| corrupt("no rows"))?;
+        let widths = [
+            self.spec.input_schemas[0].fields().len(),
+            self.spec.input_schemas[1].fields().len(),
+        ];
+        if batch.num_columns() != 3 + widths[0] + widths[1] {
+            return Err(err!(
+                CheckpointMismatch,
+                "the checkpoint's interval join state has {} columns, not {}",
+                batch.num_columns(),
+                3 + widths[0] + widths[1]
+            ));
+        }
+        let total = usize::try_from(counts[0].saturating_add(counts[1]))
+            .map_err(|_| corrupt("row counts too large"))?;
+        if total != batch.num_rows() {
+            return Err(corrupt("row counts do not add up"));
+        }
+        let times = batch
+            .column(1)
+            .as_primitive_opt::<arrow::datatypes::Int64Type>()
+            .ok_or_else(|| corrupt("times are not 64-bit"))?;
+        let matched = batch
+            .column(2)
+            .as_boolean_opt()
+            .ok_or_else(|| corrupt("matched flags are not booleans"))?;
+        let mut start = 0usize;
+        let mut first_column = 3;
+        for side in 0..2 {
+            let count = counts[side] as usize;
+            let schema = &self.spec.input_schemas[side];
+            let columns = (0..widths[side])
+                .map(|c| {
+                    let column = batch.column(first_column + c).slice(start, count);
+                    let field = schema.field(c);
+                    if column.data_type() != field.data_type()
+                        || (!field.is_nullable() && column.null_count() > 0)
+                    {
+                        return Err(err!(
+                            CheckpointMismatch,
+                            "the checkpoint's interval join column {} does not fit this query's ({})",
+                            field.name(),
+                            field.data_type()
+                        ));
+                    }
+                    Ok(column)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let options = RecordBatchOptions::new().with_row_count(Some(count));
+            let rows = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?;
+            let slice_times: Vec<EventTime> =
+                (start..start + count).map(|i| times.value(i)).collect();
+            let flags: Vec<bool> = (start..start + count).map(|i| matched.value(i)).collect();
+            let keys = join.key_rows(side, &rows)?;
+            let all: Vec<usize> = (0..count).collect();
+            join.store(side, rows, &all, &slice_times, &keys, &flags)?;
+            join.sides[side].rows_in = rows_in[side];
+            join.sides[side].late = late[side];
+            start += count;
+            first_column += widths[side];
+        }
+        Ok(Box::new(join))
+    }
+
+    fn metrics(&self) -> OperatorMetrics {
+        OperatorMetrics {
+            window: WindowMetrics {
+                rows_in: self.sides.iter().map(|s| s.rows_in).sum(),
+                late_rows_dropped: self.sides.iter().map(|s| s.late).sum(),
+                windows_emitted: 0,
+            },
+            open_windows: self.sides.iter().map(|s| s.live).sum(),
+            state_bytes: self.sides.iter().map(Side::state_bytes).sum(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let spec = &self.spec;
+        let keys: Vec<String> = spec.keys[0]
+            .iter()
+            .zip(&spec.keys[1])
+            .map(|(l, r)| format!("{l} = {r}"))
+            .collect();
+        let bound = |ticks: i64| {
+            if ticks < 0 {
+                format!("-{}", format_duration(ticks.saturating_neg(), spec.unit))
+            } else {
+                format_duration(ticks, spec.unit)
+            }
+        };
+        let mut line = format!(
+            "IntervalJoin: {} on [{}], right time - left time in [{}, {}]",
+            spec.join_type,
+            keys.join(", "),
+            bound(spec.lower),
+            bound(spec.upper)
+        );
+        if let Some(filter) = &spec.filter {
+            line.push_str(&format!(", filter {}", filter.expression()));
+        }
+        line.push_str(&format!(
+            ", state kept until the watermark passes, output watermark {} behind",
+            format_duration(spec.hold(), spec.unit)
+        ));
+        line
+    }
+
+    fn output_schema(&self) -> SchemaRef {
+        Arc::clone(&self.spec.output_schema)
+    }
+}

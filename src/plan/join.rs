@@ -1,0 +1,420 @@
+//! Lowering of joins between streams: DataFusion's `HashJoinExec` (equality
+//! keys plus a filter) or `NestedLoopJoinExec` (a filter only) becomes an
+//! interval join when the ON condition bounds the two sides' event times
+//! from both directions.
+//!
+//! The time bounds are read out of the condition: each conjunct that
+//! compares the two event times (`b.ts >= a.ts - INTERVAL '5' SECOND`,
+//! `b.ts BETWEEN ... AND ...`, `a.ts = b.ts`, also through columns that
+//! hold `ts ± interval`, as DataFusion's projection pushdown computes them)
+//! narrows `lower <= right time - left time <= upper`. Those conjuncts are
+//! enforced by the operator itself; the rest is evaluated on candidate
+//! pairs.
+
+use std::sync::Arc;
+
+use arrow::datatypes::TimeUnit;
+use datafusion::common::{JoinSide, JoinType, NullEquality, ScalarValue};
+use datafusion::logical_expr::Operator as BinaryOp;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::physical_expr::{PhysicalExpr, PhysicalExprRef};
+use datafusion::physical_plan::joins::utils::{ColumnIndex, JoinFilter};
+use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec};
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::{Lowered, Lowering};
+use crate::err;
+use crate::error::Result;
+use crate::ops::graph::InputRef;
+use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec, TimeSource};
+use crate::time::interval::interval_to_units;
+
+/// What a join node of DataFusion's plan says.
+struct JoinParts {
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
+    filter: Option<JoinFilter>,
+    join_type: JoinType,
+    projection: Option<Vec<usize>>,
+    nulls_equal: bool,
+}
+
+/// Whether `node` is a join this module lowers.
+pub(super) fn is_join(node: &dyn ExecutionPlan) -> bool {
+    node.downcast_ref::<HashJoinExec>().is_some()
+        || node.downcast_ref::<NestedLoopJoinExec>().is_some()
+}
+
+fn parts_of(node: &dyn ExecutionPlan) -> Result<JoinParts> {
+    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
+        return Ok(JoinParts {
+            left: Arc::clone(join.left()),
+            right: Arc::clone(join.right()),
+            on: join.on().to_vec(),
+            filter: join.filter().cloned(),
+            join_type: *join.join_type(),
+            projection: join.projection.as_ref().map(|p| p.to_vec()),
+            nulls_equal: join.null_equality() == NullEquality::NullEqualsNull,
+        });
+    }
+    if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
+        return Ok(JoinParts {
+            left: Arc::clone(join.left()),
+            right: Arc::clone(join.right()),
+            on: Vec::new(),
+            filter: join.filter().cloned(),
+            join_type: *join.join_type(),
+            projection: join.projection().as_ref().map(|p| p.to_vec()),
+            nulls_equal: false,
+        });
+    }
+    Err(err!(Internal, "{} is not a join", node.name()))
+}
+
+/// `right time - left time` bounds, narrowed conjunct by conjunct.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    lower: Option<i64>,
+    upper: Option<i64>,
+}
+
+impl Bounds {
+    fn at_least(&mut self, value: i64) {
+        self.lower = Some(self.lower.map_or(value, |l| l.max(value)));
+    }
+    fn at_most(&mut self, value: i64) {
+        self.upper = Some(self.upper.map_or(value, |u| u.min(value)));
+    }
+}
+
+impl Lowering<'_> {
+    pub(super) fn lower_join(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<Lowered> {
+        let parts = parts_of(node.as_ref())?;
+        if matches!(parts.join_type, JoinType::LeftMark | JoinType::RightMark) {
+            return Err(err!(
+                Unsupported,
+                "this subquery (a {} join) cannot run on streams yet; write it as a JOIN with a time bound",
+                parts.join_type
+            ));
+        }
+        let sides = [self.lower(&parts.left)?, self.lower(&parts.right)?];
+        for side in &sides {
+            if side.changelog {
+                return Err(err!(
+                    Unsupported,
+                    "a join with a changelog (a GROUP BY without a window) is not supported yet; join the streams first, then aggregate"
+                ));
+            }
+            if let Some(window) = side.window {
+                return Err(err!(
+                    Unsupported,
+                    "joining {} rows (a window join) is not supported yet; join the streams with a time bound (b.ts BETWEEN a.ts - INTERVAL ... AND a.ts + INTERVAL ...), then window the result",
+                    window.name()
+                ));
+            }
+        }
+        if sides[0].time.unit != sides[1].time.unit {
+            return Err(err!(
+                Unsupported,
+                "a join of streams whose event times have different units ({:?} and {:?}) is not supported; declare them with the same TIMESTAMP precision",
+                sides[0].time.unit,
+                sides[1].time.unit
+            ));
+        }
+        let unit = sides[0].time.unit;
+        let offsets = [&sides[0].time_offsets[..], &sides[1].time_offsets[..]];
+        let mut bounds = Bounds {
+            lower: None,
+            upper: None,
+        };
+        // `a.ts = b.ts` is an equality key to DataFusion.
+        for (left, right) in &parts.on {
+            let at = |expr: &PhysicalExprRef, side: usize| {
+                expr.downcast_ref::<Column>()
+                    .and_then(|c| offsets[side].get(c.index()).copied().flatten())
+            };
+            if let (Some(l), Some(r)) = (at(left, 0), at(right, 1)) {
+                // (r + or) = (l + ol): r - l = ol - or.
+                let gap = l.checked_sub(r).ok_or_else(too_far)?;
+                bounds.at_least(gap);
+                bounds.at_most(gap);
+            }
+        }
+        let mut residual = Vec::new();
+        if let Some(filter) = &parts.filter {
+            for conjunct in split_conjunction(filter.expression()) {
+                match time_comparison(conjunct.as_ref(), filter.column_indices(), offsets, unit)? {
+                    Some((op, value)) => narrow(&mut bounds, op, value)?,
+                    None => residual.push(Arc::clone(conjunct)),
+                }
+            }
+        }
+        let (Some(lower), Some(upper)) = (bounds.lower, bounds.upper) else {
+            return Err(err!(
+                Unsupported,
+                "a join between streams needs a time bound on both sides, or its state grows without end: add one to the ON condition, e.g. AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND ({})",
+                match (bounds.lower, bounds.upper) {
+                    (None, None) => "this join bounds neither side's event time",
+                    (Some(_), None) => "this join bounds how early the right side's time may be, not how late",
+                    _ => "this join bounds how late the right side's time may be, not how early",
+                }
+            ));
+        };
+        let filter = parts.filter.as_ref().and_then(|filter| {
+            (!residual.is_empty()).then(|| {
+                JoinFilter::new(
+                    conjunction(residual),
+                    filter.column_indices().to_vec(),
+                    Arc::clone(filter.schema()),
+                )
+            })
+        });
+        let times = [time_source(&sides[0]), time_source(&sides[1])];
+        let [Some(left_time), Some(right_time)] = times else {
+            return Err(err!(
+                Internal,
+                "a time-bounded join without an event-time column on each side"
+            ));
+        };
+        // The join's columns before its projection.
+        let widths = [
+            sides[0].schema.fields().len(),
+            sides[1].schema.fields().len(),
+        ];
+        let joined: Vec<(usize, usize)> = match parts.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti => (0..widths[0]).map(|c| (0, c)).collect(),
+            JoinType::RightSemi | JoinType::RightAnti => (0..widths[1]).map(|c| (1, c)).collect(),
+            _ => (0..widths[0])
+                .map(|c| (0, c))
+                .chain((0..widths[1]).map(|c| (1, c)))
+                .collect(),
+        };
+        let columns: Vec<(usize, usize)> = match &parts.projection {
+            Some(projection) => projection
+                .iter()
+                .map(|&i| {
+                    joined
+                        .get(i)
+                        .copied()
+                        .ok_or_else(|| err!(Internal, "join projection past its columns"))
+                })
+                .collect::<Result<_>>()?,
+            None => joined,
+        };
+        let schema = node.schema();
+        if columns.len() != schema.fields().len() {
+            return Err(err!(Internal, "join columns do not match its schema"));
+        }
+        // A side's event time survives where its rows are never padded.
+        let never_null = |side: usize| match parts.join_type {
+            JoinType::Inner
+            | JoinType::LeftSemi
+            | JoinType::LeftAnti
+            | JoinType::RightSemi
+            | JoinType::RightAnti => true,
+            JoinType::Left => side == 0,
+            JoinType::Right => side == 1,
+            _ => false,
+        };
+        let time_offsets: Vec<Option<i64>> = columns
+            .iter()
+            .map(|&(side, c)| {
+                never_null(side)
+                    .then(|| sides[side].time_offsets.get(c).copied().flatten())
+                    .flatten()
+            })
+            .collect();
+        let stream_columns = columns
+            .iter()
+            .map(|&(side, c)| sides[side].stream_columns.get(c).cloned().flatten())
+            .collect();
+        let spec = IntervalJoinSpec {
+            join_type: parts.join_type,
+            keys: [
+                parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
+                parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
+            ],
+            nulls_equal: parts.nulls_equal,
+            times: [left_time, right_time],
+            lower,
+            upper,
+            filter,
+            input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
+            columns,
+            output_schema: Arc::clone(&schema),
+            unit,
+            late: self.options.late,
+        };
+        let [left, right] = sides;
+        let node = self.plan.add(
+            Box::new(IntervalJoin::try_new(spec)?),
+            vec![left.node.clone(), right.node.clone()],
+        );
+        Ok(Lowered {
+            node: InputRef::Node(node),
+            window_columns: vec![None; schema.fields().len()],
+            stream_columns,
+            window: None,
+            window_in_expression: None,
+            time_column: time_offsets.iter().position(|o| *o == Some(0)),
+            time_offsets,
+            changelog: false,
+            session_partition: None,
+            schema,
+            time: left.time,
+        })
+    }
+}
+
+fn too_far() -> crate::error::RiffleError {
+    err!(SqlPlan, "the join's time bounds are too large")
+}
+
+/// Where a side's event time can be read: its event-time column, or a
+/// column holding it plus a constant.
+fn time_source(side: &Lowered) -> Option<TimeSource> {
+    let at = |(column, offset): (usize, &Option<i64>)| {
+        offset.map(|offset| TimeSource { column, offset })
+    };
+    side.time_offsets
+        .iter()
+        .enumerate()
+        .find(|(_, o)| **o == Some(0))
+        .or_else(|| {
+            side.time_offsets
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.is_some())
+        })
+        .and_then(at)
+}
+
+/// Applies `right - left <op> value` to the bounds.
+fn narrow(bounds: &mut Bounds, op: BinaryOp, value: i64) -> Result<()> {
+    match op {
+        BinaryOp::GtEq => bounds.at_least(value),
+        BinaryOp::Gt => bounds.at_least(value.checked_add(1).ok_or_else(too_far)?),
+        BinaryOp::LtEq => bounds.at_most(value),
+        BinaryOp::Lt => bounds.at_most(value.checked_sub(1).ok_or_else(too_far)?),
+        BinaryOp::Eq => {
+            bounds.at_least(value);
+            bounds.at_most(value);
+        }
+        _ => return Err(err!(Internal, "not a time comparison: {op}")),
+    }
+    Ok(())
+}
+
+/// `conjunct` as `right time - left time <op> value`, if it compares the
+/// two sides' event times.
+fn time_comparison(
+    conjunct: &dyn PhysicalExpr,
+    columns: &[ColumnIndex],
+    offsets: [&[Option<i64>]; 2],
+    unit: TimeUnit,
+) -> Result<Option<(BinaryOp, i64)>> {
+    let Some(binary) = conjunct.downcast_ref::<BinaryExpr>() else {
+        return Ok(None);
+    };
+    let op = *binary.op();
+    let flipped = match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::LtEq => BinaryOp::GtEq,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::GtEq => BinaryOp::LtEq,
+        BinaryOp::Eq => BinaryOp::Eq,
+        _ => return Ok(None),
+    };
+    let (Some((xs, xc)), Some((ys, yc))) = (
+        time_term(binary.left().as_ref(), columns, offsets, unit)?,
+        time_term(binary.right().as_ref(), columns, offsets, unit)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(match (xs, ys) {
+        // r + xc <op> l + yc: r - l <op> yc - xc.
+        (1, 0) => Some((op, yc.checked_sub(xc).ok_or_else(too_far)?)),
+        // l + xc <op> r + yc: r - l <flipped> xc - yc.
+        (0, 1) => Some((flipped, xc.checked_sub(yc).ok_or_else(too_far)?)),
+        _ => None,
+    })
+}
+
+/// `expr` as (side, constant) when it is that side's event time plus a
+/// constant.
+fn time_term(
+    expr: &dyn PhysicalExpr,
+    columns: &[ColumnIndex],
+    offsets: [&[Option<i64>]; 2],
+    unit: TimeUnit,
+) -> Result<Option<(usize, i64)>> {
+    if let Some(column) = expr.downcast_ref::<Column>() {
+        let Some(index) = columns.get(column.index()) else {
+            return Ok(None);
+        };
+        let side = match index.side {
+            JoinSide::Left => 0,
+            JoinSide::Right => 1,
+            JoinSide::None => return Ok(None),
+        };
+        return Ok(offsets[side]
+            .get(index.index)
+            .copied()
+            .flatten()
+            .map(|offset| (side, offset)));
+    }
+    let Some(binary) = expr.downcast_ref::<BinaryExpr>() else {
+        return Ok(None);
+    };
+    let sign = match binary.op() {
+        BinaryOp::Plus => 1,
+        BinaryOp::Minus => -1,
+        _ => return Ok(None),
+    };
+    let term = time_term(binary.left().as_ref(), columns, offsets, unit)?;
+    let constant = interval_ticks(binary.right().as_ref(), unit)?;
+    if let (Some((side, offset)), Some(ticks)) = (term, constant) {
+        let ticks = if sign < 0 {
+            ticks.checked_neg()
+        } else {
+            Some(ticks)
+        };
+        return Ok(Some((
+            side,
+            ticks
+                .and_then(|t| offset.checked_add(t))
+                .ok_or_else(too_far)?,
+        )));
+    }
+    if sign > 0 {
+        // INTERVAL ... + ts
+        let term = time_term(binary.right().as_ref(), columns, offsets, unit)?;
+        let constant = interval_ticks(binary.left().as_ref(), unit)?;
+        if let (Some((side, offset)), Some(ticks)) = (term, constant) {
+            return Ok(Some((side, offset.checked_add(ticks).ok_or_else(too_far)?)));
+        }
+    }
+    Ok(None)
+}
+
+/// An interval literal in ticks of `unit`.
+pub(super) fn interval_ticks(expr: &dyn PhysicalExpr, unit: TimeUnit) -> Result<Option<i64>> {
+    let Some(literal) = expr.downcast_ref::<Literal>() else {
+        return Ok(None);
+    };
+    let interval = match literal.value() {
+        ScalarValue::IntervalMonthDayNano(Some(v)) => *v,
+        ScalarValue::IntervalDayTime(Some(v)) => arrow::datatypes::IntervalMonthDayNano::new(
+            0,
+            v.days,
+            i64::from(v.milliseconds) * 1_000_000,
+        ),
+        ScalarValue::IntervalYearMonth(Some(v)) => {
+            arrow::datatypes::IntervalMonthDayNano::new(*v, 0, 0)
+        }
+        _ => return Ok(None),
+    };
+    interval_to_units(interval, unit, "a join's time bound").map(Some)
+}

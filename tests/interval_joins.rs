@@ -1,0 +1,296 @@
+//! Interval joins of two streams (issue 20): every join kind against the
+//! same join run as batch SQL on the same data, with disorder inside the
+//! watermark delay on both sides, random push sizes and random
+//! interleavings of the two streams; state bounded by the watermarks;
+//! checkpoints; late rows; joins refused at planning.
+
+mod common;
+
+use common::{
+    assert_refused, assert_restore_equals_uninterrupted, batch_ab, feeds, interleaved, ndjson,
+    rows_of, run_pushes, sorted, trades, Trade,
+};
+use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
+
+const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
+const B_DDL: &str = "CREATE STREAM b (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+     WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)";
+
+fn engine_with(queries: &[&str]) -> (Engine, Vec<QueryId>) {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(A_DDL).unwrap();
+    engine.execute(B_DDL).unwrap();
+    let ids = queries
+        .iter()
+        .map(|sql| engine.create_query(sql).unwrap())
+        .collect();
+    (engine, ids)
+}
+
+const COLUMNS: &str = "a.symbol, a.price, a.ts, b.symbol, b.price, b.ts";
+const BOUND: &str = "b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts + INTERVAL '2' SECOND";
+
+/// Every join kind, with BETWEEN and with strict bounds written either way
+/// round, with and without a residual condition, with and without keys.
+fn join_queries() -> Vec<String> {
+    let mut queries = Vec::new();
+    for kind in ["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"] {
+        queries.push(format!(
+            "SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol AND {BOUND}"
+        ));
+    }
+    queries.extend([
+        // Strict bounds, the interval on either side of the comparison.
+        format!(
+            "SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol \
+             AND a.ts < b.ts AND b.ts - INTERVAL '1500' MILLISECOND < a.ts"
+        ),
+        // The right side only before the left; a residual condition.
+        format!(
+            "SELECT {COLUMNS} FROM a FULL JOIN b ON a.symbol = b.symbol \
+             AND b.ts >= a.ts - INTERVAL '3' SECOND AND b.ts <= a.ts - INTERVAL '1' SECOND \
+             AND a.price > b.price"
+        ),
+        // No equality key: a nested-loop join to DataFusion.
+        format!(
+            "SELECT {COLUMNS} FROM a JOIN b ON b.ts BETWEEN a.ts - INTERVAL '200' MILLISECOND \
+             AND a.ts + INTERVAL '100' MILLISECOND"
+        ),
+        // Expressions over both sides in the SELECT.
+        "SELECT a.symbol, b.price - a.price AS spread, a.ts FROM a JOIN b \
+         ON a.symbol = b.symbol AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '1' SECOND \
+         WHERE b.price > 10"
+            .to_string(),
+        // Semi and anti joins.
+        "SELECT a.symbol, a.price, a.ts FROM a WHERE EXISTS (SELECT 1 FROM b \
+         WHERE b.symbol = a.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts)"
+            .to_string(),
+        "SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b \
+         WHERE b.symbol = a.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts)"
+            .to_string(),
+    ]);
+    queries
+}
+
+#[test]
+fn every_join_kind_equals_batch_sql_at_random_interleavings() {
+    let queries = join_queries();
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    for seed in 0..4 {
+        let (a, b) = feeds(seed);
+        let (mut engine, ids) = engine_with(&refs);
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed + 10));
+        for (sql, id) in queries.iter().zip(&ids) {
+            let expected = batch_ab(&a, &b, sql);
+            assert!(
+                !expected.is_empty(),
+                "seed {seed}: the data must give {sql} rows"
+            );
+            assert_eq!(
+                sorted(rows_of(&outputs, *id)),
+                expected,
+                "seed {seed}: {sql}"
+            );
+            assert_eq!(engine.query_metrics(*id).unwrap().late_events_dropped, 0);
+        }
+    }
+}
+
+#[test]
+fn a_join_does_not_depend_on_which_stream_is_pushed_first() {
+    let (a, b) = feeds(5);
+    let sql = format!("SELECT {COLUMNS} FROM a FULL JOIN b ON a.symbol = b.symbol AND {BOUND}");
+    let run = |pushes: Vec<(&str, Vec<Trade>)>| {
+        let (mut engine, ids) = engine_with(&[&sql]);
+        sorted(rows_of(&run_pushes(&mut engine, &pushes), ids[0]))
+    };
+    let a_first = run(vec![("a", a.clone()), ("b", b.clone())]);
+    let b_first = run(vec![("b", b.clone()), ("a", a.clone())]);
+    assert_eq!(a_first, b_first);
+    assert_eq!(a_first, batch_ab(&a, &b, &sql));
+}
+
+#[test]
+fn equal_times_join_as_an_equality_key() {
+    // Times on a 250 ms grid, so equal times are common.
+    let grid = |rows: Vec<Trade>| -> Vec<Trade> {
+        rows.into_iter()
+            .map(|t| Trade {
+                ts_ms: t.ts_ms / 250 * 250,
+                ..t
+            })
+            .collect()
+    };
+    let (a, b) = (grid(trades(3, 400, 3, 97, 300)), grid(trades(4, 300, 3, 131, 300)));
+    for kind in ["JOIN", "FULL JOIN"] {
+        let sql = format!("SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol AND a.ts = b.ts");
+        let (mut engine, ids) = engine_with(&[&sql]);
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 2));
+        let expected = batch_ab(&a, &b, &sql);
+        assert!(expected.iter().any(|r| r[0] != "NULL" && r[3] != "NULL"));
+        assert_eq!(sorted(rows_of(&outputs, ids[0])), expected, "{sql}");
+    }
+}
+
+#[test]
+fn a_joined_stream_feeds_a_window() {
+    // The join's rows carry a's event time, under a watermark held back by
+    // the join's bound: no row is late for the window after it.
+    let (a, b) = feeds(8);
+    let view = format!(
+        "CREATE VIEW pairs AS SELECT a.symbol, a.price AS pa, b.price AS pb, a.ts \
+         FROM a JOIN b ON a.symbol = b.symbol AND {BOUND}"
+    );
+    let windowed = "SELECT symbol, window_start, count(*) AS n, sum(pb - pa) AS spread \
+         FROM TUMBLE(pairs, ts, INTERVAL '5' SECOND) GROUP BY symbol, window_start";
+    let batch = format!(
+        "SELECT symbol, window_start, count(*) AS n, sum(pb - pa) AS spread FROM ( \
+           SELECT a.symbol, a.price AS pa, b.price AS pb, \
+             date_bin(INTERVAL '5 seconds', a.ts, TIMESTAMP '1970-01-01') AS window_start \
+           FROM a JOIN b ON a.symbol = b.symbol AND {BOUND}) \
+         GROUP BY symbol, window_start"
+    );
+    for seed in 0..3 {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(A_DDL).unwrap();
+        engine.execute(B_DDL).unwrap();
+        engine.execute(&view).unwrap();
+        let id = engine.create_query(windowed).unwrap();
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed));
+        assert_eq!(
+            sorted(rows_of(&outputs, id)),
+            batch_ab(&a, &b, &batch),
+            "seed {seed}"
+        );
+        assert_eq!(engine.query_metrics(id).unwrap().late_events_dropped, 0);
+    }
+}
+
+#[test]
+fn join_state_stays_bounded_as_keys_rotate() {
+    // Keys change every few seconds and never come back: rows of keys that
+    // went quiet must leave state too.
+    let sql = format!("SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol AND {BOUND}");
+    let (mut engine, ids) = engine_with(&[&sql]);
+    let base = 1_700_000_000_000i64;
+    let mut held = Vec::new();
+    for step in 0..200i64 {
+        let rows = |offset: i64| -> Vec<Trade> {
+            (0..20)
+                .map(|i| Trade {
+                    symbol: format!("K{}", (step * 20 + i) / 50),
+                    price: i as f64,
+                    ts_ms: base + step * 1000 + i * 50 + offset,
+                })
+                .collect()
+        };
+        engine.push_json("a", &ndjson(&rows(0))).unwrap();
+        engine.push_json("b", &ndjson(&rows(7))).unwrap();
+        held.push(engine.query_metrics(ids[0]).unwrap().open_windows);
+    }
+    let late = &held[100..];
+    let most = *late.iter().max().unwrap();
+    // About 5 s of both streams (the 2 s watermark delay plus the 2 s
+    // bound, and a push): 20 rows a second per side.
+    assert!(most <= 2 * 20 * 6, "rows held grew: {held:?}");
+    assert!(most > 0);
+}
+
+#[test]
+fn restore_equals_uninterrupted_at_random_cuts() {
+    let queries = join_queries();
+    let (a, b) = feeds(11);
+    let pushes: Vec<(&str, String)> = interleaved(&a, &b, 4)
+        .into_iter()
+        .map(|(s, rows)| (s, ndjson(&rows)))
+        .collect();
+    for seed in 0..3 {
+        assert_restore_equals_uninterrupted(
+            || {
+                let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+                engine_with(&refs)
+            },
+            &pushes,
+            seed,
+            3,
+        );
+    }
+}
+
+#[test]
+fn late_rows_on_either_side_are_dropped_and_counted_or_handed_back() {
+    let sql = format!("SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol AND {BOUND}");
+    let base = 1_700_000_000_000i64;
+    let row = |symbol: &str, ts_ms: i64| Trade {
+        symbol: symbol.to_string(),
+        price: 1.0,
+        ts_ms,
+    };
+    for side_output in [false, true] {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(A_DDL).unwrap();
+        engine.execute(B_DDL).unwrap();
+        let options = QueryOptions {
+            late: if side_output {
+                riffle::LatePolicy::SideOutput
+            } else {
+                riffle::LatePolicy::Drop
+            },
+            ..QueryOptions::default()
+        };
+        let id = engine.create_query_with(&sql, &options).unwrap();
+        let mut outputs = Vec::new();
+        // Both watermarks reach base + 8 s.
+        outputs.extend(engine.push_json("a", &ndjson(&[row("x", base + 10_000)])).unwrap());
+        outputs.extend(engine.push_json("b", &ndjson(&[row("x", base + 10_000)])).unwrap());
+        // At or before the watermark on each side: late.
+        outputs.extend(engine.push_json("a", &ndjson(&[row("y", base + 8_000)])).unwrap());
+        outputs.extend(engine.push_json("b", &ndjson(&[row("y", base + 7_000)])).unwrap());
+        outputs.extend(engine.finish().unwrap());
+        let metrics = engine.query_metrics(id).unwrap();
+        assert_eq!(metrics.late_events_dropped, 2);
+        let joined = rows_of(&outputs, id);
+        assert_eq!(joined.len(), 1, "{joined:?}");
+        assert_eq!(joined[0][0], "x");
+        let late = common::late_rows_of(&outputs, id);
+        if side_output {
+            assert_eq!(late.len(), 2, "{late:?}");
+            assert!(late.iter().all(|r| r[0] == "y"));
+        } else {
+            assert!(late.is_empty());
+        }
+    }
+}
+
+#[test]
+fn joins_without_a_time_bound_on_both_sides_are_refused() {
+    let (mut engine, _) = engine_with(&[]);
+    for (sql, says) in [
+        (
+            "SELECT * FROM a JOIN b ON a.symbol = b.symbol",
+            "needs a time bound on both sides",
+        ),
+        (
+            "SELECT * FROM a JOIN b ON a.symbol = b.symbol AND b.ts >= a.ts",
+            "not how late",
+        ),
+        (
+            "SELECT * FROM a JOIN b ON a.symbol = b.symbol AND b.ts < a.ts + INTERVAL '1' SECOND",
+            "not how early",
+        ),
+        ("SELECT * FROM a CROSS JOIN b", "join"),
+        (
+            "SELECT * FROM a JOIN (SELECT symbol, count(*) AS n FROM b GROUP BY symbol) c \
+             ON a.symbol = c.symbol",
+            "changelog",
+        ),
+        (
+            "SELECT * FROM TUMBLE(a, ts, INTERVAL '1' SECOND) x JOIN TUMBLE(b, ts, INTERVAL '1' SECOND) y \
+             ON x.symbol = y.symbol AND x.window_start = y.window_start",
+            "window join",
+        ),
+    ] {
+        assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);
+    }
+}
