@@ -7,9 +7,43 @@
 mod common;
 
 use common::{
-    assert_refused, assert_restore_equals_uninterrupted, batch_ab, feeds, interleaved, ndjson,
+    assert_refused, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson,
     rows_of, run_pushes, sorted, trades, Trade,
 };
+
+/// Two feeds out of order by up to just under the 2 s watermark delay, so
+/// rows arrive as late as they may without being late: a join that lets a
+/// row go a moment too early loses matches.
+fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
+    (
+        trades(seed, 700, 4, 97, 1990),
+        trades(seed + 1, 500, 3, 131, 1990),
+    )
+}
+
+/// The two feeds in pushes of 1 to 4 rows, interleaved by event time (a
+/// random pick when their next rows are within a second): the streams'
+/// watermarks stay close, so either can be the join's, and the watermark
+/// moves between nearly every two rows. State that leaves a moment too
+/// early shows.
+fn finely_interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
+    let mut rng = common::Rng::new(seed);
+    let (mut a, mut b) = (a, b);
+    let mut pushes = Vec::new();
+    while !a.is_empty() || !b.is_empty() {
+        let pick_a = match (a.first(), b.first()) {
+            (Some(x), Some(y)) if (x.ts_ms - y.ts_ms).abs() < 1000 => rng.below(2) == 0,
+            (Some(x), Some(y)) => x.ts_ms < y.ts_ms,
+            (x, _) => x.is_some(),
+        };
+        let rest = if pick_a { &mut a } else { &mut b };
+        let take = (1 + rng.below(4) as usize).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
+        *rest = tail;
+    }
+    pushes
+}
 use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
 
 const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
@@ -80,7 +114,12 @@ fn every_join_kind_equals_batch_sql_at_random_interleavings() {
     for seed in 0..4 {
         let (a, b) = feeds(seed);
         let (mut engine, ids) = engine_with(&refs);
-        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed + 10));
+        let pushes = if seed % 2 == 0 {
+            finely_interleaved(&a, &b, seed + 10)
+        } else {
+            interleaved(&a, &b, seed + 10)
+        };
+        let outputs = run_pushes(&mut engine, &pushes);
         for (sql, id) in queries.iter().zip(&ids) {
             let expected = batch_ab(&a, &b, sql);
             assert!(
@@ -293,4 +332,34 @@ fn joins_without_a_time_bound_on_both_sides_are_refused() {
     ] {
         assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);
     }
+}
+
+#[test]
+fn a_row_stays_in_state_until_the_watermark_reaches_its_last_match() {
+    // right time - left time in [-1 s, 2 s]. A row of a at 10 s can meet b
+    // up to 12 s, so it must stay while the watermark is below 12 s; a row
+    // of b at 20 s can meet a up to 21 s.
+    let sql = format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND {BOUND}");
+    let base = 1_700_000_000_000i64;
+    let row = |symbol: &str, ms: i64| Trade {
+        symbol: symbol.to_string(),
+        price: 1.0,
+        ts_ms: base + ms,
+    };
+    let pushes = vec![
+        ("a", vec![row("x", 10_000)]),
+        // Both watermarks 1 ms short of 12 s.
+        ("a", vec![row("f", 13_999)]),
+        ("b", vec![row("f", 13_999)]),
+        ("b", vec![row("x", 12_000)]),
+        ("b", vec![row("y", 20_000)]),
+        // Both watermarks 1 ms short of 21 s.
+        ("a", vec![row("f", 22_999)]),
+        ("b", vec![row("f", 22_999)]),
+        ("a", vec![row("y", 21_000)]),
+    ];
+    let (mut engine, ids) = engine_with(&[&sql]);
+    let joined = sorted(rows_of(&run_pushes(&mut engine, &pushes), ids[0]));
+    let symbols: Vec<&str> = joined.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(symbols, ["f", "f", "x", "y"], "{joined:?}");
 }
