@@ -55,6 +55,13 @@ const FAILING: &[(&str, &str)] = &[
         "in a window over a view's windows",
         "SELECT k, window_start, sum(100 / (m + 1)) AS r FROM TUMBLE(per_window, t, INTERVAL '6' SECOND) GROUP BY k, window_start",
     ),
+    (
+        // The left side's rows are in the join's state when the right
+        // side's fail the condition.
+        "in an interval join's condition",
+        "SELECT x.k, x.v, y.v AS w FROM s AS x JOIN s AS y ON x.k = y.k \
+         AND y.ts BETWEEN x.ts - INTERVAL '1' SECOND AND x.ts AND 100 / (y.v + 1) > 0",
+    ),
 ];
 
 fn setup(failing: &str) -> (Engine, Vec<QueryId>) {
@@ -210,6 +217,12 @@ fn every_operator() -> (Engine, Vec<QueryId>) {
     for view in VIEWS {
         engine.execute(view).unwrap();
     }
+    engine
+        .execute(
+            "CREATE VIEW enriched AS SELECT s.k, fed.n, s.ts FROM s JOIN fed \
+             ON s.k = fed.k AND fed.t BETWEEN s.ts - INTERVAL '3' SECOND AND s.ts",
+        )
+        .unwrap();
     let mut ids: Vec<QueryId> = STEADY
         .iter()
         .map(|sql| engine.create_query(sql).unwrap())
@@ -229,6 +242,12 @@ fn every_operator() -> (Engine, Vec<QueryId>) {
         // Steps over a changelog view, a union of a changelog with final
         // rows, and an aggregate over it.
         "SELECT m, count(*) AS keys FROM (SELECT k, m FROM per_k WHERE n > 1 UNION ALL SELECT k, v AS m FROM s WHERE v > 45) GROUP BY m",
+        // Interval joins: of a stream with itself, and with a stream fed by
+        // INSERT INTO, then windowed.
+        "SELECT x.k, x.v, y.v AS w FROM s AS x LEFT JOIN s AS y ON x.k = y.k \
+         AND y.ts BETWEEN x.ts - INTERVAL '1' SECOND AND x.ts AND x.v > y.v",
+        "SELECT k, window_start, count(*) AS n, sum(n) AS fed FROM TUMBLE(enriched, ts, INTERVAL '2' SECOND) \
+         GROUP BY k, window_start",
     ] {
         ids.push(engine.create_query(sql).unwrap());
     }

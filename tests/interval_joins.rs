@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    assert_refused, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson,
-    rows_of, run_pushes, sorted, trades, Trade,
+    assert_refused, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson, rows_of,
+    run_pushes, sorted, trades, Trade,
 };
 
 /// Two feeds out of order by up to just under the 2 s watermark delay, so
@@ -161,9 +161,13 @@ fn equal_times_join_as_an_equality_key() {
             })
             .collect()
     };
-    let (a, b) = (grid(trades(3, 400, 3, 97, 300)), grid(trades(4, 300, 3, 131, 300)));
+    let (a, b) = (
+        grid(trades(3, 400, 3, 97, 300)),
+        grid(trades(4, 300, 3, 131, 300)),
+    );
     for kind in ["JOIN", "FULL JOIN"] {
-        let sql = format!("SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol AND a.ts = b.ts");
+        let sql =
+            format!("SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol AND a.ts = b.ts");
         let (mut engine, ids) = engine_with(&[&sql]);
         let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 2));
         let expected = batch_ab(&a, &b, &sql);
@@ -281,11 +285,27 @@ fn late_rows_on_either_side_are_dropped_and_counted_or_handed_back() {
         let id = engine.create_query_with(&sql, &options).unwrap();
         let mut outputs = Vec::new();
         // Both watermarks reach base + 8 s.
-        outputs.extend(engine.push_json("a", &ndjson(&[row("x", base + 10_000)])).unwrap());
-        outputs.extend(engine.push_json("b", &ndjson(&[row("x", base + 10_000)])).unwrap());
+        outputs.extend(
+            engine
+                .push_json("a", &ndjson(&[row("x", base + 10_000)]))
+                .unwrap(),
+        );
+        outputs.extend(
+            engine
+                .push_json("b", &ndjson(&[row("x", base + 10_000)]))
+                .unwrap(),
+        );
         // At or before the watermark on each side: late.
-        outputs.extend(engine.push_json("a", &ndjson(&[row("y", base + 8_000)])).unwrap());
-        outputs.extend(engine.push_json("b", &ndjson(&[row("y", base + 7_000)])).unwrap());
+        outputs.extend(
+            engine
+                .push_json("a", &ndjson(&[row("y", base + 8_000)]))
+                .unwrap(),
+        );
+        outputs.extend(
+            engine
+                .push_json("b", &ndjson(&[row("y", base + 7_000)]))
+                .unwrap(),
+        );
         outputs.extend(engine.finish().unwrap());
         let metrics = engine.query_metrics(id).unwrap();
         assert_eq!(metrics.late_events_dropped, 2);
@@ -339,7 +359,6 @@ fn a_row_stays_in_state_until_the_watermark_reaches_its_last_match() {
     // right time - left time in [-1 s, 2 s]. A row of a at 10 s can meet b
     // up to 12 s, so it must stay while the watermark is below 12 s; a row
     // of b at 20 s can meet a up to 21 s.
-    let sql = format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND {BOUND}");
     let base = 1_700_000_000_000i64;
     let row = |symbol: &str, ms: i64| Trade {
         symbol: symbol.to_string(),
@@ -358,8 +377,13 @@ fn a_row_stays_in_state_until_the_watermark_reaches_its_last_match() {
         ("b", vec![row("f", 22_999)]),
         ("a", vec![row("y", 21_000)]),
     ];
-    let (mut engine, ids) = engine_with(&[&sql]);
-    let joined = sorted(rows_of(&run_pushes(&mut engine, &pushes), ids[0]));
-    let symbols: Vec<&str> = joined.iter().map(|r| r[0].as_str()).collect();
-    assert_eq!(symbols, ["f", "f", "x", "y"], "{joined:?}");
+    // Every row finds its match: a full join pads none (a row gone too
+    // early would come out padded, and its match too).
+    for kind in ["JOIN", "FULL JOIN"] {
+        let sql = format!("SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol AND {BOUND}");
+        let (mut engine, ids) = engine_with(&[&sql]);
+        let joined = sorted(rows_of(&run_pushes(&mut engine, &pushes), ids[0]));
+        let symbols: Vec<&str> = joined.iter().map(|r| r[0].as_str()).collect();
+        assert_eq!(symbols, ["f", "f", "x", "y"], "{sql}: {joined:?}");
+    }
 }
