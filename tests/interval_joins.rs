@@ -387,3 +387,78 @@ fn a_row_stays_in_state_until_the_watermark_reaches_its_last_match() {
         assert_eq!(symbols, ["f", "f", "x", "y"], "{sql}: {joined:?}");
     }
 }
+
+#[test]
+fn the_documented_joins_run_as_documented() {
+    // docs/SQL.md, "Interval joins": its two queries, verbatim.
+    let left_join = "SELECT i.ad, i.ts AS shown, c.ts AS clicked
+FROM impressions AS i LEFT JOIN clicks AS c
+  ON c.ad = i.ad AND c.ts BETWEEN i.ts AND i.ts + INTERVAL '10' SECOND";
+    let view = "CREATE VIEW shown_and_clicked AS
+  SELECT i.ad, i.ts, c.ts AS clicked FROM impressions AS i JOIN clicks AS c
+    ON c.ad = i.ad AND c.ts BETWEEN i.ts AND i.ts + INTERVAL '10' SECOND";
+    let windowed = "SELECT ad, window_start, count(*) AS clicks
+FROM TUMBLE(shown_and_clicked, ts, INTERVAL '1' MINUTE) GROUP BY ad, window_start";
+    let docs = std::fs::read_to_string("docs/SQL.md").unwrap();
+    for sql in [left_join, view, windowed] {
+        assert!(docs.contains(sql), "docs/SQL.md no longer shows: {sql}");
+    }
+    let mut engine = Engine::new().unwrap();
+    for stream in ["impressions", "clicks"] {
+        engine
+            .execute(&format!(
+                "CREATE STREAM {stream} (ad VARCHAR, ts TIMESTAMP(3), \
+                 WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)"
+            ))
+            .unwrap();
+    }
+    let joined = engine.create_query(left_join).unwrap();
+    engine.execute(view).unwrap();
+    let counted = engine.create_query(windowed).unwrap();
+    let events = |rows: &[(&str, i64)]| -> String {
+        rows.iter()
+            .map(|(ad, ts)| format!("{{\"ad\":\"{ad}\",\"ts\":{ts}}}\n"))
+            .collect()
+    };
+    let mut early = Vec::new();
+    early.extend(
+        engine
+            .push_json(
+                "impressions",
+                &events(&[("A", 0), ("B", 1_000), ("C", 2_000)]),
+            )
+            .unwrap(),
+    );
+    early.extend(
+        engine
+            .push_json("clicks", &events(&[("A", 4_000), ("C", 15_000)]))
+            .unwrap(),
+    );
+    // Both watermarks pass 12 s: B and C can no longer be clicked.
+    early.extend(
+        engine
+            .push_json("impressions", &events(&[("X", 30_000)]))
+            .unwrap(),
+    );
+    early.extend(
+        engine
+            .push_json("clicks", &events(&[("X", 30_000)]))
+            .unwrap(),
+    );
+    assert_eq!(
+        sorted(rows_of(&early, joined)),
+        [
+            ["A", "0", "4000"],
+            ["B", "1000", "NULL"],
+            ["C", "2000", "NULL"],
+            ["X", "30000", "30000"]
+        ]
+    );
+    let rest = engine.finish().unwrap();
+    assert!(rows_of(&rest, joined).is_empty());
+    assert_eq!(
+        sorted(rows_of(&rest, counted)),
+        [["A", "0", "1"], ["X", "0", "1"]],
+        "one click each, both in the first minute"
+    );
+}
