@@ -948,6 +948,7 @@ impl Engine {
             open_windows: operators.open_windows,
             windows_emitted: operators.window.windows_emitted,
             state_bytes: operators.state_bytes,
+            joins: operators.joins,
         })
     }
 

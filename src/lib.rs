@@ -39,5 +39,5 @@ pub mod wasm;
 
 pub use engine::{Engine, QueryId, QueryOutput};
 pub use error::{ErrorCode, RiffleError};
-pub use metrics::QueryMetrics;
+pub use metrics::{JoinMetrics, JoinSideMetrics, QueryMetrics};
 pub use plan::{LatePolicy, QueryOptions};

@@ -20,4 +20,26 @@ pub struct QueryMetrics {
     pub windows_emitted: u64,
     /// Approximate bytes of state.
     pub state_bytes: usize,
+    /// Each join of the query, in plan order.
+    pub joins: Vec<JoinMetrics>,
+}
+
+/// Counters of one join.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinMetrics {
+    /// Its left input.
+    pub left: JoinSideMetrics,
+    /// Its right input.
+    pub right: JoinSideMetrics,
+}
+
+/// Counters of one input of a join.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinSideMetrics {
+    /// Rows that reached the join on this side.
+    pub rows_in: u64,
+    /// Of those, rows dropped as late.
+    pub late_rows_dropped: u64,
+    /// Rows of this side the join holds now.
+    pub rows_held: usize,
 }

@@ -103,6 +103,22 @@ fn join_queries() -> Vec<String> {
         "SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b \
          WHERE b.symbol = a.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts)"
             .to_string(),
+        // A semi join with a residual condition.
+        "SELECT a.symbol, a.price, a.ts FROM a WHERE EXISTS (SELECT 1 FROM b \
+         WHERE b.symbol = a.symbol AND b.price > a.price \
+         AND b.ts BETWEEN a.ts - INTERVAL '2' SECOND AND a.ts + INTERVAL '1' SECOND)"
+            .to_string(),
+        // Bounds that contradict each other: nothing matches, all padded.
+        format!(
+            "SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol \
+             AND b.ts BETWEEN a.ts + INTERVAL '2' SECOND AND a.ts + INTERVAL '1' SECOND"
+        ),
+        // Three inputs: the second join bounds b's copy by a's time.
+        format!(
+            "SELECT {COLUMNS}, c.price FROM a JOIN b ON a.symbol = b.symbol AND {BOUND} \
+             JOIN b AS c ON c.symbol = a.symbol \
+             AND c.ts BETWEEN a.ts - INTERVAL '300' MILLISECOND AND a.ts"
+        ),
     ]);
     queries
 }
@@ -218,6 +234,7 @@ fn join_state_stays_bounded_as_keys_rotate() {
     let (mut engine, ids) = engine_with(&[&sql]);
     let base = 1_700_000_000_000i64;
     let mut held = Vec::new();
+    let (mut all_a, mut all_b, mut outputs) = (Vec::new(), Vec::new(), Vec::new());
     for step in 0..200i64 {
         let rows = |offset: i64| -> Vec<Trade> {
             (0..20)
@@ -228,10 +245,24 @@ fn join_state_stays_bounded_as_keys_rotate() {
                 })
                 .collect()
         };
-        engine.push_json("a", &ndjson(&rows(0))).unwrap();
-        engine.push_json("b", &ndjson(&rows(7))).unwrap();
-        held.push(engine.query_metrics(ids[0]).unwrap().open_windows);
+        outputs.extend(engine.push_json("a", &ndjson(&rows(0))).unwrap());
+        outputs.extend(engine.push_json("b", &ndjson(&rows(7))).unwrap());
+        let metrics = engine.query_metrics(ids[0]).unwrap();
+        let join = &metrics.joins[0];
+        assert_eq!(
+            metrics.open_windows,
+            join.left.rows_held + join.right.rows_held
+        );
+        held.push(metrics.open_windows);
+        all_a.extend(rows(0));
+        all_b.extend(rows(7));
     }
+    outputs.extend(engine.finish().unwrap());
+    // Through many compactions of the join's state, the rows are right.
+    assert_eq!(
+        sorted(rows_of(&outputs, ids[0])),
+        batch_ab(&all_a, &all_b, &sql)
+    );
     let late = &held[100..];
     let most = *late.iter().max().unwrap();
     // About 5 s of both streams (the 2 s watermark delay plus the 2 s
@@ -309,6 +340,14 @@ fn late_rows_on_either_side_are_dropped_and_counted_or_handed_back() {
         outputs.extend(engine.finish().unwrap());
         let metrics = engine.query_metrics(id).unwrap();
         assert_eq!(metrics.late_events_dropped, 2);
+        // Per side: two rows in, one late; nothing held after finish().
+        assert_eq!(metrics.joins.len(), 1);
+        for side in [&metrics.joins[0].left, &metrics.joins[0].right] {
+            assert_eq!(
+                (side.rows_in, side.late_rows_dropped, side.rows_held),
+                (2, 1, 0)
+            );
+        }
         let joined = rows_of(&outputs, id);
         assert_eq!(joined.len(), 1, "{joined:?}");
         assert_eq!(joined[0][0], "x");
@@ -339,6 +378,18 @@ fn joins_without_a_time_bound_on_both_sides_are_refused() {
             "not how early",
         ),
         ("SELECT * FROM a CROSS JOIN b", "join"),
+        // After a join, a row's event time is the first side's: a bound
+        // against the other side's time is no bound on it.
+        (
+            "SELECT * FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '1' SECOND \
+             JOIN b AS c ON c.symbol = b.symbol AND c.ts BETWEEN b.ts AND b.ts + INTERVAL '1' SECOND",
+            "needs a time bound",
+        ),
+        (
+            "SELECT a.symbol FROM a WHERE a.symbol NOT IN (SELECT b.symbol FROM b \
+             WHERE b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts)",
+            "NOT EXISTS",
+        ),
         (
             "SELECT * FROM a JOIN (SELECT symbol, count(*) AS n FROM b GROUP BY symbol) c \
              ON a.symbol = c.symbol",

@@ -218,6 +218,26 @@ export interface QueryMetrics {
   windowsEmitted: number;
   /** Approximate bytes of query state. */
   stateBytes: number;
+  /** Each join of the query, in plan order: its inputs' counters. */
+  joins: JoinMetrics[];
+}
+
+/** Counters of one join of a query. */
+export interface JoinMetrics {
+  /** Its left input. */
+  left: JoinSideMetrics;
+  /** Its right input. */
+  right: JoinSideMetrics;
+}
+
+/** Counters of one input of a join. */
+export interface JoinSideMetrics {
+  /** Rows that reached the join on this side. */
+  rowsIn: number;
+  /** Of those, rows dropped as late. */
+  lateRowsDropped: number;
+  /** Rows of this side the join holds now. */
+  rowsHeld: number;
 }
 
 /** Receives each batch of result rows a push (or finish) produced. */

@@ -172,15 +172,33 @@ pub fn encode_metrics(metrics: &QueryMetrics) -> String {
     let watermark = metrics
         .watermark_millis
         .map_or_else(|| "null".to_string(), |w| w.to_string());
+    let side = |s: &crate::metrics::JoinSideMetrics| {
+        format!(
+            "{{\"rowsIn\":{},\"lateRowsDropped\":{},\"rowsHeld\":{}}}",
+            s.rows_in, s.late_rows_dropped, s.rows_held
+        )
+    };
+    let joins: Vec<String> = metrics
+        .joins
+        .iter()
+        .map(|j| {
+            format!(
+                "{{\"left\":{},\"right\":{}}}",
+                side(&j.left),
+                side(&j.right)
+            )
+        })
+        .collect();
     format!(
-        "{{\"eventsIn\":{},\"badRows\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{}}}",
+        "{{\"eventsIn\":{},\"badRows\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{},\"joins\":[{}]}}",
         metrics.events_in,
         metrics.bad_rows,
         metrics.late_events_dropped,
         metrics.finished,
         metrics.open_windows,
         metrics.windows_emitted,
-        metrics.state_bytes
+        metrics.state_bytes,
+        joins.join(",")
     )
 }
 

@@ -333,6 +333,7 @@ impl NodeAggregate for WindowOperator {
             window: self.metrics().clone(),
             open_windows: self.open_windows(),
             state_bytes: self.state_size(),
+            joins: Vec::new(),
         }
     }
     fn line(&self, unit: TimeUnit) -> String {
@@ -379,6 +380,7 @@ impl NodeAggregate for ChangelogOperator {
             window: self.metrics().clone(),
             open_windows: self.open_windows(),
             state_bytes: self.state_size(),
+            joins: Vec::new(),
         }
     }
     fn line(&self, unit: TimeUnit) -> String {

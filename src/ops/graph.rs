@@ -243,6 +243,8 @@ pub struct OperatorMetrics {
     pub open_windows: usize,
     /// Approximate bytes of operator state.
     pub state_bytes: usize,
+    /// Per join: its sides' counters.
+    pub joins: Vec<crate::metrics::JoinMetrics>,
 }
 
 impl OperatorMetrics {
@@ -252,6 +254,7 @@ impl OperatorMetrics {
         self.window.windows_emitted += other.window.windows_emitted;
         self.open_windows += other.open_windows;
         self.state_bytes += other.state_bytes;
+        self.joins.extend(other.joins.iter().cloned());
     }
 }
 

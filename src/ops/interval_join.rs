@@ -44,6 +44,7 @@ use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
 use crate::err;
 use crate::error::Result;
+use crate::metrics::{JoinMetrics, JoinSideMetrics};
 use crate::state::OperatorState;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{format_duration, EventTime};
@@ -167,6 +168,14 @@ impl Side {
             })
             .collect();
         Ok(interleave(&arrays, &at)?)
+    }
+
+    fn metrics(&self) -> JoinSideMetrics {
+        JoinSideMetrics {
+            rows_in: self.rows_in,
+            late_rows_dropped: self.late,
+            rows_held: self.live,
+        }
     }
 
     fn live_slots(&self) -> Vec<u32> {
@@ -364,6 +373,20 @@ impl IntervalJoin {
         Ok(())
     }
 
+    /// Fails (before anything changes) when `rows` more rows would not
+    /// fit `side`'s state, whose slots are 32-bit.
+    fn check_room(&self, side: usize, rows: usize) -> Result<()> {
+        let state = &self.sides[side];
+        let fits = |n: usize| u32::try_from(n).is_ok_and(|n| n < u32::MAX);
+        if fits(state.rows.len() + rows) && fits(state.batches.len() + 1) {
+            return Ok(());
+        }
+        Err(err!(
+            InvalidInput,
+            "an interval join would hold more than 2^32 rows of one side; narrow its time bound"
+        ))
+    }
+
     /// Adds rows of `side` to its state.
     fn store(
         &mut self,
@@ -377,14 +400,13 @@ impl IntervalJoin {
         if fresh.is_empty() {
             return Ok(());
         }
+        self.check_room(side, fresh.len())?;
         let spec = Arc::clone(&self.spec);
         let state = &mut self.sides[side];
-        let batch_index = u32::try_from(state.batches.len())
-            .map_err(|_| err!(Internal, "too many batches in join state"))?;
+        let batch_index = state.batches.len() as u32;
         state.batches.push(batch);
         for &row in fresh {
-            let slot = u32::try_from(state.rows.len())
-                .map_err(|_| err!(InvalidInput, "a join holds more than 2^32 rows on one side"))?;
+            let slot = state.rows.len() as u32;
             state.rows.push(Stored {
                 batch: batch_index,
                 row: row as u32,
@@ -466,27 +488,43 @@ impl IntervalJoin {
         Ok(())
     }
 
-    /// Removes a side's rows that expire under `watermark`; returns those
-    /// that must come out unmatched.
-    fn expire(&mut self, side: usize, watermark: EventTime) -> Vec<u32> {
-        let emits = self.spec.emits_unmatched(side);
+    /// Takes a side's heap entries that expire under `watermark`, leaving
+    /// the rows alive (see [`IntervalJoin::forget`]).
+    fn expiring(&mut self, side: usize, watermark: EventTime) -> Vec<(EventTime, u32)> {
         let state = &mut self.sides[side];
-        let mut unmatched = Vec::new();
-        while let Some(&Reverse((expiry, slot))) = state.expiry.peek() {
-            if expiry > watermark {
+        let mut expiring = Vec::new();
+        while let Some(&Reverse(entry)) = state.expiry.peek() {
+            if entry.0 > watermark {
                 break;
             }
             state.expiry.pop();
-            let stored = &mut state.rows[slot as usize];
-            if stored.alive {
-                stored.alive = false;
-                state.live -= 1;
-                if emits && !stored.matched {
-                    unmatched.push(slot);
-                }
+            if state.rows[entry.1 as usize].alive {
+                expiring.push(entry);
             }
         }
-        unmatched
+        expiring
+    }
+
+    /// The expiring rows of `side` that come out unmatched.
+    fn unmatched(&self, side: usize, expiring: &[(EventTime, u32)]) -> Vec<u32> {
+        if !self.spec.emits_unmatched(side) {
+            return Vec::new();
+        }
+        let rows = &self.sides[side].rows;
+        expiring
+            .iter()
+            .map(|&(_, slot)| slot)
+            .filter(|&slot| !rows[slot as usize].matched)
+            .collect()
+    }
+
+    /// Marks expired rows dead.
+    fn forget(&mut self, side: usize, expiring: &[(EventTime, u32)]) {
+        let state = &mut self.sides[side];
+        for &(_, slot) in expiring {
+            state.rows[slot as usize].alive = false;
+        }
+        state.live -= expiring.len();
     }
 }
 
@@ -560,6 +598,7 @@ impl Operator for IntervalJoin {
         let side = input;
         let batch = &rows.batch;
         let count = batch.num_rows();
+        self.check_room(side, count)?;
         let times = self.event_times(side, batch)?;
         let watermarks = rows.row_watermarks.materialize(count);
         let (mut fresh, mut late) = (Vec::with_capacity(count), Vec::new());
@@ -635,14 +674,14 @@ impl Operator for IntervalJoin {
             }
             Some(kept) => {
                 // Stored rows of the kept side that match for the first time.
-                let mut first = Vec::new();
-                for &(_, slot) in &pairs {
-                    let stored = &self.sides[kept].rows[slot as usize];
-                    if !stored.matched {
-                        first.push(slot);
-                        self.sides[kept].rows[slot as usize].matched = true;
-                    }
-                }
+                let rows = &self.sides[kept].rows;
+                let mut first: Vec<u32> = pairs
+                    .iter()
+                    .map(|&(_, slot)| slot)
+                    .filter(|&slot| !rows[slot as usize].matched)
+                    .collect();
+                first.sort_unstable();
+                first.dedup();
                 if self.spec.is_semi() {
                     let picks: Vec<[Pick; 2]> = first
                         .iter()
@@ -656,7 +695,13 @@ impl Operator for IntervalJoin {
                 }
             }
         }
-        if self.spec.kept_side().is_none() {
+        if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
+            if let Some(late) = late_batch(&rows, &late)? {
+                out.late(late);
+            }
+        }
+        // Nothing failed: the state changes.
+        if self.spec.kept_side() != Some(side) {
             let other = &mut self.sides[1 - side];
             for &(_, slot) in &pairs {
                 other.rows[slot as usize].matched = true;
@@ -665,31 +710,41 @@ impl Operator for IntervalJoin {
         let state = &mut self.sides[side];
         state.rows_in += count as u64;
         state.late += late.len() as u64;
-        if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
-            if let Some(late) = late_batch(&rows, &late)? {
-                out.late(late);
-            }
-        }
         // Rows no later row could match leave at the next watermark (and
         // come out padded then, if they must).
         self.store(side, rows.batch, &fresh, &times, &keys, &matched)
     }
 
     fn on_watermark(&mut self, watermark: EventTime, out: &mut Output) -> Result<EventTime> {
-        for side in 0..2 {
-            let unmatched = self.expire(side, watermark);
-            if !unmatched.is_empty() {
-                let picks: Vec<[Pick; 2]> = unmatched
-                    .iter()
-                    .map(|&slot| {
-                        let mut pick = [Pick::Null; 2];
-                        pick[side] = Pick::Stored(slot);
-                        pick
-                    })
-                    .collect();
-                self.emit_rows(None, &picks, out)?;
+        // Everything that can fail runs before state changes: a failed
+        // call leaves the join as it was.
+        let expiring = [self.expiring(0, watermark), self.expiring(1, watermark)];
+        let mut emitted = Ok(());
+        for (side, expiring) in expiring.iter().enumerate() {
+            let picks: Vec<[Pick; 2]> = self
+                .unmatched(side, expiring)
+                .into_iter()
+                .map(|slot| {
+                    let mut pick = [Pick::Null; 2];
+                    pick[side] = Pick::Stored(slot);
+                    pick
+                })
+                .collect();
+            emitted = emitted.and_then(|()| self.emit_rows(None, &picks, out));
+        }
+        if let Err(error) = emitted {
+            for (side, expiring) in expiring.into_iter().enumerate() {
+                self.sides[side]
+                    .expiry
+                    .extend(expiring.into_iter().map(Reverse));
             }
-            self.compact(side)?;
+            return Err(error);
+        }
+        for (side, expiring) in expiring.iter().enumerate() {
+            self.forget(side, expiring);
+            // Compaction builds its result before swapping it in: when it
+            // fails the state stays as it is, only less compact.
+            let _ = self.compact(side);
         }
         Ok(match watermark {
             NO_WATERMARK | END_OF_INPUT => watermark,
@@ -851,6 +906,10 @@ impl Operator for IntervalJoin {
             },
             open_windows: self.sides.iter().map(|s| s.live).sum(),
             state_bytes: self.sides.iter().map(Side::state_bytes).sum(),
+            joins: vec![JoinMetrics {
+                left: self.sides[0].metrics(),
+                right: self.sides[1].metrics(),
+            }],
         }
     }
 

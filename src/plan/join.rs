@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::TimeUnit;
 use datafusion::common::{JoinSide, JoinType, NullEquality, ScalarValue};
 use datafusion::logical_expr::Operator as BinaryOp;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
@@ -39,6 +38,8 @@ struct JoinParts {
     join_type: JoinType,
     projection: Option<Vec<usize>>,
     nulls_equal: bool,
+    /// `NOT IN`'s NULL semantics (a NULL anywhere means no row passes).
+    null_aware: bool,
 }
 
 /// Whether `node` is a join this module lowers.
@@ -57,6 +58,7 @@ fn parts_of(node: &dyn ExecutionPlan) -> Result<JoinParts> {
             join_type: *join.join_type(),
             projection: join.projection.as_ref().map(|p| p.to_vec()),
             nulls_equal: join.null_equality() == NullEquality::NullEqualsNull,
+            null_aware: join.null_aware,
         });
     }
     if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
@@ -68,6 +70,7 @@ fn parts_of(node: &dyn ExecutionPlan) -> Result<JoinParts> {
             join_type: *join.join_type(),
             projection: join.projection().as_ref().map(|p| p.to_vec()),
             nulls_equal: false,
+            null_aware: false,
         });
     }
     Err(err!(Internal, "{} is not a join", node.name()))
@@ -99,6 +102,12 @@ impl Lowering<'_> {
                 parts.join_type
             ));
         }
+        if parts.null_aware {
+            return Err(err!(
+                Unsupported,
+                "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
+            ));
+        }
         let sides = [self.lower(&parts.left)?, self.lower(&parts.right)?];
         for side in &sides {
             if side.changelog {
@@ -124,6 +133,10 @@ impl Lowering<'_> {
             ));
         }
         let unit = sides[0].time.unit;
+        let days_fixed = sides
+            .iter()
+            .all(|side| super::days_are_fixed(&side.time.window_type));
+        let unit = super::TimeScale { unit, days_fixed };
         let offsets = [&sides[0].time_offsets[..], &sides[1].time_offsets[..]];
         let mut bounds = Bounds {
             lower: None,
@@ -218,10 +231,19 @@ impl Lowering<'_> {
             JoinType::Right => side == 1,
             _ => false,
         };
+        // One event time per row: the first side never padded (both sides'
+        // times are different values, and a bound read later against one
+        // must not be applied to the other).
+        let time_side = (0..2).find(|&side| {
+            never_null(side)
+                && columns.iter().any(|&(s, c)| {
+                    s == side && sides[side].time_offsets.get(c).copied().flatten().is_some()
+                })
+        });
         let time_offsets: Vec<Option<i64>> = columns
             .iter()
             .map(|&(side, c)| {
-                never_null(side)
+                (Some(side) == time_side)
                     .then(|| sides[side].time_offsets.get(c).copied().flatten())
                     .flatten()
             })
@@ -244,7 +266,7 @@ impl Lowering<'_> {
             input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
             columns,
             output_schema: Arc::clone(&schema),
-            unit,
+            unit: unit.unit,
             late: self.options.late,
         };
         let [left, right] = sides;
@@ -313,7 +335,7 @@ fn time_comparison(
     conjunct: &dyn PhysicalExpr,
     columns: &[ColumnIndex],
     offsets: [&[Option<i64>]; 2],
-    unit: TimeUnit,
+    unit: super::TimeScale,
 ) -> Result<Option<(BinaryOp, i64)>> {
     let Some(binary) = conjunct.downcast_ref::<BinaryExpr>() else {
         return Ok(None);
@@ -348,7 +370,7 @@ fn time_term(
     expr: &dyn PhysicalExpr,
     columns: &[ColumnIndex],
     offsets: [&[Option<i64>]; 2],
-    unit: TimeUnit,
+    unit: super::TimeScale,
 ) -> Result<Option<(usize, i64)>> {
     if let Some(column) = expr.downcast_ref::<Column>() {
         let Some(index) = columns.get(column.index()) else {
@@ -399,8 +421,13 @@ fn time_term(
     Ok(None)
 }
 
-/// An interval literal in ticks of `unit`.
-pub(super) fn interval_ticks(expr: &dyn PhysicalExpr, unit: TimeUnit) -> Result<Option<i64>> {
+/// An interval literal in ticks of `scale`'s unit (`None` for one with
+/// days where days are not fixed: across a daylight-saving change, a day
+/// added in a time zone is 23 or 25 hours).
+pub(super) fn interval_ticks(
+    expr: &dyn PhysicalExpr,
+    scale: super::TimeScale,
+) -> Result<Option<i64>> {
     let Some(literal) = expr.downcast_ref::<Literal>() else {
         return Ok(None);
     };
@@ -416,5 +443,8 @@ pub(super) fn interval_ticks(expr: &dyn PhysicalExpr, unit: TimeUnit) -> Result<
         }
         _ => return Ok(None),
     };
-    interval_to_units(interval, unit, "a join's time bound").map(Some)
+    if interval.days != 0 && !scale.days_fixed {
+        return Ok(None);
+    }
+    interval_to_units(interval, scale.unit, "a join's time bound").map(Some)
 }

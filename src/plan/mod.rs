@@ -336,7 +336,11 @@ impl Lowering<'_> {
             }
             window_columns = through_step(&window_columns, step);
             stream_columns = through_step(&stream_columns, step);
-            time_offsets = offsets_through_step(&time_offsets, step, input.time.unit);
+            let scale = TimeScale {
+                unit: input.time.unit,
+                days_fixed: days_are_fixed(&input.time.window_type),
+            };
+            time_offsets = offsets_through_step(&time_offsets, step, scale);
         }
         let schema = chain
             .output_schema()
@@ -931,9 +935,33 @@ fn through_step<T: Clone>(values: &[Option<T>], step: &Step) -> Vec<Option<T>> {
     }
 }
 
+/// A unit of event time, and whether a day in it is always 24 hours.
+#[derive(Debug, Clone, Copy)]
+struct TimeScale {
+    unit: TimeUnit,
+    days_fixed: bool,
+}
+
+/// Whether adding a day to a value of `time_type` always adds 24 hours:
+/// not in a time zone with daylight-saving changes.
+fn days_are_fixed(time_type: &DataType) -> bool {
+    match time_type {
+        DataType::Timestamp(_, Some(zone)) => {
+            matches!(zone.as_ref(), "UTC" | "+00:00" | "Z" | "Etc/UTC")
+                || zone.starts_with('+')
+                || zone.starts_with('-')
+        }
+        _ => true,
+    }
+}
+
 /// Event-time offsets of a step's input carried to its output: a column
 /// passed through keeps its offset, `column ± interval` adds to it.
-fn offsets_through_step(offsets: &[Option<i64>], step: &Step, unit: TimeUnit) -> Vec<Option<i64>> {
+fn offsets_through_step(
+    offsets: &[Option<i64>],
+    step: &Step,
+    scale: TimeScale,
+) -> Vec<Option<i64>> {
     let Step::Project { exprs, .. } = step else {
         return through_step(offsets, step);
     };
@@ -955,7 +983,7 @@ fn offsets_through_step(offsets: &[Option<i64>], step: &Step, unit: TimeUnit) ->
                 _ => return None,
             };
             let offset = at(binary.left().as_ref())?;
-            let ticks = join::interval_ticks(binary.right().as_ref(), unit).ok()??;
+            let ticks = join::interval_ticks(binary.right().as_ref(), scale).ok()??;
             offset.checked_add(ticks.checked_mul(sign)?)
         })
         .collect()
