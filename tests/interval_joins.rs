@@ -396,9 +396,16 @@ fn joins_without_a_time_bound_on_both_sides_are_refused() {
             "changelog",
         ),
         (
-            "SELECT * FROM TUMBLE(a, ts, INTERVAL '1' SECOND) x JOIN TUMBLE(b, ts, INTERVAL '1' SECOND) y \
+            "SELECT * FROM HOP(a, ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND) x \
+             JOIN HOP(b, ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND) y \
              ON x.symbol = y.symbol AND x.window_start = y.window_start",
-            "window join",
+            "HOP rows",
+        ),
+        // Windows are joined by window, not by the rows' own times.
+        (
+            "SELECT * FROM TUMBLE(a, ts, INTERVAL '1' SECOND) x JOIN b \
+             ON x.symbol = b.symbol AND b.ts BETWEEN x.ts AND x.ts + INTERVAL '1' SECOND",
+            "needs a time bound",
         ),
     ] {
         assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);
@@ -512,4 +519,131 @@ FROM TUMBLE(shown_and_clicked, ts, INTERVAL '1' MINUTE) GROUP BY ad, window_star
         [["A", "0", "1"], ["X", "0", "1"]],
         "one click each, both in the first minute"
     );
+}
+
+/// `TUMBLE(stream, ts, INTERVAL '<secs>' SECOND)` as batch SQL.
+fn tumble_sql(stream: &str, secs: i64) -> String {
+    format!(
+        "(SELECT *, date_bin(INTERVAL '{secs} seconds', ts, TIMESTAMP '1970-01-01') AS window_start, \
+         date_bin(INTERVAL '{secs} seconds', ts, TIMESTAMP '1970-01-01') + INTERVAL '{secs} seconds' AS window_end \
+         FROM {stream})"
+    )
+}
+
+/// Window joins (Flink's): both sides windowed by the same TUMBLE, joined on
+/// window_start, window_end and keys, every kind; and joins of two windowed
+/// aggregates. Against batch SQL at random interleavings.
+#[test]
+fn window_joins_equal_batch_sql() {
+    let x = "TUMBLE(a, ts, INTERVAL '5' SECOND)";
+    let y = "TUMBLE(b, ts, INTERVAL '5' SECOND)";
+    let same_window = "x.window_start = y.window_start AND x.window_end = y.window_end";
+    let mut queries = Vec::new();
+    for kind in ["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"] {
+        queries.push(format!(
+            "SELECT x.symbol, x.price, y.symbol, y.price, x.window_start, y.window_end \
+             FROM {x} AS x {kind} {y} AS y ON x.symbol = y.symbol AND {same_window}"
+        ));
+    }
+    queries.extend([
+        format!(
+            "SELECT x.symbol, x.price, x.window_start FROM {x} AS x WHERE EXISTS \
+             (SELECT 1 FROM {y} AS y WHERE y.symbol = x.symbol AND {same_window})"
+        ),
+        format!(
+            "SELECT x.symbol, x.price, x.window_start FROM {x} AS x WHERE NOT EXISTS \
+             (SELECT 1 FROM {y} AS y WHERE y.symbol = x.symbol AND {same_window} AND y.price > x.price)"
+        ),
+        // Two windowed aggregates, joined per window and key.
+        format!(
+            "SELECT x.symbol, x.window_start, x.n, y.n, x.total - y.total AS gap FROM \
+             (SELECT symbol, window_start, window_end, count(*) AS n, sum(price) AS total \
+              FROM {x} GROUP BY symbol, window_start, window_end) AS x \
+             FULL JOIN \
+             (SELECT symbol, window_start, window_end, count(*) AS n, sum(price) AS total \
+              FROM {y} GROUP BY symbol, window_start, window_end) AS y \
+             ON x.symbol = y.symbol AND {same_window}"
+        ),
+    ]);
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    for seed in 0..3 {
+        let (a, b) = feeds(seed + 20);
+        let (mut engine, ids) = engine_with(&refs);
+        let pushes = if seed % 2 == 0 {
+            finely_interleaved(&a, &b, seed)
+        } else {
+            interleaved(&a, &b, seed)
+        };
+        let outputs = run_pushes(&mut engine, &pushes);
+        for (sql, id) in queries.iter().zip(&ids) {
+            let batch = sql
+                .replace(x, &tumble_sql("a", 5))
+                .replace(y, &tumble_sql("b", 5));
+            let expected = batch_ab(&a, &b, &batch);
+            assert!(!expected.is_empty(), "{sql}");
+            assert_eq!(
+                sorted(rows_of(&outputs, *id)),
+                expected,
+                "seed {seed}: {sql}"
+            );
+            assert_eq!(engine.query_metrics(*id).unwrap().late_events_dropped, 0);
+        }
+    }
+}
+
+#[test]
+fn the_documented_window_join_runs_as_documented() {
+    // docs/SQL.md, "Window joins", verbatim.
+    let sql = "SELECT v.symbol, v.window_start, v.n, c.n AS clicks
+FROM (SELECT symbol, window_start, window_end, count(*) AS n
+      FROM TUMBLE(views, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start, window_end) AS v
+LEFT JOIN (SELECT symbol, window_start, window_end, count(*) AS n
+      FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start, window_end) AS c
+ON v.symbol = c.symbol AND v.window_start = c.window_start AND v.window_end = c.window_end";
+    let docs = std::fs::read_to_string("docs/SQL.md").unwrap();
+    assert!(docs.contains(sql), "docs/SQL.md no longer shows: {sql}");
+    let mut engine = Engine::new().unwrap();
+    for stream in ["views", "clicks"] {
+        engine
+            .execute(&format!(
+                "CREATE STREAM {stream} (symbol VARCHAR, ts TIMESTAMP(3), \
+                 WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)"
+            ))
+            .unwrap();
+    }
+    let id = engine.create_query(sql).unwrap();
+    let events = |rows: &[(&str, i64)]| -> String {
+        rows.iter()
+            .map(|(s, ts)| format!("{{\"symbol\":\"{s}\",\"ts\":{ts}}}\n"))
+            .collect()
+    };
+    let mut outputs = Vec::new();
+    outputs.extend(
+        engine
+            .push_json("views", &events(&[("A", 0), ("A", 10_000), ("B", 20_000)]))
+            .unwrap(),
+    );
+    outputs.extend(
+        engine
+            .push_json("clicks", &events(&[("A", 30_000)]))
+            .unwrap(),
+    );
+    assert!(rows_of(&outputs, id).is_empty(), "the minute is still open");
+    // Both streams pass the first minute: its rows come out, B's padded.
+    outputs.extend(
+        engine
+            .push_json("views", &events(&[("B", 70_000)]))
+            .unwrap(),
+    );
+    outputs.extend(
+        engine
+            .push_json("clicks", &events(&[("B", 75_000)]))
+            .unwrap(),
+    );
+    assert_eq!(
+        sorted(rows_of(&outputs, id)),
+        [["A", "0", "2", "1"], ["B", "0", "1", "NULL"]]
+    );
+    let rest = engine.finish().unwrap();
+    assert_eq!(rows_of(&rest, id), [["B", "60000", "1", "1"]]);
 }

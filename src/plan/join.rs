@@ -27,7 +27,9 @@ use crate::err;
 use crate::error::Result;
 use crate::ops::graph::InputRef;
 use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec, TimeSource};
+use crate::ops::window_aggregate::GroupColumn;
 use crate::time::interval::interval_to_units;
+use crate::time::window::WindowSpec;
 
 /// What a join node of DataFusion's plan says.
 struct JoinParts {
@@ -108,20 +110,40 @@ impl Lowering<'_> {
                 "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
             ));
         }
-        let sides = [self.lower(&parts.left)?, self.lower(&parts.right)?];
-        for side in &sides {
+        let mut sides = [self.lower(&parts.left)?, self.lower(&parts.right)?];
+        for side in &mut sides {
             if side.changelog {
                 return Err(err!(
                     Unsupported,
                     "a join with a changelog (a GROUP BY without a window) is not supported yet; join the streams first, then aggregate"
                 ));
             }
-            if let Some(window) = side.window {
-                return Err(err!(
-                    Unsupported,
-                    "joining {} rows (a window join) is not supported yet; join the streams with a time bound (b.ts BETWEEN a.ts - INTERVAL ... AND a.ts + INTERVAL ...), then window the result",
-                    window.name()
-                ));
+            match side.window {
+                // A window join: the rows' time is their window's
+                // (window_time), so a row is late once its window closed
+                // and leaves state when the window closes on both sides.
+                Some(window @ WindowSpec::Tumble(_)) => {
+                    let offsets = super::window_offsets(window, side.time.unit);
+                    side.time_offsets = side
+                        .window_columns
+                        .iter()
+                        .map(|column| match column {
+                            Some(GroupColumn::WindowStart) => offsets[0],
+                            Some(GroupColumn::WindowEnd) => offsets[1],
+                            Some(GroupColumn::WindowTime) => offsets[2],
+                            _ => None,
+                        })
+                        .collect();
+                    side.window = None;
+                }
+                Some(window) => {
+                    return Err(err!(
+                        Unsupported,
+                        "a join of {} rows is not supported yet (their rows are kept per slice); join TUMBLE rows, or the windowed aggregates (GROUP BY window_start, window_end) of each side",
+                        window.name()
+                    ));
+                }
+                None => {}
             }
         }
         if sides[0].time.unit != sides[1].time.unit {

@@ -678,6 +678,21 @@ impl Lowering<'_> {
             .iter()
             .position(|c| *c == GroupColumn::WindowTime)
             .and_then(|column| column_through(&post, column));
+        // Its window columns as offsets from window_time (what a join of
+        // windowed results bounds).
+        let offsets = input.window.map(|w| window_offsets(w, unit));
+        let mut window_time_offsets: Vec<(usize, i64)> = Vec::new();
+        for (position, column) in group_columns.iter().enumerate() {
+            let offset = match (column, offsets) {
+                (GroupColumn::WindowStart, Some(o)) => o[0],
+                (GroupColumn::WindowEnd, Some(o)) => o[1],
+                (GroupColumn::WindowTime, Some(o)) => o[2],
+                _ => None,
+            };
+            if let (Some(offset), Some(at)) = (offset, column_through(&post, position)) {
+                window_time_offsets.push((at, offset));
+            }
+        }
         let output = |node: usize, schema: SchemaRef, changelog: bool| {
             let width = schema.fields().len();
             Lowered {
@@ -690,7 +705,10 @@ impl Lowering<'_> {
                 time: input.time.clone(),
                 time_column: time_column.filter(|_| !changelog),
                 time_offsets: (0..width)
-                    .map(|c| (!changelog && time_column == Some(c)).then_some(0))
+                    .map(|c| {
+                        let offset = window_time_offsets.iter().find(|(at, _)| *at == c);
+                        offset.filter(|_| !changelog).map(|(_, o)| *o)
+                    })
                     .collect(),
                 changelog,
                 session_partition: None,
@@ -933,6 +951,19 @@ fn through_step<T: Clone>(values: &[Option<T>], step: &Step) -> Vec<Option<T>> {
             .map(|expr| at(expr.downcast_ref::<Column>()?.index()))
             .collect(),
     }
+}
+
+/// `window_start`, `window_end` and `window_time` of `window`'s windows as
+/// offsets from `window_time` (`None`: not a constant one).
+fn window_offsets(window: WindowSpec, unit: TimeUnit) -> [Option<i64>; 3] {
+    // window_time is the window's last millisecond: end - slack.
+    let slack = crate::time::units_per_milli(unit);
+    let size = match window {
+        WindowSpec::Tumble(tumble) => Some(tumble.size()),
+        WindowSpec::Hop { size, .. } => Some(size),
+        WindowSpec::Cumulate { .. } | WindowSpec::Session(_) => None,
+    };
+    [size.map(|size| slack - size), Some(slack), Some(0)]
 }
 
 /// A unit of event time, and whether a day in it is always 24 hours.

@@ -235,6 +235,9 @@ fn duration(expr: &Expr, unit: TimeUnit, what: &str) -> Result<i64> {
 fn column_name(expr: &Expr, function: &str, what: &str) -> Result<String> {
     match expr {
         Expr::Column(column) if column.relation.is_none() => Ok(column.name.clone()),
+        // Inside a subquery the name resolves against the enclosing query
+        // first; it still names a column of the function's own stream.
+        Expr::OuterReferenceColumn(_, column) => Ok(column.name.clone()),
         other => Err(err!(
             SqlPlan,
             "{what} in {function}(...) must be a name, found {other}"
