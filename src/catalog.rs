@@ -46,6 +46,9 @@ pub struct StreamDef {
     /// Flink's connector options (`WITH ('connector' = 'kafka', ...)`), kept
     /// as written for `explain()`: rows come from pushes, not from them.
     pub connector_options: Vec<(String, String)>,
+    /// `PRIMARY KEY (...)` columns (normalised), if declared: a row is a
+    /// new version of the earlier rows with the same key.
+    pub primary_key: Vec<String>,
 }
 
 /// What a push does with rows that do not fit the stream.
@@ -102,6 +105,7 @@ impl StreamDef {
             has_event_time: true,
             is_changelog: false,
             connector_options: Vec::new(),
+            primary_key: Vec::new(),
         })
     }
 
@@ -128,6 +132,7 @@ impl StreamDef {
             has_event_time: event_time.is_some(),
             is_changelog: changelog,
             connector_options: Vec::new(),
+            primary_key: Vec::new(),
         }
     }
 

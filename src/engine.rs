@@ -27,7 +27,7 @@ use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
-use crate::sql::flink_syntax::rewrite_window_tvfs;
+use crate::sql::flink_syntax::{rewrite_temporal_tables, rewrite_window_tvfs};
 use crate::sql::interval_literal;
 use crate::sql::plan_create_stream;
 use crate::sql::session::{new_session, plan_sql};
@@ -124,6 +124,12 @@ impl Engine {
                 );
             }
         }
+        ctx.register_udtf(
+            crate::sql::versioned::VERSIONED,
+            Arc::new(crate::sql::versioned::VersionedFunction::new(Arc::clone(
+                &catalog,
+            ))),
+        );
         Ok(Self {
             ctx,
             catalog,
@@ -382,6 +388,7 @@ impl Engine {
     /// stream, reported with the streams there are.
     fn plan_statement(&self, sql: &str) -> Result<LogicalPlan> {
         let sql = rewrite_window_tvfs(sql)?;
+        let sql = rewrite_temporal_tables(&sql)?;
         plan_sql(&self.ctx.state(), &sql).map_err(|error| {
             if let DataFusionError::Plan(message) = error.find_root() {
                 let table = message

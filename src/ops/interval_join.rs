@@ -28,11 +28,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, UInt32Array, UInt8Array,
-};
-use arrow::compute::{concat, interleave};
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::{new_null_array, Array, ArrayRef, Int64Array, UInt32Array};
+use arrow::compute::interleave;
+use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::{JoinSide, JoinType};
@@ -42,6 +40,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 use super::aggregate_node::{late_batch, LatePolicy};
 use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
+use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
 use crate::metrics::{JoinMetrics, JoinSideMetrics};
@@ -182,20 +181,6 @@ impl Side {
         (0..self.rows.len() as u32)
             .filter(|&s| self.rows[s as usize].alive)
             .collect()
-    }
-
-    fn state_bytes(&self) -> usize {
-        self.batches
-            .iter()
-            .map(RecordBatch::get_array_memory_size)
-            .sum::<usize>()
-            + self.rows.len() * std::mem::size_of::<Stored>()
-            + self.expiry.len() * 16
-            + self
-                .by_key
-                .iter()
-                .map(|(k, v)| k.len() + v.len() * 4 + 48)
-                .sum::<usize>()
     }
 }
 
@@ -753,63 +738,28 @@ impl Operator for IntervalJoin {
     }
 
     fn snapshot(&mut self) -> Result<Option<OperatorState>> {
-        let parts = [0, 1].map(|side| {
+        let side_rows = |side: usize| -> Result<SideRows> {
             let state = &self.sides[side];
             let live = state.live_slots();
-            (live, state)
-        });
-        let mut columns: Vec<ArrayRef> = Vec::new();
-        let mut fields = vec![
-            Field::new("__side", DataType::UInt8, false),
-            Field::new("__time", DataType::Int64, false),
-            Field::new("__matched", DataType::Boolean, false),
-        ];
-        let counts = [parts[0].0.len(), parts[1].0.len()];
-        let mut sides = Vec::new();
-        let mut times = Vec::new();
-        let mut matched = Vec::new();
-        for (side, (live, state)) in parts.iter().enumerate() {
-            for &slot in live {
-                let stored = state.rows[slot as usize];
-                sides.push(side as u8);
-                times.push(stored.time);
-                matched.push(stored.matched);
-            }
-        }
-        columns.push(Arc::new(UInt8Array::from(sides)));
-        columns.push(Arc::new(Int64Array::from(times)));
-        columns.push(Arc::new(BooleanArray::from(matched)));
-        for (side, (live, state)) in parts.iter().enumerate() {
-            let schema = &self.spec.input_schemas[side];
-            for (column, field) in schema.fields().iter().enumerate() {
-                let own = if live.is_empty() {
-                    arrow::array::new_empty_array(field.data_type())
-                } else {
-                    state.column(column, live)?
-                };
-                let before =
-                    new_null_array(field.data_type(), if side == 0 { 0 } else { counts[0] });
-                let after =
-                    new_null_array(field.data_type(), if side == 0 { counts[1] } else { 0 });
-                columns.push(concat(&[before.as_ref(), own.as_ref(), after.as_ref()])?);
-                fields.push(Field::new(
-                    format!("{}.{}", ["left", "right"][side], field.name()),
-                    field.data_type().clone(),
-                    true,
-                ));
-            }
-        }
-        let options = RecordBatchOptions::new().with_row_count(Some(counts[0] + counts[1]));
-        let batch =
-            RecordBatch::try_new_with_options(Arc::new(Schema::new(fields)), columns, &options)?;
-        Ok(Some(OperatorState {
-            meta: serde_json::json!({
-                "rows": counts,
-                "rows_in": [self.sides[0].rows_in, self.sides[1].rows_in],
-                "late": [self.sides[0].late, self.sides[1].late],
-            }),
-            batch: Some(batch),
-        }))
+            let mut rows = if live.is_empty() {
+                SideRows::empty(&self.spec.input_schemas[side])
+            } else {
+                SideRows {
+                    batch: gathered_batch(state, &live)?,
+                    times: live.iter().map(|&s| state.rows[s as usize].time).collect(),
+                    flags: live
+                        .iter()
+                        .map(|&s| state.rows[s as usize].matched)
+                        .collect(),
+                    rows_in: 0,
+                    late: 0,
+                }
+            };
+            rows.rows_in = state.rows_in;
+            rows.late = state.late;
+            Ok(rows)
+        };
+        Ok(Some(join_state::encode([side_rows(0)?, side_rows(1)?])?))
     }
 
     fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
@@ -821,78 +771,13 @@ impl Operator for IntervalJoin {
         let Some(state) = state else {
             return Ok(Box::new(join));
         };
-        let corrupt = |what: &str| err!(CorruptCheckpoint, "interval join state: {what}");
-        let pair = |name: &str| -> Result<[u64; 2]> {
-            let values = state.meta.get(name).and_then(|v| v.as_array());
-            match values.map(|v| v.iter().map(|x| x.as_u64()).collect::<Vec<_>>()) {
-                Some(v) if v.len() == 2 && v.iter().all(Option::is_some) => {
-                    Ok([v[0].unwrap_or(0), v[1].unwrap_or(0)])
-                }
-                _ => Err(corrupt(&format!("no {name}"))),
-            }
-        };
-        let counts = pair("rows")?;
-        let (rows_in, late) = (pair("rows_in")?, pair("late")?);
-        let batch = state.batch.as_ref().ok_or_else(|| corrupt("no rows"))?;
-        let widths = [
-            self.spec.input_schemas[0].fields().len(),
-            self.spec.input_schemas[1].fields().len(),
-        ];
-        if batch.num_columns() != 3 + widths[0] + widths[1] {
-            return Err(err!(
-                CheckpointMismatch,
-                "the checkpoint's interval join state has {} columns, not {}",
-                batch.num_columns(),
-                3 + widths[0] + widths[1]
-            ));
-        }
-        let total = usize::try_from(counts[0].saturating_add(counts[1]))
-            .map_err(|_| corrupt("row counts too large"))?;
-        if total != batch.num_rows() {
-            return Err(corrupt("row counts do not add up"));
-        }
-        let times = batch
-            .column(1)
-            .as_primitive_opt::<arrow::datatypes::Int64Type>()
-            .ok_or_else(|| corrupt("times are not 64-bit"))?;
-        let matched = batch
-            .column(2)
-            .as_boolean_opt()
-            .ok_or_else(|| corrupt("matched flags are not booleans"))?;
-        let mut start = 0usize;
-        let mut first_column = 3;
-        for side in 0..2 {
-            let count = counts[side] as usize;
-            let schema = &self.spec.input_schemas[side];
-            let columns = (0..widths[side])
-                .map(|c| {
-                    let column = batch.column(first_column + c).slice(start, count);
-                    let field = schema.field(c);
-                    if column.data_type() != field.data_type()
-                        || (!field.is_nullable() && column.null_count() > 0)
-                    {
-                        return Err(err!(
-                            CheckpointMismatch,
-                            "the checkpoint's interval join column {} does not fit this query's ({})",
-                            field.name(),
-                            field.data_type()
-                        ));
-                    }
-                    Ok(column)
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let options = RecordBatchOptions::new().with_row_count(Some(count));
-            let rows = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)?;
-            let slice_times: Vec<EventTime> =
-                (start..start + count).map(|i| times.value(i)).collect();
-            let flags: Vec<bool> = (start..start + count).map(|i| matched.value(i)).collect();
-            let keys = join.key_rows(side, &rows)?;
-            let all: Vec<usize> = (0..count).collect();
-            join.store(side, rows, &all, &slice_times, &keys, &flags)?;
-            join.sides[side].rows_in = rows_in[side];
-            join.sides[side].late = late[side];
-            start += count;
-            first_column += widths[side];
+        let sides = join_state::decode(state, &self.spec.input_schemas, "interval join")?;
+        for (side, rows) in sides.into_iter().enumerate() {
+            let keys = join.key_rows(side, &rows.batch)?;
+            let all: Vec<usize> = (0..rows.times.len()).collect();
+            join.store(side, rows.batch, &all, &rows.times, &keys, &rows.flags)?;
+            join.sides[side].rows_in = rows.rows_in;
+            join.sides[side].late = rows.late;
         }
         Ok(Box::new(join))
     }
@@ -905,7 +790,13 @@ impl Operator for IntervalJoin {
                 windows_emitted: 0,
             },
             open_windows: self.sides.iter().map(|s| s.live).sum(),
-            state_bytes: self.sides.iter().map(Side::state_bytes).sum(),
+            // Per live row: its values, its slot and its heap entry.
+            state_bytes: (0..2)
+                .map(|side| {
+                    self.sides[side].live
+                        * (join_state::row_bytes(&self.spec.input_schemas[side]) + 40)
+                })
+                .sum(),
             joins: vec![JoinMetrics {
                 left: self.sides[0].metrics(),
                 right: self.sides[1].metrics(),

@@ -87,6 +87,9 @@ impl StreamSource {
                 crate::time::format_duration(idle, arrow::datatypes::TimeUnit::Millisecond)
             ));
         }
+        if !def.primary_key.is_empty() {
+            line.push_str(&format!(", primary key ({})", def.primary_key.join(", ")));
+        }
         if !def.connector_options.is_empty() {
             let options: Vec<String> = def
                 .connector_options

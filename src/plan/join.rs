@@ -27,6 +27,7 @@ use crate::err;
 use crate::error::Result;
 use crate::ops::graph::InputRef;
 use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec, TimeSource};
+use crate::ops::temporal_join::{TemporalJoin, TemporalJoinSpec};
 use crate::ops::window_aggregate::GroupColumn;
 use crate::time::interval::interval_to_units;
 use crate::time::window::WindowSpec;
@@ -110,7 +111,11 @@ impl Lowering<'_> {
                 "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
             ));
         }
-        let mut sides = [self.lower(&parts.left)?, self.lower(&parts.right)?];
+        self.keep_event_time = true;
+        let left = self.lower(&parts.left)?;
+        self.keep_event_time = true;
+        let right = self.lower(&parts.right)?;
+        let mut sides = [left, right];
         for side in &mut sides {
             if side.changelog {
                 return Err(err!(
@@ -145,6 +150,9 @@ impl Lowering<'_> {
                 }
                 None => {}
             }
+        }
+        if sides.iter().any(|s| s.versioned.is_some()) {
+            return self.lower_temporal_join(node, parts, sides);
         }
         if sides[0].time.unit != sides[1].time.unit {
             return Err(err!(
@@ -213,31 +221,7 @@ impl Lowering<'_> {
                 "a time-bounded join without an event-time column on each side"
             ));
         };
-        // The join's columns before its projection.
-        let widths = [
-            sides[0].schema.fields().len(),
-            sides[1].schema.fields().len(),
-        ];
-        let joined: Vec<(usize, usize)> = match parts.join_type {
-            JoinType::LeftSemi | JoinType::LeftAnti => (0..widths[0]).map(|c| (0, c)).collect(),
-            JoinType::RightSemi | JoinType::RightAnti => (0..widths[1]).map(|c| (1, c)).collect(),
-            _ => (0..widths[0])
-                .map(|c| (0, c))
-                .chain((0..widths[1]).map(|c| (1, c)))
-                .collect(),
-        };
-        let columns: Vec<(usize, usize)> = match &parts.projection {
-            Some(projection) => projection
-                .iter()
-                .map(|&i| {
-                    joined
-                        .get(i)
-                        .copied()
-                        .ok_or_else(|| err!(Internal, "join projection past its columns"))
-                })
-                .collect::<Result<_>>()?,
-            None => joined,
-        };
+        let columns = output_columns(&parts)?;
         let schema = node.schema();
         if columns.len() != schema.fields().len() {
             return Err(err!(Internal, "join columns do not match its schema"));
@@ -306,9 +290,181 @@ impl Lowering<'_> {
             time_offsets,
             changelog: false,
             session_partition: None,
+            versioned: None,
             schema,
             time: left.time,
         })
+    }
+
+    /// `probe JOIN versioned FOR SYSTEM_TIME AS OF probe.ts ON keys`.
+    fn lower_temporal_join(
+        &mut self,
+        node: &Arc<dyn ExecutionPlan>,
+        parts: JoinParts,
+        sides: [Lowered; 2],
+    ) -> Result<Lowered> {
+        let versioned = match (&sides[0].versioned, &sides[1].versioned) {
+            (None, Some(_)) => 1,
+            (Some(_), None) => 0,
+            _ => {
+                return Err(err!(
+                Unsupported,
+                "a temporal join reads one side FOR SYSTEM_TIME AS OF the other's time, not both"
+            ))
+            }
+        };
+        let probe = 1 - versioned;
+        if sides[0].time.unit != sides[1].time.unit {
+            return Err(err!(
+                Unsupported,
+                "a temporal join of streams whose event times have different units ({:?} and {:?}) is not supported; declare them with the same TIMESTAMP precision",
+                sides[0].time.unit,
+                sides[1].time.unit
+            ));
+        }
+        let read = sides[versioned]
+            .versioned
+            .clone()
+            .ok_or_else(|| err!(Internal, "a temporal join without its versioned side"))?;
+        match (parts.join_type, probe) {
+            (JoinType::Inner, _) | (JoinType::Left, 0) | (JoinType::Right, 1) => {}
+            (kind, _) => {
+                return Err(err!(
+                    Unsupported,
+                    "a temporal join is a JOIN or a LEFT JOIN (each row of the other side, with the version valid at its time), not a {kind} join"
+                ))
+            }
+        }
+        // The equality keys: the versioned side's primary key, exactly.
+        let mut keyed: Vec<String> = parts
+            .on
+            .iter()
+            .map(|pair| {
+                let expr = if versioned == 0 { &pair.0 } else { &pair.1 };
+                expr.downcast_ref::<Column>()
+                    .and_then(|c| {
+                        sides[versioned]
+                            .stream_columns
+                            .get(c.index())
+                            .cloned()
+                            .flatten()
+                    })
+                    .unwrap_or_else(|| expr.to_string())
+            })
+            .collect();
+        let mut wanted = read.primary_key.clone();
+        keyed.sort();
+        wanted.sort();
+        if keyed != wanted {
+            return Err(err!(
+                Unsupported,
+                "a temporal join finds versions by the primary key ({}): join ON equality with exactly those columns, not [{}]",
+                read.primary_key.join(", "),
+                keyed.join(", ")
+            ));
+        }
+        // As of the probe side's event time, by name.
+        let probe_time = time_source(&sides[probe]).filter(|t| t.offset == 0);
+        let probe_column =
+            probe_time.and_then(|t| sides[probe].stream_columns.get(t.column).cloned().flatten());
+        let as_of_column = read.as_of.rsplit('.').next().unwrap_or(&read.as_of).trim();
+        if probe_column.as_deref().map(str::to_lowercase) != Some(as_of_column.to_lowercase()) {
+            return Err(err!(
+                Unsupported,
+                "FOR SYSTEM_TIME AS OF {}: a temporal join reads versions as of the other side's event-time column{}",
+                read.as_of,
+                probe_column.map_or(String::new(), |c| format!(" ({c})"))
+            ));
+        }
+        let (Some(probe_time), Some(versioned_time)) = (probe_time, time_source(&sides[versioned]))
+        else {
+            return Err(err!(
+                Internal,
+                "a temporal join without an event-time column on each side"
+            ));
+        };
+        let columns = output_columns(&parts)?;
+        let schema = node.schema();
+        let time_offsets: Vec<Option<i64>> = columns
+            .iter()
+            .map(|&(side, c)| {
+                (side == probe)
+                    .then(|| sides[side].time_offsets.get(c).copied().flatten())
+                    .flatten()
+            })
+            .collect();
+        let stream_columns = columns
+            .iter()
+            .map(|&(side, c)| sides[side].stream_columns.get(c).cloned().flatten())
+            .collect();
+        let mut times = [probe_time, versioned_time];
+        if probe == 1 {
+            times.swap(0, 1);
+        }
+        let spec = TemporalJoinSpec {
+            join_type: parts.join_type,
+            probe,
+            keys: [
+                parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
+                parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
+            ],
+            times,
+            filter: parts.filter.clone(),
+            input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
+            columns,
+            output_schema: Arc::clone(&schema),
+            late: self.options.late,
+        };
+        let [left, right] = sides;
+        let time = [&left, &right][probe].time.clone();
+        let node = self.plan.add(
+            Box::new(TemporalJoin::try_new(spec)?),
+            vec![left.node.clone(), right.node.clone()],
+        );
+        Ok(Lowered {
+            node: InputRef::Node(node),
+            window_columns: vec![None; schema.fields().len()],
+            stream_columns,
+            window: None,
+            window_in_expression: None,
+            time_column: time_offsets.iter().position(|o| *o == Some(0)),
+            time_offsets,
+            changelog: false,
+            session_partition: None,
+            versioned: None,
+            schema,
+            time,
+        })
+    }
+}
+
+/// The join's output columns (input, column there): both inputs' columns
+/// (one input's for semi and anti joins), through its projection.
+fn output_columns(parts: &JoinParts) -> Result<Vec<(usize, usize)>> {
+    // DataFusion's widths: an input may carry its event time after them.
+    let widths = [
+        parts.left.schema().fields().len(),
+        parts.right.schema().fields().len(),
+    ];
+    let joined: Vec<(usize, usize)> = match parts.join_type {
+        JoinType::LeftSemi | JoinType::LeftAnti => (0..widths[0]).map(|c| (0, c)).collect(),
+        JoinType::RightSemi | JoinType::RightAnti => (0..widths[1]).map(|c| (1, c)).collect(),
+        _ => (0..widths[0])
+            .map(|c| (0, c))
+            .chain((0..widths[1]).map(|c| (1, c)))
+            .collect(),
+    };
+    match &parts.projection {
+        Some(projection) => projection
+            .iter()
+            .map(|&i| {
+                joined
+                    .get(i)
+                    .copied()
+                    .ok_or_else(|| err!(Internal, "join projection past its columns"))
+            })
+            .collect(),
+        None => Ok(joined),
     }
 }
 

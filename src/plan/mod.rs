@@ -102,6 +102,7 @@ pub fn lower(
         options,
         emit,
         has_window: false,
+        keep_event_time: false,
     };
     let root = lowering.lower(plan)?;
     if let Some(window) = root.window.filter(|w| !w.is_tumbling()) {
@@ -160,6 +161,17 @@ struct Lowered {
     /// Flink's `SESSION(TABLE t PARTITION BY keys, ...)`: the keys the
     /// session aggregate must group by (none: no keys).
     session_partition: Option<Vec<String>>,
+    /// A stream read as a versioned table (`FOR SYSTEM_TIME AS OF`).
+    versioned: Option<VersionedRead>,
+}
+
+/// A versioned table read by a temporal join.
+#[derive(Debug, Clone)]
+struct VersionedRead {
+    /// The time it is read as of, as written (`o.ts`).
+    as_of: String,
+    /// Its primary key columns.
+    primary_key: Vec<String>,
 }
 
 struct Lowering<'a> {
@@ -167,12 +179,17 @@ struct Lowering<'a> {
     options: &'a QueryOptions,
     emit: Option<EmitMode>,
     has_window: bool,
+    /// Set while lowering a join's input: a scan right under it keeps the
+    /// stream's event-time column even when the query reads it nowhere
+    /// (a temporal join needs both sides' times).
+    keep_event_time: bool,
 }
 
 impl Lowering<'_> {
     fn lower(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<Lowered> {
+        let keep_event_time = std::mem::take(&mut self.keep_event_time);
         if let Some(scan) = (**node).downcast_ref::<StreamScanExec>() {
-            return Ok(self.lower_scan(scan));
+            return Ok(self.lower_scan(scan, keep_event_time));
         }
         if (**node).downcast_ref::<AggregateExec>().is_some() {
             return self.lower_aggregate(node, StatelessChain::default());
@@ -196,6 +213,17 @@ impl Lowering<'_> {
             if (*below).downcast_ref::<AggregateExec>().is_some() {
                 return self.lower_aggregate(&below, steps);
             }
+            // Filters that keep every column keep an extra one too.
+            self.keep_event_time = keep_event_time
+                && steps.steps().iter().all(|s| {
+                    matches!(
+                        s,
+                        Step::Filter {
+                            projection: None,
+                            ..
+                        }
+                    )
+                });
             let input = self.lower(&below)?;
             return self.lower_chain(input, steps);
         }
@@ -209,12 +237,26 @@ impl Lowering<'_> {
         Err(unsupported_node(node.as_ref()))
     }
 
-    fn lower_scan(&mut self, scan: &StreamScanExec) -> Lowered {
+    fn lower_scan(&mut self, scan: &StreamScanExec, keep_event_time: bool) -> Lowered {
         let def = scan.stream();
         let stream_width = def.schema.fields().len();
-        let schema = scan.schema();
+        let mut schema = scan.schema();
+        let mut projection = scan.projection().map(<[usize]>::to_vec);
+        if let Some(columns) = projection.as_mut().filter(|columns| {
+            keep_event_time
+                && def.has_event_time
+                && !def.is_changelog
+                && scan.window().is_none()
+                && !columns.contains(&def.event_time_index)
+        }) {
+            // After the columns DataFusion's plan reads, so none moves.
+            columns.push(def.event_time_index);
+            let mut fields = schema.fields().to_vec();
+            fields.push(Arc::new(def.schema.field(def.event_time_index).clone()));
+            schema = Arc::new(Schema::new(fields));
+        }
         // Position in the stream's (windowed) schema of each scanned column.
-        let full_index = |index: usize| match scan.projection() {
+        let full_index = |index: usize| match &projection {
             Some(projection) => projection.get(index).copied(),
             None => Some(index),
         };
@@ -251,7 +293,7 @@ impl Lowering<'_> {
             def.window_type(),
             def.event_time_unit,
             stream_width,
-            scan.projection().map(<[usize]>::to_vec),
+            projection.clone(),
             Arc::clone(&schema),
         );
         let width = schema.fields().len() + usize::from(def.is_changelog);
@@ -287,6 +329,10 @@ impl Lowering<'_> {
             time_column: time_column.filter(|_| !def.is_changelog),
             changelog: def.is_changelog,
             session_partition: scan.session_partition().map(<[String]>::to_vec),
+            versioned: scan.versioned_as_of().map(|as_of| VersionedRead {
+                as_of: as_of.to_string(),
+                primary_key: def.primary_key.clone(),
+            }),
         }
     }
 
@@ -483,6 +529,7 @@ impl Lowering<'_> {
             time: first.time,
             changelog,
             session_partition: first.session_partition.clone(),
+            versioned: None,
         })
     }
 
@@ -712,6 +759,7 @@ impl Lowering<'_> {
                     .collect(),
                 changelog,
                 session_partition: None,
+                versioned: None,
             }
         };
         // The schema after the steps the node runs on what it emits.

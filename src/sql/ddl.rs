@@ -37,6 +37,9 @@ pub struct CreateStream {
     pub columns: Vec<ColumnDef>,
     /// The `WATERMARK FOR` clause, if any.
     pub watermark: Option<WatermarkClause>,
+    /// `PRIMARY KEY (columns) [NOT ENFORCED]`: what makes a row a new
+    /// version of an earlier one (for temporal joins).
+    pub primary_key: Vec<Ident>,
     /// `WITH (key = value, ...)` options with unquoted names (Riffle's).
     pub options: Vec<(Ident, SqlExpr)>,
     /// `WITH ('key' = 'value', ...)` options with quoted names (Flink's
@@ -80,8 +83,20 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
     parser.expect_token(&Token::LParen).map_err(parse_error)?;
     let mut columns = Vec::new();
     let mut watermark = None;
+    let mut primary_key = Vec::new();
     loop {
-        if is_word(&parser.peek_token().token, "watermark") {
+        if parser.parse_keywords(&[Keyword::PRIMARY, Keyword::KEY]) {
+            if !primary_key.is_empty() {
+                return Err(err!(SqlParse, "a stream has at most one PRIMARY KEY"));
+            }
+            parser.expect_token(&Token::LParen).map_err(parse_error)?;
+            primary_key = parser
+                .parse_comma_separated(|p| p.parse_identifier())
+                .map_err(parse_error)?;
+            parser.expect_token(&Token::RParen).map_err(parse_error)?;
+            // Flink's keys are never checked; Riffle's neither.
+            let _ = parser.parse_keywords(&[Keyword::NOT, Keyword::ENFORCED]);
+        } else if is_word(&parser.peek_token().token, "watermark") {
             parser.next_token();
             if watermark.is_some() {
                 return Err(err!(SqlParse, "a stream has at most one WATERMARK clause"));
@@ -110,6 +125,7 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         name,
         columns,
         watermark,
+        primary_key,
         options,
         connector_options,
     })

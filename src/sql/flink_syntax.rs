@@ -64,6 +64,71 @@ pub fn rewrite_window_tvfs(sql: &str) -> Result<Cow<'_, str>> {
     Ok(Cow::Owned(out))
 }
 
+/// Flink's event-time temporal join: `rates FOR SYSTEM_TIME AS OF o.ts`
+/// becomes `VERSIONED(rates, 'o.ts')`, a table function the planner knows
+/// (sqlparser's generic dialect does not parse table versions).
+pub fn rewrite_temporal_tables(sql: &str) -> Result<Cow<'_, str>> {
+    if !sql.to_ascii_uppercase().contains("SYSTEM_TIME") {
+        return Ok(Cow::Borrowed(sql));
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize_with_location() else {
+        return Ok(Cow::Borrowed(sql));
+    };
+    let pieces = pieces(sql, &tokens);
+    let text = |from: usize, to: usize| sql[pieces[from].start..pieces[to].end].trim();
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut copied = 0;
+    let mut i = 1;
+    while i + 3 < pieces.len() {
+        let at = |k: usize, word: &str| word_at(pieces.get(i + k), word);
+        if !(at(0, "FOR") && at(1, "SYSTEM_TIME") && at(2, "AS") && at(3, "OF")) {
+            i += 1;
+            continue;
+        }
+        if !matches!(pieces[i - 1].token, Token::Word(_)) {
+            return Err(err!(
+                SqlParse,
+                "FOR SYSTEM_TIME AS OF follows a stream's name: rates FOR SYSTEM_TIME AS OF o.ts AS r"
+            ));
+        }
+        // The time: a column, perhaps qualified (o.ts).
+        let first = i + 4;
+        let mut last = first;
+        if !matches!(pieces.get(first).map(|p| &p.token), Some(Token::Word(_))) {
+            return Err(err!(
+                SqlParse,
+                "FOR SYSTEM_TIME AS OF takes the other side's event-time column, e.g. o.ts"
+            ));
+        }
+        while matches!(pieces.get(last + 1).map(|p| &p.token), Some(Token::Period))
+            && matches!(pieces.get(last + 2).map(|p| &p.token), Some(Token::Word(_)))
+        {
+            last += 2;
+        }
+        if matches!(pieces.get(last + 1).map(|p| &p.token), Some(Token::LParen)) {
+            return Err(err!(
+                Unsupported,
+                "FOR SYSTEM_TIME AS OF {}(): processing-time temporal joins are not supported; join as of the other side's event-time column, e.g. o.ts",
+                text(first, last)
+            ));
+        }
+        out.push_str(&sql[copied..pieces[i - 1].start]);
+        out.push_str(&format!(
+            "{}({}, '{}') ",
+            crate::sql::versioned::VERSIONED,
+            text(i - 1, i - 1),
+            text(first, last).replace('\'', "''")
+        ));
+        copied = pieces[last].end;
+        i = last + 1;
+    }
+    if copied == 0 {
+        return Ok(Cow::Borrowed(sql));
+    }
+    out.push_str(&sql[copied..]);
+    Ok(Cow::Owned(out))
+}
+
 /// Byte ranges of the non-whitespace tokens (the tokenizer counts lines
 /// and columns in characters; a token ends where the next one starts).
 fn pieces(sql: &str, tokens: &[TokenWithSpan]) -> Vec<Piece> {

@@ -6,6 +6,7 @@ pub mod emit;
 pub mod flink_syntax;
 pub mod session;
 pub mod stream_table;
+pub mod versioned;
 pub mod window_tvf;
 
 use arrow::datatypes::{IntervalMonthDayNano, TimeUnit};
@@ -70,6 +71,20 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
     };
     let mut def = StreamDef::try_new(name, schema, &normalize_ident(&watermark.column), delay)?;
     def.connector_options = ast.connector_options.clone();
+    for column in &ast.primary_key {
+        let column = normalize_ident(column);
+        if def.schema.column_with_name(&column).is_none() {
+            return Err(err!(
+                SqlPlan,
+                "PRIMARY KEY names '{column}', which is not a column of stream '{}'",
+                def.name
+            ));
+        }
+        if def.primary_key.contains(&column) {
+            return Err(err!(SqlPlan, "PRIMARY KEY names '{column}' twice"));
+        }
+        def.primary_key.push(column);
+    }
     for (key, value) in &ast.options {
         match normalize_ident(key).as_str() {
             "idle_timeout" => {

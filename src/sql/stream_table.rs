@@ -36,6 +36,9 @@ pub struct StreamTableProvider {
     /// sessions over all rows). `None` for Riffle's own form, whose
     /// sessions are per GROUP BY key.
     session_partition: Option<Vec<String>>,
+    /// Flink's `t FOR SYSTEM_TIME AS OF o.ts`: the stream read as a
+    /// versioned table, as of the time named (as written).
+    versioned_as_of: Option<String>,
     schema: SchemaRef,
 }
 
@@ -47,7 +50,16 @@ impl StreamTableProvider {
             stream,
             window: None,
             session_partition: None,
+            versioned_as_of: None,
             schema,
+        }
+    }
+
+    /// The stream as a versioned table, read as of `time` (as written).
+    pub fn versioned(stream: Arc<StreamDef>, time: String) -> Self {
+        Self {
+            versioned_as_of: Some(time),
+            ..Self::new(stream)
         }
     }
 
@@ -58,6 +70,7 @@ impl StreamTableProvider {
             stream,
             window: Some(window),
             session_partition: None,
+            versioned_as_of: None,
             schema,
         }
     }
@@ -86,13 +99,15 @@ impl TableProvider for StreamTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(StreamScanExec::try_new(
+        let mut scan = StreamScanExec::try_new(
             Arc::clone(&self.stream),
             self.window,
             self.session_partition.clone(),
             Arc::clone(&self.schema),
             projection.cloned(),
-        )?))
+        )?;
+        scan.versioned_as_of = self.versioned_as_of.clone();
+        Ok(Arc::new(scan))
     }
 }
 
@@ -103,6 +118,7 @@ pub struct StreamScanExec {
     stream: Arc<StreamDef>,
     window: Option<WindowSpec>,
     session_partition: Option<Vec<String>>,
+    versioned_as_of: Option<String>,
     /// Schema before projection: the stream's, plus window columns if windowed.
     full_schema: SchemaRef,
     projection: Option<Vec<usize>>,
@@ -134,6 +150,7 @@ impl StreamScanExec {
             stream,
             window,
             session_partition,
+            versioned_as_of: None,
             full_schema,
             projection,
             properties: Arc::new(properties),
@@ -161,6 +178,12 @@ impl StreamScanExec {
         self.session_partition.as_deref()
     }
 
+    /// For a versioned table (`FOR SYSTEM_TIME AS OF`): the time it is read
+    /// as of, as written.
+    pub fn versioned_as_of(&self) -> Option<&str> {
+        self.versioned_as_of.as_deref()
+    }
+
     /// Columns of `full_schema` that the query reads, in output order.
     pub fn projection(&self) -> Option<&[usize]> {
         self.projection.as_deref()
@@ -172,6 +195,9 @@ impl DisplayAs for StreamScanExec {
         write!(f, "StreamScanExec: stream={}", self.stream.name)?;
         if let Some(window) = self.window {
             write!(f, ", window={window:?}")?;
+        }
+        if let Some(time) = &self.versioned_as_of {
+            write!(f, ", versioned as of {time}")?;
         }
         Ok(())
     }

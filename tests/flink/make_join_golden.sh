@@ -15,3 +15,12 @@ for q in join_left join_full join_windowed join_window_full join_window_aggregat
     --delay-seconds 2 --out "$here/golden/$q.ndjson" > /dev/null
   echo "golden/$q.ndjson: $(wc -l < "$here/golden/$q.ndjson") rows"
 done
+# Temporal joins: trades as of a second stream of trades with a primary key.
+[[ -f "$here/golden/rates_events.ndjson" ]] ||
+  "$PY" "$here/gen_events.py" --n 400 --step-ms 350 --disorder-ms 1900 --seed 5 --out "$here/golden/rates_events.ndjson"
+for q in temporal_left temporal_inner; do
+  "$PY" "$here/run_flink.py" --events "$here/golden/join_events.ndjson" \
+    --versioned rates="$here/golden/rates_events.ndjson" --query "$here/golden/$q.sql" \
+    --delay-seconds 2 --out "$here/golden/$q.ndjson" > /dev/null
+  echo "golden/$q.ndjson: $(wc -l < "$here/golden/$q.ndjson") rows"
+done

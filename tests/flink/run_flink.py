@@ -77,6 +77,9 @@ def main():
     ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
                     help="extra Flink/table option, repeatable")
     ap.add_argument("--explain", action="store_true", help="print the plan to stderr")
+    ap.add_argument("--versioned", action="append", default=[], metavar="NAME=FILE",
+                    help="also a table NAME over FILE (trades' columns), PRIMARY KEY (symbol): "
+                         "a versioned table for temporal joins; repeatable")
     a = ap.parse_args()
 
     from pyflink.table import EnvironmentSettings, TableEnvironment
@@ -84,13 +87,16 @@ def main():
     from pyflink.table.types import LocalZonedTimestampType
 
     tmp = tempfile.mkdtemp(prefix="riffle-flink-")
+    def rewrite(source, target):
+        with open(source) as f, open(target, "w") as g:
+            for line in f:
+                if line.strip():
+                    e = json.loads(line)
+                    g.write(json.dumps({"symbol": e["symbol"], "price": e["price"],
+                                        "ts": ts_to_sql(e["ts"])}) + "\n")
+
     data = os.path.join(tmp, "events.json")
-    with open(a.events) as f, open(data, "w") as g:
-        for line in f:
-            if line.strip():
-                e = json.loads(line)
-                g.write(json.dumps({"symbol": e["symbol"], "price": e["price"],
-                                    "ts": ts_to_sql(e["ts"])}) + "\n")
+    rewrite(a.events, data)
 
     t_env = TableEnvironment.create(EnvironmentSettings.in_streaming_mode())
     conf = t_env.get_config()
@@ -114,6 +120,21 @@ def main():
             'json.timestamp-format.standard' = 'SQL',
             'json.fail-on-missing-field' = 'true'
         )""")
+
+    for spec in a.versioned:
+        name, source = spec.split("=", 1)
+        target = os.path.join(tmp, f"{name}.json")
+        rewrite(source, target)
+        t_env.execute_sql(f"""
+            CREATE TABLE {name} (
+                symbol STRING, price DOUBLE, ts TIMESTAMP(3),
+                PRIMARY KEY (symbol) NOT ENFORCED,
+                WATERMARK FOR ts AS ts - INTERVAL '{delay}' SECOND
+            ) WITH (
+                'connector' = 'filesystem', 'path' = '{target}', 'format' = 'json',
+                'json.timestamp-format.standard' = 'SQL',
+                'json.fail-on-missing-field' = 'true'
+            )""")
 
     # Statements before the last (CREATE TEMPORARY VIEW ...) run first; the
     # last is the SELECT whose rows are written.
