@@ -502,3 +502,28 @@ test("an interval join of two streams equals a hand-written join, across a check
   ]);
   engine.close();
 });
+
+// Issue 20: an event-time temporal join in the wasm build.
+test("a temporal join gives each order the rate valid at its time", async () => {
+  const engine = await Riffle.create();
+  await engine.sql(`CREATE STREAM rates (currency VARCHAR, rate DOUBLE, ts TIMESTAMP(3),
+    PRIMARY KEY (currency) NOT ENFORCED, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)`);
+  await engine.sql("CREATE STREAM orders (id BIGINT, amount DOUBLE, currency VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)");
+  const query = engine.query(`SELECT o.id, o.amount * r.rate AS converted FROM orders AS o
+    LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency`);
+  const rows = [];
+  query.subscribe((batch) => rows.push(...batch));
+  engine.push("rates", [{ currency: "EUR", rate: 2, ts: 1_000 }, { currency: "EUR", rate: 3, ts: 3_000 }]);
+  engine.push("orders", [{ id: 1, amount: 10, currency: "EUR", ts: 2_000 }, { id: 2, amount: 10, currency: "GBP", ts: 2_500 }, { id: 3, amount: 10, currency: "EUR", ts: 3_000 }]);
+  // Both watermarks at 2 s: order 1 is out; 2 and 3 wait for the rates.
+  assert.deepEqual(rows, [{ id: 1, converted: 20 }]);
+  engine.push("rates", [{ currency: "EUR", rate: 4, ts: 9_000 }]);
+  engine.push("orders", [{ id: 4, amount: 1, currency: "EUR", ts: 9_500 }]);
+  assert.deepEqual(rows.map((r) => [r.id, r.converted]).sort((a, b) => a[0] - b[0]), [[1, 20], [2, null], [3, 30]]);
+  assert.equal(rows.length, 3, "order 4 waits");
+  engine.finish();
+  assert.deepEqual(rows.at(-1), { id: 4, converted: 4 });
+  assert.equal(query.metrics().joins[0].right.rowsHeld, 1, "one rate per currency kept");
+  assert.match(engine.explain("SELECT o.id FROM orders AS o JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.currency = r.currency"), /TemporalJoin/);
+  engine.close();
+});
