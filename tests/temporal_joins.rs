@@ -312,3 +312,58 @@ FROM orders AS o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r
     let rest = engine.finish().unwrap();
     assert_eq!(rows_of(&rest, id), [["4", "1.300000e1", "20000"]]);
 }
+
+#[test]
+fn versioned_reads_only_in_a_temporal_join_and_conditions_on_the_version_only() {
+    let (mut engine, _) = engine_with(&[]);
+    for (sql, says) in [
+        // Filtering the versions first would pick an older one.
+        (
+            "SELECT * FROM a AS o JOIN b FOR SYSTEM_TIME AS OF o.ts AS r \
+             ON o.symbol = r.symbol WHERE r.price > 10",
+            "versioned side alone",
+        ),
+        ("SELECT * FROM b FOR SYSTEM_TIME AS OF ts", "temporal join"),
+        (
+            "SELECT symbol, count(*) FROM b FOR SYSTEM_TIME AS OF ts GROUP BY symbol",
+            "temporal join",
+        ),
+        (
+            "SELECT * FROM a AS o JOIN b FOR SYSTEM_TIME AS OF r.ts AS r ON o.symbol = r.symbol",
+            "not r's own",
+        ),
+        // Two columns named ts on the other side: which is meant is unknown.
+        (
+            "SELECT * FROM a AS x JOIN a AS y ON x.symbol = y.symbol \
+             AND y.ts BETWEEN x.ts AND x.ts + INTERVAL '1' SECOND \
+             JOIN b FOR SYSTEM_TIME AS OF y.ts AS r ON x.symbol = r.symbol",
+            "several columns named ts",
+        ),
+    ] {
+        assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);
+    }
+    // A condition on the orders alone, and columns DataFusion drops from
+    // the scans: the join still reads both times.
+    let sql = "SELECT r.price FROM a AS o JOIN b FOR SYSTEM_TIME AS OF o.ts AS r \
+               ON o.symbol = r.symbol WHERE o.price > 500";
+    let (a, b) = feeds(3);
+    let (mut engine, ids) = engine_with(&[sql]);
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 1));
+    let batch = "SELECT r.price FROM a o JOIN (SELECT a2.symbol AS s, a2.ts AS t, max(b2.ts) AS vt FROM a a2 \
+         JOIN b b2 ON b2.symbol = a2.symbol AND b2.ts <= a2.ts GROUP BY a2.symbol, a2.ts) m \
+         ON m.s = o.symbol AND m.t = o.ts JOIN b r ON r.symbol = o.symbol AND r.ts = m.vt WHERE o.price > 500";
+    let expected = batch_ab(&a, &b, batch);
+    assert!(!expected.is_empty());
+    assert_eq!(sorted(rows_of(&outputs, ids[0])), expected);
+    // Flink's column-level primary key.
+    engine
+        .execute(
+            "CREATE TABLE c (k STRING PRIMARY KEY NOT ENFORCED, v INT, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts)",
+        )
+        .unwrap();
+    assert!(engine
+        .explain("SELECT * FROM a AS o JOIN c FOR SYSTEM_TIME AS OF o.ts AS r ON o.symbol = r.k")
+        .unwrap()
+        .contains("TemporalJoin"));
+}

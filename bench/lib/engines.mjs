@@ -17,6 +17,8 @@ const require = createRequire(import.meta.url);
 // W6 (two feeds, windows over windows) has no re-querying adapter: it would
 // keep both feeds' watermarks and the 10 s results between queries itself.
 const NOT_WRITTEN = "no adapter for two feeds and windows over windows (the re-query adapters run one feed through one window level)";
+const NO_JOIN = "no adapter for a join of two feeds (the re-query adapters run one feed through one window level)";
+const twoFeeds = (w) => (!w.feeds ? null : w.window.kind === "join" ? NO_JOIN : NOT_WRITTEN);
 
 /** Engine name -> { input, label, create, supports(w) (null or a reason for n/a) }. */
 export const ENGINES = {
@@ -32,14 +34,14 @@ export const ENGINES = {
   },
   "js-text": { label: "JS: JSON.parse + Map", input: "text", create: js((t) => parseLines(t)) },
   "js-objects": { label: "JS: Map on objects", input: "objects", create: js((b) => b) },
-  duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb, supports: (w) => (w.feeds ? NOT_WRITTEN : null) },
+  duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb, supports: twoFeeds },
   perspective: {
     label: "Perspective, objects in",
     input: "objects",
     create: perspective,
     supports: (w) =>
       w.feeds
-        ? NOT_WRITTEN
+        ? twoFeeds(w)
         : w.window.kind === "hop"
         ? "a row belongs to 30 hopping windows; group_by puts each row in one group (the input would have to be copied 30x in JS)"
         : w.window.kind === "session"
@@ -48,7 +50,7 @@ export const ENGINES = {
             ? "only median and q3 as percentiles, and Perspective 3.8.0's median depends on insertion order (wrong on unsorted input; see BENCHMARKS.md)"
             : null,
   },
-  arquero: { label: "Arquero, objects in", input: "objects", create: arquero, supports: (w) => (w.feeds ? NOT_WRITTEN : null) },
+  arquero: { label: "Arquero, objects in", input: "objects", create: arquero, supports: twoFeeds },
 };
 
 function parseLines(text) {

@@ -211,7 +211,81 @@ class CascadeUnion {
   }
 }
 
+/**
+ * W7: an interval join written by hand. Per feed and key, the rows a later
+ * row of the other feed can still meet; each pair counted in the 10 s
+ * window of the first feed's time. Rows leave once the watermark (the
+ * slower feed's max ts - 2 s) passes ts + bound; a window closes once the
+ * watermark, held back by the bound as Riffle's join holds it, passes its
+ * end - 1 ms.
+ */
+class IntervalJoinWindows {
+  constructor(w) {
+    this.bound = w.window.bound;
+    this.size = w.window.size;
+    this.maxTs = w.feeds.map(() => -Infinity);
+    this.held = w.feeds.map(() => new Map()); // key -> [{ ts, value }]
+    this.windows = new Map(); // window start -> Map(key -> { n, sum })
+  }
+  count(key, a, b) {
+    const start = Math.floor(a.ts / this.size) * this.size;
+    let perKey = this.windows.get(start);
+    if (!perKey) this.windows.set(start, (perKey = new Map()));
+    const acc = perKey.get(key);
+    if (acc) {
+      acc.n += 1;
+      acc.sum += b.value - a.value;
+    } else perKey.set(key, { n: 1, sum: b.value - a.value });
+  }
+  push(events, feed) {
+    const bound = this.bound;
+    const own = this.held[feed];
+    const other = this.held[1 - feed];
+    let maxTs = this.maxTs[feed];
+    for (const e of events) {
+      const rows = other.get(e.key);
+      if (rows) {
+        for (const r of rows) {
+          if (r.ts >= e.ts - bound && r.ts <= e.ts + bound) {
+            if (feed === 0) this.count(e.key, e, r);
+            else this.count(e.key, r, e);
+          }
+        }
+      }
+      const mine = own.get(e.key);
+      const row = { ts: e.ts, value: e.value };
+      if (mine) mine.push(row);
+      else own.set(e.key, [row]);
+      if (e.ts > maxTs) maxTs = e.ts;
+    }
+    this.maxTs[feed] = maxTs;
+    const watermark = Math.min(...this.maxTs) - DELAY;
+    // Rows no later row can meet: ts + bound at or before the watermark.
+    for (const held of this.held) {
+      for (const [key, rows] of held) {
+        const kept = rows.filter((r) => r.ts + bound > watermark);
+        if (kept.length === 0) held.delete(key);
+        else if (kept.length !== rows.length) held.set(key, kept);
+      }
+    }
+    return this.close(watermark - bound);
+  }
+  close(watermark) {
+    const out = [];
+    for (const [start, perKey] of this.windows) {
+      if (start + this.size - 1 > watermark) continue;
+      for (const [key, acc] of perKey) out.push({ key, window_start: start, n: acc.n, sum: acc.sum });
+      this.windows.delete(start);
+    }
+    return out;
+  }
+  finish() {
+    return this.close(Infinity);
+  }
+}
+
 export function handWritten(w) {
   if (w.window.kind === "cascade") return new CascadeUnion(w);
+  if (w.window.kind === "join") return new IntervalJoinWindows(w);
   return w.window.kind === "session" ? new Sessions(w) : new Windowed(w);
 }

@@ -96,6 +96,25 @@ export const WORKLOADS = {
     sql: `SELECT key, window_start, max(n) AS peak, sum(n) AS n, sum(total) AS sum
       FROM TUMBLE(per_10s, rowtime, INTERVAL '1' MINUTE) GROUP BY key, window_start`,
   },
+  W7: {
+    title: "interval join: two feeds, 1k keys, pairs within 250 ms, counted per key in 10 s windows",
+    events: 1_000_000,
+    keys: 1_000,
+    // 10k events per second of event time: a 10k batch is one second, and
+    // batches go to the two feeds in turn, so each joins its neighbours.
+    perMs: 10,
+    feeds: ["events_a", "events_b"],
+    window: { kind: "join", bound: 250, size: 10_000 },
+    fields: ["n", "sum"],
+    setup: [
+      "CREATE STREAM events_a (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+      "CREATE STREAM events_b (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+      `CREATE VIEW pairs AS SELECT a.key, a.ts, b.value - a.value AS d FROM events_a AS a JOIN events_b AS b
+        ON a.key = b.key AND b.ts BETWEEN a.ts - INTERVAL '250' MILLISECOND AND a.ts + INTERVAL '250' MILLISECOND`,
+    ],
+    sql: `SELECT key, window_start, count(*) AS n, sum(d) AS sum
+      FROM TUMBLE(pairs, ts, INTERVAL '10' SECOND) GROUP BY key, window_start`,
+  },
 };
 
 export const DDL = `CREATE STREAM events (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`;

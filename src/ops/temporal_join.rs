@@ -436,6 +436,16 @@ impl Operator for TemporalJoin {
         Some("temporal_join")
     }
 
+    /// Its calls change state only after what can fail (evaluating keys
+    /// and the condition): only those make it fail.
+    fn may_fail(&self) -> bool {
+        self.spec.filter.is_some()
+            || self.spec.keys.iter().flatten().any(|k| {
+                k.downcast_ref::<datafusion::physical_expr::expressions::Column>()
+                    .is_none()
+            })
+    }
+
     fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {
         if input > 1 {
             return Err(err!(Internal, "a join has two inputs, not input {input}"));

@@ -314,6 +314,12 @@ impl Lowering<'_> {
             }
         };
         let probe = 1 - versioned;
+        if parts.nulls_equal {
+            return Err(err!(
+                Unsupported,
+                "a temporal join on IS NOT DISTINCT FROM is not supported: a NULL key has no versions; join with ="
+            ));
+        }
         if sides[0].time.unit != sides[1].time.unit {
             return Err(err!(
                 Unsupported,
@@ -368,6 +374,21 @@ impl Lowering<'_> {
         let probe_column =
             probe_time.and_then(|t| sides[probe].stream_columns.get(t.column).cloned().flatten());
         let as_of_column = read.as_of.rsplit('.').next().unwrap_or(&read.as_of).trim();
+        // After another join the other side has several times; which one
+        // `o.ts` names is not known here.
+        let named = sides[probe]
+            .stream_columns
+            .iter()
+            .flatten()
+            .filter(|c| c.eq_ignore_ascii_case(as_of_column))
+            .count();
+        if named > 1 {
+            return Err(err!(
+                Unsupported,
+                "FOR SYSTEM_TIME AS OF {}: the other side has several columns named {as_of_column}; join the versioned stream first",
+                read.as_of
+            ));
+        }
         if probe_column.as_deref().map(str::to_lowercase) != Some(as_of_column.to_lowercase()) {
             return Err(err!(
                 Unsupported,
@@ -379,8 +400,8 @@ impl Lowering<'_> {
         let (Some(probe_time), Some(versioned_time)) = (probe_time, time_source(&sides[versioned]))
         else {
             return Err(err!(
-                Internal,
-                "a temporal join without an event-time column on each side"
+                Unsupported,
+                "this temporal join cannot read the versioned stream's event time; select it (r.ts)"
             ));
         };
         let columns = output_columns(&parts)?;

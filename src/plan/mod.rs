@@ -105,6 +105,7 @@ pub fn lower(
         keep_event_time: false,
     };
     let root = lowering.lower(plan)?;
+    refuse_versioned(&root)?;
     if let Some(window) = root.window.filter(|w| !w.is_tumbling()) {
         return Err(err!(
             Unsupported,
@@ -124,6 +125,19 @@ pub fn lower(
         time_unit: root.time.unit,
         time_column: root.time_column,
     })
+}
+
+/// A versioned read (`FOR SYSTEM_TIME AS OF`) anywhere but as one side of
+/// a join is refused, not read as a plain stream.
+fn refuse_versioned(lowered: &Lowered) -> Result<()> {
+    match &lowered.versioned {
+        Some(read) => Err(err!(
+            Unsupported,
+            "FOR SYSTEM_TIME AS OF {} reads a versioned stream in a temporal join: o JOIN rates FOR SYSTEM_TIME AS OF o.ts AS r ON o.key = r.key",
+            read.as_of
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The time of the stream(s) under a node.
@@ -213,18 +227,18 @@ impl Lowering<'_> {
             if (*below).downcast_ref::<AggregateExec>().is_some() {
                 return self.lower_aggregate(&below, steps);
             }
-            // Filters that keep every column keep an extra one too.
-            self.keep_event_time = keep_event_time
-                && steps.steps().iter().all(|s| {
-                    matches!(
-                        s,
-                        Step::Filter {
-                            projection: None,
-                            ..
-                        }
-                    )
-                });
+            self.keep_event_time = keep_event_time;
             let input = self.lower(&below)?;
+            // A scan under a join may carry its event time after the
+            // columns DataFusion's plan reads: the steps pass it on.
+            let extra = keep_event_time
+                && !input.changelog
+                && input.schema.fields().len() > below.schema().fields().len();
+            let steps = if extra {
+                carry_last_column(steps, &input.schema)
+            } else {
+                steps
+            };
             return self.lower_chain(input, steps);
         }
         if node.children().is_empty() {
@@ -340,6 +354,18 @@ impl Lowering<'_> {
         if chain.is_empty() {
             return Ok(input);
         }
+        let filters = chain
+            .steps()
+            .iter()
+            .any(|s| matches!(s, Step::Filter { .. }));
+        if input.versioned.is_some() && filters {
+            // Filtering versions first would join an older version that
+            // passes where Flink pads or drops the row.
+            return Err(err!(
+                Unsupported,
+                "a condition on the versioned side alone of a temporal join is not supported yet: it would choose among the versions that pass it; filter the result instead"
+            ));
+        }
         if input.changelog {
             // Both sides of each change go through the steps.
             let steps_schema = chain
@@ -416,6 +442,7 @@ impl Lowering<'_> {
             .into_iter()
             .map(|child| self.lower(child))
             .collect::<Result<Vec<_>>>()?;
+        inputs.iter().try_for_each(refuse_versioned)?;
         // With a changelog among them, the union is one: the other inputs'
         // rows are inserts.
         let changelog = inputs.iter().any(|i| i.changelog);
@@ -586,6 +613,7 @@ impl Lowering<'_> {
             input_plan = below;
         }
         let input = self.lower(&input_plan)?;
+        refuse_versioned(&input)?;
         // Over a changelog the aggregate takes update_before and delete
         // rows back out: an updating aggregate with retracting state.
         // The change kind is the changelog's last column (a column of the
@@ -1032,6 +1060,58 @@ fn days_are_fixed(time_type: &DataType) -> bool {
         }
         _ => true,
     }
+}
+
+/// `chain` passing its input's last column (one DataFusion's plan does not
+/// know) through to its output, last.
+fn carry_last_column(chain: StatelessChain, input: &SchemaRef) -> StatelessChain {
+    let mut width = input.fields().len();
+    let last = Arc::new(input.field(width - 1).clone());
+    let with_last = |schema: &SchemaRef| {
+        let mut fields = schema.fields().to_vec();
+        fields.push(Arc::clone(&last));
+        Arc::new(Schema::new(fields))
+    };
+    let mut steps = Vec::new();
+    for step in chain.steps() {
+        let step = match step {
+            Step::Filter {
+                predicate,
+                projection: Some(projection),
+                schema,
+            } => {
+                let mut projection = projection.clone();
+                projection.push(width - 1);
+                Step::Filter {
+                    predicate: Arc::clone(predicate),
+                    projection: Some(projection),
+                    schema: with_last(schema),
+                }
+            }
+            Step::Filter {
+                predicate,
+                projection: None,
+                schema,
+            } => Step::Filter {
+                predicate: Arc::clone(predicate),
+                projection: None,
+                schema: with_last(schema),
+            },
+            Step::Project { exprs, schema } => {
+                let mut exprs = exprs.clone();
+                exprs.push(Arc::new(Column::new(last.name(), width - 1)));
+                Step::Project {
+                    exprs,
+                    schema: with_last(schema),
+                }
+            }
+        };
+        width = match &step {
+            Step::Filter { schema, .. } | Step::Project { schema, .. } => schema.fields().len(),
+        };
+        steps.push(step);
+    }
+    StatelessChain::new(steps)
 }
 
 /// Event-time offsets of a step's input carried to its output: a column

@@ -18,7 +18,9 @@
 //! (connector, format, ...) are kept as written and shown by `explain()`;
 //! Riffle's own options are unquoted names.
 
-use datafusion::sql::sqlparser::ast::{BinaryOperator, ColumnDef, Expr as SqlExpr, Ident};
+use datafusion::sql::sqlparser::ast::{
+    BinaryOperator, ColumnDef, ColumnOption, Expr as SqlExpr, Ident,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::{Parser, ParserError};
@@ -110,6 +112,19 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         }
     }
     parser.expect_token(&Token::RParen).map_err(parse_error)?;
+    // Flink's `id STRING PRIMARY KEY NOT ENFORCED`, on the column itself.
+    for column in &mut columns {
+        let before = column.options.len();
+        column
+            .options
+            .retain(|o| !matches!(o.option, ColumnOption::PrimaryKey(_)));
+        if column.options.len() != before {
+            if !primary_key.is_empty() {
+                return Err(err!(SqlParse, "a stream has at most one PRIMARY KEY"));
+            }
+            primary_key.push(column.name.clone());
+        }
+    }
     let (options, connector_options) = parse_with_options(&mut parser)?;
     let _ = parser.consume_token(&Token::SemiColon);
     let rest = parser.peek_token();

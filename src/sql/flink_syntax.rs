@@ -112,6 +112,24 @@ pub fn rewrite_temporal_tables(sql: &str) -> Result<Cow<'_, str>> {
                 text(first, last)
             ));
         }
+        // `rates FOR SYSTEM_TIME AS OF r.ts AS r`: its own time, not the
+        // other side's.
+        let table = text(i - 1, i - 1);
+        let alias = match pieces.get(last + 1) {
+            Some(p) if is_word(&p.token, "AS") => pieces.get(last + 2),
+            other => other,
+        };
+        let qualifier = (last > first).then(|| text(first, last - 2));
+        let own = [Some(table), alias.map(|p| sql[p.start..p.end].trim())];
+        if let Some(q) =
+            qualifier.filter(|q| own.iter().flatten().any(|o| o.eq_ignore_ascii_case(q)))
+        {
+            return Err(err!(
+                Unsupported,
+                "FOR SYSTEM_TIME AS OF {}: a temporal join reads {table} as of the other side's event time, not {q}'s own",
+                text(first, last)
+            ));
+        }
         out.push_str(&sql[copied..pieces[i - 1].start]);
         out.push_str(&format!(
             "{}({}, '{}') ",
