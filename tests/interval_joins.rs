@@ -647,3 +647,34 @@ ON v.symbol = c.symbol AND v.window_start = c.window_start AND v.window_end = c.
     let rest = engine.finish().unwrap();
     assert_eq!(rows_of(&rest, id), [["B", "60000", "1", "1"]]);
 }
+
+#[test]
+fn bigint_event_times_take_bounds_in_milliseconds() {
+    let mut engine = Engine::new().unwrap();
+    for stream in ["x", "y"] {
+        engine
+            .execute(&format!(
+                "CREATE STREAM {stream} (k VARCHAR, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)"
+            ))
+            .unwrap();
+    }
+    let id = engine
+        .create_query("SELECT x.k, x.ts, y.ts FROM x JOIN y ON x.k = y.k AND y.ts BETWEEN x.ts - 250 AND x.ts + 250")
+        .unwrap();
+    let mut outputs = engine
+        .push_json("x", "{\"k\":\"a\",\"ts\":1000}\n{\"k\":\"a\",\"ts\":5000}")
+        .unwrap();
+    outputs.extend(
+        engine
+            .push_json(
+                "y",
+                "{\"k\":\"a\",\"ts\":1250}\n{\"k\":\"a\",\"ts\":1251}\n{\"k\":\"a\",\"ts\":4750}",
+            )
+            .unwrap(),
+    );
+    outputs.extend(engine.finish().unwrap());
+    assert_eq!(
+        sorted(rows_of(&outputs, id)),
+        [["a", "1000", "1250"], ["a", "5000", "4750"]]
+    );
+}

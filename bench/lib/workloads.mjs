@@ -110,7 +110,7 @@ export const WORKLOADS = {
       "CREATE STREAM events_a (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
       "CREATE STREAM events_b (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
       `CREATE VIEW pairs AS SELECT a.key, a.ts, b.value - a.value AS d FROM events_a AS a JOIN events_b AS b
-        ON a.key = b.key AND b.ts BETWEEN a.ts - INTERVAL '250' MILLISECOND AND a.ts + INTERVAL '250' MILLISECOND`,
+        ON a.key = b.key AND b.ts BETWEEN a.ts - 250 AND a.ts + 250`,
     ],
     sql: `SELECT key, window_start, count(*) AS n, sum(d) AS sum
       FROM TUMBLE(pairs, ts, INTERVAL '10' SECOND) GROUP BY key, window_start`,

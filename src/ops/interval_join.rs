@@ -25,7 +25,7 @@
 //! are compacted once dead rows outnumber live ones.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, Int64Array, UInt32Array};
@@ -33,7 +33,8 @@ use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::{JoinSide, JoinType};
+// DataFusion's map: hashbrown with a fast hasher.
+use datafusion::common::{HashMap, JoinSide, JoinType};
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::joins::utils::JoinFilter;
 

@@ -15,7 +15,7 @@
 //! watermark passes that time, so the output watermark needs no hold.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, Int64Array};
@@ -23,7 +23,8 @@ use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::{RowConverter, SortField};
-use datafusion::common::{JoinSide, JoinType};
+// DataFusion's maps: hashbrown with a fast hasher.
+use datafusion::common::{HashMap, HashSet, JoinSide, JoinType};
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::joins::utils::JoinFilter;
 

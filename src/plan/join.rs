@@ -640,6 +640,11 @@ pub(super) fn interval_ticks(
         ScalarValue::IntervalYearMonth(Some(v)) => {
             arrow::datatypes::IntervalMonthDayNano::new(*v, 0, 0)
         }
+        // A number added to an event time is one in BIGINT epoch
+        // milliseconds (SQL adds no number to a TIMESTAMP).
+        ScalarValue::Int64(Some(v)) if scale.unit == arrow::datatypes::TimeUnit::Millisecond => {
+            return Ok(Some(*v))
+        }
         _ => return Ok(None),
     };
     if interval.days != 0 && !scale.days_fixed {
