@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    assert_refused, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson, rows_of,
-    run_pushes, sorted, trades, Trade,
+    assert_refused, assert_restore_equals_uninterrupted, batch_ab, finely_interleaved, interleaved,
+    ndjson, rows_of, run_pushes, sorted, trades, Trade,
 };
 
 /// Two feeds out of order by up to just under the 2 s watermark delay, so
@@ -21,29 +21,6 @@ fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
     )
 }
 
-/// The two feeds in pushes of 1 to 4 rows, interleaved by event time (a
-/// random pick when their next rows are within a second): the streams'
-/// watermarks stay close, so either can be the join's, and the watermark
-/// moves between nearly every two rows. State that leaves a moment too
-/// early shows.
-fn finely_interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
-    let mut rng = common::Rng::new(seed);
-    let (mut a, mut b) = (a, b);
-    let mut pushes = Vec::new();
-    while !a.is_empty() || !b.is_empty() {
-        let pick_a = match (a.first(), b.first()) {
-            (Some(x), Some(y)) if (x.ts_ms - y.ts_ms).abs() < 1000 => rng.below(2) == 0,
-            (Some(x), Some(y)) => x.ts_ms < y.ts_ms,
-            (x, _) => x.is_some(),
-        };
-        let rest = if pick_a { &mut a } else { &mut b };
-        let take = (1 + rng.below(4) as usize).min(rest.len());
-        let (head, tail) = rest.split_at(take);
-        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
-        *rest = tail;
-    }
-    pushes
-}
 use riffle::{Engine, ErrorCode, QueryId, QueryOptions};
 
 const A_DDL: &str = "CREATE STREAM a (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \

@@ -7,8 +7,8 @@
 mod common;
 
 use common::{
-    assert_refused, assert_restore_equals_uninterrupted, batch_ab, interleaved, ndjson, rows_of,
-    run_pushes, sorted, trades, Rng, Trade,
+    assert_refused, assert_restore_equals_uninterrupted, batch_ab, finely_interleaved, interleaved,
+    ndjson, rows_of, run_pushes, sorted, trades, Trade,
 };
 use riffle::{Engine, ErrorCode, QueryId};
 
@@ -39,26 +39,6 @@ fn feeds(seed: u64) -> (Vec<Trade>, Vec<Trade>) {
         .filter(|t| seen.insert((t.symbol.clone(), t.ts_ms)))
         .collect();
     (orders, rates)
-}
-
-/// The two feeds in pushes of 1 to 4 rows, interleaved by event time.
-fn finely_interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
-    let mut rng = Rng::new(seed);
-    let (mut a, mut b) = (a, b);
-    let mut pushes = Vec::new();
-    while !a.is_empty() || !b.is_empty() {
-        let pick_a = match (a.first(), b.first()) {
-            (Some(x), Some(y)) if (x.ts_ms - y.ts_ms).abs() < 1000 => rng.below(2) == 0,
-            (Some(x), Some(y)) => x.ts_ms < y.ts_ms,
-            (x, _) => x.is_some(),
-        };
-        let rest = if pick_a { &mut a } else { &mut b };
-        let take = (1 + rng.below(4) as usize).min(rest.len());
-        let (head, tail) = rest.split_at(take);
-        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
-        *rest = tail;
-    }
-    pushes
 }
 
 /// (streaming SQL, the same as batch SQL over tables a and b).

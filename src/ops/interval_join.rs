@@ -28,11 +28,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, Int64Array, UInt32Array};
-use arrow::compute::interleave;
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
+use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 // DataFusion's map: hashbrown with a fast hasher.
 use datafusion::common::{HashMap, JoinSide, JoinType};
 use datafusion::physical_expr::PhysicalExprRef;
@@ -41,6 +40,8 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 use super::aggregate_node::{late_batch, LatePolicy};
 use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
+pub use super::join_input::TimeSource;
+use super::join_input::{event_times, key_converter, key_rows, stored_column};
 use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
@@ -48,15 +49,6 @@ use crate::metrics::{JoinMetrics, JoinSideMetrics};
 use crate::state::OperatorState;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{format_duration, EventTime};
-
-/// Where a side's event time is: a column holding `time + offset`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeSource {
-    /// Column of the side's input.
-    pub column: usize,
-    /// What the column adds to the event time, in ticks.
-    pub offset: i64,
-}
 
 /// One interval join, as planned.
 #[derive(Debug)]
@@ -155,11 +147,6 @@ struct Side {
 impl Side {
     /// Column `column` of the stored rows at `slots`.
     fn column(&self, column: usize, slots: &[u32]) -> Result<ArrayRef> {
-        let arrays: Vec<&dyn Array> = self
-            .batches
-            .iter()
-            .map(|b| b.column(column).as_ref())
-            .collect();
         let at: Vec<(usize, usize)> = slots
             .iter()
             .map(|&s| {
@@ -167,7 +154,7 @@ impl Side {
                 (stored.batch as usize, stored.row as usize)
             })
             .collect();
-        Ok(interleave(&arrays, &at)?)
+        stored_column(&self.batches, column, &at)
     }
 
     fn metrics(&self) -> JoinSideMetrics {
@@ -201,35 +188,12 @@ const MAX_BATCHES: usize = 64;
 impl IntervalJoin {
     /// An empty join.
     pub fn try_new(spec: IntervalJoinSpec) -> Result<Self> {
-        let keys = key_converter(&spec)?;
+        let keys = key_converter(&spec.keys, &spec.input_schemas)?;
         Ok(Self {
             spec: Arc::new(spec),
             keys,
             sides: [Side::default(), Side::default()],
         })
-    }
-
-    /// Event time of each row of `side` (NULL: the earliest time, so late).
-    fn event_times(&self, side: usize, batch: &RecordBatch) -> Result<Vec<EventTime>> {
-        let source = self.spec.times[side];
-        let column = batch
-            .columns()
-            .get(source.column)
-            .ok_or_else(|| err!(Internal, "join time column {} missing", source.column))?;
-        let values = crate::codec::time_values::to_type(column, &DataType::Int64)?;
-        let values = values
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| err!(Internal, "event times are not 64-bit"))?;
-        Ok((0..values.len())
-            .map(|i| {
-                if values.is_null(i) {
-                    EventTime::MIN
-                } else {
-                    values.value(i).saturating_sub(source.offset)
-                }
-            })
-            .collect())
     }
 
     /// Each row's key in row format, `None` where a NULL key matches nothing.
@@ -238,25 +202,12 @@ impl IntervalJoin {
         side: usize,
         batch: &RecordBatch,
     ) -> Result<(Option<arrow::row::Rows>, Vec<bool>)> {
-        let rows = batch.num_rows();
-        let Some(converter) = &self.keys else {
-            return Ok((None, vec![true; rows]));
-        };
-        let arrays = self.spec.keys[side]
-            .iter()
-            .map(|e| super::evaluate(e.as_ref(), batch))
-            .collect::<Result<Vec<_>>>()?;
-        let mut usable = vec![true; rows];
-        if !self.spec.nulls_equal {
-            for array in &arrays {
-                if let Some(nulls) = array.logical_nulls() {
-                    for (i, valid) in nulls.iter().enumerate() {
-                        usable[i] &= valid;
-                    }
-                }
-            }
-        }
-        Ok((Some(converter.convert_columns(&arrays)?), usable))
+        key_rows(
+            self.keys.as_ref(),
+            &self.spec.keys[side],
+            batch,
+            self.spec.nulls_equal,
+        )
     }
 
     /// Candidate pairs that pass the rest of the ON condition.
@@ -522,32 +473,6 @@ enum Pick {
     Stored(u32),
 }
 
-/// One converter for both sides' keys (DataFusion gave them one type).
-fn key_converter(spec: &IntervalJoinSpec) -> Result<Option<RowConverter>> {
-    let [left, right] = &spec.keys;
-    if left.len() != right.len() {
-        return Err(err!(Internal, "join keys differ in number"));
-    }
-    if left.is_empty() {
-        return Ok(None);
-    }
-    let mut fields = Vec::new();
-    for (l, r) in left.iter().zip(right) {
-        let (lt, rt) = (
-            l.data_type(&spec.input_schemas[0])?,
-            r.data_type(&spec.input_schemas[1])?,
-        );
-        if lt != rt {
-            return Err(err!(
-                Unsupported,
-                "join keys of different types ({lt} and {rt}): cast one side to the other's type"
-            ));
-        }
-        fields.push(SortField::new(lt));
-    }
-    Ok(Some(RowConverter::new(fields)?))
-}
-
 /// The rows of a side at `slots` as one batch in its input schema.
 fn gathered_batch(side: &Side, slots: &[u32]) -> Result<RecordBatch> {
     let schema = side
@@ -585,7 +510,7 @@ impl Operator for IntervalJoin {
         let batch = &rows.batch;
         let count = batch.num_rows();
         self.check_room(side, count)?;
-        let times = self.event_times(side, batch)?;
+        let times = event_times(self.spec.times[side], batch)?;
         let watermarks = rows.row_watermarks.materialize(count);
         let (mut fresh, mut late) = (Vec::with_capacity(count), Vec::new());
         for (row, &time) in times.iter().enumerate() {
@@ -766,7 +691,7 @@ impl Operator for IntervalJoin {
     fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
         let mut join = IntervalJoin {
             spec: Arc::clone(&self.spec),
-            keys: key_converter(&self.spec)?,
+            keys: key_converter(&self.spec.keys, &self.spec.input_schemas)?,
             sides: [Side::default(), Side::default()],
         };
         let Some(state) = state else {

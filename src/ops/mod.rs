@@ -23,6 +23,7 @@ pub mod graph;
 pub mod grouped_aggregates;
 pub mod insert;
 pub mod interval_join;
+pub mod join_input;
 pub mod join_state;
 pub mod key_ids;
 pub mod percentile_digests;

@@ -18,11 +18,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, Int64Array};
-use arrow::compute::interleave;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::array::{new_null_array, Array, ArrayRef};
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 // DataFusion's maps: hashbrown with a fast hasher.
 use datafusion::common::{HashMap, HashSet, JoinSide, JoinType};
 use datafusion::physical_expr::PhysicalExprRef;
@@ -30,7 +29,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 
 use super::aggregate_node::{late_batch, LatePolicy};
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
-use super::interval_join::TimeSource;
+use super::join_input::{self, event_times, key_rows, stored_column, TimeSource};
 use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
@@ -114,11 +113,6 @@ impl RowStore {
     }
 
     fn column(&self, column: usize, slots: &[u32]) -> Result<ArrayRef> {
-        let arrays: Vec<&dyn Array> = self
-            .batches
-            .iter()
-            .map(|b| b.column(column).as_ref())
-            .collect();
         let at: Vec<(usize, usize)> = slots
             .iter()
             .map(|&s| {
@@ -126,7 +120,7 @@ impl RowStore {
                 (batch as usize, row as usize)
             })
             .collect();
-        Ok(interleave(&arrays, &at)?)
+        stored_column(&self.batches, column, &at)
     }
 
     fn batch(&self, schema: &SchemaRef, slots: &[u32]) -> Result<RecordBatch> {
@@ -204,43 +198,11 @@ impl TemporalJoin {
         })
     }
 
-    fn event_times(&self, side: usize, batch: &RecordBatch) -> Result<Vec<EventTime>> {
-        let source = self.spec.times[side];
-        let column = batch
-            .columns()
-            .get(source.column)
-            .ok_or_else(|| err!(Internal, "join time column {} missing", source.column))?;
-        let values = crate::codec::time_values::to_type(column, &DataType::Int64)?;
-        let values = values
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .ok_or_else(|| err!(Internal, "event times are not 64-bit"))?;
-        Ok((0..values.len())
-            .map(|i| {
-                if values.is_null(i) {
-                    EventTime::MIN
-                } else {
-                    values.value(i).saturating_sub(source.offset)
-                }
-            })
-            .collect())
-    }
-
-    /// Each row's key, `None` where a NULL makes it match nothing.
+    /// Each row's key, and whether it can match (a NULL matches nothing).
     fn key_rows(&self, side: usize, batch: &RecordBatch) -> Result<(arrow::row::Rows, Vec<bool>)> {
-        let arrays = self.spec.keys[side]
-            .iter()
-            .map(|e| super::evaluate(e.as_ref(), batch))
-            .collect::<Result<Vec<_>>>()?;
-        let mut usable = vec![true; batch.num_rows()];
-        for array in &arrays {
-            if let Some(nulls) = array.logical_nulls() {
-                for (i, valid) in nulls.iter().enumerate() {
-                    usable[i] &= valid;
-                }
-            }
-        }
-        Ok((self.keys.convert_columns(&arrays)?, usable))
+        let (rows, usable) = key_rows(Some(&self.keys), &self.spec.keys[side], batch, false)?;
+        let rows = rows.ok_or_else(|| err!(Internal, "temporal join keys without rows"))?;
+        Ok((rows, usable))
     }
 
     /// Adds versions (already stored at `slots`) to the index.
@@ -411,25 +373,8 @@ impl TemporalJoin {
 }
 
 fn key_converter(spec: &TemporalJoinSpec) -> Result<RowConverter> {
-    let [left, right] = &spec.keys;
-    if left.len() != right.len() || left.is_empty() {
-        return Err(err!(Internal, "a temporal join needs keys on both sides"));
-    }
-    let mut fields = Vec::new();
-    for (l, r) in left.iter().zip(right) {
-        let (lt, rt) = (
-            l.data_type(&spec.input_schemas[0])?,
-            r.data_type(&spec.input_schemas[1])?,
-        );
-        if lt != rt {
-            return Err(err!(
-                Unsupported,
-                "join keys of different types ({lt} and {rt}): cast one side to the other's type"
-            ));
-        }
-        fields.push(SortField::new(lt));
-    }
-    Ok(RowConverter::new(fields)?)
+    join_input::key_converter(&spec.keys, &spec.input_schemas)?
+        .ok_or_else(|| err!(Internal, "a temporal join needs keys on both sides"))
 }
 
 impl Operator for TemporalJoin {
@@ -452,7 +397,7 @@ impl Operator for TemporalJoin {
             return Err(err!(Internal, "a join has two inputs, not input {input}"));
         }
         let batch = &rows.batch;
-        let times = self.event_times(input, batch)?;
+        let times = event_times(self.spec.times[input], batch)?;
         let watermarks = rows.row_watermarks.materialize(batch.num_rows());
         let (mut fresh, mut late) = (Vec::new(), Vec::new());
         for (row, &time) in times.iter().enumerate() {

@@ -26,7 +26,8 @@ use super::{Lowered, Lowering};
 use crate::err;
 use crate::error::Result;
 use crate::ops::graph::InputRef;
-use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec, TimeSource};
+use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec};
+use crate::ops::join_input::TimeSource;
 use crate::ops::temporal_join::{TemporalJoin, TemporalJoinSpec};
 use crate::ops::window_aggregate::GroupColumn;
 use crate::time::interval::interval_to_units;
@@ -246,6 +247,37 @@ impl Lowering<'_> {
                     s == side && sides[side].time_offsets.get(c).copied().flatten().is_some()
                 })
         });
+        let spec = IntervalJoinSpec {
+            join_type: parts.join_type,
+            keys: keys_of(&parts),
+            nulls_equal: parts.nulls_equal,
+            times: [left_time, right_time],
+            lower,
+            upper,
+            filter,
+            input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
+            columns: columns.clone(),
+            output_schema: Arc::clone(&schema),
+            unit: unit.unit,
+            late: self.options.late,
+        };
+        let time = sides[0].time.clone();
+        let operator = Box::new(IntervalJoin::try_new(spec)?);
+        Ok(self.joined(operator, sides, &columns, time_side, time, schema))
+    }
+
+    /// The join node over `sides`, and what it gives the plan above: its
+    /// columns (`columns`: input and column there), with the event time of
+    /// `time_side` (none: no event time).
+    fn joined(
+        &mut self,
+        operator: Box<dyn crate::ops::graph::Operator>,
+        sides: [Lowered; 2],
+        columns: &[(usize, usize)],
+        time_side: Option<usize>,
+        time: super::StreamTime,
+        schema: arrow::datatypes::SchemaRef,
+    ) -> Lowered {
         let time_offsets: Vec<Option<i64>> = columns
             .iter()
             .map(|&(side, c)| {
@@ -258,29 +290,9 @@ impl Lowering<'_> {
             .iter()
             .map(|&(side, c)| sides[side].stream_columns.get(c).cloned().flatten())
             .collect();
-        let spec = IntervalJoinSpec {
-            join_type: parts.join_type,
-            keys: [
-                parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
-                parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
-            ],
-            nulls_equal: parts.nulls_equal,
-            times: [left_time, right_time],
-            lower,
-            upper,
-            filter,
-            input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
-            columns,
-            output_schema: Arc::clone(&schema),
-            unit: unit.unit,
-            late: self.options.late,
-        };
         let [left, right] = sides;
-        let node = self.plan.add(
-            Box::new(IntervalJoin::try_new(spec)?),
-            vec![left.node.clone(), right.node.clone()],
-        );
-        Ok(Lowered {
+        let node = self.plan.add(operator, vec![left.node, right.node]);
+        Lowered {
             node: InputRef::Node(node),
             window_columns: vec![None; schema.fields().len()],
             stream_columns,
@@ -292,8 +304,8 @@ impl Lowering<'_> {
             session_partition: None,
             versioned: None,
             schema,
-            time: left.time,
-        })
+            time,
+        }
     }
 
     /// `probe JOIN versioned FOR SYSTEM_TIME AS OF probe.ts ON keys`.
@@ -406,18 +418,6 @@ impl Lowering<'_> {
         };
         let columns = output_columns(&parts)?;
         let schema = node.schema();
-        let time_offsets: Vec<Option<i64>> = columns
-            .iter()
-            .map(|&(side, c)| {
-                (side == probe)
-                    .then(|| sides[side].time_offsets.get(c).copied().flatten())
-                    .flatten()
-            })
-            .collect();
-        let stream_columns = columns
-            .iter()
-            .map(|&(side, c)| sides[side].stream_columns.get(c).cloned().flatten())
-            .collect();
         let mut times = [probe_time, versioned_time];
         if probe == 1 {
             times.swap(0, 1);
@@ -425,38 +425,26 @@ impl Lowering<'_> {
         let spec = TemporalJoinSpec {
             join_type: parts.join_type,
             probe,
-            keys: [
-                parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
-                parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
-            ],
+            keys: keys_of(&parts),
             times,
             filter: parts.filter.clone(),
             input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
-            columns,
+            columns: columns.clone(),
             output_schema: Arc::clone(&schema),
             late: self.options.late,
         };
-        let [left, right] = sides;
-        let time = [&left, &right][probe].time.clone();
-        let node = self.plan.add(
-            Box::new(TemporalJoin::try_new(spec)?),
-            vec![left.node.clone(), right.node.clone()],
-        );
-        Ok(Lowered {
-            node: InputRef::Node(node),
-            window_columns: vec![None; schema.fields().len()],
-            stream_columns,
-            window: None,
-            window_in_expression: None,
-            time_column: time_offsets.iter().position(|o| *o == Some(0)),
-            time_offsets,
-            changelog: false,
-            session_partition: None,
-            versioned: None,
-            schema,
-            time,
-        })
+        let time = sides[probe].time.clone();
+        let operator = Box::new(TemporalJoin::try_new(spec)?);
+        Ok(self.joined(operator, sides, &columns, Some(probe), time, schema))
     }
+}
+
+/// The equality keys of each input.
+fn keys_of(parts: &JoinParts) -> [Vec<PhysicalExprRef>; 2] {
+    [
+        parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
+        parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
+    ]
 }
 
 /// The join's output columns (input, column there): both inputs' columns

@@ -398,3 +398,27 @@ pub fn assert_refused<T: std::fmt::Debug>(
     assert_eq!(error.code(), code, "{error}");
     assert!(error.message().contains(says), "{error}");
 }
+
+/// The two feeds in pushes of 1 to 4 rows, interleaved by event time (a
+/// random pick when their next rows are within a second): the streams'
+/// watermarks stay close, so either can be the join's, and the watermark
+/// moves between nearly every two rows. State that leaves a moment too
+/// early shows.
+pub fn finely_interleaved(a: &[Trade], b: &[Trade], seed: u64) -> Vec<(&'static str, Vec<Trade>)> {
+    let mut rng = Rng::new(seed);
+    let (mut a, mut b) = (a, b);
+    let mut pushes = Vec::new();
+    while !a.is_empty() || !b.is_empty() {
+        let pick_a = match (a.first(), b.first()) {
+            (Some(x), Some(y)) if (x.ts_ms - y.ts_ms).abs() < 1000 => rng.below(2) == 0,
+            (Some(x), Some(y)) => x.ts_ms < y.ts_ms,
+            (x, _) => x.is_some(),
+        };
+        let rest = if pick_a { &mut a } else { &mut b };
+        let take = (1 + rng.below(4) as usize).min(rest.len());
+        let (head, tail) = rest.split_at(take);
+        pushes.push((if pick_a { "a" } else { "b" }, head.to_vec()));
+        *rest = tail;
+    }
+    pushes
+}
