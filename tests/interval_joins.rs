@@ -655,3 +655,41 @@ fn bigint_event_times_take_bounds_in_milliseconds() {
         [["a", "1000", "1250"], ["a", "5000", "4750"]]
     );
 }
+
+#[test]
+fn a_state_ttl_bounds_a_join_without_a_time_condition() {
+    // With stateTtlMs, rows meet rows at most the TTL apart in event time:
+    // the join of `b.ts BETWEEN a.ts - ttl AND a.ts + ttl`, deterministic
+    // (Flink's TTL forgets rows by processing time).
+    let (a, b) = feeds(31);
+    let sql = format!("SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol");
+    let one_sided =
+        format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts >= a.ts");
+    let mut engine = Engine::new().unwrap();
+    engine.execute(A_DDL).unwrap();
+    engine.execute(B_DDL).unwrap();
+    let options = QueryOptions {
+        state_ttl_millis: Some(1_500),
+        ..QueryOptions::default()
+    };
+    let ids = [
+        engine.create_query_with(&sql, &options).unwrap(),
+        engine.create_query_with(&one_sided, &options).unwrap(),
+    ];
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 2));
+    let bound =
+        "b.ts BETWEEN a.ts - INTERVAL '1500' MILLISECOND AND a.ts + INTERVAL '1500' MILLISECOND";
+    assert_eq!(
+        sorted(rows_of(&outputs, ids[0])),
+        batch_ab(&a, &b, &format!("{sql} AND {bound}"))
+    );
+    // The condition's own bound stays; the TTL adds the missing one.
+    assert_eq!(
+        sorted(rows_of(&outputs, ids[1])),
+        batch_ab(
+            &a,
+            &b,
+            &format!("{one_sided} AND b.ts <= a.ts + INTERVAL '1500' MILLISECOND")
+        )
+    );
+}

@@ -195,10 +195,17 @@ impl Lowering<'_> {
                 }
             }
         }
+        // A state TTL bounds what the condition does not: rows meet rows
+        // at most the TTL apart in event time, and leave state after it.
+        if let Some(ttl) = self.options.state_ttl_millis.filter(|ttl| *ttl > 0) {
+            let ttl = crate::ops::source::millis_to_ticks(ttl, unit.unit);
+            bounds.lower.get_or_insert(ttl.saturating_neg());
+            bounds.upper.get_or_insert(ttl);
+        }
         let (Some(lower), Some(upper)) = (bounds.lower, bounds.upper) else {
             return Err(err!(
                 Unsupported,
-                "a join between streams needs a time bound on both sides, or its state grows without end: add one to the ON condition, e.g. AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND ({})",
+                "a join between streams needs a time bound on both sides, or its state grows without end: add one to the ON condition, e.g. AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND, or set a state TTL (the query option stateTtlMs) ({})",
                 match (bounds.lower, bounds.upper) {
                     (None, None) => "this join bounds neither side's event time",
                     (Some(_), None) => "this join bounds how early the right side's time may be, not how late",
