@@ -693,3 +693,114 @@ fn a_state_ttl_bounds_a_join_without_a_time_condition() {
         )
     );
 }
+
+#[test]
+fn crafted_join_state_is_refused_and_changes_nothing() {
+    // Checkpoints whose checksums are right but whose join state lies:
+    // row counts that do not add up or overflow, a column of another type.
+    let queries = [
+        format!("SELECT {COLUMNS} FROM a FULL JOIN b ON a.symbol = b.symbol AND {BOUND}"),
+        "SELECT o.symbol, r.price FROM a AS o JOIN b FOR SYSTEM_TIME AS OF o.ts AS r ON o.symbol = r.symbol"
+            .to_string(),
+    ];
+    let setup = || {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(A_DDL).unwrap();
+        engine
+            .execute(
+                "CREATE STREAM b (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+                 PRIMARY KEY (symbol) NOT ENFORCED, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+            )
+            .unwrap();
+        for sql in &queries {
+            engine.create_query(sql).unwrap();
+        }
+        engine
+    };
+    let (a, b) = feeds(41);
+    let pushes = interleaved(&a, &b, 5);
+    let (first, rest) = pushes.split_at(pushes.len() / 2);
+    let mut source = setup();
+    for (stream, rows) in first {
+        source.push_json(stream, &ndjson(rows)).unwrap();
+    }
+    let checkpoint = source.checkpoint().unwrap();
+    // As taken, it restores.
+    setup().restore(&checkpoint.clone()).unwrap();
+    type Craft = Box<dyn Fn(&mut serde_json::Value, &mut Vec<u8>)>;
+    let crafts: Vec<(&str, Craft)> = vec![
+        (
+            "counts that do not add up",
+            Box::new(|meta, _| {
+                meta["rows"][0] = serde_json::json!(meta["rows"][0].as_u64().unwrap() + 1)
+            }),
+        ),
+        (
+            "counts past any size",
+            Box::new(|meta, _| meta["rows"][1] = serde_json::json!(u64::MAX)),
+        ),
+        (
+            "no counts",
+            Box::new(|meta, _| meta["rows"] = serde_json::json!("many")),
+        ),
+        (
+            "times of another type",
+            Box::new(|_, bytes| {
+                let state = riffle::state::read_ipc(bytes).unwrap();
+                let mut columns = state.columns().to_vec();
+                columns[1] =
+                    arrow::compute::cast(&columns[1], &arrow::datatypes::DataType::Utf8).unwrap();
+                let mut fields: Vec<arrow::datatypes::Field> = state
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone())
+                    .collect();
+                fields[1] =
+                    arrow::datatypes::Field::new("__time", arrow::datatypes::DataType::Utf8, false);
+                let batch = arrow::record_batch::RecordBatch::try_new(
+                    std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+                    columns,
+                )
+                .unwrap();
+                *bytes = riffle::state::write_ipc(&batch).unwrap();
+            }),
+        ),
+    ];
+    for kind in ["interval_join", "temporal_join"] {
+        for (what, craft) in &crafts {
+            let mut crafted = checkpoint.clone();
+            let operator = crafted
+                .manifest
+                .operators
+                .iter_mut()
+                .find(|o| o.operator.as_deref() == Some(kind))
+                .unwrap();
+            let blob = operator.blob.as_mut().unwrap();
+            let bytes = &mut crafted
+                .blobs
+                .iter_mut()
+                .find(|(name, _)| *name == blob.name)
+                .unwrap()
+                .1;
+            craft(&mut operator.meta, bytes);
+            blob.bytes = bytes.len() as u64;
+            blob.crc32 = crc32fast::hash(bytes);
+            let mut engine = setup();
+            let error = engine.restore(&crafted).unwrap_err();
+            assert!(
+                matches!(
+                    error.code(),
+                    ErrorCode::CorruptCheckpoint | ErrorCode::CheckpointMismatch
+                ),
+                "{kind}, {what}: {error}"
+            );
+            assert!(error.message().contains("join"), "{kind}, {what}: {error}");
+            // Nothing changed: the engine runs on as a fresh one.
+            for (stream, rows) in rest {
+                engine.push_json(stream, &ndjson(rows)).unwrap();
+            }
+            engine.finish().unwrap();
+        }
+    }
+}
