@@ -41,7 +41,7 @@ use super::aggregate_node::{late_batch, LatePolicy};
 use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
 pub use super::join_input::TimeSource;
-use super::join_input::{event_times, key_converter, key_rows, stored_column};
+use super::join_input::{self, event_times, key_converter, key_rows, stored_column};
 use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
@@ -495,11 +495,7 @@ impl Operator for IntervalJoin {
     }
 
     fn may_fail(&self) -> bool {
-        self.spec.filter.is_some()
-            || self.spec.keys.iter().flatten().any(|k| {
-                k.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                    .is_none()
-            })
+        join_input::may_fail(self.spec.filter.as_ref(), &self.spec.keys)
     }
 
     fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {

@@ -7,7 +7,9 @@ use arrow::compute::interleave;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, Rows, SortField};
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExprRef;
+use datafusion::physical_plan::joins::utils::JoinFilter;
 
 use crate::err;
 use crate::error::Result;
@@ -98,6 +100,16 @@ pub fn key_rows(
         }
     }
     Ok((Some(converter.convert_columns(&arrays)?), usable))
+}
+
+/// Whether a join can fail at run time: only by evaluating its residual
+/// condition or computed keys (it changes its state after those).
+pub fn may_fail(filter: Option<&JoinFilter>, keys: &[Vec<PhysicalExprRef>; 2]) -> bool {
+    filter.is_some()
+        || keys
+            .iter()
+            .flatten()
+            .any(|k| k.downcast_ref::<Column>().is_none())
 }
 
 /// Column `column` of stored rows, each at (batch, row) of `batches`.

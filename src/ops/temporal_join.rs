@@ -385,11 +385,7 @@ impl Operator for TemporalJoin {
     /// Its calls change state only after what can fail (evaluating keys
     /// and the condition): only those make it fail.
     fn may_fail(&self) -> bool {
-        self.spec.filter.is_some()
-            || self.spec.keys.iter().flatten().any(|k| {
-                k.downcast_ref::<datafusion::physical_expr::expressions::Column>()
-                    .is_none()
-            })
+        join_input::may_fail(self.spec.filter.as_ref(), &self.spec.keys)
     }
 
     fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {
