@@ -804,3 +804,44 @@ fn crafted_join_state_is_refused_and_changes_nothing() {
         }
     }
 }
+
+#[test]
+fn a_self_join_counts_and_hands_back_a_late_row_once() {
+    let sql = "SELECT x.symbol, y.symbol FROM a AS x JOIN a AS y ON x.symbol = y.symbol \
+               AND y.ts BETWEEN x.ts - INTERVAL '1' SECOND AND x.ts";
+    let base = 1_700_000_000_000i64;
+    let row = |symbol: &str, ms: i64| Trade {
+        symbol: symbol.to_string(),
+        price: 1.0,
+        ts_ms: base + ms,
+    };
+    for side_output in [false, true] {
+        let mut engine = Engine::new().unwrap();
+        engine.execute(A_DDL).unwrap();
+        let options = QueryOptions {
+            late: if side_output {
+                riffle::LatePolicy::SideOutput
+            } else {
+                riffle::LatePolicy::Drop
+            },
+            ..QueryOptions::default()
+        };
+        let id = engine.create_query_with(sql, &options).unwrap();
+        let mut outputs = engine.push_json("a", &ndjson(&[row("p", 10_000)])).unwrap();
+        // Behind the watermark (8 s) on both inputs: one late event.
+        outputs.extend(
+            engine
+                .push_json("a", &ndjson(&[row("q", 5_000), row("p", 10_500)]))
+                .unwrap(),
+        );
+        outputs.extend(engine.finish().unwrap());
+        assert_eq!(engine.query_metrics(id).unwrap().late_events_dropped, 1);
+        let late = common::late_rows_of(&outputs, id);
+        assert_eq!(late.len(), usize::from(side_output), "{late:?}");
+        assert_eq!(
+            rows_of(&outputs, id).len(),
+            3,
+            "p-p twice and p(10.5)-p(10)"
+        );
+    }
+}

@@ -41,7 +41,7 @@ use super::aggregate_node::{late_batch, LatePolicy};
 use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
 pub use super::join_input::TimeSource;
-use super::join_input::{self, event_times, key_converter, key_rows, stored_column};
+use super::join_input::{self, event_times, key_converter, key_rows, stored_column, LateOnce};
 use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
@@ -178,6 +178,7 @@ pub struct IntervalJoin {
     spec: Arc<IntervalJoinSpec>,
     keys: Option<RowConverter>,
     sides: [Side; 2],
+    late_once: LateOnce,
 }
 
 /// Rows a side needs before its key lists and batches are compacted.
@@ -193,6 +194,7 @@ impl IntervalJoin {
             spec: Arc::new(spec),
             keys,
             sides: [Side::default(), Side::default()],
+            late_once: LateOnce::default(),
         })
     }
 
@@ -602,12 +604,14 @@ impl Operator for IntervalJoin {
                 }
             }
         }
+        let late = self.late_once.unseen(&rows, &late);
         if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
             if let Some(late) = late_batch(&rows, &late)? {
                 out.late(late);
             }
         }
         // Nothing failed: the state changes.
+        self.late_once.remember(&rows, &late);
         if self.spec.kept_side() != Some(side) {
             let other = &mut self.sides[1 - side];
             for &(_, slot) in &pairs {
@@ -689,6 +693,7 @@ impl Operator for IntervalJoin {
             spec: Arc::clone(&self.spec),
             keys: key_converter(&self.spec.keys, &self.spec.input_schemas)?,
             sides: [Side::default(), Side::default()],
+            late_once: LateOnce::default(),
         };
         let Some(state) = state else {
             return Ok(Box::new(join));

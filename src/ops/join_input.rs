@@ -11,6 +11,7 @@ use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::joins::utils::JoinFilter;
 
+use super::graph::Rows as InputRows;
 use crate::err;
 use crate::error::Result;
 use crate::time::EventTime;
@@ -120,4 +121,48 @@ pub fn stored_column(
 ) -> Result<ArrayRef> {
     let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(column).as_ref()).collect();
     Ok(interleave(&arrays, at)?)
+}
+
+/// A self-join (`s AS x JOIN s AS y`) sees each pushed row on both inputs:
+/// a row late on both is counted, and handed back, once. Keeps the pushed
+/// batch itself (not its address), so a later push cannot look the same.
+#[derive(Debug, Clone, Default)]
+pub struct LateOnce {
+    seen: Option<(RecordBatch, Vec<u32>)>,
+}
+
+impl LateOnce {
+    /// Of `late` (positions in `rows`), those not already reported through
+    /// the other input for the same pushed rows.
+    pub fn unseen(&self, rows: &InputRows, late: &[u32]) -> Vec<u32> {
+        let (Some(origin), Some((batch, seen))) = (&rows.origin, &self.seen) else {
+            return late.to_vec();
+        };
+        if !same_batch(&origin.batch, batch) {
+            return late.to_vec();
+        }
+        late.iter()
+            .copied()
+            .filter(|&i| seen.binary_search(&origin.rows.value(i as usize)).is_err())
+            .collect()
+    }
+
+    /// `late` (positions in `rows`) have been reported.
+    pub fn remember(&mut self, rows: &InputRows, late: &[u32]) {
+        self.seen = rows.origin.as_ref().map(|origin| {
+            let mut positions: Vec<u32> = late
+                .iter()
+                .map(|&i| origin.rows.value(i as usize))
+                .collect();
+            positions.sort_unstable();
+            (origin.batch.clone(), positions)
+        });
+    }
+}
+
+fn same_batch(a: &RecordBatch, b: &RecordBatch) -> bool {
+    a.num_rows() == b.num_rows()
+        && a.num_columns() > 0
+        && a.num_columns() == b.num_columns()
+        && std::sync::Arc::ptr_eq(a.column(0), b.column(0))
 }

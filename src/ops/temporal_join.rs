@@ -29,7 +29,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 
 use super::aggregate_node::{late_batch, LatePolicy};
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
-use super::join_input::{self, event_times, key_rows, stored_column, TimeSource};
+use super::join_input::{self, event_times, key_rows, stored_column, LateOnce, TimeSource};
 use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
@@ -181,6 +181,7 @@ pub struct TemporalJoin {
     versions: HashMap<Box<[u8]>, BTreeMap<EventTime, u32>>,
     /// Keys with versions the watermark may have made unreadable.
     to_trim: HashSet<Box<[u8]>>,
+    late_once: LateOnce,
 }
 
 impl TemporalJoin {
@@ -195,6 +196,7 @@ impl TemporalJoin {
             arrivals: 0,
             versions: HashMap::new(),
             to_trim: HashSet::new(),
+            late_once: LateOnce::default(),
         })
     }
 
@@ -403,6 +405,7 @@ impl Operator for TemporalJoin {
                 fresh.push(row);
             }
         }
+        let late = self.late_once.unseen(&rows, &late);
         if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
             if let Some(late) = late_batch(&rows, &late)? {
                 out.late(late);
@@ -419,6 +422,7 @@ impl Operator for TemporalJoin {
         } else {
             self.stores[input].add(rows.batch.clone(), &fresh)?
         };
+        self.late_once.remember(&rows, &late);
         let store = &mut self.stores[input];
         store.rows_in += batch.num_rows() as u64;
         store.late += late.len() as u64;
@@ -536,6 +540,7 @@ impl Operator for TemporalJoin {
             arrivals: 0,
             versions: HashMap::new(),
             to_trim: HashSet::new(),
+            late_once: LateOnce::default(),
         };
         let Some(state) = state else {
             return Ok(Box::new(join));

@@ -319,7 +319,9 @@ impl Lowering<'_> {
         } else {
             schema
         };
-        let side_output = self.options.late == LatePolicy::SideOutput;
+        // A join's inputs keep their rows' origin too: a self-join tells by
+        // it a row late on both inputs, to count it once.
+        let side_output = self.options.late == LatePolicy::SideOutput || keep_event_time;
         let node = self.plan.add(
             Box::new(ScanNode::new(
                 stream_scan,
