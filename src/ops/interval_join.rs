@@ -189,10 +189,14 @@ const MAX_BATCHES: usize = 64;
 impl IntervalJoin {
     /// An empty join.
     pub fn try_new(spec: IntervalJoinSpec) -> Result<Self> {
-        let keys = key_converter(&spec.keys, &spec.input_schemas)?;
+        Self::empty(Arc::new(spec))
+    }
+
+    /// An empty join of `spec` (a new one, or one a restore fills).
+    fn empty(spec: Arc<IntervalJoinSpec>) -> Result<Self> {
         Ok(Self {
-            spec: Arc::new(spec),
-            keys,
+            keys: key_converter(&spec.keys, &spec.input_schemas)?,
+            spec,
             sides: [Side::default(), Side::default()],
             late_once: LateOnce::default(),
         })
@@ -689,12 +693,7 @@ impl Operator for IntervalJoin {
     }
 
     fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
-        let mut join = IntervalJoin {
-            spec: Arc::clone(&self.spec),
-            keys: key_converter(&self.spec.keys, &self.spec.input_schemas)?,
-            sides: [Side::default(), Side::default()],
-            late_once: LateOnce::default(),
-        };
+        let mut join = IntervalJoin::empty(Arc::clone(&self.spec))?;
         let Some(state) = state else {
             return Ok(Box::new(join));
         };

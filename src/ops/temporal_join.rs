@@ -187,10 +187,14 @@ pub struct TemporalJoin {
 impl TemporalJoin {
     /// An empty join.
     pub fn try_new(spec: TemporalJoinSpec) -> Result<Self> {
-        let keys = key_converter(&spec)?;
+        Self::empty(Arc::new(spec))
+    }
+
+    /// An empty join of `spec` (a new one, or one a restore fills).
+    fn empty(spec: Arc<TemporalJoinSpec>) -> Result<Self> {
         Ok(Self {
-            spec: Arc::new(spec),
-            keys,
+            keys: key_converter(&spec)?,
+            spec,
             stores: [RowStore::default(), RowStore::default()],
             pending: BinaryHeap::new(),
             arrivals: 0,
@@ -532,16 +536,7 @@ impl Operator for TemporalJoin {
     }
 
     fn restored(&self, state: Option<&OperatorState>) -> Result<Box<dyn Operator>> {
-        let mut join = TemporalJoin {
-            spec: Arc::clone(&self.spec),
-            keys: key_converter(&self.spec)?,
-            stores: [RowStore::default(), RowStore::default()],
-            pending: BinaryHeap::new(),
-            arrivals: 0,
-            versions: HashMap::new(),
-            to_trim: HashSet::new(),
-            late_once: LateOnce::default(),
-        };
+        let mut join = TemporalJoin::empty(Arc::clone(&self.spec))?;
         let Some(state) = state else {
             return Ok(Box::new(join));
         };
