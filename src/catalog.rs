@@ -226,3 +226,28 @@ impl StreamCatalog {
         })
     }
 }
+
+/// A declared table (`CREATE TABLE t (..., PRIMARY KEY (k))` without a
+/// watermark): rows the application holds and changes by key, which
+/// streams are joined with as they stand (a lookup join).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableDef {
+    /// Table name (normalised like a SQL identifier).
+    pub name: String,
+    /// Columns, in declaration order.
+    pub schema: SchemaRef,
+    /// Indices in `schema` of the primary key's columns, in key order.
+    pub primary_key: Vec<usize>,
+    /// Flink's connector options, kept as written for `explain()`.
+    pub connector_options: Vec<(String, String)>,
+}
+
+impl TableDef {
+    /// The primary key's column names, in key order.
+    pub fn key_names(&self) -> Vec<&str> {
+        self.primary_key
+            .iter()
+            .map(|&i| self.schema.field(i).name().as_str())
+            .collect()
+    }
+}

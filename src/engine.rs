@@ -1,6 +1,7 @@
 //! The engine: streams, queries, and pushes through them.
 
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
 use arrow::datatypes::SchemaRef;
@@ -23,20 +24,23 @@ use crate::ops::changelog::without_op_column;
 pub use crate::ops::graph::QueryId;
 use crate::ops::graph::{Emitted, Graph, InputRef, Message, NodeRestore, RowWatermarks, Rows};
 use crate::ops::insert::InsertNode;
-use crate::ops::source::{millis_to_ticks, split_bad_rows, BadRow, StreamSource};
+use crate::ops::source::{conform_to, millis_to_ticks, split_bad_rows, BadRow, StreamSource};
 use crate::plan::{lower, QueryOptions, StreamingPlan};
-use crate::sql::ddl::{is_create_stream, parse_create_stream};
+use crate::sql::ddl::{is_create_stream, parse_create_stream, CreateStream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
 use crate::sql::flink_syntax::{rewrite_temporal_tables, rewrite_window_tvfs};
 use crate::sql::interval_literal;
-use crate::sql::plan_create_stream;
+use crate::sql::lookup_table::LookupTableProvider;
 use crate::sql::session::{new_session, plan_sql};
 use crate::sql::stream_table::StreamTableProvider;
 use crate::sql::window_tvf::{WindowFunction, WindowKind};
+use crate::sql::{declares_table, plan_create_stream, plan_create_table};
 use crate::state::checkpoint::{
-    fingerprint, BlobRef, Checkpoint, Manifest, OperatorManifest, StreamManifest, FORMAT_VERSION,
+    fingerprint, BlobRef, Checkpoint, Manifest, OperatorManifest, StreamManifest, TableManifest,
+    FORMAT_VERSION,
 };
 use crate::state::{read_ipc, write_ipc, OperatorState};
+use crate::table::{LookupTable, TableChange, Tables};
 use crate::time::interval::interval_to_units;
 use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{nanos_per_unit, EventTime};
@@ -96,6 +100,9 @@ pub struct Engine {
     fingerprint_parts: Vec<String>,
     /// Rows dropped by dead-letter streams, until taken.
     dead_letters: Vec<(String, BadRow)>,
+    /// Tables (`CREATE TABLE ... PRIMARY KEY` without a watermark), which
+    /// the application fills and lookup joins read.
+    tables: Tables,
 }
 
 impl std::fmt::Debug for Engine {
@@ -142,6 +149,7 @@ impl Engine {
             wall_clock_millis: None,
             fingerprint_parts: Vec::new(),
             dead_letters: Vec::new(),
+            tables: Tables::new(),
         })
     }
 
@@ -156,7 +164,11 @@ impl Engine {
     /// [`Engine::close_query`]).
     pub fn execute(&mut self, sql: &str) -> Result<Option<QueryId>> {
         if is_create_stream(sql) {
-            return self.create_stream(sql).map(|()| None);
+            let ast = parse_create_stream(sql)?;
+            if declares_table(&ast) {
+                return self.create_table(ast, sql).map(|()| None);
+            }
+            return self.create_stream(ast, sql).map(|()| None);
         }
         let not_ddl = || {
             err!(
@@ -204,6 +216,12 @@ impl Engine {
     /// with the stream it feeds.
     fn plan_insert(&self, dml: &DmlStatement) -> Result<(StreamingPlan, Arc<StreamDef>)> {
         let target = dml.table_name.table().to_string();
+        if self.tables.contains_key(&target) {
+            return Err(err!(
+                Unsupported,
+                "'{target}' is a table: the application changes its rows with upsert() and delete(); INSERT INTO a stream"
+            ));
+        }
         let def = self.catalog_read()?.get(&target)?;
         if def.is_view {
             return Err(err!(
@@ -213,7 +231,7 @@ impl Engine {
         }
         let state = self.ctx.state();
         let physical = futures::executor::block_on(state.create_physical_plan(&dml.input))?;
-        let mut lowered = lower(&physical, &QueryOptions::default(), None)?;
+        let mut lowered = lower(&physical, &QueryOptions::default(), None, &self.tables)?;
         if lowered.is_changelog {
             return Err(err!(
                 Unsupported,
@@ -234,9 +252,9 @@ impl Engine {
         Ok((lowered, def))
     }
 
-    fn create_stream(&mut self, sql: &str) -> Result<()> {
-        let ast = parse_create_stream(sql)?;
+    fn create_stream(&mut self, ast: CreateStream, sql: &str) -> Result<()> {
         let def = plan_create_stream(&self.ctx.state(), ast)?;
+        self.refuse_table_name(&def.name)?;
         let def = self
             .catalog
             .write()
@@ -253,10 +271,124 @@ impl Engine {
         Ok(())
     }
 
+    /// `CREATE TABLE t (..., PRIMARY KEY (k))` without a watermark: a
+    /// table the application fills, which lookup joins read.
+    fn create_table(&mut self, ast: CreateStream, sql: &str) -> Result<()> {
+        let def = plan_create_table(&self.ctx.state(), ast)?;
+        if let Ok(existing) = self.catalog_read()?.get(&def.name) {
+            return Err(err!(
+                StreamExists,
+                "{} named '{}' already exists",
+                existing.kind_name(),
+                def.name
+            ));
+        }
+        self.refuse_table_name(&def.name)?;
+        let def = Arc::new(def);
+        let table = LookupTable::new(Arc::clone(&def))?;
+        self.ctx.register_table(
+            def.name.as_str(),
+            Arc::new(LookupTableProvider::new(Arc::clone(&def))),
+        )?;
+        self.tables
+            .insert(def.name.clone(), Rc::new(std::cell::RefCell::new(table)));
+        self.fingerprint_parts.push(format!("table {}", sql.trim()));
+        Ok(())
+    }
+
+    fn refuse_table_name(&self, name: &str) -> Result<()> {
+        if self.tables.contains_key(name) {
+            return Err(err!(StreamExists, "a table named '{name}' already exists"));
+        }
+        Ok(())
+    }
+
+    fn table(&self, name: &str) -> Result<&crate::table::SharedTable> {
+        self.tables.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.tables.keys().map(String::as_str).collect();
+            let hint = if self.sources.contains_key(name) || self.views.contains_key(name) {
+                format!("'{name}' is a stream or view: push events to it; a table is declared with CREATE TABLE {name} (..., PRIMARY KEY (<column>))")
+            } else {
+                format!(
+                    "declare it with CREATE TABLE {name} (..., PRIMARY KEY (<column>)) first (tables: {})",
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )
+            };
+            err!(UnknownStream, "unknown table '{name}': {hint}")
+        })
+    }
+
+    /// Inserts or replaces rows of a table by primary key (of several rows
+    /// with one key, the last wins). Columns are matched by name and cast
+    /// to the declared types; the key's columns are required. Events
+    /// processed from now on meet the new rows; results already emitted
+    /// stay as they were. A refused call changes nothing.
+    pub fn upsert(&mut self, table: &str, batch: &RecordBatch) -> Result<TableChange> {
+        let shared = self.table(table)?;
+        let mut held = shared.borrow_mut();
+        let def = Arc::clone(held.def());
+        let keys = def.key_names();
+        let rows = conform_to(&format!("table '{table}'"), &def.schema, batch, &|name| {
+            keys.contains(&name)
+        })?;
+        held.upsert(&rows)
+    }
+
+    /// [`Engine::upsert`] of JSON objects: newline-delimited, or one array.
+    pub fn upsert_json(&mut self, table: &str, text: &str) -> Result<TableChange> {
+        let schema = Arc::clone(&self.table(table)?.borrow().def().schema);
+        let batch = decode_json_rows(&schema, text)
+            .map_err(|e| err!(InvalidInput, "table '{table}': {}", e.message()))?;
+        self.upsert(table, &batch)
+    }
+
+    /// [`Engine::upsert`] of Arrow IPC stream bytes.
+    pub fn upsert_arrow_ipc(&mut self, table: &str, bytes: &[u8]) -> Result<TableChange> {
+        self.table(table)?;
+        let batch = read_ipc(bytes).map_err(|e| {
+            err!(
+                InvalidInput,
+                "table '{table}': not Arrow IPC stream data: {}",
+                e.message()
+            )
+        })?;
+        self.upsert(table, &batch)
+    }
+
+    /// Removes rows of a table by key: `keys` holds the key's columns (by
+    /// name; others are ignored). Absent keys are ignored. A refused call
+    /// changes nothing.
+    pub fn delete(&mut self, table: &str, keys: &RecordBatch) -> Result<TableChange> {
+        let shared = self.table(table)?;
+        let mut held = shared.borrow_mut();
+        let key_schema = key_schema(held.def())?;
+        let rows = conform_to(&format!("table '{table}'"), &key_schema, keys, &|_| true)?;
+        held.delete(rows.columns())
+    }
+
+    /// [`Engine::delete`] of JSON objects holding the key's fields.
+    pub fn delete_json(&mut self, table: &str, text: &str) -> Result<TableChange> {
+        let key_schema = key_schema(self.table(table)?.borrow().def())?;
+        let batch = decode_json_rows(&key_schema, text)
+            .map_err(|e| err!(InvalidInput, "table '{table}': {}", e.message()))?;
+        self.delete(table, &batch)
+    }
+
+    /// Rows a table holds.
+    pub fn table_len(&self, table: &str) -> Result<usize> {
+        Ok(self.table(table)?.borrow().len())
+    }
+
+    /// The declared schema of a table.
+    pub fn table_schema(&self, table: &str) -> Result<SchemaRef> {
+        Ok(Arc::clone(&self.table(table)?.borrow().def().schema))
+    }
+
     /// `CREATE VIEW`: the view's query becomes shared nodes of the graph,
     /// evaluated once however many queries and views read it.
     fn create_view(&mut self, view: &CreateView, sql: &str) -> Result<()> {
         let name = view.name.table().to_string();
+        self.refuse_table_name(&name)?;
         let exists = self.catalog_read()?.get(&name).ok();
         if let Some(existing) = &exists {
             if !(view.or_replace && existing.is_view) {
@@ -274,7 +406,7 @@ impl Engine {
         }
         let state = self.ctx.state();
         let physical = futures::executor::block_on(state.create_physical_plan(&view.input))?;
-        let lowered = lower(&physical, &QueryOptions::default(), None)?;
+        let lowered = lower(&physical, &QueryOptions::default(), None, &self.tables)?;
         if exists.is_some() {
             // OR REPLACE: the old view goes first, if nothing reads it.
             self.drop_view_named(&name)?;
@@ -474,7 +606,7 @@ impl Engine {
             ));
         }
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
-        let lowered = lower(&physical, options, emit)?;
+        let lowered = lower(&physical, options, emit, &self.tables)?;
         check_emit_mode(emit, &lowered)?;
         Ok(lowered)
     }
@@ -707,6 +839,23 @@ impl Engine {
                 blob,
             });
         }
+        let mut tables = Vec::new();
+        for (name, table) in &self.tables {
+            let table = table.borrow();
+            let bytes = write_ipc(&table.snapshot()?)?;
+            // Operator blob names never hold a '/': these cannot clash.
+            let blob = format!("table/{name}.arrow");
+            tables.push(TableManifest {
+                name: name.clone(),
+                rows: table.len() as u64,
+                blob: BlobRef {
+                    name: blob.clone(),
+                    bytes: bytes.len() as u64,
+                    crc32: crc32fast::hash(&bytes),
+                },
+            });
+            blobs.push((blob, bytes));
+        }
         Ok(Checkpoint {
             manifest: Manifest {
                 format_version: FORMAT_VERSION,
@@ -714,6 +863,7 @@ impl Engine {
                 written_by: format!("riffle {}", env!("CARGO_PKG_VERSION")),
                 streams,
                 operators,
+                tables,
             },
             blobs,
         })
@@ -794,8 +944,12 @@ impl Engine {
                 ));
             }
         }
+        let tables = self.restored_tables(checkpoint)?;
         // Builds and checks every operator, then swaps them all in.
         self.graph.restore(&entries, &stream_watermarks)?;
+        for (shared, table) in tables {
+            *shared.borrow_mut() = table;
+        }
         let mut positions = Vec::new();
         for stream in &manifest.streams {
             if let Some(source) = self.sources.get_mut(&stream.name) {
@@ -804,6 +958,45 @@ impl Engine {
             }
         }
         Ok(positions)
+    }
+
+    /// Every table's rows as the checkpoint holds them, checked, each with
+    /// the table it replaces (nothing changes yet).
+    fn restored_tables(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<(crate::table::SharedTable, LookupTable)>> {
+        let held = &checkpoint.manifest.tables;
+        let mut restored = Vec::new();
+        for (name, shared) in &self.tables {
+            let mut entries = held.iter().filter(|t| &t.name == name);
+            let (Some(entry), None) = (entries.next(), entries.next()) else {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "the checkpoint must hold the rows of table '{name}' once"
+                ));
+            };
+            let batch = read_ipc(checkpoint.blob(&entry.blob.name)?)?;
+            if batch.num_rows() as u64 != entry.rows {
+                return Err(err!(
+                    CorruptCheckpoint,
+                    "the checkpoint says table '{name}' holds {} rows, its blob {}",
+                    entry.rows,
+                    batch.num_rows()
+                ));
+            }
+            let mut table = LookupTable::new(Arc::clone(shared.borrow().def()))?;
+            table.restore(&batch)?;
+            restored.push((Rc::clone(shared), table));
+        }
+        if let Some(unknown) = held.iter().find(|t| !self.tables.contains_key(&t.name)) {
+            return Err(err!(
+                CheckpointMismatch,
+                "the checkpoint has table '{}', which this engine lacks",
+                unknown.name
+            ));
+        }
+        Ok(restored)
     }
 
     /// Whether any stream has an idle timeout, so the caller should tick.
@@ -956,6 +1149,7 @@ impl Engine {
             windows_emitted: operators.window.windows_emitted,
             state_bytes: operators.state_bytes,
             joins: operators.joins,
+            lookups: operators.lookups,
         })
     }
 
@@ -967,6 +1161,12 @@ impl Engine {
     }
 
     fn source_mut(&mut self, stream: &str) -> Result<&mut StreamSource> {
+        if self.tables.contains_key(stream) {
+            return Err(err!(
+                InvalidInput,
+                "'{stream}' is a table, not a stream: change its rows with upsert() and delete()"
+            ));
+        }
         if self.views.contains_key(stream) {
             return Err(err!(
                 InvalidInput,
@@ -1059,4 +1259,15 @@ fn push_watermarks(
         outputs.extend(graph.push(stream, vec![Message::Watermark(*watermark)])?);
     }
     Ok(outputs)
+}
+
+/// The schema of a table's key columns, in key order.
+fn key_schema(def: &crate::catalog::TableDef) -> Result<SchemaRef> {
+    Ok(Arc::new(def.schema.project(&def.primary_key)?))
+}
+
+/// JSON objects (NDJSON or one array) as a batch of `schema`.
+fn decode_json_rows(schema: &SchemaRef, text: &str) -> Result<RecordBatch> {
+    let converted = array_to_ndjson(text);
+    decode_ndjson(schema, converted.as_deref().unwrap_or(text))
 }

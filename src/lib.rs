@@ -34,10 +34,11 @@ pub mod ops;
 pub mod plan;
 pub mod sql;
 pub mod state;
+pub mod table;
 pub mod time;
 pub mod wasm;
 
 pub use engine::{Engine, QueryId, QueryOutput};
 pub use error::{ErrorCode, RiffleError};
-pub use metrics::{JoinMetrics, JoinSideMetrics, QueryMetrics};
+pub use metrics::{JoinMetrics, JoinSideMetrics, LookupMetrics, QueryMetrics};
 pub use plan::{LatePolicy, QueryOptions};

@@ -22,6 +22,19 @@ pub struct QueryMetrics {
     pub state_bytes: usize,
     /// Each join of the query, in plan order.
     pub joins: Vec<JoinMetrics>,
+    /// Each lookup join (a stream joined with a table), in plan order.
+    pub lookups: Vec<LookupMetrics>,
+}
+
+/// Counters of one lookup join.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookupMetrics {
+    /// The table it reads.
+    pub table: String,
+    /// Stream rows that reached it.
+    pub rows_in: u64,
+    /// Of those, rows that found their table row (and met the condition).
+    pub rows_matched: u64,
 }
 
 /// Counters of one join.

@@ -334,6 +334,7 @@ impl NodeAggregate for WindowOperator {
             open_windows: self.open_windows(),
             state_bytes: self.state_size(),
             joins: Vec::new(),
+            lookups: Vec::new(),
         }
     }
     fn line(&self, unit: TimeUnit) -> String {
@@ -381,6 +382,7 @@ impl NodeAggregate for ChangelogOperator {
             open_windows: self.open_windows(),
             state_bytes: self.state_size(),
             joins: Vec::new(),
+            lookups: Vec::new(),
         }
     }
     fn line(&self, unit: TimeUnit) -> String {

@@ -245,6 +245,8 @@ pub struct OperatorMetrics {
     pub state_bytes: usize,
     /// Per join: its sides' counters.
     pub joins: Vec<crate::metrics::JoinMetrics>,
+    /// Per lookup join: its counters.
+    pub lookups: Vec<crate::metrics::LookupMetrics>,
 }
 
 impl OperatorMetrics {
@@ -255,6 +257,7 @@ impl OperatorMetrics {
         self.open_windows += other.open_windows;
         self.state_bytes += other.state_bytes;
         self.joins.extend(other.joins.iter().cloned());
+        self.lookups.extend(other.lookups.iter().cloned());
     }
 }
 

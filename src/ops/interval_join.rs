@@ -727,6 +727,7 @@ impl Operator for IntervalJoin {
                 left: self.sides[0].metrics(),
                 right: self.sides[1].metrics(),
             }],
+            lookups: Vec::new(),
         }
     }
 

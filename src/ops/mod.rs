@@ -26,6 +26,7 @@ pub mod interval_join;
 pub mod join_input;
 pub mod join_state;
 pub mod key_ids;
+pub mod lookup_join;
 pub mod percentile_digests;
 pub mod refining_window_aggregate;
 pub mod retracting;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use arrow::array::BooleanArray;
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int64Array};
 use arrow::compute::{cast_with_options, filter_record_batch, CastOptions};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::catalog::StreamDef;
@@ -330,13 +330,29 @@ fn future_limit(def: &StreamDef, now_millis: Option<i64>) -> Option<EventTime> {
 /// the declared type, absent nullable columns filled with nulls. Extra
 /// columns are ignored.
 pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
+    conform_to(
+        &format!("stream '{}'", def.name),
+        &def.schema,
+        batch,
+        &|name| is_event_time(def, name),
+    )
+}
+
+/// [`conform`] to `schema`, for `what` (`stream 'x'`, `table 'y'`);
+/// `required` columns must be present even when nullable.
+pub fn conform_to(
+    what: &str,
+    schema: &SchemaRef,
+    batch: &RecordBatch,
+    required: &dyn Fn(&str) -> bool,
+) -> Result<RecordBatch> {
     let strict = CastOptions {
         safe: false,
         ..Default::default()
     };
     let input = batch.schema();
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(def.schema.fields().len());
-    for field in def.schema.fields() {
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
         let column = match input.index_of(field.name()) {
             Ok(index) => {
                 let column = batch.column(index);
@@ -350,8 +366,7 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
                     cast_with_options(column, field.data_type(), &strict).map_err(|e| {
                         err!(
                             InvalidInput,
-                            "stream '{}', field '{}': cannot convert {} to {}: {e}",
-                            def.name,
+                            "{what}, field '{}': cannot convert {} to {}: {e}",
                             field.name(),
                             column.data_type(),
                             field.data_type()
@@ -359,14 +374,13 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
                     })?
                 }
             }
-            Err(_) if field.is_nullable() && !is_event_time(def, field.name()) => {
+            Err(_) if field.is_nullable() && !required(field.name()) => {
                 new_null_array(field.data_type(), batch.num_rows())
             }
             Err(_) => {
                 return Err(err!(
                     InvalidInput,
-                    "stream '{}': every row needs field '{}' ({})",
-                    def.name,
+                    "{what}: every row needs field '{}' ({})",
                     field.name(),
                     field.data_type()
                 ))
@@ -376,14 +390,13 @@ pub fn conform(def: &StreamDef, batch: &RecordBatch) -> Result<RecordBatch> {
             let row = first_null(column.as_ref());
             return Err(err!(
                 InvalidInput,
-                "stream '{}', row {row}: field '{}' is NOT NULL but has no value",
-                def.name,
+                "{what}, row {row}: field '{}' is NOT NULL but has no value",
                 field.name()
             ));
         }
         columns.push(column);
     }
-    Ok(RecordBatch::try_new(Arc::clone(&def.schema), columns)?)
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Epoch milliseconds in ticks of `unit` (saturating).

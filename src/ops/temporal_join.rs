@@ -583,6 +583,7 @@ impl Operator for TemporalJoin {
                 left: self.stores[0].metrics(),
                 right: self.stores[1].metrics(),
             }],
+            lookups: Vec::new(),
         }
     }
 

@@ -13,15 +13,15 @@
 
 use std::sync::Arc;
 
-use datafusion::common::{JoinSide, JoinType, NullEquality, ScalarValue};
+use datafusion::common::{JoinSide, JoinType, ScalarValue};
 use datafusion::logical_expr::Operator as BinaryOp;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_expr::{PhysicalExpr, PhysicalExprRef};
 use datafusion::physical_plan::joins::utils::{ColumnIndex, JoinFilter};
-use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::ExecutionPlan;
 
+use super::join_parts::{output_columns, parts_of, table_side, JoinParts};
 use super::{Lowered, Lowering};
 use crate::err;
 use crate::error::Result;
@@ -32,53 +32,6 @@ use crate::ops::temporal_join::{TemporalJoin, TemporalJoinSpec};
 use crate::ops::window_aggregate::GroupColumn;
 use crate::time::interval::interval_to_units;
 use crate::time::window::WindowSpec;
-
-/// What a join node of DataFusion's plan says.
-struct JoinParts {
-    left: Arc<dyn ExecutionPlan>,
-    right: Arc<dyn ExecutionPlan>,
-    on: Vec<(PhysicalExprRef, PhysicalExprRef)>,
-    filter: Option<JoinFilter>,
-    join_type: JoinType,
-    projection: Option<Vec<usize>>,
-    nulls_equal: bool,
-    /// `NOT IN`'s NULL semantics (a NULL anywhere means no row passes).
-    null_aware: bool,
-}
-
-/// Whether `node` is a join this module lowers.
-pub(super) fn is_join(node: &dyn ExecutionPlan) -> bool {
-    node.downcast_ref::<HashJoinExec>().is_some()
-        || node.downcast_ref::<NestedLoopJoinExec>().is_some()
-}
-
-fn parts_of(node: &dyn ExecutionPlan) -> Result<JoinParts> {
-    if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-        return Ok(JoinParts {
-            left: Arc::clone(join.left()),
-            right: Arc::clone(join.right()),
-            on: join.on().to_vec(),
-            filter: join.filter().cloned(),
-            join_type: *join.join_type(),
-            projection: join.projection.as_ref().map(|p| p.to_vec()),
-            nulls_equal: join.null_equality() == NullEquality::NullEqualsNull,
-            null_aware: join.null_aware,
-        });
-    }
-    if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
-        return Ok(JoinParts {
-            left: Arc::clone(join.left()),
-            right: Arc::clone(join.right()),
-            on: Vec::new(),
-            filter: join.filter().cloned(),
-            join_type: *join.join_type(),
-            projection: join.projection().as_ref().map(|p| p.to_vec()),
-            nulls_equal: false,
-            null_aware: false,
-        });
-    }
-    Err(err!(Internal, "{} is not a join", node.name()))
-}
 
 /// `right time - left time` bounds, narrowed conjunct by conjunct.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +52,24 @@ impl Bounds {
 impl Lowering<'_> {
     pub(super) fn lower_join(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<Lowered> {
         let parts = parts_of(node.as_ref())?;
+        let keep_event_time = std::mem::take(&mut self.keep_event_time);
+        match (table_side(&parts.left)?, table_side(&parts.right)?) {
+            (None, None) => {}
+            (Some(left), Some(right)) => {
+                return Err(err!(
+                    Unsupported,
+                    "a join of two tables ({} and {}) is not a streaming query: join a stream with a table",
+                    left.name(),
+                    right.name()
+                ))
+            }
+            (Some(table), None) => {
+                return self.lower_lookup_join(node, parts, 1, table, keep_event_time)
+            }
+            (None, Some(table)) => {
+                return self.lower_lookup_join(node, parts, 0, table, keep_event_time)
+            }
+        }
         if matches!(parts.join_type, JoinType::LeftMark | JoinType::RightMark) {
             return Err(err!(
                 Unsupported,
@@ -452,36 +423,6 @@ fn keys_of(parts: &JoinParts) -> [Vec<PhysicalExprRef>; 2] {
         parts.on.iter().map(|(l, _)| Arc::clone(l)).collect(),
         parts.on.iter().map(|(_, r)| Arc::clone(r)).collect(),
     ]
-}
-
-/// The join's output columns (input, column there): both inputs' columns
-/// (one input's for semi and anti joins), through its projection.
-fn output_columns(parts: &JoinParts) -> Result<Vec<(usize, usize)>> {
-    // DataFusion's widths: an input may carry its event time after them.
-    let widths = [
-        parts.left.schema().fields().len(),
-        parts.right.schema().fields().len(),
-    ];
-    let joined: Vec<(usize, usize)> = match parts.join_type {
-        JoinType::LeftSemi | JoinType::LeftAnti => (0..widths[0]).map(|c| (0, c)).collect(),
-        JoinType::RightSemi | JoinType::RightAnti => (0..widths[1]).map(|c| (1, c)).collect(),
-        _ => (0..widths[0])
-            .map(|c| (0, c))
-            .chain((0..widths[1]).map(|c| (1, c)))
-            .collect(),
-    };
-    match &parts.projection {
-        Some(projection) => projection
-            .iter()
-            .map(|&i| {
-                joined
-                    .get(i)
-                    .copied()
-                    .ok_or_else(|| err!(Internal, "join projection past its columns"))
-            })
-            .collect(),
-        None => Ok(joined),
-    }
 }
 
 fn too_far() -> crate::error::RiffleError {

@@ -10,8 +10,10 @@
 //! AggregateExec (Final)?           ← output schema
 //! AggregateExec (Single | Partial) ← group keys, aggregates, filters: an aggregate node
 //! UnionExec                        ← a Union node over each input's nodes
-//! HashJoinExec / NestedLoopJoinExec ← an IntervalJoin node over both inputs' nodes (join.rs)
+//! HashJoinExec / NestedLoopJoinExec ← an IntervalJoin node over both inputs' nodes (join.rs),
+//!                                  or a LookupJoin node over the stream's, when one input is a table (lookup.rs)
 //! StreamScanExec                   ← a StreamScan node: stream + window table function
+//! LookupScanExec                   ← a table's rows, read by the LookupJoin above
 //! ```
 //!
 //! We take the expressions out of each node and never execute the plan.
@@ -44,11 +46,15 @@ use crate::ops::session_aggregate::{SessionAggregate, SessionAggregateConfig};
 use crate::ops::union::UnionNode;
 use crate::ops::updating_aggregate::{UpdatingAggregate, UpdatingAggregateConfig};
 use crate::ops::window_aggregate::{GroupColumn, WindowAggregate, WindowAggregateConfig};
+use crate::sql::lookup_table::LookupScanExec;
 use crate::sql::stream_table::StreamScanExec;
+use crate::table::Tables;
 use crate::time::emit::EmitMode;
 use crate::time::window::WindowSpec;
 
 mod join;
+mod join_parts;
+mod lookup;
 
 /// A lowered query: its nodes and what its results are.
 #[derive(Debug)]
@@ -93,6 +99,7 @@ pub fn lower(
     plan: &Arc<dyn ExecutionPlan>,
     options: &QueryOptions,
     emit: Option<EmitMode>,
+    tables: &Tables,
 ) -> Result<StreamingPlan> {
     if options.allowed_lateness_millis < 0 {
         return Err(err!(InvalidInput, "allowed lateness must not be negative"));
@@ -103,6 +110,7 @@ pub fn lower(
         emit,
         has_window: false,
         keep_event_time: false,
+        tables,
     };
     let root = lowering.lower(plan)?;
     refuse_versioned(&root)?;
@@ -197,6 +205,8 @@ struct Lowering<'a> {
     /// stream's event-time column even when the query reads it nowhere
     /// (a temporal join needs both sides' times).
     keep_event_time: bool,
+    /// The engine's tables, which lookup joins read.
+    tables: &'a Tables,
 }
 
 impl Lowering<'_> {
@@ -211,8 +221,17 @@ impl Lowering<'_> {
         if let Some(union) = (**node).downcast_ref::<UnionExec>() {
             return self.lower_union(union);
         }
-        if join::is_join(node.as_ref()) {
+        if join_parts::is_join(node.as_ref()) {
+            self.keep_event_time = keep_event_time;
             return self.lower_join(node);
+        }
+        if let Some(scan) = (**node).downcast_ref::<LookupScanExec>() {
+            let name = &scan.table().name;
+            return Err(err!(
+                Unsupported,
+                "'{name}' is a table: a query reads streams, and joins a table to them (FROM stream AS s JOIN {name} ON s.k = {name}.{})",
+                scan.table().key_names()[0]
+            ));
         }
         if is_step(node.as_ref()) {
             // A run of steps; the aggregate under it runs them itself.

@@ -33,6 +33,9 @@ use crate::error::{ErrorCode, Result, RiffleError};
 /// A parsed `CREATE STREAM` statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateStream {
+    /// Written as `CREATE TABLE` (Flink's): without a watermark, a table
+    /// the application fills, not a stream.
+    pub is_table: bool,
     /// Stream name as written.
     pub name: Ident,
     /// Column definitions as written.
@@ -58,18 +61,22 @@ pub struct WatermarkClause {
     pub delay: Option<SqlExpr>,
 }
 
-/// Consumes `CREATE STREAM`, or Flink's `CREATE [TEMPORARY] TABLE`.
-fn parse_create_keywords(parser: &mut Parser) -> bool {
-    parser.parse_keywords(&[Keyword::CREATE, Keyword::STREAM])
-        || parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE])
-        || parser.parse_keywords(&[Keyword::CREATE, Keyword::TEMPORARY, Keyword::TABLE])
+/// Consumes `CREATE STREAM` (`Some(false)`), or Flink's `CREATE
+/// [TEMPORARY] TABLE` (`Some(true)`).
+fn parse_create_keywords(parser: &mut Parser) -> Option<bool> {
+    if parser.parse_keywords(&[Keyword::CREATE, Keyword::STREAM]) {
+        return Some(false);
+    }
+    (parser.parse_keywords(&[Keyword::CREATE, Keyword::TABLE])
+        || parser.parse_keywords(&[Keyword::CREATE, Keyword::TEMPORARY, Keyword::TABLE]))
+    .then_some(true)
 }
 
 /// Whether `sql` starts with `CREATE STREAM` (or Flink's `CREATE TABLE`).
 pub fn is_create_stream(sql: &str) -> bool {
     Parser::new(&GenericDialect {})
         .try_with_sql(sql)
-        .map(|mut p| parse_create_keywords(&mut p))
+        .map(|mut p| parse_create_keywords(&mut p).is_some())
         .unwrap_or(false)
 }
 
@@ -78,9 +85,9 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
     let mut parser = Parser::new(&GenericDialect {})
         .try_with_sql(sql)
         .map_err(parse_error)?;
-    if !parse_create_keywords(&mut parser) {
+    let Some(is_table) = parse_create_keywords(&mut parser) else {
         return Err(err!(SqlParse, "expected CREATE STREAM"));
-    }
+    };
     let name = parser.parse_identifier().map_err(parse_error)?;
     parser.expect_token(&Token::LParen).map_err(parse_error)?;
     let mut columns = Vec::new();
@@ -137,6 +144,7 @@ pub fn parse_create_stream(sql: &str) -> Result<CreateStream> {
         ));
     }
     Ok(CreateStream {
+        is_table,
         name,
         columns,
         watermark,

@@ -4,6 +4,7 @@
 pub mod ddl;
 pub mod emit;
 pub mod flink_syntax;
+pub mod lookup_table;
 pub mod session;
 pub mod stream_table;
 pub mod versioned;
@@ -20,7 +21,7 @@ use datafusion::sql::sqlparser::ast::{
 };
 use datafusion::sql::sqlparser::tokenizer::Token;
 
-use crate::catalog::{BadRowPolicy, StreamDef};
+use crate::catalog::{BadRowPolicy, StreamDef, TableDef};
 use crate::err;
 use crate::error::Result;
 use crate::time::interval::interval_to_units;
@@ -45,24 +46,11 @@ pub fn normalize_ident(ident: &Ident) -> String {
 /// DataFusion knows is accepted with DataFusion's meaning.
 pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<StreamDef> {
     let name = normalize_ident(&ast.name);
-    if ast.columns.is_empty() {
-        return Err(err!(SqlPlan, "stream '{name}' declares no columns"));
-    }
-    let table = CreateTableBuilder::new(ObjectName(vec![ObjectNamePart::Identifier(
-        ast.name.clone(),
-    )]))
-    .columns(ast.columns)
-    .build();
-    let statement = DFStatement::Statement(Box::new(Statement::CreateTable(table)));
-    let plan = futures::executor::block_on(state.statement_to_plan(statement))?;
-    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
-        return Err(err!(Internal, "CREATE TABLE planned to an unexpected plan"));
-    };
-    let schema = create.input.schema().inner().clone();
+    let schema = declared_schema(state, &ast, "stream")?;
     let Some(watermark) = ast.watermark else {
         return Err(err!(
             SqlPlan,
-            "stream '{name}' has no event-time column; add WATERMARK FOR <column> AS <column> - INTERVAL '<n>' SECOND"
+            "stream '{name}' has no event-time column; add WATERMARK FOR <column> AS <column> - INTERVAL '<n>' SECOND (a table the application fills by key is CREATE TABLE {name} (..., PRIMARY KEY (<column>)))"
         ));
     };
     let delay = match watermark.delay {
@@ -126,6 +114,89 @@ pub fn plan_create_stream(state: &SessionState, ast: CreateStream) -> Result<Str
         }
     }
     Ok(def)
+}
+
+/// The columns of a `CREATE STREAM` / `CREATE TABLE` as an Arrow schema,
+/// typed by DataFusion's own `CREATE TABLE` planning.
+fn declared_schema(
+    state: &SessionState,
+    ast: &CreateStream,
+    kind: &str,
+) -> Result<arrow::datatypes::SchemaRef> {
+    if ast.columns.is_empty() {
+        return Err(err!(
+            SqlPlan,
+            "{kind} '{}' declares no columns",
+            normalize_ident(&ast.name)
+        ));
+    }
+    let table = CreateTableBuilder::new(ObjectName(vec![ObjectNamePart::Identifier(
+        ast.name.clone(),
+    )]))
+    .columns(ast.columns.clone())
+    .build();
+    let statement = DFStatement::Statement(Box::new(Statement::CreateTable(table)));
+    let plan = futures::executor::block_on(state.statement_to_plan(statement))?;
+    let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(create)) = plan else {
+        return Err(err!(Internal, "CREATE TABLE planned to an unexpected plan"));
+    };
+    Ok(create.input.schema().inner().clone())
+}
+
+/// Whether `ast` declares a table (Flink's `CREATE TABLE` without a
+/// watermark), not a stream.
+pub fn declares_table(ast: &CreateStream) -> bool {
+    ast.is_table && ast.watermark.is_none()
+}
+
+/// Turns a parsed `CREATE TABLE t (..., PRIMARY KEY (k))` without a
+/// watermark into a table definition: the key is required (rows are
+/// upserted and deleted by it), Riffle's stream options are refused.
+pub fn plan_create_table(state: &SessionState, ast: CreateStream) -> Result<TableDef> {
+    let name = normalize_ident(&ast.name);
+    let schema = declared_schema(state, &ast, "table")?;
+    if ast.primary_key.is_empty() {
+        return Err(err!(
+            SqlPlan,
+            "table '{name}' has no PRIMARY KEY: a table's rows are upserted and deleted by key, so declare one (CREATE TABLE {name} (..., PRIMARY KEY (<column>))); a stream of events needs WATERMARK FOR <column> AS <column> - INTERVAL '<n>' SECOND"
+        ));
+    }
+    if let Some((key, _)) = ast.options.first() {
+        return Err(err!(
+            SqlPlan,
+            "table '{name}': option '{}' is a stream option; a table (no WATERMARK) takes none",
+            normalize_ident(key)
+        ));
+    }
+    let mut primary_key = Vec::new();
+    for column in &ast.primary_key {
+        let column = normalize_ident(column);
+        let Some((index, field)) = schema.column_with_name(&column) else {
+            return Err(err!(
+                SqlPlan,
+                "PRIMARY KEY names '{column}', which is not a column of table '{name}'"
+            ));
+        };
+        if primary_key.contains(&index) {
+            return Err(err!(SqlPlan, "PRIMARY KEY names '{column}' twice"));
+        }
+        if !arrow::row::RowConverter::supports_fields(&[arrow::row::SortField::new(
+            field.data_type().clone(),
+        )]) {
+            return Err(err!(
+                Unsupported,
+                "table '{name}': a primary key column of type {} is not supported",
+                field.data_type()
+            ));
+        }
+        primary_key.push(index);
+    }
+    Ok(TableDef {
+        name,
+        schema,
+        primary_key,
+        connector_options: ast.connector_options,
+    })
 }
 
 /// Evaluates a SQL interval literal such as `INTERVAL '2' SECOND`.

@@ -38,6 +38,20 @@ pub struct Manifest {
     pub streams: Vec<StreamManifest>,
     /// Per operator of the graph, in creation order.
     pub operators: Vec<OperatorManifest>,
+    /// Per table (`CREATE TABLE` without a watermark): the rows it held.
+    #[serde(default)]
+    pub tables: Vec<TableManifest>,
+}
+
+/// A table's rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableManifest {
+    /// Table name.
+    pub name: String,
+    /// Rows held.
+    pub rows: u64,
+    /// The rows, as one Arrow batch in the table's schema.
+    pub blob: BlobRef,
 }
 
 /// A stream's position.
@@ -124,8 +138,13 @@ impl Checkpoint {
                 self.manifest.format_version
             ));
         }
-        for operator in &self.manifest.operators {
-            let Some(blob) = &operator.blob else { continue };
+        let blobs = self
+            .manifest
+            .operators
+            .iter()
+            .filter_map(|o| o.blob.as_ref());
+        let tables = self.manifest.tables.iter().map(|t| &t.blob);
+        for blob in blobs.chain(tables) {
             let bytes = self.blob(&blob.name)?;
             if bytes.len() as u64 != blob.bytes || crc32fast::hash(bytes) != blob.crc32 {
                 return Err(err!(
