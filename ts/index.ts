@@ -220,6 +220,28 @@ export interface QueryMetrics {
   stateBytes: number;
   /** Each join of the query, in plan order: its inputs' counters. */
   joins: JoinMetrics[];
+  /** Each lookup join (a stream joined with a table), in plan order. */
+  lookups: LookupMetrics[];
+}
+
+/** Counters of one lookup join. */
+export interface LookupMetrics {
+  /** The table it reads. */
+  table: string;
+  /** Stream rows that reached it. */
+  rowsIn: number;
+  /** Of those, rows that found their table row (and met the condition). */
+  rowsMatched: number;
+}
+
+/** What {@link Riffle.upsert} or {@link Riffle.delete} changed. */
+export interface TableChange {
+  /** Rows with a key the table did not hold. */
+  inserted: number;
+  /** Rows that replaced the row of their key. */
+  updated: number;
+  /** Rows removed. */
+  deleted: number;
 }
 
 /** Counters of one join of a query. */
@@ -492,6 +514,9 @@ export class Riffle {
   /**
    * Runs a DDL statement:
    * `CREATE STREAM name (columns..., WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) [WITH (idle_timeout = INTERVAL '5' SECOND)]`,
+   * `CREATE TABLE name (columns..., PRIMARY KEY (key))` (no watermark: a
+   * table the application fills with {@link Riffle.upsert}, which streams
+   * join as it stands when each event is processed),
    * `CREATE [OR REPLACE | TEMPORARY] VIEW name AS SELECT ...` (shared by every
    * query that reads it), `DROP VIEW [IF EXISTS] name`, or
    * `INSERT INTO stream SELECT ...`, which starts a job whose results become
@@ -688,6 +713,43 @@ export class Riffle {
    */
   pushArrow(stream: string, ipc: Uint8Array, options: PushOptions = {}): void {
     this.#ingest(stream, options, (e) => e.pushArrow(stream, ipc));
+  }
+
+  /**
+   * Inserts or replaces rows of a table (`CREATE TABLE ... PRIMARY KEY`) by
+   * key; of several rows with one key, the last wins. Events pushed from
+   * now on meet the new rows; results already delivered stay as they were.
+   * Every row needs the key's fields; other missing fields are NULL. A
+   * refused call (typed error) changes nothing.
+   */
+  upsert(table: string, rows: readonly Event[]): TableChange {
+    if (rows.length === 0) return { inserted: 0, updated: 0, deleted: 0 };
+    const text = utf8.encode(toNdjson(rows));
+    return JSON.parse(this.callEngine((e) => e.upsertJson(table, text))) as TableChange;
+  }
+
+  /**
+   * {@link Riffle.upsert} from Arrow IPC stream bytes (`tableToIPC(table,
+   * "stream")`): columns are matched by name and cast to the declared types.
+   */
+  upsertArrow(table: string, ipc: Uint8Array): TableChange {
+    return JSON.parse(this.callEngine((e) => e.upsertArrow(table, ipc))) as TableChange;
+  }
+
+  /**
+   * Removes rows of a table by key: each object holds the key's fields
+   * (others are ignored). Absent keys are ignored. A refused call changes
+   * nothing.
+   */
+  delete(table: string, keys: readonly Event[]): TableChange {
+    if (keys.length === 0) return { inserted: 0, updated: 0, deleted: 0 };
+    const text = utf8.encode(toNdjson(keys));
+    return JSON.parse(this.callEngine((e) => e.deleteJson(table, text))) as TableChange;
+  }
+
+  /** Rows a table holds now. */
+  tableSize(table: string): number {
+    return this.callEngine((e) => e.tableSize(table));
   }
 
   /**

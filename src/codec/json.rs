@@ -189,8 +189,20 @@ pub fn encode_metrics(metrics: &QueryMetrics) -> String {
             )
         })
         .collect();
+    let lookups: Vec<String> = metrics
+        .lookups
+        .iter()
+        .map(|l| {
+            format!(
+                "{{\"table\":{},\"rowsIn\":{},\"rowsMatched\":{}}}",
+                serde_json::Value::String(l.table.clone()),
+                l.rows_in,
+                l.rows_matched
+            )
+        })
+        .collect();
     format!(
-        "{{\"eventsIn\":{},\"badRows\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{},\"joins\":[{}]}}",
+        "{{\"eventsIn\":{},\"badRows\":{},\"lateEventsDropped\":{},\"watermark\":{watermark},\"finished\":{},\"openWindows\":{},\"windowsEmitted\":{},\"stateBytes\":{},\"joins\":[{}],\"lookups\":[{}]}}",
         metrics.events_in,
         metrics.bad_rows,
         metrics.late_events_dropped,
@@ -198,7 +210,8 @@ pub fn encode_metrics(metrics: &QueryMetrics) -> String {
         metrics.open_windows,
         metrics.windows_emitted,
         metrics.state_bytes,
-        joins.join(",")
+        joins.join(","),
+        lookups.join(",")
     )
 }
 

@@ -300,6 +300,38 @@ impl WasmEngine {
         self.inner.take_dead_letters()
     }
 
+    /// Inserts or replaces rows of a table by key, from JSON objects
+    /// (NDJSON or one array) as UTF-8 bytes; returns what changed as JSON
+    /// `{inserted, updated, deleted}`.
+    #[wasm_bindgen(js_name = upsertJson)]
+    pub fn upsert_json(&mut self, table: &str, utf8: &[u8]) -> Result<String, JsValue> {
+        let text = table_text(table, utf8)?;
+        let change = self.inner.engine_mut().upsert_json(table, text);
+        Ok(encode_change(change.map_err(to_js)?))
+    }
+
+    /// Inserts or replaces rows of a table from Arrow IPC stream bytes.
+    #[wasm_bindgen(js_name = upsertArrow)]
+    pub fn upsert_arrow(&mut self, table: &str, bytes: &[u8]) -> Result<String, JsValue> {
+        let change = self.inner.engine_mut().upsert_arrow_ipc(table, bytes);
+        Ok(encode_change(change.map_err(to_js)?))
+    }
+
+    /// Removes rows of a table by key, from JSON objects holding the key.
+    #[wasm_bindgen(js_name = deleteJson)]
+    pub fn delete_json(&mut self, table: &str, utf8: &[u8]) -> Result<String, JsValue> {
+        let text = table_text(table, utf8)?;
+        let change = self.inner.engine_mut().delete_json(table, text);
+        Ok(encode_change(change.map_err(to_js)?))
+    }
+
+    /// Rows a table holds.
+    #[wasm_bindgen(js_name = tableSize)]
+    pub fn table_size(&self, table: &str) -> Result<u32, JsValue> {
+        let rows = self.inner.engine().table_len(table).map_err(to_js)?;
+        Ok(u32::try_from(rows).unwrap_or(u32::MAX))
+    }
+
     /// A query's counters as JSON.
     #[wasm_bindgen(js_name = queryMetrics)]
     pub fn query_metrics(&self, id: u32) -> Result<String, JsValue> {
@@ -312,6 +344,22 @@ impl WasmEngine {
     fn deliver(&mut self, outputs: Result<Vec<QueryOutput>>) -> Result<String, JsValue> {
         self.inner.deliver(&outputs.map_err(to_js)?).map_err(to_js)
     }
+}
+
+fn table_text<'a>(table: &str, utf8: &'a [u8]) -> Result<&'a str, JsValue> {
+    std::str::from_utf8(utf8).map_err(|e| {
+        to_js(crate::err!(
+            InvalidInput,
+            "table '{table}': JSON input is not valid UTF-8: {e}"
+        ))
+    })
+}
+
+fn encode_change(change: crate::table::TableChange) -> String {
+    format!(
+        "{{\"inserted\":{},\"updated\":{},\"deleted\":{}}}",
+        change.inserted, change.updated, change.deleted
+    )
 }
 
 fn to_js(error: RiffleError) -> JsValue {

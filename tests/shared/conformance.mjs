@@ -96,6 +96,45 @@ export async function conformance(Riffle, RiffleError, options = {}) {
     return diffRows(await run(777), referenceWindows(trades));
   });
 
+  await check("a lookup join reads a table upserted from JS, across a snapshot", async () => {
+    const TABLE = "CREATE TABLE names (symbol VARCHAR, name VARCHAR, PRIMARY KEY (symbol))";
+    const JOINED = "SELECT t.symbol, t.ts, n.name FROM trades AS t LEFT JOIN names AS n ON t.symbol = n.symbol";
+    const setUp = async () => {
+      const engine = await create();
+      await engine.sql(DDL);
+      await engine.sql(TABLE);
+      const rows = [];
+      engine.query(JOINED).subscribe((r) => rows.push(...r));
+      return { engine, rows };
+    };
+    const names = new Map();
+    const expected = [];
+    const reference = (batch) => {
+      for (const t of batch) expected.push({ symbol: t.symbol, ts: t.ts, name: names.get(t.symbol) ?? null });
+    };
+    const first = await setUp();
+    const symbols = [...new Set(trades.map((t) => t.symbol))];
+    first.engine.upsert("names", symbols.slice(1).map((symbol) => ({ symbol, name: `${symbol} Inc.` })));
+    for (const symbol of symbols.slice(1)) names.set(symbol, `${symbol} Inc.`);
+    first.engine.push("trades", trades.slice(0, 500));
+    reference(trades.slice(0, 500));
+    first.engine.delete("names", [{ symbol: symbols[1] }]);
+    names.delete(symbols[1]);
+    const snapshot = first.engine.snapshot();
+    first.engine.close();
+    const second = await setUp();
+    second.engine.restoreSnapshot(snapshot);
+    second.engine.push("trades", trades.slice(500, 900));
+    reference(trades.slice(500, 900));
+    const size = second.engine.tableSize("names");
+    second.engine.close();
+    if (size !== symbols.length - 2) return `the restored table holds ${size} rows, expected ${symbols.length - 2}`;
+    const lines = (rows) => rows.map((r) => JSON.stringify([r.symbol, r.ts, r.name])).sort();
+    const [actual, wanted] = [lines([...first.rows, ...second.rows]), lines(expected)];
+    if (actual.length !== wanted.length) return `${actual.length} rows, expected ${wanted.length}`;
+    const at = actual.findIndex((line, i) => line !== wanted[i]);
+    return at < 0 ? null : `row ${at}: ${actual[at]}, expected ${wanted[at]}`;
+  });
   await check("bad SQL is SQL_PARSE", async () => {
     const engine = await create();
     try {
