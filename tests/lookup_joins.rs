@@ -726,3 +726,88 @@ fn a_crafted_table_in_a_checkpoint_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(rows_of(&out, ids[0])[0][3], "two");
 }
+
+#[test]
+fn the_docs_example_runs_as_written() {
+    // docs/SQL.md, "Lookup joins", verbatim.
+    let table = "CREATE TABLE users (id BIGINT, name VARCHAR, plan VARCHAR, PRIMARY KEY (id));";
+    let query = "SELECT c.page, u.name, u.plan, c.ts\nFROM clicks AS c LEFT JOIN users AS u ON c.user_id = u.id";
+    let docs = std::fs::read_to_string("docs/SQL.md").unwrap();
+    assert!(
+        docs.contains(&format!("{table}\n{query}\n")),
+        "docs/SQL.md changed"
+    );
+    let mut engine = Engine::new().unwrap();
+    engine
+        .execute(
+            "CREATE STREAM clicks (user_id BIGINT, page VARCHAR, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)",
+        )
+        .unwrap();
+    engine.execute(table).unwrap();
+    let id = engine.create_query(query).unwrap();
+    engine
+        .upsert_json("users", r#"[{"id": 1, "name": "Ada", "plan": "pro"}]"#)
+        .unwrap();
+    let out = engine
+        .push_json(
+            "clicks",
+            "{\"user_id\":1,\"page\":\"/\",\"ts\":1000}\n{\"user_id\":2,\"page\":\"/x\",\"ts\":2000}",
+        )
+        .unwrap();
+    assert_eq!(
+        sorted(rows_of(&out, id)),
+        vec![
+            vec!["/", "Ada", "pro", "1000000000"],
+            vec!["/x", "NULL", "NULL", "2000000000"],
+        ]
+    );
+}
+
+#[test]
+fn a_lookup_join_under_an_interval_join_and_in_a_view() {
+    let mut engine = Engine::new().unwrap();
+    engine.execute(STREAM).unwrap();
+    engine
+        .execute(
+            "CREATE STREAM b (symbol VARCHAR, price DOUBLE, ts TIMESTAMP, \
+             WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+        )
+        .unwrap();
+    engine.execute(TABLE).unwrap();
+    engine
+        .execute(
+            "CREATE VIEW named AS SELECT a.symbol, a.price, s.name FROM a JOIN symbols s ON a.symbol = s.symbol",
+        )
+        .unwrap();
+    // The enriched stream, joined in time with another stream.
+    let joined = engine
+        .create_query(
+            "SELECT x.symbol, s.name, y.price FROM a AS x JOIN symbols s ON x.symbol = s.symbol \
+             JOIN b AS y ON y.symbol = x.symbol AND y.ts BETWEEN x.ts AND x.ts + INTERVAL '1' SECOND",
+        )
+        .unwrap();
+    let viewed = engine
+        .create_query("SELECT name, price FROM named")
+        .unwrap();
+    engine
+        .upsert_json("symbols", r#"{"symbol":"S1","name":"one","tier":1}"#)
+        .unwrap();
+    let mut out = engine
+        .push_json(
+            "a",
+            "{\"symbol\":\"S1\",\"price\":1,\"ts\":1000}\n{\"symbol\":\"S2\",\"price\":2,\"ts\":1000}",
+        )
+        .unwrap();
+    out.extend(
+        engine
+            .push_json(
+                "b",
+                "{\"symbol\":\"S1\",\"price\":5,\"ts\":1500}\n{\"symbol\":\"S2\",\"price\":6,\"ts\":1500}",
+            )
+            .unwrap(),
+    );
+    out.extend(engine.finish().unwrap());
+    assert_eq!(rows_of(&out, joined), vec![vec!["S1", "one", "5.000000e0"]]);
+    assert_eq!(rows_of(&out, viewed), vec![vec!["one", "1.000000e0"]]);
+}
