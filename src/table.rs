@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use arrow::array::AsArray;
 use arrow::array::{Array, ArrayRef, BooleanArray};
 use arrow::compute::{concat_batches, filter_record_batch, interleave};
+use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow::row::{RowConverter, SortField};
 use datafusion::common::HashMap;
@@ -40,7 +42,7 @@ type Position = (u32, u32);
 #[derive(Debug)]
 pub struct LookupTable {
     def: Arc<TableDef>,
-    converter: RowConverter,
+    codec: KeyCodec,
     index: HashMap<Box<[u8]>, Position>,
     batches: Vec<RecordBatch>,
     /// Per batch, per row: whether the row is the current one for its key.
@@ -62,13 +64,13 @@ pub struct TableChange {
 impl LookupTable {
     /// An empty table of `def`.
     pub fn new(def: Arc<TableDef>) -> Result<Self> {
-        let fields = def
+        let types: Vec<&DataType> = def
             .primary_key
             .iter()
-            .map(|&i| SortField::new(def.schema.field(i).data_type().clone()))
+            .map(|&i| def.schema.field(i).data_type())
             .collect();
         Ok(Self {
-            converter: RowConverter::new(fields)?,
+            codec: KeyCodec::new(&types)?,
             def,
             index: HashMap::default(),
             batches: Vec::new(),
@@ -153,29 +155,38 @@ impl LookupTable {
                 self.def.name
             ));
         }
-        let keys = self.converter.convert_columns(&self.key_columns(batch))?;
+        let key_columns = self.key_columns(batch);
         let at = self.batches.len() as u32;
         let mut alive = vec![true; batch.num_rows()];
-        for (row, key) in keys.iter().enumerate() {
-            match self.index.get_mut(key.as_ref()) {
+        let Self {
+            codec,
+            index,
+            alive: held,
+            live,
+            ..
+        } = self;
+        codec.each(&key_columns, |row, key| {
+            // Keys were checked: none is NULL.
+            let Some(key) = key else { return };
+            match index.get_mut(key) {
                 Some(position) => {
                     let (b, r) = *position;
                     if b == at {
                         // An earlier row of this same batch: the last wins.
                         alive[r as usize] = false;
                     } else {
-                        self.alive[b as usize][r as usize] = false;
+                        held[b as usize][r as usize] = false;
                         change.updated += 1;
                     }
                     *position = (at, row as u32);
                 }
                 None => {
-                    self.index.insert(key.as_ref().into(), (at, row as u32));
+                    index.insert(key.into(), (at, row as u32));
                     change.inserted += 1;
-                    self.live += 1;
+                    *live += 1;
                 }
             }
-        }
+        })?;
         self.batches.push(batch.clone());
         self.alive.push(alive);
         self.maybe_compact()?;
@@ -189,15 +200,21 @@ impl LookupTable {
             return Err(err!(Internal, "delete keys do not match the primary key"));
         }
         self.check_keys(keys)?;
-        let rows = self.converter.convert_columns(keys)?;
         let mut change = TableChange::default();
-        for key in rows.iter() {
-            if let Some((b, r)) = self.index.remove(key.as_ref()) {
-                self.alive[b as usize][r as usize] = false;
-                self.live -= 1;
+        let Self {
+            codec,
+            index,
+            alive,
+            live,
+            ..
+        } = self;
+        codec.each(keys, |_, key| {
+            if let Some((b, r)) = key.and_then(|key| index.remove(key)) {
+                alive[b as usize][r as usize] = false;
+                *live -= 1;
                 change.deleted += 1;
             }
-        }
+        })?;
         self.maybe_compact()?;
         Ok(change)
     }
@@ -205,25 +222,14 @@ impl LookupTable {
     /// For each row of `keys` (arrays of the key's types, in key order):
     /// where its row is, or `None` (no row, or a NULL in the key).
     pub fn find(&self, keys: &[ArrayRef]) -> Result<Vec<Option<(usize, usize)>>> {
-        let rows = self.converter.convert_columns(keys)?;
-        let mut usable = vec![true; rows.num_rows()];
-        for array in keys {
-            if let Some(nulls) = array.logical_nulls() {
-                for (i, valid) in nulls.iter().enumerate() {
-                    usable[i] &= valid;
-                }
-            }
-        }
-        Ok(rows
-            .iter()
-            .zip(usable)
-            .map(|(key, usable)| {
-                usable
-                    .then(|| self.index.get(key.as_ref()))
-                    .flatten()
-                    .map(|&(b, r)| (b as usize, r as usize))
-            })
-            .collect())
+        let mut found = Vec::with_capacity(keys.first().map_or(0, |k| k.len()));
+        self.codec.each(keys, |_, key| {
+            found.push(
+                key.and_then(|key| self.index.get(key))
+                    .map(|&(b, r)| (b as usize, r as usize)),
+            );
+        })?;
+        Ok(found)
     }
 
     /// Column `column` (of the table's schema) of the rows at `at`.
@@ -312,14 +318,81 @@ impl LookupTable {
         self.batches.truncate(from);
         self.alive.truncate(from);
         let at = from as u32;
-        let keys = self.converter.convert_columns(&self.key_columns(&merged))?;
-        for (row, key) in keys.iter().enumerate() {
-            if let Some(position) = self.index.get_mut(key.as_ref()) {
+        let key_columns = self.key_columns(&merged);
+        let index = &mut self.index;
+        self.codec.each(&key_columns, |row, key| {
+            if let Some(position) = key.and_then(|key| index.get_mut(key)) {
                 *position = (at, row as u32);
             }
-        }
+        })?;
         self.alive.push(vec![true; merged.num_rows()]);
         self.batches.push(merged);
+        Ok(())
+    }
+}
+
+/// How key values become the index's bytes: one string column by its own
+/// UTF-8 bytes (no encoding: the common case, a user id or a symbol),
+/// anything else in arrow's row format.
+#[derive(Debug)]
+enum KeyCodec {
+    Utf8,
+    LargeUtf8,
+    Utf8View,
+    Rows(RowConverter),
+}
+
+impl KeyCodec {
+    fn new(types: &[&DataType]) -> Result<Self> {
+        Ok(match types {
+            [DataType::Utf8] => Self::Utf8,
+            [DataType::LargeUtf8] => Self::LargeUtf8,
+            [DataType::Utf8View] => Self::Utf8View,
+            _ => Self::Rows(RowConverter::new(
+                types.iter().map(|&t| SortField::new(t.clone())).collect(),
+            )?),
+        })
+    }
+
+    /// Calls `f` with each row's position and key bytes (`None`: a NULL in
+    /// the key, which matches nothing).
+    fn each(&self, keys: &[ArrayRef], mut f: impl FnMut(usize, Option<&[u8]>)) -> Result<()> {
+        let strings = |f: &mut dyn FnMut(usize, Option<&[u8]>),
+                       values: &mut dyn Iterator<Item = Option<&str>>| {
+            for (row, value) in values.enumerate() {
+                f(row, value.map(str::as_bytes));
+            }
+        };
+        let shape = || err!(Internal, "table keys of an unexpected type");
+        match (self, keys) {
+            (Self::Utf8, [column]) => {
+                let values = column.as_string_opt::<i32>().ok_or_else(shape)?;
+                strings(&mut f, &mut values.iter());
+            }
+            (Self::LargeUtf8, [column]) => {
+                let values = column.as_string_opt::<i64>().ok_or_else(shape)?;
+                strings(&mut f, &mut values.iter());
+            }
+            (Self::Utf8View, [column]) => {
+                let values = column.as_string_view_opt().ok_or_else(shape)?;
+                strings(&mut f, &mut values.iter());
+            }
+            (Self::Rows(converter), _) => {
+                let rows = converter.convert_columns(keys)?;
+                let mut usable = vec![true; rows.num_rows()];
+                for array in keys {
+                    if let Some(nulls) = array.logical_nulls() {
+                        for (i, valid) in nulls.iter().enumerate() {
+                            usable[i] &= valid;
+                        }
+                    }
+                }
+                for (row, key) in rows.iter().enumerate() {
+                    f(row, usable[row].then(|| key.as_ref()));
+                }
+            }
+            _ => return Err(shape()),
+        }
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 
-import { DDL, DELAY } from "./workloads.mjs";
+import { DDL, DELAY, tableRows as w8TableRows } from "./workloads.mjs";
 import { handWritten } from "./handwritten.mjs";
 
 const require = createRequire(import.meta.url);
@@ -18,7 +18,8 @@ const require = createRequire(import.meta.url);
 // keep both feeds' watermarks and the 10 s results between queries itself.
 const NOT_WRITTEN = "no adapter for two feeds and windows over windows (the re-query adapters run one feed through one window level)";
 const NO_JOIN = "no adapter for a join of two feeds (the re-query adapters run one feed through one window level)";
-const twoFeeds = (w) => (!w.feeds ? null : w.window.kind === "join" ? NO_JOIN : NOT_WRITTEN);
+const NO_TABLE = "no adapter for a table changed between batches (the re-query adapters run one feed through one window level)";
+const twoFeeds = (w) => (w.table ? NO_TABLE : !w.feeds ? null : w.window.kind === "join" ? NO_JOIN : NOT_WRITTEN);
 
 /** Engine name -> { input, label, create, supports(w) (null or a reason for n/a) }. */
 export const ENGINES = {
@@ -40,7 +41,7 @@ export const ENGINES = {
     input: "objects",
     create: perspective,
     supports: (w) =>
-      w.feeds
+      w.feeds || w.table
         ? twoFeeds(w)
         : w.window.kind === "hop"
         ? "a row belongs to 30 hopping windows; group_by puts each row in one group (the input would have to be copied 30x in JS)"
@@ -73,8 +74,13 @@ function riffle(push, options = {}) {
     let pushes = 0;
     const deliveries = [];
     query.subscribe(options.output === "arrow" ? (ipc) => deliveries.push(ipc) : (rows) => onRows(rows));
+    // W8: the table's rows, and its changes between batches.
+    const upsert = (rows) => rows.length && engine.upsert(w.table.name, rows);
     return {
-      push: (batch) => push(engine, feeds[pushes++ % feeds.length], batch),
+      push: (batch) => {
+        if (w.table) upsert(w8TableRows(w, pushes));
+        push(engine, feeds[pushes++ % feeds.length], batch);
+      },
       finish: () => engine.finish(),
       close: async () => {
         const metrics = query.metrics();
@@ -100,6 +106,7 @@ function js(parse) {
     let pushes = 0;
     return {
       push: (batch) => {
+        if (w.table) agg.upsert(w8TableRows(w, pushes));
         const rows = agg.push(parse(batch), pushes++ % feeds);
         if (rows.length) onRows(rows);
       },

@@ -284,8 +284,58 @@ class IntervalJoinWindows {
   }
 }
 
+/**
+ * W8: a lookup join written by hand. A Map of the table's rows by id,
+ * changed by `upsert`; each event that finds its row counts in the 1 min
+ * window of its time for the row's group; a window closes once the
+ * watermark (max ts - 2 s) passes its end - 1 ms.
+ */
+class LookupWindows {
+  constructor(w) {
+    this.size = w.window.size;
+    this.table = new Map();
+    this.maxTs = -Infinity;
+    this.windows = new Map(); // window start -> Map(group -> { n, sum })
+  }
+  upsert(rows) {
+    for (const row of rows) this.table.set(row.id, row);
+  }
+  push(events) {
+    const size = this.size;
+    let maxTs = this.maxTs;
+    for (const e of events) {
+      if (e.ts > maxTs) maxTs = e.ts;
+      const dim = this.table.get(e.key);
+      if (!dim) continue;
+      const start = Math.floor(e.ts / size) * size;
+      let perGroup = this.windows.get(start);
+      if (!perGroup) this.windows.set(start, (perGroup = new Map()));
+      const acc = perGroup.get(dim.grp);
+      if (acc) {
+        acc.n += 1;
+        acc.sum += e.value * dim.weight;
+      } else perGroup.set(dim.grp, { n: 1, sum: e.value * dim.weight });
+    }
+    this.maxTs = maxTs;
+    return this.close(maxTs - DELAY);
+  }
+  close(watermark) {
+    const out = [];
+    for (const [start, perGroup] of this.windows) {
+      if (start + this.size - 1 > watermark) continue;
+      for (const [key, acc] of perGroup) out.push({ key, window_start: start, n: acc.n, sum: acc.sum });
+      this.windows.delete(start);
+    }
+    return out;
+  }
+  finish() {
+    return this.close(Infinity);
+  }
+}
+
 export function handWritten(w) {
   if (w.window.kind === "cascade") return new CascadeUnion(w);
+  if (w.window.kind === "lookup") return new LookupWindows(w);
   if (w.window.kind === "join") return new IntervalJoinWindows(w);
   return w.window.kind === "session" ? new Sessions(w) : new Windowed(w);
 }

@@ -115,7 +115,38 @@ export const WORKLOADS = {
     sql: `SELECT key, window_start, count(*) AS n, sum(d) AS sum
       FROM TUMBLE(pairs, ts, INTERVAL '10' SECOND) GROUP BY key, window_start`,
   },
+  W8: {
+    title: "lookup join: events enriched from a 1k-row table (20 rows upserted every 10 batches), 1 min windows per group",
+    events: 1_000_000,
+    keys: 1_000,
+    perMs: 1,
+    window: { kind: "lookup", size: 60_000 },
+    // Every tenth key is missing from the table: the inner join drops it.
+    table: { name: "dims", groups: 50, every: 10, changes: 20 },
+    fields: ["n", "sum"],
+    setup: [
+      "CREATE STREAM events (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)",
+      "CREATE TABLE dims (id VARCHAR, grp VARCHAR, weight DOUBLE, PRIMARY KEY (id))",
+    ],
+    sql: `SELECT d.grp AS key, window_start, count(*) AS n, sum(e.value * d.weight) AS sum
+      FROM TUMBLE(events, ts, INTERVAL '1' MINUTE) AS e JOIN dims AS d ON e.key = d.id GROUP BY d.grp, window_start`,
+  },
 };
+
+/**
+ * W8's table rows: all of them before the first push (`push` 0), then
+ * the rows upserted before push `push` (every `every` pushes), the same
+ * for every engine.
+ */
+export function tableRows(w, push) {
+  const { groups, every, changes } = w.table;
+  const row = (k, shift) => ({ id: `k${k}`, grp: `g${(k + shift) % groups}`, weight: 1 + ((k + shift) % 7) / 4 });
+  if (push === 0) return Array.from({ length: w.keys }, (_, k) => k).filter((k) => k % 10 !== 9).map((k) => row(k, 0));
+  if (push % every !== 0) return [];
+  return Array.from({ length: changes }, (_, j) => (push * 37 + j * 53) % w.keys)
+    .filter((k) => k % 10 !== 9)
+    .map((k) => row(k, push));
+}
 
 export const DDL = `CREATE STREAM events (key VARCHAR, value DOUBLE, ts BIGINT, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)`;
 export { COMMON };
