@@ -29,6 +29,7 @@ use crate::plan::{lower, QueryOptions, StreamingPlan};
 use crate::sql::ddl::{is_create_stream, parse_create_stream, CreateStream};
 use crate::sql::emit::{split_emit_clause, EmitClause, EmitMode};
 use crate::sql::flink_syntax::{rewrite_temporal_tables, rewrite_window_tvfs};
+use crate::sql::hints::{resolve_inputs, state_ttl_hints};
 use crate::sql::interval_literal;
 use crate::sql::lookup_table::LookupTableProvider;
 use crate::sql::session::{new_session, plan_sql};
@@ -200,7 +201,7 @@ impl Engine {
     /// `INSERT INTO stream SELECT ...`: a job whose results become events
     /// of a declared stream, with the job's watermark.
     fn insert_into(&mut self, dml: &DmlStatement, sql: &str) -> Result<QueryId> {
-        let (lowered, def) = self.plan_insert(dml)?;
+        let (lowered, def) = self.plan_insert(dml, sql)?;
         let id = self.next_query;
         let target = def.name.clone();
         let units = (lowered.time_unit, def.event_time_unit);
@@ -214,7 +215,11 @@ impl Engine {
 
     /// Plans an INSERT's query, its last node handing rows to the stream;
     /// with the stream it feeds.
-    fn plan_insert(&self, dml: &DmlStatement) -> Result<(StreamingPlan, Arc<StreamDef>)> {
+    fn plan_insert(
+        &self,
+        dml: &DmlStatement,
+        sql: &str,
+    ) -> Result<(StreamingPlan, Arc<StreamDef>)> {
         let target = dml.table_name.table().to_string();
         if self.tables.contains_key(&target) {
             return Err(err!(
@@ -230,8 +235,15 @@ impl Engine {
             ));
         }
         let state = self.ctx.state();
+        let input_ttls = resolve_inputs(&dml.input, state_ttl_hints(sql)?)?;
         let physical = futures::executor::block_on(state.create_physical_plan(&dml.input))?;
-        let mut lowered = lower(&physical, &QueryOptions::default(), None, &self.tables)?;
+        let mut lowered = lower(
+            &physical,
+            &QueryOptions::default(),
+            None,
+            &self.tables,
+            &input_ttls,
+        )?;
         if lowered.is_changelog {
             return Err(err!(
                 Unsupported,
@@ -405,8 +417,15 @@ impl Engine {
             }
         }
         let state = self.ctx.state();
+        let input_ttls = resolve_inputs(&view.input, state_ttl_hints(sql)?)?;
         let physical = futures::executor::block_on(state.create_physical_plan(&view.input))?;
-        let lowered = lower(&physical, &QueryOptions::default(), None, &self.tables)?;
+        let lowered = lower(
+            &physical,
+            &QueryOptions::default(),
+            None,
+            &self.tables,
+            &input_ttls,
+        )?;
         if exists.is_some() {
             // OR REPLACE: the old view goes first, if nothing reads it.
             self.drop_view_named(&name)?;
@@ -605,8 +624,9 @@ impl Engine {
                 "query() takes a SELECT over a stream; run INSERT INTO and DDL with sql()"
             ));
         }
+        let input_ttls = resolve_inputs(&logical, state_ttl_hints(sql)?)?;
         let physical = futures::executor::block_on(state.create_physical_plan(&logical))?;
-        let lowered = lower(&physical, options, emit, &self.tables)?;
+        let lowered = lower(&physical, options, emit, &self.tables, &input_ttls)?;
         check_emit_mode(emit, &lowered)?;
         Ok(lowered)
     }
@@ -617,7 +637,7 @@ impl Engine {
         let sql = strip_explain(sql);
         let lowered = if starts_with_keyword(sql, &["insert"]) {
             match self.plan_statement(sql)? {
-                LogicalPlan::Dml(dml) => self.plan_insert(&dml)?.0,
+                LogicalPlan::Dml(dml) => self.plan_insert(&dml, sql)?.0,
                 _ => return Err(err!(Internal, "INSERT planned as something else")),
             }
         } else {

@@ -339,7 +339,8 @@ fn riffle_json(events_file: &str, views: &[&str], query: &str, chunk: usize) -> 
 
 /// Interval joins (issue 20): a LEFT self-join with a residual condition,
 /// a FULL join of two filtered views, a TUMBLE over a joined view, and
-/// window joins (FULL, of two windowed aggregates, IN), in Flink's SQL as
+/// window joins (FULL, of two windowed aggregates, IN, of HOP and CUMULATE
+/// rows), in Flink's SQL as
 /// written, give Flink 2.3's rows (the goldens of
 /// tests/flink/make_join_golden.sh, over events out of order by less than
 /// the watermark delay).
@@ -352,6 +353,8 @@ fn interval_joins_match_flink() {
         "join_window_full",
         "join_window_aggregates",
         "join_window_semi",
+        "join_window_hop",
+        "join_window_cumulate",
     ] {
         let text = std::fs::read_to_string(format!("{GOLDEN}/{name}.sql")).unwrap();
         let mut statements: Vec<&str> = text

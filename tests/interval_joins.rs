@@ -373,10 +373,10 @@ fn joins_without_a_time_bound_on_both_sides_are_refused() {
             "changelog",
         ),
         (
-            "SELECT * FROM HOP(a, ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND) x \
-             JOIN HOP(b, ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND) y \
+            "SELECT * FROM SESSION(a, ts, INTERVAL '1' SECOND) x \
+             JOIN SESSION(b, ts, INTERVAL '1' SECOND) y \
              ON x.symbol = y.symbol AND x.window_start = y.window_start",
-            "HOP rows",
+            "SESSION rows",
         ),
         // Windows are joined by window, not by the rows' own times.
         (
@@ -568,6 +568,106 @@ fn window_joins_equal_batch_sql() {
     }
 }
 
+/// `HOP(stream, ts, slide, size)` rows as batch SQL: each row once per
+/// window it belongs to.
+fn hop_rows_sql(stream: &str, slide: i64, size: i64) -> String {
+    let copies: Vec<String> = (0..size / slide)
+        .map(|k| {
+            format!(
+                "SELECT symbol, price, ts, date_bin(INTERVAL '{slide} seconds', ts, TIMESTAMP '1970-01-01') \
+                 - INTERVAL '{} seconds' AS ws FROM {stream}",
+                k * slide
+            )
+        })
+        .collect();
+    format!(
+        "(SELECT symbol, price, ts, ws AS window_start, ws + INTERVAL '{size} seconds' AS window_end FROM ({}) c)",
+        copies.join(" UNION ALL ")
+    )
+}
+
+/// `CUMULATE(stream, ts, step, size)` rows as batch SQL.
+fn cumulate_rows_sql(stream: &str, step: i64, size: i64) -> String {
+    let copies: Vec<String> = (1..=size / step)
+        .map(|k| {
+            let period = format!("date_bin(INTERVAL '{size} seconds', ts, TIMESTAMP '1970-01-01')");
+            let grown = k * step;
+            format!(
+                "SELECT symbol, price, ts, {period} AS window_start, {period} + INTERVAL '{grown} seconds' AS window_end \
+                 FROM {stream} WHERE ts < {period} + INTERVAL '{grown} seconds'"
+            )
+        })
+        .collect();
+    format!("({})", copies.join(" UNION ALL "))
+}
+
+/// Window joins of HOP and CUMULATE rows: each row joins in every window
+/// it belongs to. Against batch SQL over each row's window copies.
+#[test]
+fn hop_and_cumulate_window_joins_equal_batch_sql() {
+    let same_window = "x.window_start = y.window_start AND x.window_end = y.window_end";
+    for (function, batch_rows) in [
+        ("HOP", hop_rows_sql as fn(&str, i64, i64) -> String),
+        ("CUMULATE", cumulate_rows_sql),
+    ] {
+        let x = format!("{function}(a, ts, INTERVAL '2' SECOND, INTERVAL '6' SECOND)");
+        let y = format!("{function}(b, ts, INTERVAL '2' SECOND, INTERVAL '6' SECOND)");
+        let mut queries = Vec::new();
+        for kind in ["JOIN", "LEFT JOIN", "FULL JOIN"] {
+            queries.push(format!(
+                "SELECT x.symbol, x.price, y.price, x.window_start, x.window_end, y.window_start \
+                 FROM {x} AS x {kind} {y} AS y ON x.symbol = y.symbol AND {same_window}"
+            ));
+        }
+        queries.push(format!(
+            "SELECT x.symbol, x.price, x.window_end FROM {x} AS x WHERE NOT EXISTS \
+             (SELECT 1 FROM {y} AS y WHERE y.symbol = x.symbol AND {same_window} AND y.price > x.price)"
+        ));
+        let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+        for seed in 0..2 {
+            let (a, b) = feeds(seed + 60);
+            let (a, b) = (&a[..300], &b[..200]);
+            let (mut engine, ids) = engine_with(&refs);
+            let pushes = if seed == 0 {
+                finely_interleaved(a, b, seed)
+            } else {
+                interleaved(a, b, seed)
+            };
+            let outputs = run_pushes(&mut engine, &pushes);
+            for (sql, id) in queries.iter().zip(&ids) {
+                let batch = sql
+                    .replace(&x, &batch_rows("a", 2, 6))
+                    .replace(&y, &batch_rows("b", 2, 6));
+                let expected = batch_ab(a, b, &batch);
+                assert!(!expected.is_empty(), "{sql}");
+                assert_eq!(
+                    sorted(rows_of(&outputs, *id)),
+                    expected,
+                    "seed {seed}: {sql}"
+                );
+                assert_eq!(engine.query_metrics(*id).unwrap().late_events_dropped, 0);
+            }
+        }
+    }
+    let (mut engine, _) = engine_with(&[]);
+    assert!(engine
+        .explain(&format!(
+            "SELECT x.symbol FROM HOP(a, ts, INTERVAL '2' SECOND, INTERVAL '6' SECOND) AS x \
+             JOIN HOP(b, ts, INTERVAL '2' SECOND, INTERVAL '6' SECOND) AS y \
+             ON x.symbol = y.symbol AND {same_window}"
+        ))
+        .unwrap()
+        .contains("WindowCopies"));
+    assert_refused(
+        engine.create_query(
+            "SELECT x.symbol FROM HOP(a, ts, INTERVAL '2' SECOND, INTERVAL '6' SECOND) AS x \
+             JOIN b AS y ON x.symbol = y.symbol AND y.ts BETWEEN x.ts AND x.ts + INTERVAL '1' SECOND",
+        ),
+        ErrorCode::Unsupported,
+        "join ON both sides' window_start and window_end",
+    );
+}
+
 #[test]
 fn the_documented_window_join_runs_as_documented() {
     // docs/SQL.md, "Window joins", verbatim.
@@ -692,6 +792,101 @@ fn a_state_ttl_bounds_a_join_without_a_time_condition() {
             &format!("{one_sided} AND b.ts <= a.ts + INTERVAL '1500' MILLISECOND")
         )
     );
+}
+
+#[test]
+fn flinks_state_ttl_hint_sets_each_inputs_ttl() {
+    // `/*+ STATE_TTL('a' = ..., 'b' = ...) */`: a left row kept for a's TTL
+    // meets right rows up to that much later; a right row kept for b's TTL
+    // left rows up to that much later. By stream name or by alias.
+    let (a, b) = feeds(32);
+    let hinted = [
+        format!("SELECT /*+ STATE_TTL('a' = '1500 ms', 'b' = '1 s') */ {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol"),
+        "SELECT /*+ STATE_TTL('x' = '1500ms', 'y' = '1s') */ x.symbol, x.price, x.ts, y.symbol, y.price, y.ts FROM a AS x JOIN b AS y ON x.symbol = y.symbol".to_string(),
+        // One hint, and the condition's own bound for the other direction.
+        format!("SELECT /*+ STATE_TTL('a' = '2s') */ {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts >= a.ts - INTERVAL '500' MILLISECOND"),
+    ];
+    let (mut engine, ids) = engine_with(&hinted.iter().map(String::as_str).collect::<Vec<_>>());
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 4));
+    let expected = [
+        format!("SELECT {COLUMNS} FROM a LEFT JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts + INTERVAL '1500' MILLISECOND"),
+        format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts + INTERVAL '1500' MILLISECOND"),
+        format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts - INTERVAL '500' MILLISECOND AND a.ts + INTERVAL '2' SECOND"),
+    ];
+    for ((id, expected), sql) in ids.iter().zip(&expected).zip(&hinted) {
+        assert_eq!(
+            sorted(rows_of(&outputs, *id)),
+            batch_ab(&a, &b, expected),
+            "{sql}"
+        );
+    }
+    // In a view too.
+    let (mut engine, _) = engine_with(&[]);
+    engine
+        .execute(
+            "CREATE VIEW pairs AS SELECT /*+ STATE_TTL('a' = '1500 ms', 'b' = '1 s') */ \
+             a.symbol, a.price, a.ts, b.symbol AS bs, b.price AS bp, b.ts AS bt \
+             FROM a LEFT JOIN b ON a.symbol = b.symbol",
+        )
+        .unwrap();
+    let viewed = engine.create_query("SELECT * FROM pairs").unwrap();
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 4));
+    assert_eq!(
+        sorted(rows_of(&outputs, viewed)),
+        batch_ab(&a, &b, &expected[0])
+    );
+    // On a GROUP BY without a window, the hint is its state TTL.
+    let (mut engine, _) = engine_with(&[]);
+    let hinted = engine
+        .create_query(
+            "SELECT /*+ STATE_TTL('a' = '3 s') */ symbol, count(*) AS n FROM a GROUP BY symbol",
+        )
+        .unwrap();
+    let option = engine
+        .create_query_with(
+            "SELECT symbol, count(*) AS n FROM a GROUP BY symbol",
+            &QueryOptions {
+                state_ttl_millis: Some(3_000),
+                ..QueryOptions::default()
+            },
+        )
+        .unwrap();
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &[], 5));
+    assert_eq!(rows_of(&outputs, hinted), rows_of(&outputs, option));
+    assert!(rows_of(&outputs, hinted)
+        .iter()
+        .any(|r| r.last().is_some_and(|op| op == "delete")));
+    // What the hint cannot set is refused.
+    let (mut engine, _) = engine_with(&[]);
+    for (sql, code, says) in [
+        (
+            "SELECT /*+ STATE_TTL('a' = '1h') */ * FROM a JOIN b ON a.symbol = b.symbol",
+            ErrorCode::Unsupported,
+            "needs a time bound on both sides",
+        ),
+        (
+            "SELECT /*+ STATE_TTL('c' = '1h') */ * FROM a JOIN b ON a.symbol = b.symbol",
+            ErrorCode::SqlPlan,
+            "'c', which this query does not read",
+        ),
+        (
+            "SELECT /*+ STATE_TTL('a' = '1h') */ symbol, window_start, count(*) FROM TUMBLE(a, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start",
+            ErrorCode::Unsupported,
+            "is not an input of a join",
+        ),
+        (
+            "SELECT /*+ STATE_TTL('x' = '1h', 'y' = '2h') */ * FROM a AS x JOIN a AS y ON x.symbol = y.symbol",
+            ErrorCode::Unsupported,
+            "two TTLs",
+        ),
+        (
+            "SELECT /*+ LOOKUP('table' = 'b') */ * FROM a",
+            ErrorCode::Unsupported,
+            "LOOKUP is not supported",
+        ),
+    ] {
+        assert_refused(engine.create_query(sql), code, says);
+    }
 }
 
 #[test]
@@ -844,4 +1039,57 @@ fn a_self_join_counts_and_hands_back_a_late_row_once() {
             "p-p twice and p(10.5)-p(10)"
         );
     }
+}
+
+#[test]
+fn the_documented_state_ttl_hint_runs_as_documented() {
+    // docs/SQL.md, "Interval joins", the STATE_TTL example verbatim.
+    let sql = "SELECT /*+ STATE_TTL('o' = '1h', 'p' = '10 min') */ o.id, p.status\nFROM orders AS o LEFT JOIN payments AS p ON p.order_id = o.id";
+    let docs = std::fs::read_to_string("docs/SQL.md").unwrap();
+    assert!(docs.contains(sql), "docs/SQL.md no longer shows: {sql}");
+    let mut engine = Engine::new().unwrap();
+    engine
+        .execute("CREATE STREAM orders (id BIGINT, ts BIGINT, WATERMARK FOR ts AS ts)")
+        .unwrap();
+    engine
+        .execute("CREATE STREAM payments (order_id BIGINT, status VARCHAR, ts BIGINT, WATERMARK FOR ts AS ts)")
+        .unwrap();
+    let id = engine.create_query(sql).unwrap();
+    let minute = 60_000;
+    let mut out = Vec::new();
+    // Payments 20 and 5 minutes before order 1, 30 minutes and 2 hours after.
+    for (stream, text) in [
+        (
+            "payments",
+            format!(r#"{{"order_id":1,"status":"early","ts":{}}}"#, 40 * minute),
+        ),
+        (
+            "payments",
+            format!(
+                r#"{{"order_id":1,"status":"just before","ts":{}}}"#,
+                55 * minute
+            ),
+        ),
+        ("orders", format!(r#"{{"id":1,"ts":{}}}"#, 60 * minute)),
+        ("orders", format!(r#"{{"id":2,"ts":{}}}"#, 61 * minute)),
+        (
+            "payments",
+            format!(r#"{{"order_id":1,"status":"paid","ts":{}}}"#, 90 * minute),
+        ),
+        (
+            "payments",
+            format!(r#"{{"order_id":1,"status":"late","ts":{}}}"#, 180 * minute),
+        ),
+    ] {
+        out.extend(engine.push_json(stream, &text).unwrap());
+    }
+    out.extend(engine.finish().unwrap());
+    assert_eq!(
+        sorted(rows_of(&out, id)),
+        vec![
+            vec!["1", "just before"],
+            vec!["1", "paid"],
+            vec!["2", "NULL"],
+        ]
+    );
 }

@@ -41,6 +41,7 @@ pub mod temporal_join;
 pub mod union;
 pub mod updating_aggregate;
 pub mod window_aggregate;
+pub mod window_expand;
 
 use std::sync::Arc;
 

@@ -30,6 +30,7 @@ use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec};
 use crate::ops::join_input::TimeSource;
 use crate::ops::temporal_join::{TemporalJoin, TemporalJoinSpec};
 use crate::ops::window_aggregate::GroupColumn;
+use crate::ops::window_expand::WindowExpand;
 use crate::time::interval::interval_to_units;
 use crate::time::window::WindowSpec;
 
@@ -95,11 +96,43 @@ impl Lowering<'_> {
                     "a join with a changelog (a GROUP BY without a window) is not supported yet; join the streams first, then aggregate"
                 ));
             }
+            // HOP and CUMULATE rows carry their slice: one copy per window
+            // first, and then they join as TUMBLE rows do.
+            if let Some(window @ (WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. })) =
+                side.window
+            {
+                if let Some(expr) = &side.window_in_expression {
+                    return Err(err!(
+                        Unsupported,
+                        "with {}, window_start and window_end can only be joined on and selected, not used in expressions below the join ({expr})",
+                        window.name()
+                    ));
+                }
+                let at = |wanted: GroupColumn| {
+                    side.window_columns.iter().position(|c| *c == Some(wanted))
+                };
+                let expand = WindowExpand::try_new(
+                    window,
+                    [
+                        at(GroupColumn::WindowStart),
+                        at(GroupColumn::WindowEnd),
+                        at(GroupColumn::WindowTime),
+                    ],
+                    crate::time::units_per_milli(side.time.unit),
+                    Arc::clone(&side.schema),
+                )?;
+                let node = self.plan.add(Box::new(expand), vec![side.node.clone()]);
+                side.node = InputRef::Node(node);
+            }
             match side.window {
                 // A window join: the rows' time is their window's
                 // (window_time), so a row is late once its window closed
                 // and leaves state when the window closes on both sides.
-                Some(window @ WindowSpec::Tumble(_)) => {
+                Some(
+                    window @ (WindowSpec::Tumble(_)
+                    | WindowSpec::Hop { .. }
+                    | WindowSpec::Cumulate { .. }),
+                ) => {
                     let offsets = super::window_offsets(window, side.time.unit);
                     side.time_offsets = side
                         .window_columns
@@ -116,7 +149,7 @@ impl Lowering<'_> {
                 Some(window) => {
                     return Err(err!(
                         Unsupported,
-                        "a join of {} rows is not supported yet (their rows are kept per slice); join TUMBLE rows, or the windowed aggregates (GROUP BY window_start, window_end) of each side",
+                        "a join of {} rows is not supported (a session's bounds are known only once it closes); join the windowed aggregates (GROUP BY window_start, window_end) of each side",
                         window.name()
                     ));
                 }
@@ -166,6 +199,23 @@ impl Lowering<'_> {
                 }
             }
         }
+        // STATE_TTL hints bound what the condition does not: a left row
+        // kept for its input's TTL meets right rows up to that much later,
+        // a right row kept for its TTL left rows up to that much later.
+        let hinted = [
+            self.hinted_ttl(&sides[0].node)?,
+            self.hinted_ttl(&sides[1].node)?,
+        ];
+        if let Some(ttl) = hinted[0] {
+            bounds
+                .upper
+                .get_or_insert(crate::ops::source::millis_to_ticks(ttl, unit.unit));
+        }
+        if let Some(ttl) = hinted[1] {
+            bounds.lower.get_or_insert(
+                crate::ops::source::millis_to_ticks(ttl, unit.unit).saturating_neg(),
+            );
+        }
         // A state TTL bounds what the condition does not: rows meet rows
         // at most the TTL apart in event time, and leave state after it.
         if let Some(ttl) = self.options.state_ttl_millis.filter(|ttl| *ttl > 0) {
@@ -176,7 +226,7 @@ impl Lowering<'_> {
         let (Some(lower), Some(upper)) = (bounds.lower, bounds.upper) else {
             return Err(err!(
                 Unsupported,
-                "a join between streams needs a time bound on both sides, or its state grows without end: add one to the ON condition, e.g. AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND, or set a state TTL (the query option stateTtlMs) ({})",
+                "a join between streams needs a time bound on both sides, or its state grows without end: add one to the ON condition, e.g. AND b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND, or set a state TTL (the query option stateTtlMs, or SELECT /*+ STATE_TTL('a' = '1h', 'b' = '1h') */) ({})",
                 match (bounds.lower, bounds.upper) {
                     (None, None) => "this join bounds neither side's event time",
                     (Some(_), None) => "this join bounds how early the right side's time may be, not how late",

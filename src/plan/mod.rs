@@ -100,6 +100,7 @@ pub fn lower(
     options: &QueryOptions,
     emit: Option<EmitMode>,
     tables: &Tables,
+    input_ttls: &[(String, i64)],
 ) -> Result<StreamingPlan> {
     if options.allowed_lateness_millis < 0 {
         return Err(err!(InvalidInput, "allowed lateness must not be negative"));
@@ -111,8 +112,19 @@ pub fn lower(
         has_window: false,
         keep_event_time: false,
         tables,
+        input_ttls,
+        used_ttls: Vec::new(),
     };
     let root = lowering.lower(plan)?;
+    if let Some((unused, _)) = input_ttls
+        .iter()
+        .find(|(stream, _)| !lowering.used_ttls.contains(stream))
+    {
+        return Err(err!(
+            Unsupported,
+            "STATE_TTL names '{unused}', which is not an input of a join or of a GROUP BY without a window in this query: its state has no TTL to set"
+        ));
+    }
     refuse_versioned(&root)?;
     if let Some(window) = root.window.filter(|w| !w.is_tumbling()) {
         return Err(err!(
@@ -207,6 +219,10 @@ struct Lowering<'a> {
     keep_event_time: bool,
     /// The engine's tables, which lookup joins read.
     tables: &'a Tables,
+    /// `STATE_TTL` hints: milliseconds per input stream.
+    input_ttls: &'a [(String, i64)],
+    /// The streams whose hint a join or aggregate took.
+    used_ttls: Vec<String>,
 }
 
 impl Lowering<'_> {
@@ -816,8 +832,8 @@ impl Lowering<'_> {
         let Some(window) = input.window else {
             // No window: an updating aggregate with a changelog.
             let ttl = self
-                .options
-                .state_ttl_millis
+                .hinted_ttl(&input.node)?
+                .or(self.options.state_ttl_millis)
                 .map(|ms| crate::ops::source::millis_to_ticks(ms, unit));
             let aggregate = UpdatingAggregate::try_new(UpdatingAggregateConfig {
                 spec,
@@ -1080,6 +1096,53 @@ fn days_are_fixed(time_type: &DataType) -> bool {
                 || zone.starts_with('-')
         }
         _ => true,
+    }
+}
+
+impl Lowering<'_> {
+    /// The `STATE_TTL` hint (milliseconds) of the input whose rows reach
+    /// `input`: the one stream under it. A hinted stream deeper in an
+    /// input that reads several is refused: which state it sets is unclear.
+    fn hinted_ttl(&mut self, input: &InputRef) -> Result<Option<i64>> {
+        if self.input_ttls.is_empty() {
+            return Ok(None);
+        }
+        let mut streams = Vec::new();
+        self.streams_under(input, &mut streams);
+        let hinted: Vec<&(String, i64)> = self
+            .input_ttls
+            .iter()
+            .filter(|(stream, _)| streams.contains(stream))
+            .collect();
+        match (streams.as_slice(), hinted.as_slice()) {
+            (_, []) => Ok(None),
+            ([_], [(stream, millis)]) => {
+                self.used_ttls.push(stream.clone());
+                Ok(Some(*millis))
+            }
+            (_, [(stream, _), ..]) => Err(err!(
+                Unsupported,
+                "STATE_TTL names '{stream}', which is one of several streams ({}) under one input: hint the input as a whole (a view's or a subquery's alias) is not supported; hint each join's direct inputs",
+                streams.join(", ")
+            )),
+        }
+    }
+
+    fn streams_under(&self, input: &InputRef, out: &mut Vec<String>) {
+        match input {
+            InputRef::Stream(name) => {
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            InputRef::Node(node) => {
+                if let Some(node) = self.plan.nodes.get(*node) {
+                    for input in &node.inputs {
+                        self.streams_under(input, out);
+                    }
+                }
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod ddl;
 pub mod emit;
 pub mod flink_syntax;
+pub mod hints;
 pub mod lookup_table;
 pub mod session;
 pub mod stream_table;

@@ -55,6 +55,11 @@ impl StreamTableProvider {
         }
     }
 
+    /// The stream (or view) read.
+    pub fn stream(&self) -> &Arc<StreamDef> {
+        &self.stream
+    }
+
     /// The stream as a versioned table, read as of `time` (as written).
     pub fn versioned(stream: Arc<StreamDef>, time: String) -> Self {
         Self {
