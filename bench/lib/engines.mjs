@@ -35,7 +35,13 @@ export const ENGINES = {
   },
   "js-text": { label: "JS: JSON.parse + Map", input: "text", create: js((t) => parseLines(t)) },
   "js-objects": { label: "JS: Map on objects", input: "objects", create: js((b) => b) },
-  duckdb: { label: "DuckDB-WASM, Arrow IPC in", input: "arrow", create: duckdb, supports: twoFeeds },
+  duckdb: {
+    label: "DuckDB-WASM, Arrow IPC in",
+    input: "arrow",
+    create: duckdb,
+    // W7's join and W8's table have re-query adapters (below); W6 not.
+    supports: (w) => (w.feeds && w.window.kind !== "join" ? NOT_WRITTEN : null),
+  },
   perspective: {
     label: "Perspective, objects in",
     input: "objects",
@@ -167,9 +173,23 @@ function duckAggregates(w) {
 async function duckdb(w, onRows) {
   const db = await openDuckDB();
   const c = db.connect();
+  if (w.window.kind === "join") return duckdbJoin(w, c, onRows);
   c.query("CREATE TABLE events (key VARCHAR, value DOUBLE, ts BIGINT)");
+  // W8: the table, and each batch enriched with it as it stands then (what
+  // an application re-querying DuckDB would keep), one row per match.
+  let pushes = 0;
+  if (w.table) {
+    c.query("CREATE TABLE dims (id VARCHAR PRIMARY KEY, grp VARCHAR, weight DOUBLE)");
+    c.query("CREATE TABLE staged (key VARCHAR, value DOUBLE, ts BIGINT)");
+  }
+  const upsert = (rows) => {
+    if (!rows.length) return;
+    const values = rows.map((r) => `('${r.id}', '${r.grp}', ${r.weight})`).join(", ");
+    c.query(`INSERT OR REPLACE INTO dims VALUES ${values}`);
+  };
   const aggs = duckAggregates(w);
-  const { kind } = w.window;
+  // W8's enriched rows are windowed like W1's.
+  const kind = w.window.kind === "lookup" ? "tumble" : w.window.kind;
   let maxTs = -Infinity;
   let next = -Infinity; // first window start (tumble/hop) not emitted yet
   const emit = (sql) => {
@@ -218,12 +238,65 @@ async function duckdb(w, onRows) {
   };
   return {
     push: (ipc) => {
+      if (w.table) {
+        upsert(w8TableRows(w, pushes++));
+        c.insertArrowFromIPCStream(ipc, { name: "staged", create: false });
+        const m = num(c.query("SELECT max(ts) AS m FROM staged").getChild("m").get(0));
+        if (m !== null && m > maxTs) maxTs = m;
+        c.query("INSERT INTO events SELECT d.grp, s.value * d.weight, s.ts FROM staged s JOIN dims d ON s.key = d.id");
+        c.query("DELETE FROM staged");
+        closeUpTo(maxTs - DELAY);
+        return;
+      }
       c.insertArrowFromIPCStream(ipc, { name: "events", create: false });
       const m = num(c.query("SELECT max(ts) AS m FROM events").getChild("m").get(0));
       if (m !== null && m > maxTs) maxTs = m;
       closeUpTo(maxTs - DELAY);
     },
     finish: () => closeUpTo(kind === "session" ? Infinity : maxTs + 1e9),
+    close: () => {
+      c.close();
+      return {};
+    },
+  };
+}
+
+/**
+ * W7 by re-querying DuckDB: each feed's rows in a table; after each batch,
+ * the pairs of the windows (of the first feed's time) that closed, once
+ * the watermark held back by the bound passes them, as Riffle's join holds
+ * it; then the rows no later row can meet are deleted.
+ */
+function duckdbJoin(w, c, onRows) {
+  const { bound, size } = w.window;
+  c.query("CREATE TABLE a (key VARCHAR, value DOUBLE, ts BIGINT)");
+  c.query("CREATE TABLE b (key VARCHAR, value DOUBLE, ts BIGINT)");
+  const tables = ["a", "b"];
+  const maxTs = [-Infinity, -Infinity];
+  let pushes = 0;
+  let next = -1e18; // first window start not emitted yet
+  const closeUpTo = (watermark) => {
+    const end = Math.floor((watermark - bound + 1) / size) * size;
+    if (end <= next) return;
+    const rows = tableRows(
+      c.query(`SELECT a.key, (a.ts // ${size}) * ${size} AS window_start, count(*)::DOUBLE AS n, sum(b.value - a.value) AS sum
+        FROM a JOIN b ON a.key = b.key AND b.ts BETWEEN a.ts - ${bound} AND a.ts + ${bound}
+        WHERE a.ts >= ${next} AND a.ts < ${end} GROUP BY ALL`),
+    );
+    if (rows.length) onRows(rows);
+    c.query(`DELETE FROM a WHERE ts < ${end}`);
+    c.query(`DELETE FROM b WHERE ts < ${end - bound}`);
+    next = end;
+  };
+  return {
+    push: (ipc) => {
+      const feed = pushes++ % 2;
+      c.insertArrowFromIPCStream(ipc, { name: tables[feed], create: false });
+      const m = num(c.query(`SELECT max(ts) AS m FROM ${tables[feed]}`).getChild("m").get(0));
+      if (m !== null && m > maxTs[feed]) maxTs[feed] = m;
+      closeUpTo(Math.min(...maxTs) - DELAY);
+    },
+    finish: () => closeUpTo(9e15),
     close: () => {
       c.close();
       return {};
