@@ -190,11 +190,21 @@ pub const WINDOW_TIME: &str = "window_time";
 #[derive(Debug, Default)]
 pub struct StreamCatalog {
     streams: HashMap<String, Arc<StreamDef>>,
+    /// Tables (`CREATE TABLE ... PRIMARY KEY` without a watermark): their
+    /// definitions; the engine holds their rows.
+    tables: HashMap<String, Arc<TableDef>>,
 }
 
 impl StreamCatalog {
     /// Adds a stream or view; errors when the name is taken.
     pub fn insert(&mut self, def: StreamDef) -> Result<Arc<StreamDef>> {
+        if self.tables.contains_key(&def.name) {
+            return Err(err!(
+                StreamExists,
+                "a table named '{}' already exists",
+                def.name
+            ));
+        }
         if let Some(existing) = self.streams.get(&def.name) {
             return Err(err!(
                 StreamExists,
@@ -206,6 +216,33 @@ impl StreamCatalog {
         let def = Arc::new(def);
         self.streams.insert(def.name.clone(), Arc::clone(&def));
         Ok(def)
+    }
+
+    /// Adds a table; errors when the name is taken.
+    pub fn insert_table(&mut self, def: TableDef) -> Result<Arc<TableDef>> {
+        if let Some(existing) = self.streams.get(&def.name) {
+            return Err(err!(
+                StreamExists,
+                "{} named '{}' already exists",
+                existing.kind_name(),
+                def.name
+            ));
+        }
+        if self.tables.contains_key(&def.name) {
+            return Err(err!(
+                StreamExists,
+                "a table named '{}' already exists",
+                def.name
+            ));
+        }
+        let def = Arc::new(def);
+        self.tables.insert(def.name.clone(), Arc::clone(&def));
+        Ok(def)
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<Arc<TableDef>> {
+        self.tables.get(name).cloned()
     }
 
     /// Removes a stream or view.

@@ -266,7 +266,6 @@ impl Engine {
 
     fn create_stream(&mut self, ast: CreateStream, sql: &str) -> Result<()> {
         let def = plan_create_stream(&self.ctx.state(), ast)?;
-        self.refuse_table_name(&def.name)?;
         let def = self
             .catalog
             .write()
@@ -287,17 +286,13 @@ impl Engine {
     /// table the application fills, which lookup joins read.
     fn create_table(&mut self, ast: CreateStream, sql: &str) -> Result<()> {
         let def = plan_create_table(&self.ctx.state(), ast)?;
-        if let Ok(existing) = self.catalog_read()?.get(&def.name) {
-            return Err(err!(
-                StreamExists,
-                "{} named '{}' already exists",
-                existing.kind_name(),
-                def.name
-            ));
-        }
-        self.refuse_table_name(&def.name)?;
-        let def = Arc::new(def);
-        let table = LookupTable::new(Arc::clone(&def))?;
+        // Built before the catalog takes the name: nothing to undo after.
+        let table = LookupTable::new(Arc::new(def.clone()))?;
+        let def = self
+            .catalog
+            .write()
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
+            .insert_table(def)?;
         self.ctx.register_table(
             def.name.as_str(),
             Arc::new(LookupTableProvider::new(Arc::clone(&def))),

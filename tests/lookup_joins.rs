@@ -513,10 +513,34 @@ fn a_composite_key_and_a_table_with_flink_connector_options() {
         .explain(q)
         .unwrap()
         .contains("LookupJoin: Inner table=prices"));
-    // A constant for part of the key is not (yet) a lookup by that key.
+    // A constant for part of the key, and Flink's lookup-join syntax (AS
+    // OF a processing time: the table as it stands).
+    let constant = engine
+        .create_query(
+            "SELECT a.symbol, p.ref FROM a JOIN prices p ON p.day = 1 AND p.symbol = a.symbol",
+        )
+        .unwrap();
+    let flink = engine
+        .create_query(
+            "SELECT a.symbol, p.ref FROM a JOIN prices FOR SYSTEM_TIME AS OF a.proc_time AS p \
+             ON p.symbol = a.symbol AND p.day = 2",
+        )
+        .unwrap();
+    let out = engine
+        .push_json(
+            "a",
+            r#"[{"symbol":"S1","price":1,"ts":5},{"symbol":"S2","price":1,"ts":6}]"#,
+        )
+        .unwrap();
+    assert_eq!(
+        sorted(rows_of(&out, constant)),
+        vec![vec!["S1", "1.000000e1"], vec!["S2", "3.000000e1"]]
+    );
+    assert_eq!(rows_of(&out, flink), vec![vec!["S1", "2.000000e1"]]);
+    // A constant for a column outside the key stands for no key column.
     assert_refused(
         engine.create_query(
-            "SELECT a.symbol, p.ref FROM a JOIN prices p ON p.day = 1 AND p.symbol = a.symbol",
+            "SELECT a.symbol, p.ref FROM a JOIN prices p ON p.symbol = a.symbol AND p.ref = 1",
         ),
         ErrorCode::Unsupported,
         "by its primary key (symbol, day)",

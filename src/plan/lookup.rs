@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema};
 use datafusion::common::JoinType;
-use datafusion::physical_expr::expressions::{CastExpr, Column, TryCastExpr};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal, TryCastExpr};
+use datafusion::physical_expr::utils::split_conjunction;
 use datafusion::physical_expr::{PhysicalExpr, PhysicalExprRef};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -59,6 +61,21 @@ fn uncast(expr: &PhysicalExprRef) -> (&dyn PhysicalExpr, bool) {
         }
         cast = true;
     }
+}
+
+/// `column = literal` (either way round): the column and the literal.
+fn column_equals_literal(expr: &dyn PhysicalExpr) -> Option<(usize, PhysicalExprRef)> {
+    let binary = expr.downcast_ref::<BinaryExpr>()?;
+    if *binary.op() != Operator::Eq {
+        return None;
+    }
+    let (left, right) = (binary.left(), binary.right());
+    let pick = |column: &PhysicalExprRef, literal: &PhysicalExprRef| {
+        let column = column.downcast_ref::<Column>()?.index();
+        literal.downcast_ref::<Literal>()?;
+        Some((column, Arc::clone(literal)))
+    };
+    pick(left, right).or_else(|| pick(right, left))
 }
 
 /// Whether a key of type `key` can be found by values of type `by` (the
@@ -154,6 +171,23 @@ impl Lowering<'_> {
                     probe_keys[at] = Some(Arc::clone(stream_key));
                 }
                 _ => extra_keys.push([Arc::clone(stream_key), Arc::clone(table_key)]),
+            }
+        }
+        // A key column the ON condition leaves out may be fixed by a
+        // filter on the table alone (`AND p.day = 1`, which DataFusion
+        // puts right above the table's scan): looked up as that constant.
+        if let Some(Step::Filter { predicate, .. }) = table_side.steps.steps().first() {
+            for conjunct in split_conjunction(predicate) {
+                let Some((column, value)) = column_equals_literal(conjunct.as_ref()) else {
+                    continue;
+                };
+                let key = table_side
+                    .projection
+                    .get(column)
+                    .and_then(|c| table.primary_key.iter().position(|k| k == c));
+                if let Some(at) = key.filter(|&at| probe_keys[at].is_none()) {
+                    probe_keys[at] = Some(value);
+                }
             }
         }
         let Some(probe_keys) = probe_keys.into_iter().collect::<Option<Vec<_>>>() else {

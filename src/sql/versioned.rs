@@ -10,6 +10,7 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{Result as DFResult, ScalarValue};
 use datafusion::logical_expr::Expr;
 
+use super::lookup_table::LookupTableProvider;
 use super::stream_table::StreamTableProvider;
 use crate::catalog::StreamCatalog;
 use crate::err;
@@ -39,11 +40,18 @@ impl VersionedFunction {
                 "FOR SYSTEM_TIME AS OF follows a stream's name: rates FOR SYSTEM_TIME AS OF o.ts AS r"
             ));
         };
-        let stream = self
+        let catalog = self
             .catalog
             .read()
-            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?
-            .get(&table.name)?;
+            .map_err(|_| err!(Internal, "stream catalog lock poisoned"))?;
+        // Flink's lookup join, `JOIN users FOR SYSTEM_TIME AS OF c.proc_time
+        // AS u`: a table the application fills is read as it stands when
+        // each row is processed, which is what AS OF a processing time
+        // means there.
+        if let Some(def) = catalog.table(&table.name) {
+            return Ok(Arc::new(LookupTableProvider::new(def)));
+        }
+        let stream = catalog.get(&table.name)?;
         if stream.is_view {
             return Err(err!(
                 Unsupported,
