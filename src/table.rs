@@ -189,7 +189,7 @@ impl LookupTable {
         })?;
         self.batches.push(batch.clone());
         self.alive.push(alive);
-        self.maybe_compact()?;
+        self.maybe_compact();
         Ok(change)
     }
 
@@ -215,7 +215,7 @@ impl LookupTable {
                 change.deleted += 1;
             }
         })?;
-        self.maybe_compact()?;
+        self.maybe_compact();
         Ok(change)
     }
 
@@ -284,19 +284,20 @@ impl LookupTable {
     }
 
     /// Merges batches once dead rows outnumber live ones, or batches pile
-    /// up; the index then points into the merged batch.
-    fn maybe_compact(&mut self) -> Result<()> {
+    /// up; the index then points into the merged batch. Best effort: when
+    /// merging fails (memory), the table stays as it was, unmerged.
+    fn maybe_compact(&mut self) {
         let rows: usize = self.alive.iter().map(Vec::len).sum();
         let dead = rows - self.live;
         let wasteful = dead > self.live && dead > 1024;
         if !wasteful && self.batches.len() <= MAX_BATCHES {
-            return Ok(());
+            return;
         }
         if self.live == 0 {
             self.batches.clear();
             self.alive.clear();
             self.index.clear();
-            return Ok(());
+            return;
         }
         // Past MAX_BATCHES with little waste, a large first batch is kept
         // and only the ones after it merged: a stream of small upserts does
@@ -307,27 +308,30 @@ impl LookupTable {
             .map_or(0, |a| a.iter().filter(|&&v| v).count());
         let keep_first = !wasteful && first_live * 2 > self.live;
         let from = usize::from(keep_first);
-        let merged = {
-            let live: Vec<RecordBatch> = self.batches[from..]
-                .iter()
-                .zip(&self.alive[from..])
-                .map(|(batch, alive)| live_rows(batch, alive))
-                .collect::<Result<_>>()?;
-            concat_batches(&self.def.schema, &live)?
-        };
-        self.batches.truncate(from);
-        self.alive.truncate(from);
+        let merged = self.batches[from..]
+            .iter()
+            .zip(&self.alive[from..])
+            .map(|(batch, alive)| live_rows(batch, alive))
+            .collect::<Result<Vec<_>>>()
+            .and_then(|live| Ok(concat_batches(&self.def.schema, &live)?));
+        let Ok(merged) = merged else { return };
+        // The index moves first (`each` fails, if at all, before it calls
+        // back: then nothing changed), then the batches.
         let at = from as u32;
         let key_columns = self.key_columns(&merged);
         let index = &mut self.index;
-        self.codec.each(&key_columns, |row, key| {
+        let moved = self.codec.each(&key_columns, |row, key| {
             if let Some(position) = key.and_then(|key| index.get_mut(key)) {
                 *position = (at, row as u32);
             }
-        })?;
+        });
+        if moved.is_err() {
+            return;
+        }
+        self.batches.truncate(from);
+        self.alive.truncate(from);
         self.alive.push(vec![true; merged.num_rows()]);
         self.batches.push(merged);
-        Ok(())
     }
 }
 

@@ -820,6 +820,19 @@ fn flinks_state_ttl_hint_sets_each_inputs_ttl() {
             "{sql}"
         );
     }
+    // A hint used by an inner join is not refused by the join above it;
+    // aliases match as identifiers do (unquoted, any case); Flink's OPTIONS
+    // table hint is ignored.
+    let (mut engine, _) = engine_with(&[]);
+    for sql in [
+        "SELECT /*+ STATE_TTL('a' = '1 s') */ a.symbol FROM a JOIN b ON a.symbol = b.symbol \
+         AND b.ts >= a.ts - INTERVAL '1' SECOND \
+         JOIN b AS c ON c.symbol = a.symbol AND c.ts BETWEEN a.ts AND a.ts + INTERVAL '1' SECOND",
+        "SELECT /*+ STATE_TTL('X' = '1 s', 'Y' = '1 s') */ X.symbol FROM a AS X JOIN a AS Y ON X.symbol = Y.symbol",
+        "SELECT a.symbol FROM a /*+ OPTIONS('scan.startup.mode' = 'earliest-offset') */",
+    ] {
+        engine.create_query(sql).unwrap();
+    }
     // In a view too.
     let (mut engine, _) = engine_with(&[]);
     engine
@@ -883,6 +896,24 @@ fn flinks_state_ttl_hint_sets_each_inputs_ttl() {
             "SELECT /*+ LOOKUP('table' = 'b') */ * FROM a",
             ErrorCode::Unsupported,
             "LOOKUP is not supported",
+        ),
+        // A self-join's inputs each take the TTL, through their aliases.
+        (
+            "SELECT /*+ STATE_TTL('a' = '1h') */ * FROM a AS x JOIN a AS y ON x.symbol = y.symbol",
+            ErrorCode::Unsupported,
+            "hint each of its aliases ('x', 'y')",
+        ),
+        (
+            "SELECT /*+ STATE_TTL('x' = '1h') */ * FROM a AS x JOIN a AS y ON x.symbol = y.symbol",
+            ErrorCode::Unsupported,
+            "hint each of its aliases",
+        ),
+        (
+            "SELECT x.symbol FROM HOP(a, ts, INTERVAL '1' SECOND, INTERVAL '2' HOUR) AS x \
+             JOIN HOP(b, ts, INTERVAL '1' SECOND, INTERVAL '2' HOUR) AS y \
+             ON x.symbol = y.symbol AND x.window_start = y.window_start AND x.window_end = y.window_end",
+            ErrorCode::Unsupported,
+            "7200 windows",
         ),
     ] {
         assert_refused(engine.create_query(sql), code, says);

@@ -427,6 +427,16 @@ fn what_a_lookup_join_cannot_do_is_refused_with_what_to_write() {
             "SELECT * FROM a JOIN symbols s ON a.price = s.symbol",
             "looked up by its key",
         ),
+        (
+            "SELECT * FROM a WHERE a.symbol NOT IN (SELECT symbol FROM symbols)",
+            "NOT IN",
+        ),
+        // A HOP row's window_start is its slice's until an aggregate.
+        (
+            "SELECT h.symbol FROM HOP(a, ts, INTERVAL '1' SECOND, INTERVAL '2' SECOND) AS h \
+             JOIN symbols s ON h.symbol = s.symbol AND extract(second FROM h.window_start) > s.tier",
+            "not used in a join condition",
+        ),
     ];
     for (sql, says) in refused {
         assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);

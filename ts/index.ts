@@ -723,7 +723,6 @@ export class Riffle {
    * refused call (typed error) changes nothing.
    */
   upsert(table: string, rows: readonly Event[]): TableChange {
-    if (rows.length === 0) return { inserted: 0, updated: 0, deleted: 0 };
     const text = utf8.encode(toNdjson(rows));
     return JSON.parse(this.callEngine((e) => e.upsertJson(table, text))) as TableChange;
   }
@@ -742,7 +741,6 @@ export class Riffle {
    * nothing.
    */
   delete(table: string, keys: readonly Event[]): TableChange {
-    if (keys.length === 0) return { inserted: 0, updated: 0, deleted: 0 };
     const text = utf8.encode(toNdjson(keys));
     return JSON.parse(this.callEngine((e) => e.deleteJson(table, text))) as TableChange;
   }

@@ -24,15 +24,19 @@ use crate::state::OperatorState;
 use crate::time::window::WindowSpec;
 use crate::time::EventTime;
 
+/// Most windows a row may be copied into (a HOP of 1 s over a day would
+/// make 86,400 copies of every row).
+const MAX_COPIES: i64 = 4096;
+
 /// The graph node that copies each row into each of its windows.
 #[derive(Debug, Clone)]
 pub struct WindowExpand {
     window: WindowSpec,
-    /// Columns of the input holding `window_start` (the slice's start,
-    /// required), `window_end` and `window_time`, if read.
-    start: usize,
-    end: Option<usize>,
-    time: Option<usize>,
+    /// Columns of the input holding `window_start` (the slice's start;
+    /// the first is read), `window_end` and `window_time`.
+    starts: Vec<usize>,
+    ends: Vec<usize>,
+    times: Vec<usize>,
     /// Ticks in a millisecond: `window_time` is `window_end` minus this.
     slack: i64,
     schema: SchemaRef,
@@ -43,48 +47,69 @@ impl WindowExpand {
     /// CUMULATE), reading each row's slice from column `start`.
     pub fn try_new(
         window: WindowSpec,
-        [start, end, time]: [Option<usize>; 3],
+        [starts, ends, times]: [Vec<usize>; 3],
         slack: i64,
         schema: SchemaRef,
     ) -> Result<Self> {
-        if window.is_tumbling() || window.slices().is_none() {
-            return Err(err!(Internal, "window copies of {} rows", window.name()));
+        let copies = match window {
+            WindowSpec::Hop { slide, size } => size / slide.size().max(1),
+            WindowSpec::Cumulate { step, size } => size.size() / step.size().max(1),
+            _ => return Err(err!(Internal, "window copies of {} rows", window.name())),
+        };
+        if copies > MAX_COPIES {
+            return Err(err!(
+                Unsupported,
+                "a join of {} rows copies each row into each of its {copies} windows; at most {MAX_COPIES} are supported: join the windowed aggregates (GROUP BY window_start, window_end) instead",
+                window.name()
+            ));
         }
-        let start = start.ok_or_else(|| {
-            err!(
+        if starts.is_empty() {
+            return Err(err!(
                 Unsupported,
                 "a join of {} rows joins them per window: join ON both sides' window_start and window_end",
                 window.name()
-            )
-        })?;
+            ));
+        }
         Ok(Self {
             window,
-            start,
-            end,
-            time,
+            starts,
+            ends,
+            times,
             slack,
             schema,
         })
     }
 
-    /// The windows (start, end) of the slice starting at `slice`.
+    /// The windows (start, end) of the slice starting at `slice`; at the
+    /// ends of time, only those whose bounds are representable.
     fn windows_of(&self, slice: EventTime, out: &mut Vec<(EventTime, EventTime)>) {
         match self.window {
             WindowSpec::Hop { slide, size } => {
                 let step = slide.size().max(1);
-                let copies = (size / step).max(1);
+                let copies = (size / step).clamp(1, MAX_COPIES);
                 for k in (0..copies).rev() {
-                    let start = slice.saturating_sub(k.saturating_mul(step));
-                    out.push((start, start.saturating_add(size)));
+                    let start = k.checked_mul(step).and_then(|back| slice.checked_sub(back));
+                    if let Some((start, end)) = start.and_then(|s| Some((s, s.checked_add(size)?)))
+                    {
+                        out.push((start, end));
+                    }
                 }
             }
             WindowSpec::Cumulate { step, size } => {
                 let period = size.start_of(slice);
-                let last = size.end_of(period);
-                let mut end = step.end_of(slice);
-                while end <= last {
-                    out.push((period, end));
-                    end = end.saturating_add(step.size().max(1));
+                let step = step.size().max(1);
+                let copies = (size.size() / step).clamp(1, MAX_COPIES);
+                // Ends from the slice's own end to the period's.
+                for k in 1..=copies {
+                    let Some(end) = k
+                        .checked_mul(step)
+                        .and_then(|grown| period.checked_add(grown))
+                    else {
+                        break;
+                    };
+                    if end > slice {
+                        out.push((period, end));
+                    }
                 }
             }
             _ => {}
@@ -99,7 +124,7 @@ impl Operator for WindowExpand {
 
     fn process(&mut self, _input: usize, rows: Rows, out: &mut Output) -> Result<()> {
         let batch = &rows.batch;
-        let start_column = batch.column(self.start);
+        let start_column = batch.column(self.starts[0]);
         let slices = cast(start_column, &DataType::Int64)?;
         let slices = slices
             .as_primitive_opt::<Int64Type>()
@@ -129,19 +154,18 @@ impl Operator for WindowExpand {
         };
         let times: Vec<i64> = ends.iter().map(|e| e.saturating_sub(self.slack)).collect();
         let mut columns = Vec::with_capacity(batch.num_columns());
-        let (mut starts, mut ends, mut times) = (Some(starts), Some(ends), Some(times));
         for (index, column) in batch.columns().iter().enumerate() {
-            let values = if index == self.start {
-                starts.take()
-            } else if Some(index) == self.end {
-                ends.take()
-            } else if Some(index) == self.time {
-                times.take()
+            let values = if self.starts.contains(&index) {
+                Some(&starts)
+            } else if self.ends.contains(&index) {
+                Some(&ends)
+            } else if self.times.contains(&index) {
+                Some(&times)
             } else {
                 None
             };
             columns.push(match values {
-                Some(values) => as_column(values, column)?,
+                Some(values) => as_column(values.clone(), column)?,
                 None => gather(column, &copies)?,
             });
         }
@@ -192,5 +216,72 @@ impl Operator for WindowExpand {
 
     fn output_schema(&self) -> SchemaRef {
         Arc::clone(&self.schema)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::window::TumblingWindow;
+    use arrow::datatypes::{Field, Schema, TimeUnit};
+
+    fn expand(window: WindowSpec) -> WindowExpand {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)]));
+        WindowExpand::try_new(window, [vec![0], vec![], vec![]], 1, schema).unwrap()
+    }
+
+    fn windows(expand: &WindowExpand, slice: EventTime) -> Vec<(EventTime, EventTime)> {
+        let mut out = Vec::new();
+        expand.windows_of(slice, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_slice_belongs_to_its_hop_and_cumulate_windows() {
+        let unit = TimeUnit::Millisecond;
+        let hop = expand(WindowSpec::Hop {
+            slide: TumblingWindow::new(2, 0, unit),
+            size: 6,
+        });
+        assert_eq!(windows(&hop, 10), vec![(6, 12), (8, 14), (10, 16)]);
+        let cumulate = expand(WindowSpec::Cumulate {
+            step: TumblingWindow::new(2, 0, unit),
+            size: TumblingWindow::new(6, 0, unit),
+        });
+        // Slice [8, 10) of the period [6, 12): windows [6, 10) and [6, 12).
+        assert_eq!(windows(&cumulate, 8), vec![(6, 10), (6, 12)]);
+        assert_eq!(windows(&cumulate, 6), vec![(6, 8), (6, 10), (6, 12)]);
+    }
+
+    #[test]
+    fn at_the_ends_of_time_only_representable_windows_come_out() {
+        let unit = TimeUnit::Millisecond;
+        let cumulate = expand(WindowSpec::Cumulate {
+            step: TumblingWindow::new(3_600_000, 0, unit),
+            size: TumblingWindow::new(86_400_000, 0, unit),
+        });
+        let slice = TumblingWindow::new(3_600_000, 0, unit).start_of(i64::MAX - 10);
+        let found = windows(&cumulate, slice);
+        assert!(found.len() <= 24 && found.iter().all(|&(s, e)| s <= slice && e > slice));
+        let hop = expand(WindowSpec::Hop {
+            slide: TumblingWindow::new(1_000, 0, unit),
+            size: 3_000,
+        });
+        let slice = TumblingWindow::new(1_000, 0, unit).start_of(i64::MIN + 10);
+        let found = windows(&hop, slice);
+        assert!(!found.is_empty() && found.iter().all(|&(s, e)| s <= slice && e > slice));
+        let starts: std::collections::BTreeSet<_> = found.iter().map(|w| w.0).collect();
+        assert_eq!(starts.len(), found.len(), "no window twice: {found:?}");
+    }
+
+    #[test]
+    fn too_many_copies_per_row_are_refused() {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)]));
+        let hop = WindowSpec::Hop {
+            slide: TumblingWindow::new(1_000, 0, TimeUnit::Millisecond),
+            size: 7_200_000,
+        };
+        let error = WindowExpand::try_new(hop, [vec![0], vec![], vec![]], 1, schema).unwrap_err();
+        assert!(error.message().contains("7200 windows"), "{error}");
     }
 }

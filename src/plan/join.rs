@@ -54,6 +54,19 @@ impl Lowering<'_> {
     pub(super) fn lower_join(&mut self, node: &Arc<dyn ExecutionPlan>) -> Result<Lowered> {
         let parts = parts_of(node.as_ref())?;
         let keep_event_time = std::mem::take(&mut self.keep_event_time);
+        if matches!(parts.join_type, JoinType::LeftMark | JoinType::RightMark) {
+            return Err(err!(
+                Unsupported,
+                "this subquery (a {} join) cannot run on streams yet; write it as a JOIN with a time bound",
+                parts.join_type
+            ));
+        }
+        if parts.null_aware {
+            return Err(err!(
+                Unsupported,
+                "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
+            ));
+        }
         match (table_side(&parts.left)?, table_side(&parts.right)?) {
             (None, None) => {}
             (Some(left), Some(right)) => {
@@ -70,19 +83,6 @@ impl Lowering<'_> {
             (None, Some(table)) => {
                 return self.lower_lookup_join(node, parts, 0, table, keep_event_time)
             }
-        }
-        if matches!(parts.join_type, JoinType::LeftMark | JoinType::RightMark) {
-            return Err(err!(
-                Unsupported,
-                "this subquery (a {} join) cannot run on streams yet; write it as a JOIN with a time bound",
-                parts.join_type
-            ));
-        }
-        if parts.null_aware {
-            return Err(err!(
-                Unsupported,
-                "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
-            ));
         }
         self.keep_event_time = true;
         let left = self.lower(&parts.left)?;
@@ -108,8 +108,10 @@ impl Lowering<'_> {
                         window.name()
                     ));
                 }
-                let at = |wanted: GroupColumn| {
-                    side.window_columns.iter().position(|c| *c == Some(wanted))
+                let at = |wanted: GroupColumn| -> Vec<usize> {
+                    (0..side.window_columns.len())
+                        .filter(|&i| side.window_columns[i] == Some(wanted))
+                        .collect()
                 };
                 let expand = WindowExpand::try_new(
                     window,

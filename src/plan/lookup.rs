@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Schema};
-use datafusion::common::JoinType;
+use datafusion::common::{JoinSide, JoinType};
 use datafusion::logical_expr::Operator;
 use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal, TryCastExpr};
 use datafusion::physical_expr::utils::split_conjunction;
@@ -199,13 +199,29 @@ impl Lowering<'_> {
             ));
         };
         if let Some(window) = stream.window.filter(|w| !w.is_tumbling()) {
-            let reads = parts
-                .filter
-                .iter()
-                .map(|f| f.expression())
-                .chain(probe_keys.iter())
-                .chain(extra_keys.iter().map(|k| &k[0]))
-                .any(|e| super::reads_window_column(e.as_ref(), &stream.window_columns));
+            // The residual condition reads its own columns: those of the
+            // stream's side, by their index there.
+            let stream_join_side = if stream_side == 0 {
+                JoinSide::Left
+            } else {
+                JoinSide::Right
+            };
+            let filter_reads = parts.filter.iter().any(|filter| {
+                filter.column_indices().iter().any(|c| {
+                    c.side == stream_join_side
+                        && stream
+                            .window_columns
+                            .get(c.index)
+                            .copied()
+                            .flatten()
+                            .is_some()
+                })
+            });
+            let reads = filter_reads
+                || probe_keys
+                    .iter()
+                    .chain(extra_keys.iter().map(|k| &k[0]))
+                    .any(|e| super::reads_window_column(e.as_ref(), &stream.window_columns));
             if reads {
                 return Err(err!(
                     Unsupported,

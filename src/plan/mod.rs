@@ -1114,13 +1114,20 @@ impl Lowering<'_> {
             .iter()
             .filter(|(stream, _)| streams.contains(stream))
             .collect();
-        match (streams.as_slice(), hinted.as_slice()) {
-            (_, []) => Ok(None),
-            ([_], [(stream, millis)]) => {
+        let unused: Vec<&&(String, i64)> = hinted
+            .iter()
+            .filter(|(stream, _)| !self.used_ttls.contains(stream))
+            .collect();
+        match (streams.as_slice(), hinted.as_slice(), unused.as_slice()) {
+            (_, [], _) => Ok(None),
+            // A direct input (a self-join's two inputs both are).
+            ([_], [(stream, millis)], _) => {
                 self.used_ttls.push(stream.clone());
                 Ok(Some(*millis))
             }
-            (_, [(stream, _), ..]) => Err(err!(
+            // A join below took the hint already.
+            (_, _, []) => Ok(None),
+            (_, _, [(stream, _), ..]) => Err(err!(
                 Unsupported,
                 "STATE_TTL names '{stream}', which is one of several streams ({}) under one input: hint the input as a whole (a view's or a subquery's alias) is not supported; hint each join's direct inputs",
                 streams.join(", ")

@@ -28,10 +28,15 @@ pub fn state_ttl_hints(sql: &str) -> Result<Vec<(String, i64)>> {
             continue;
         };
         for (name, options) in parse_hints(hints)? {
+            // Flink's table hint of connector options: ignored, as the
+            // connector options of CREATE TABLE are (rows come from pushes).
+            if name.eq_ignore_ascii_case("options") {
+                continue;
+            }
             if !name.eq_ignore_ascii_case("state_ttl") {
                 return Err(err!(
                     Unsupported,
-                    "query hint {name} is not supported; Riffle reads STATE_TTL('input' = '1h', ...)"
+                    "query hint {name} is not supported; Riffle reads STATE_TTL('input' = '1h', ...) (and ignores OPTIONS(...))"
                 ));
             }
             let Some(options) = options else {
@@ -177,8 +182,10 @@ pub fn resolve_inputs(plan: &LogicalPlan, hints: Vec<(String, i64)>) -> Result<V
         Ok(TreeNodeRecursion::Continue)
     });
     let mut resolved: Vec<(String, i64)> = Vec::new();
-    for (input, millis) in hints {
-        let stream = match aliases.iter().find(|(alias, _)| alias == &input) {
+    let named = |known: &str, input: &str| known == input || known == input.to_lowercase();
+    for (input, millis) in &hints {
+        let (input, millis) = (input.clone(), *millis);
+        let stream = match aliases.iter().find(|(alias, _)| named(alias, &input)) {
             Some((_, tables)) => match tables.as_slice() {
                 [table] => table.clone(),
                 _ => {
@@ -188,7 +195,10 @@ pub fn resolve_inputs(plan: &LogicalPlan, hints: Vec<(String, i64)>) -> Result<V
                     ))
                 }
             },
-            None if scanned.contains(&input) => input.clone(),
+            None if scanned.iter().any(|s| named(s, &input)) => {
+                let stream = scanned.iter().find(|s| named(s, &input));
+                stream.cloned().unwrap_or(input.clone())
+            }
             None => {
                 return Err(err!(
                     SqlPlan,
@@ -206,6 +216,26 @@ pub fn resolve_inputs(plan: &LogicalPlan, hints: Vec<(String, i64)>) -> Result<V
             }
             Some(_) => {}
             None => resolved.push((stream, millis)),
+        }
+    }
+    // A stream read twice (a self-join) takes its TTL through each of its
+    // aliases, or it would set the state of an input the hint leaves out.
+    for (stream, _) in &resolved {
+        if scanned.iter().filter(|s| *s == stream).count() < 2 {
+            continue;
+        }
+        let readers: Vec<&String> = aliases
+            .iter()
+            .filter(|(_, tables)| tables.as_slice() == std::slice::from_ref(stream))
+            .map(|(alias, _)| alias)
+            .collect();
+        let hinted = |alias: &str| hints.iter().any(|(input, _)| named(alias, input));
+        if readers.len() < 2 || !readers.iter().all(|alias| hinted(alias)) {
+            return Err(err!(
+                Unsupported,
+                "STATE_TTL sets stream '{stream}', which this query reads more than once: hint each of its aliases ({}) with the same TTL",
+                readers.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(", ")
+            ));
         }
     }
     Ok(resolved)

@@ -84,6 +84,9 @@ test("upsertArrow, refused input, and a table restored from a snapshot", async (
   );
   assert.throws(() => first.engine.upsert("clicks", [{ id: 1 }]), (e) => e.code === "UNKNOWN_STREAM" && /is a stream/.test(e.message));
   assert.throws(() => first.engine.push("users", [{ id: 1 }]), (e) => e.code === "INVALID_INPUT" && /is a table/.test(e.message));
+  // An empty call is checked like any other.
+  assert.throws(() => first.engine.upsert("nope", []), (e) => e.code === "UNKNOWN_STREAM" && /unknown table 'nope'/.test(e.message));
+  assert.deepEqual(first.engine.delete("users", []), { inserted: 0, updated: 0, deleted: 0 });
   assert.equal(first.engine.tableSize("users"), 3);
   first.engine.push("clicks", [
     { user_id: 1, page: "/", ts: 1_000 },
