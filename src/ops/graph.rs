@@ -54,7 +54,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Int64Array, UInt32Array};
+use arrow::array::{ArrayRef, Int64Array, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
@@ -157,6 +157,55 @@ pub struct Rows {
     pub event_times: Option<Arc<Vec<EventTime>>>,
     /// Set where late rows must be handed back as pushed.
     pub origin: Option<Origin>,
+}
+
+impl Rows {
+    /// `batch` in place of these rows, its rows being theirs at `indices`
+    /// (in order, repeats allowed; `None`: the same rows): the per-row
+    /// watermarks and origins are taken along.
+    pub fn with_rows_at(self, batch: RecordBatch, indices: Option<&UInt32Array>) -> Result<Rows> {
+        let Some(indices) = indices else {
+            return Ok(Rows {
+                batch,
+                event_times: None,
+                ..self
+            });
+        };
+        let row_watermarks = match self.row_watermarks {
+            RowWatermarks::PerRow(values) => {
+                let taken = super::gather::gather(&(values as ArrayRef), indices)?;
+                let values = taken
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .cloned()
+                    .ok_or_else(|| err!(Internal, "per-row watermarks lost"))?;
+                RowWatermarks::PerRow(Arc::new(values))
+            }
+            constant => constant,
+        };
+        let origin = match self.origin {
+            Some(origin) => {
+                let taken = super::gather::gather(&(origin.rows as ArrayRef), indices)?;
+                let rows = taken
+                    .as_any()
+                    .downcast_ref::<UInt32Array>()
+                    .cloned()
+                    .ok_or_else(|| err!(Internal, "row origins lost"))?;
+                Some(Origin {
+                    batch: origin.batch,
+                    rows: Arc::new(rows),
+                })
+            }
+            None => None,
+        };
+        Ok(Rows {
+            batch,
+            row_watermarks,
+            watermark_after: self.watermark_after,
+            event_times: None,
+            origin,
+        })
+    }
 }
 
 /// What travels along an edge.

@@ -28,7 +28,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 
 use super::chain::StatelessChain;
 use super::gather::gather;
-use super::graph::{Operator, Origin, Output, RowWatermarks, Rows};
+use super::graph::{Operator, Output, Rows};
 use crate::err;
 use crate::error::Result;
 use crate::metrics::LookupMetrics;
@@ -300,38 +300,9 @@ impl Operator for LookupJoin {
         let options = RecordBatchOptions::new().with_row_count(Some(kept));
         let batch =
             RecordBatch::try_new_with_options(Arc::clone(&spec.output_schema), columns, &options)?;
-        let row_watermarks = match (rows.row_watermarks, &keep) {
-            (RowWatermarks::PerRow(values), Some(keep)) => RowWatermarks::PerRow(Arc::new(
-                gather(&(values as ArrayRef), keep)?
-                    .as_any()
-                    .downcast_ref()
-                    .cloned()
-                    .ok_or_else(|| err!(Internal, "per-row watermarks lost"))?,
-            )),
-            (watermarks, _) => watermarks,
-        };
-        let origin = match (rows.origin, &keep) {
-            (Some(origin), Some(keep)) => Some(Origin {
-                rows: Arc::new(
-                    gather(&(origin.rows as ArrayRef), keep)?
-                        .as_any()
-                        .downcast_ref()
-                        .cloned()
-                        .ok_or_else(|| err!(Internal, "row origins lost"))?,
-                ),
-                batch: origin.batch,
-            }),
-            (origin, _) => origin,
-        };
         self.rows_in += n as u64;
         self.rows_matched += found as u64;
-        out.forward(Rows {
-            batch,
-            row_watermarks,
-            watermark_after: rows.watermark_after,
-            event_times: None,
-            origin,
-        });
+        out.forward(rows.with_rows_at(batch, keep.as_ref())?);
         Ok(())
     }
 

@@ -17,7 +17,7 @@ use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use super::gather::gather;
-use super::graph::{Operator, Origin, Output, RowWatermarks, Rows};
+use super::graph::{Operator, Output, Rows};
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
@@ -172,34 +172,7 @@ impl Operator for WindowExpand {
         let options = RecordBatchOptions::new().with_row_count(Some(copies.len()));
         let expanded =
             RecordBatch::try_new_with_options(Arc::clone(&self.schema), columns, &options)?;
-        let row_watermarks = match rows.row_watermarks {
-            RowWatermarks::PerRow(values) => RowWatermarks::PerRow(Arc::new(
-                gather(&(values as ArrayRef), &copies)?
-                    .as_primitive_opt::<Int64Type>()
-                    .ok_or_else(|| err!(Internal, "per-row watermarks lost"))?
-                    .clone(),
-            )),
-            constant => constant,
-        };
-        let origin = match rows.origin {
-            Some(origin) => Some(Origin {
-                rows: Arc::new(
-                    gather(&(origin.rows as ArrayRef), &copies)?
-                        .as_primitive_opt::<arrow::datatypes::UInt32Type>()
-                        .ok_or_else(|| err!(Internal, "row origins lost"))?
-                        .clone(),
-                ),
-                batch: origin.batch,
-            }),
-            None => None,
-        };
-        out.forward(Rows {
-            batch: expanded,
-            row_watermarks,
-            watermark_after: rows.watermark_after,
-            event_times: None,
-            origin,
-        });
+        out.forward(rows.with_rows_at(expanded, Some(&copies))?);
         Ok(())
     }
 
