@@ -10,7 +10,7 @@ use datafusion::physical_plan::joins::utils::JoinFilter;
 use datafusion::physical_plan::joins::{HashJoinExec, NestedLoopJoinExec};
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::{is_step, only_child, steps};
+use super::{step_run, steps};
 use crate::catalog::TableDef;
 use crate::err;
 use crate::error::Result;
@@ -111,13 +111,7 @@ impl TableSide {
 
 /// The table side `node` is, if it reads a table through stateless steps.
 pub(super) fn table_side(node: &Arc<dyn ExecutionPlan>) -> Result<Option<TableSide>> {
-    let mut run = Vec::new();
-    let mut below = Arc::clone(node);
-    while is_step(below.as_ref()) {
-        let child = only_child(below.as_ref())?;
-        run.push(below);
-        below = child;
-    }
+    let (run, below) = step_run(node)?;
     let Some(scan) = (*below).downcast_ref::<LookupScanExec>() else {
         return Ok(None);
     };

@@ -251,13 +251,7 @@ impl Lowering<'_> {
         }
         if is_step(node.as_ref()) {
             // A run of steps; the aggregate under it runs them itself.
-            let mut run = Vec::new();
-            let mut below = Arc::clone(node);
-            while is_step(below.as_ref()) {
-                let child = only_child(below.as_ref())?;
-                run.push(below);
-                below = child;
-            }
+            let (run, below) = step_run(node)?;
             let steps = steps(&run)?;
             if (*below).downcast_ref::<AggregateExec>().is_some() {
                 return self.lower_aggregate(&below, steps);
@@ -1256,6 +1250,22 @@ fn column_through(chain: &StatelessChain, mut index: usize) -> Option<usize> {
         };
     }
     Some(index)
+}
+
+/// A node of DataFusion's plan.
+type PlanNode = Arc<dyn ExecutionPlan>;
+
+/// The stateless steps from `node` down (top first), and the node under
+/// them.
+fn step_run(node: &PlanNode) -> Result<(Vec<PlanNode>, PlanNode)> {
+    let mut run = Vec::new();
+    let mut below = Arc::clone(node);
+    while is_step(below.as_ref()) {
+        let child = only_child(below.as_ref())?;
+        run.push(below);
+        below = child;
+    }
+    Ok((run, below))
 }
 
 fn is_step(node: &dyn ExecutionPlan) -> bool {
