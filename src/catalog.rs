@@ -198,21 +198,7 @@ pub struct StreamCatalog {
 impl StreamCatalog {
     /// Adds a stream or view; errors when the name is taken.
     pub fn insert(&mut self, def: StreamDef) -> Result<Arc<StreamDef>> {
-        if self.tables.contains_key(&def.name) {
-            return Err(err!(
-                StreamExists,
-                "a table named '{}' already exists",
-                def.name
-            ));
-        }
-        if let Some(existing) = self.streams.get(&def.name) {
-            return Err(err!(
-                StreamExists,
-                "{} named '{}' already exists",
-                existing.kind_name(),
-                def.name
-            ));
-        }
+        self.check_name_free(&def.name)?;
         let def = Arc::new(def);
         self.streams.insert(def.name.clone(), Arc::clone(&def));
         Ok(def)
@@ -220,24 +206,25 @@ impl StreamCatalog {
 
     /// Adds a table; errors when the name is taken.
     pub fn insert_table(&mut self, def: TableDef) -> Result<Arc<TableDef>> {
-        if let Some(existing) = self.streams.get(&def.name) {
-            return Err(err!(
-                StreamExists,
-                "{} named '{}' already exists",
-                existing.kind_name(),
-                def.name
-            ));
-        }
-        if self.tables.contains_key(&def.name) {
-            return Err(err!(
-                StreamExists,
-                "a table named '{}' already exists",
-                def.name
-            ));
-        }
+        self.check_name_free(&def.name)?;
         let def = Arc::new(def);
         self.tables.insert(def.name.clone(), Arc::clone(&def));
         Ok(def)
+    }
+
+    /// Streams, views and tables share one namespace.
+    fn check_name_free(&self, name: &str) -> Result<()> {
+        if let Some(existing) = self.streams.get(name) {
+            return Err(err!(
+                StreamExists,
+                "{} named '{name}' already exists",
+                existing.kind_name()
+            ));
+        }
+        if self.tables.contains_key(name) {
+            return Err(err!(StreamExists, "a table named '{name}' already exists"));
+        }
+        Ok(())
     }
 
     /// A table by name.

@@ -303,13 +303,6 @@ impl Engine {
         Ok(())
     }
 
-    fn refuse_table_name(&self, name: &str) -> Result<()> {
-        if self.tables.contains_key(name) {
-            return Err(err!(StreamExists, "a table named '{name}' already exists"));
-        }
-        Ok(())
-    }
-
     fn table(&self, name: &str) -> Result<&crate::table::SharedTable> {
         self.tables.get(name).ok_or_else(|| {
             let known: Vec<&str> = self.tables.keys().map(String::as_str).collect();
@@ -395,7 +388,6 @@ impl Engine {
     /// evaluated once however many queries and views read it.
     fn create_view(&mut self, view: &CreateView, sql: &str) -> Result<()> {
         let name = view.name.table().to_string();
-        self.refuse_table_name(&name)?;
         let exists = self.catalog_read()?.get(&name).ok();
         if let Some(existing) = &exists {
             if !(view.or_replace && existing.is_view) {
