@@ -247,7 +247,7 @@ impl Engine {
         if lowered.is_changelog {
             return Err(err!(
                 Unsupported,
-                "INSERT INTO {target} would insert a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE), whose rows are updated and retracted: a stream takes final rows, as Flink's append-only tables do; aggregate over a window, or read the changelog with query()"
+                "INSERT INTO {target} would insert a changelog (the results of GROUP BY without a window, of EMIT ON UPDATE, or of an outer join under a state TTL), whose rows are updated and retracted: a stream takes final rows, as Flink's append-only tables do; aggregate over a window, or read the changelog with query()"
             ));
         }
         if self.streams_behind(&lowered.streams).contains(&target) {

@@ -8,7 +8,7 @@ mod common;
 
 use common::{
     assert_refused, assert_restore_equals_uninterrupted, batch_ab, finely_interleaved, interleaved,
-    ndjson, rows_of, run_pushes, sorted, trades, Trade,
+    materialised, ndjson, netted, rows_of, run_pushes, sorted, trades, Trade,
 };
 
 /// Two feeds out of order by up to just under the 2 s watermark delay, so
@@ -779,8 +779,10 @@ fn a_state_ttl_bounds_a_join_without_a_time_condition() {
     let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 2));
     let bound =
         "b.ts BETWEEN a.ts - INTERVAL '1500' MILLISECOND AND a.ts + INTERVAL '1500' MILLISECOND";
+    // A LEFT JOIN under a TTL is an updating join: its changes net to the
+    // bounded join.
     assert_eq!(
-        sorted(rows_of(&outputs, ids[0])),
+        netted(&rows_of(&outputs, ids[0])),
         batch_ab(&a, &b, &format!("{sql} AND {bound}"))
     );
     // The condition's own bound stays; the TTL adds the missing one.
@@ -813,12 +815,12 @@ fn flinks_state_ttl_hint_sets_each_inputs_ttl() {
         format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts + INTERVAL '1500' MILLISECOND"),
         format!("SELECT {COLUMNS} FROM a JOIN b ON a.symbol = b.symbol AND b.ts BETWEEN a.ts - INTERVAL '500' MILLISECOND AND a.ts + INTERVAL '2' SECOND"),
     ];
-    for ((id, expected), sql) in ids.iter().zip(&expected).zip(&hinted) {
-        assert_eq!(
-            sorted(rows_of(&outputs, *id)),
-            batch_ab(&a, &b, expected),
-            "{sql}"
-        );
+    for (n, ((id, expected), sql)) in ids.iter().zip(&expected).zip(&hinted).enumerate() {
+        // The LEFT JOIN is an updating join (a changelog), the inner joins
+        // give final rows.
+        let rows = rows_of(&outputs, *id);
+        let rows = if n == 0 { netted(&rows) } else { sorted(rows) };
+        assert_eq!(rows, batch_ab(&a, &b, expected), "{sql}");
     }
     // A hint used by an inner join is not refused by the join above it;
     // aliases match as identifiers do (unquoted, any case); Flink's OPTIONS
@@ -845,7 +847,7 @@ fn flinks_state_ttl_hint_sets_each_inputs_ttl() {
     let viewed = engine.create_query("SELECT * FROM pairs").unwrap();
     let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 4));
     assert_eq!(
-        sorted(rows_of(&outputs, viewed)),
+        netted(&rows_of(&outputs, viewed)),
         batch_ab(&a, &b, &expected[0])
     );
     // On a GROUP BY without a window, the hint is its state TTL.
@@ -1087,8 +1089,9 @@ fn the_documented_state_ttl_hint_runs_as_documented() {
         .unwrap();
     let id = engine.create_query(sql).unwrap();
     let minute = 60_000;
-    let mut out = Vec::new();
-    // Payments 20 and 5 minutes before order 1, 30 minutes and 2 hours after.
+    // Payments 20 and 5 minutes before order 1, 30 minutes and 2 hours
+    // after; order 2 paid 3 minutes after it.
+    let mut changes = Vec::new();
     for (stream, text) in [
         (
             "payments",
@@ -1105,6 +1108,10 @@ fn the_documented_state_ttl_hint_runs_as_documented() {
         ("orders", format!(r#"{{"id":2,"ts":{}}}"#, 61 * minute)),
         (
             "payments",
+            format!(r#"{{"order_id":2,"status":"paid","ts":{}}}"#, 64 * minute),
+        ),
+        (
+            "payments",
             format!(r#"{{"order_id":1,"status":"paid","ts":{}}}"#, 90 * minute),
         ),
         (
@@ -1112,15 +1119,246 @@ fn the_documented_state_ttl_hint_runs_as_documented() {
             format!(r#"{{"order_id":1,"status":"late","ts":{}}}"#, 180 * minute),
         ),
     ] {
-        out.extend(engine.push_json(stream, &text).unwrap());
+        let out = engine.push_json(stream, &text).unwrap();
+        changes.push(rows_of(&out, id));
     }
-    out.extend(engine.finish().unwrap());
+    assert!(rows_of(&engine.finish().unwrap(), id).is_empty());
+    // An updating join: order 2 comes out at once without a payment, and
+    // is taken back when its payment arrives.
+    let change = |id: &str, status: &str, op: &str| vec![id.to_string(), status.into(), op.into()];
     assert_eq!(
-        sorted(rows_of(&out, id)),
+        changes,
         vec![
-            vec!["1", "just before"],
-            vec!["1", "paid"],
-            vec!["2", "NULL"],
+            vec![],
+            vec![],
+            vec![change("1", "just before", "insert")],
+            vec![change("2", "NULL", "insert")],
+            vec![change("2", "NULL", "delete"), change("2", "paid", "insert")],
+            vec![change("1", "paid", "insert")],
+            vec![],
         ]
     );
+}
+
+/// Joins a state TTL bounds (no time condition), of every kind.
+fn updating_join_queries() -> Vec<String> {
+    let mut queries: Vec<String> = ["JOIN", "LEFT JOIN", "RIGHT JOIN", "FULL JOIN"]
+        .iter()
+        .map(|kind| format!("SELECT {COLUMNS} FROM a {kind} b ON a.symbol = b.symbol"))
+        .collect();
+    queries.extend([
+        // One bound from the condition, the other from the TTL.
+        format!(
+            "SELECT {COLUMNS} FROM a FULL JOIN b ON a.symbol = b.symbol AND b.ts >= a.ts \
+             AND b.price > a.price"
+        ),
+        "SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS \
+         (SELECT 1 FROM b WHERE b.symbol = a.symbol)"
+            .to_string(),
+        "SELECT a.symbol, a.price, a.ts FROM a WHERE EXISTS \
+         (SELECT 1 FROM b WHERE b.symbol = a.symbol AND b.price > a.price)"
+            .to_string(),
+    ]);
+    queries
+}
+
+/// The bound a 1500 ms TTL sets where the condition sets none.
+const TTL_BOUND: &str =
+    "b.ts BETWEEN a.ts - INTERVAL '1500' MILLISECOND AND a.ts + INTERVAL '1500' MILLISECOND";
+
+fn ttl_engine(queries: &[String]) -> (Engine, Vec<QueryId>) {
+    let (mut engine, _) = engine_with(&[]);
+    let options = QueryOptions {
+        state_ttl_millis: Some(1_500),
+        ..QueryOptions::default()
+    };
+    let ids = queries
+        .iter()
+        .map(|sql| engine.create_query_with(sql, &options).unwrap())
+        .collect();
+    (engine, ids)
+}
+
+#[test]
+fn joins_under_a_state_ttl_are_updating_joins_whose_changes_net_to_batch_sql() {
+    // Flink's regular join: an outer row comes out at once, padded, and is
+    // deleted when its first match arrives; an anti join's row likewise.
+    // Inner and semi rows are final (no _op column). Whatever the
+    // interleaving, the changes net to the join bounded by the TTL.
+    let queries = updating_join_queries();
+    let batch_queries: Vec<String> = queries
+        .iter()
+        .map(|sql| {
+            let sql = sql.replace(
+                "b.symbol = a.symbol",
+                &format!("b.symbol = a.symbol AND {TTL_BOUND}"),
+            );
+            match sql.find("b.ts >= a.ts") {
+                Some(_) => sql.replace(
+                    "b.ts >= a.ts",
+                    "b.ts >= a.ts AND b.ts <= a.ts + INTERVAL '1500' MILLISECOND",
+                ),
+                None if !sql.contains(TTL_BOUND) => format!("{sql} AND {TTL_BOUND}"),
+                None => sql,
+            }
+        })
+        .collect();
+    for seed in 0..3 {
+        let (a, b) = feeds(40 + seed);
+        let (mut engine, ids) = ttl_engine(&queries);
+        let pushes = if seed == 1 {
+            finely_interleaved(&a, &b, seed + 50)
+        } else {
+            interleaved(&a, &b, seed + 50)
+        };
+        let outputs = run_pushes(&mut engine, &pushes);
+        for ((sql, id), batch) in queries.iter().zip(&ids).zip(&batch_queries) {
+            let expected = batch_ab(&a, &b, batch);
+            assert!(!expected.is_empty(), "the data must give {batch} rows");
+            let rows = rows_of(&outputs, *id);
+            let updating = sql.contains("LEFT")
+                || sql.contains("RIGHT")
+                || sql.contains("FULL")
+                || sql.contains("NOT EXISTS");
+            let width = expected[0].len();
+            if updating {
+                assert!(
+                    rows.iter().all(|r| r.len() == width + 1),
+                    "{sql}: an _op column"
+                );
+                assert!(
+                    rows.iter().any(|r| r[width] == "delete"),
+                    "seed {seed}: {sql} takes back rows"
+                );
+                // A delete takes back a row that came out unmatched: its
+                // other side's columns are NULL.
+                for row in rows.iter().filter(|r| r[width] == "delete") {
+                    assert!(row.iter().any(|v| v == "NULL") || width == 3, "{row:?}");
+                }
+                assert_eq!(netted(&rows), expected, "seed {seed}: {sql}");
+            } else {
+                assert!(rows.iter().all(|r| r.len() == width), "{sql}: final rows");
+                assert_eq!(sorted(rows), expected, "seed {seed}: {sql}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_updating_join_pads_a_row_at_once_and_deletes_it_at_its_first_match() {
+    let (mut engine, ids) = ttl_engine(&[
+        format!("SELECT {COLUMNS} FROM a FULL JOIN b ON a.symbol = b.symbol"),
+        "SELECT a.symbol, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE b.symbol = a.symbol)"
+            .to_string(),
+    ]);
+    let base = 1_700_000_000_000i64;
+    let push = |engine: &mut Engine, stream: &str, symbol: &str, ms: i64| {
+        let text = format!(r#"{{"symbol":"{symbol}","price":1.0,"ts":{}}}"#, base + ms);
+        let out = engine.push_json(stream, &text).unwrap();
+        (rows_of(&out, ids[0]), rows_of(&out, ids[1]))
+    };
+    let ops = |rows: &[Vec<String>]| -> Vec<String> {
+        rows.iter()
+            .map(|r| format!("{}:{}", r[0], r.last().unwrap()))
+            .collect()
+    };
+    // An a row without a match: out at once, padded (and as NOT EXISTS).
+    let (full, anti) = push(&mut engine, "a", "x", 0);
+    assert_eq!(ops(&full), ["x:insert"]);
+    assert_eq!(full[0][3], "NULL");
+    assert_eq!(ops(&anti), ["x:insert"]);
+    // Its first match deletes the padded row; the pair comes out.
+    let (full, anti) = push(&mut engine, "b", "x", 1000);
+    assert_eq!(
+        ops(&full),
+        ["NULL:delete", "x:insert"].map(|s| s.replacen("NULL", "x", 1))
+    );
+    assert_eq!(full[0][3], "NULL");
+    assert_eq!(full[1][3], "x");
+    assert_eq!(ops(&anti), ["x:delete"]);
+    // A second match only adds a pair.
+    let (full, anti) = push(&mut engine, "b", "x", 1200);
+    assert_eq!(ops(&full), ["x:insert"]);
+    assert!(anti.is_empty());
+    // A b row past the TTL meets nothing: padded at once, a's side NULL.
+    let (full, anti) = push(&mut engine, "b", "x", 1600);
+    assert_eq!(ops(&full), ["NULL:insert"]);
+    assert!(anti.is_empty());
+    // Nothing comes out when rows leave state: it all came out already.
+    let (full, anti) = push(&mut engine, "a", "y", 60_000);
+    assert_eq!(ops(&full), ["y:insert"]);
+    assert_eq!(ops(&anti), ["y:insert"]);
+    assert!(rows_of(&engine.finish().unwrap(), ids[0]).is_empty());
+}
+
+#[test]
+fn an_aggregate_over_an_updating_join_takes_its_deletes_back_out() {
+    // Matched and unmatched rows per symbol, over a LEFT JOIN the inputs'
+    // TTLs bound (hinted: a TTL option would forget the aggregate's idle
+    // groups too): the aggregate's changelog materialises to batch SQL's.
+    let sql = "SELECT symbol, count(*) AS n, count(bp) AS matched, sum(bp) AS total FROM \
+               (SELECT /*+ STATE_TTL('a' = '1500 ms', 'b' = '1500 ms') */ a.symbol, b.price AS bp \
+               FROM a LEFT JOIN b ON a.symbol = b.symbol) GROUP BY symbol";
+    let view_sql = "SELECT symbol, n, matched FROM pairs_per_symbol WHERE n > 3";
+    let (a, b) = feeds(47);
+    let (mut engine, mut ids) = engine_with(&[sql]);
+    engine
+        .execute(&format!("CREATE VIEW pairs_per_symbol AS {sql}"))
+        .unwrap();
+    ids.push(engine.create_query(view_sql).unwrap());
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 9));
+    let batch = sql
+        .replace("/*+ STATE_TTL('a' = '1500 ms', 'b' = '1500 ms') */ ", "")
+        .replace(
+            "ON a.symbol = b.symbol",
+            &format!("ON a.symbol = b.symbol AND {TTL_BOUND}"),
+        );
+    let expected = batch_ab(&a, &b, &batch);
+    assert_eq!(materialised(&rows_of(&outputs, ids[0]), 1), expected);
+    let filtered: Vec<Vec<String>> = expected
+        .iter()
+        .filter(|r| r[1].parse::<i64>().unwrap() > 3)
+        .map(|r| r[..3].to_vec())
+        .collect();
+    assert!(!filtered.is_empty());
+    assert_eq!(materialised(&rows_of(&outputs, ids[1]), 1), filtered);
+}
+
+#[test]
+fn an_updating_join_restores_to_the_same_changes_and_refuses_windows_and_joins() {
+    let queries = updating_join_queries();
+    let (a, b) = feeds(48);
+    let pushes: Vec<(&str, String)> = interleaved(&a, &b, 6)
+        .into_iter()
+        .map(|(s, rows)| (s, ndjson(&rows)))
+        .collect();
+    for seed in 0..2 {
+        assert_restore_equals_uninterrupted(|| ttl_engine(&queries), &pushes, seed, 3);
+    }
+    // Its rows are a changelog: no event time to window, and no join.
+    let (mut engine, _) = ttl_engine(&[]);
+    engine
+        .execute(
+            "CREATE VIEW padded AS SELECT /*+ STATE_TTL('a' = '1 s', 'b' = '1 s') */ \
+             a.symbol, a.ts FROM a LEFT JOIN b ON a.symbol = b.symbol",
+        )
+        .unwrap();
+    let options = QueryOptions {
+        state_ttl_millis: Some(1_500),
+        ..QueryOptions::default()
+    };
+    for (sql, says) in [
+        (
+            "SELECT window_start, count(*) FROM TUMBLE(padded, ts, INTERVAL '1' SECOND) \
+             GROUP BY window_start",
+            "changelog",
+        ),
+        (
+            "SELECT x.symbol FROM (SELECT a.symbol, a.ts FROM a LEFT JOIN b ON a.symbol = b.symbol) AS x \
+             JOIN b AS c ON c.symbol = x.symbol AND c.ts BETWEEN x.ts AND x.ts + INTERVAL '1' SECOND",
+            "changelog",
+        ),
+    ] {
+        assert_refused(engine.create_query_with(sql, &options), ErrorCode::Unsupported, says);
+    }
 }

@@ -28,7 +28,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::Arc;
 
-use arrow::array::{new_null_array, Array, ArrayRef, UInt32Array};
+use arrow::array::{new_null_array, Array, ArrayRef, StringArray, UInt32Array};
 use arrow::datatypes::{SchemaRef, TimeUnit};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use arrow::row::RowConverter;
@@ -38,6 +38,7 @@ use datafusion::physical_expr::PhysicalExprRef;
 use datafusion::physical_plan::joins::utils::JoinFilter;
 
 use super::aggregate_node::{late_batch, LatePolicy};
+use super::changelog::op;
 use super::gather::gather;
 use super::graph::{Operator, OperatorMetrics, Output, Rows, WindowMetrics};
 pub use super::join_input::TimeSource;
@@ -77,6 +78,13 @@ pub struct IntervalJoinSpec {
     pub unit: TimeUnit,
     /// What happens to late rows.
     pub late: LatePolicy,
+    /// An updating join (Flink's regular join, bounded by a state TTL): a
+    /// row of an outer side, or an anti join's row, comes out as soon as it
+    /// arrives unmatched and is taken back (a `delete`) when its first
+    /// match arrives, so the output is a changelog with an `_op` column
+    /// (`output_schema` has it). Without it such rows wait for the
+    /// watermark to prove they have no match.
+    pub updating: bool,
 }
 
 impl IntervalJoinSpec {
@@ -117,6 +125,12 @@ impl IntervalJoinSpec {
 
     fn is_semi(&self) -> bool {
         matches!(self.join_type, JoinType::LeftSemi | JoinType::RightSemi)
+    }
+
+    /// Whether rows of `side` without a match come out as they arrive (an
+    /// updating join), rather than when they leave state.
+    fn emits_unmatched_at_once(&self, side: usize) -> bool {
+        self.updating && self.emits_unmatched(side)
     }
 }
 
@@ -270,10 +284,23 @@ impl IntervalJoin {
         picks: &[[Pick; 2]],
         out: &mut Output,
     ) -> Result<()> {
+        self.emit_changes(incoming, picks, op::INSERT, out)
+    }
+
+    /// [`IntervalJoin::emit_rows`] as changes of kind `kind` (an insert
+    /// or a delete), for an updating join's changelog; other joins emit
+    /// rows alone.
+    fn emit_changes(
+        &self,
+        incoming: Option<(usize, &RecordBatch)>,
+        picks: &[[Pick; 2]],
+        kind: &str,
+        out: &mut Output,
+    ) -> Result<()> {
         if picks.is_empty() {
             return Ok(());
         }
-        let mut columns = Vec::with_capacity(self.spec.columns.len());
+        let mut columns = Vec::with_capacity(self.spec.output_schema.fields().len());
         for (index, &(side, column)) in self.spec.columns.iter().enumerate() {
             let data_type = self.spec.output_schema.field(index).data_type();
             let column = match picks[0][side] {
@@ -306,6 +333,9 @@ impl IntervalJoin {
                 arrow::compute::cast(&column, data_type)?
             };
             columns.push(column);
+        }
+        if self.spec.updating {
+            columns.push(Arc::new(StringArray::from(vec![kind; picks.len()])));
         }
         let options = RecordBatchOptions::new().with_row_count(Some(picks.len()));
         out.emit(RecordBatch::try_new_with_options(
@@ -450,7 +480,7 @@ impl IntervalJoin {
 
     /// The expiring rows of `side` that come out unmatched.
     fn unmatched(&self, side: usize, expiring: &[(EventTime, u32)]) -> Vec<u32> {
-        if !self.spec.emits_unmatched(side) {
+        if !self.spec.emits_unmatched(side) || self.spec.emits_unmatched_at_once(side) {
             return Vec::new();
         }
         let rows = &self.sides[side].rows;
@@ -477,6 +507,16 @@ enum Pick {
     Null,
     Incoming(u32),
     Stored(u32),
+}
+
+/// Output rows of `side`'s rows alone (the other side's columns NULL).
+fn only(side: usize, rows: impl Iterator<Item = Pick>) -> Vec<[Pick; 2]> {
+    rows.map(|pick| {
+        let mut picks = [Pick::Null; 2];
+        picks[side] = pick;
+        picks
+    })
+    .collect()
 }
 
 /// The rows of a side at `slots` as one batch in its input schema.
@@ -560,6 +600,21 @@ impl Operator for IntervalJoin {
         for &(row, _) in &pairs {
             matched[row as usize] = true;
         }
+        // An updating join takes back the padded rows of stored rows that
+        // match for the first time, before their pairs come out.
+        let other_side = 1 - side;
+        if self.spec.emits_unmatched_at_once(other_side) {
+            let rows = &self.sides[other_side].rows;
+            let mut first: Vec<u32> = pairs
+                .iter()
+                .map(|&(_, slot)| slot)
+                .filter(|&slot| !rows[slot as usize].matched)
+                .collect();
+            first.sort_unstable();
+            first.dedup();
+            let picks = only(other_side, first.into_iter().map(Pick::Stored));
+            self.emit_changes(None, &picks, op::DELETE, out)?;
+        }
         match self.spec.kept_side() {
             None => {
                 let picks: Vec<[Pick; 2]> = pairs
@@ -607,6 +662,16 @@ impl Operator for IntervalJoin {
                     self.emit_rows(None, &picks, out)?;
                 }
             }
+        }
+        // An updating join's unmatched new rows come out now (padded, or
+        // as an anti join's rows).
+        if self.spec.emits_unmatched_at_once(side) {
+            let unmatched = fresh
+                .iter()
+                .filter(|&&row| !matched[row])
+                .map(|&row| Pick::Incoming(row as u32));
+            let picks = only(side, unmatched);
+            self.emit_rows(Some((side, batch)), &picks, out)?;
         }
         let late = self.late_once.unseen(&rows, &late);
         if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
@@ -759,6 +824,11 @@ impl Operator for IntervalJoin {
             ", state kept until the watermark passes, output watermark {} behind",
             format_duration(spec.hold(), spec.unit)
         ));
+        if spec.updating {
+            line.push_str(
+                ", updating: unmatched rows come out at once and are deleted at their first match",
+            );
+        }
         line
     }
 

@@ -25,6 +25,7 @@ use super::join_parts::{output_columns, parts_of, table_side, JoinParts};
 use super::{Lowered, Lowering};
 use crate::err;
 use crate::error::Result;
+use crate::ops::changelog::with_op_column;
 use crate::ops::graph::InputRef;
 use crate::ops::interval_join::{IntervalJoin, IntervalJoinSpec};
 use crate::ops::join_input::TimeSource;
@@ -93,7 +94,7 @@ impl Lowering<'_> {
             if side.changelog {
                 return Err(err!(
                     Unsupported,
-                    "a join with a changelog (a GROUP BY without a window) is not supported yet; join the streams first, then aggregate"
+                    "a join with a changelog (a GROUP BY without a window, or a join under a state TTL with outer or NOT EXISTS rows) is not supported yet; join the streams first, then aggregate"
                 ));
             }
             // HOP and CUMULATE rows carry their slice: one copy per window
@@ -201,6 +202,9 @@ impl Lowering<'_> {
                 }
             }
         }
+        // Where a TTL bounds what the condition does not, the join is
+        // Flink's regular join: an updating one.
+        let condition_bounds = bounds;
         // STATE_TTL hints bound what the condition does not: a left row
         // kept for its input's TTL meets right rows up to that much later,
         // a right row kept for its TTL left rows up to that much later.
@@ -257,6 +261,14 @@ impl Lowering<'_> {
         if columns.len() != schema.fields().len() {
             return Err(err!(Internal, "join columns do not match its schema"));
         }
+        // Outer and anti rows of an updating join come out at once and are
+        // taken back at their first match: a changelog. Its inner and semi
+        // rows are final, as Flink's are on append-only inputs.
+        let updating = (condition_bounds.lower.is_none() || condition_bounds.upper.is_none())
+            && !matches!(
+                parts.join_type,
+                JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi
+            );
         // A side's event time survives where its rows are never padded.
         let never_null = |side: usize| match parts.join_type {
             JoinType::Inner
@@ -272,7 +284,8 @@ impl Lowering<'_> {
         // times are different values, and a bound read later against one
         // must not be applied to the other).
         let time_side = (0..2).find(|&side| {
-            never_null(side)
+            !updating
+                && never_null(side)
                 && columns.iter().any(|&(s, c)| {
                     s == side && sides[side].time_offsets.get(c).copied().flatten().is_some()
                 })
@@ -287,13 +300,27 @@ impl Lowering<'_> {
             filter,
             input_schemas: [Arc::clone(&sides[0].schema), Arc::clone(&sides[1].schema)],
             columns: columns.clone(),
-            output_schema: Arc::clone(&schema),
+            output_schema: if updating {
+                with_op_column(&schema)
+            } else {
+                Arc::clone(&schema)
+            },
             unit: unit.unit,
             late: self.options.late,
+            updating,
         };
         let time = sides[0].time.clone();
         let operator = Box::new(IntervalJoin::try_new(spec)?);
-        Ok(self.joined(operator, sides, &columns, time_side, time, schema))
+        let mut joined = self.joined(operator, sides, &columns, time_side, time, schema);
+        if updating {
+            joined.schema = with_op_column(&joined.schema);
+            let width = joined.schema.fields().len();
+            joined.window_columns = vec![None; width];
+            joined.stream_columns.push(None);
+            joined.time_offsets.push(None);
+            joined.changelog = true;
+        }
+        Ok(joined)
     }
 
     /// The join node over `sides`, and what it gives the plan above: its

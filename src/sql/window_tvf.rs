@@ -150,7 +150,7 @@ impl WindowFunction {
             // are updated and retracted.
             return Err(err!(
                 Unsupported,
-                "{name} over view '{stream_name}', a changelog (the results of GROUP BY without a window, or of EMIT ON UPDATE): windows take rows that are final; window the stream under the view, or aggregate the view without a window"
+                "{name} over view '{stream_name}', a changelog (the results of GROUP BY without a window, of EMIT ON UPDATE, or of an outer join under a state TTL): windows take rows that are final; window the stream under the view, or aggregate the view without a window"
             ));
         }
         if !stream.has_event_time {

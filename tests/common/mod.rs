@@ -388,6 +388,32 @@ pub fn materialised(rows: &[Vec<String>], keys: usize) -> Vec<Vec<String>> {
     sorted(view.into_values().collect())
 }
 
+/// The rows a changelog of rows that may repeat (a join's) nets to: each
+/// insert adds a copy of its row, each delete takes one out, and a delete
+/// of a row not there fails.
+pub fn netted(rows: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut counts = std::collections::BTreeMap::<Vec<String>, usize>::new();
+    for row in rows {
+        let (values, op) = row.split_at(row.len() - 1);
+        match op[0].as_str() {
+            "insert" | "update_after" => *counts.entry(values.to_vec()).or_default() += 1,
+            "update_before" | "delete" => {
+                let count = counts.get_mut(values);
+                let count = count.unwrap_or_else(|| panic!("retracting a row not there: {row:?}"));
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(values);
+                }
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+    counts
+        .into_iter()
+        .flat_map(|(row, n)| std::iter::repeat_n(row, n))
+        .collect()
+}
+
 /// Asserts that `result` failed with `code` and a message containing `says`.
 pub fn assert_refused<T: std::fmt::Debug>(
     result: Result<T, riffle::RiffleError>,

@@ -503,6 +503,28 @@ test("an interval join of two streams equals a hand-written join, across a check
   engine.close();
 });
 
+// Issue 20: a join without a time condition under a state TTL is an
+// updating join: an order without a payment comes out at once, padded, and
+// its payment deletes that row.
+test("a join under a state TTL pads at once and deletes the padded row at its first match", async () => {
+  const engine = await Riffle.create();
+  await engine.sql("CREATE STREAM orders (id BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)");
+  await engine.sql("CREATE STREAM payments (order_id BIGINT, status VARCHAR, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)");
+  const query = engine.query("SELECT o.id, p.status FROM orders AS o LEFT JOIN payments AS p ON p.order_id = o.id", { stateTtlMs: 60_000 });
+  const rows = [];
+  query.subscribe((batch) => rows.push(...batch));
+  engine.push("orders", [{ id: 1, ts: 1_000 }]);
+  assert.deepEqual(rows, [{ id: 1, status: null, _op: "insert" }]);
+  engine.push("payments", [{ order_id: 1, status: "paid", ts: 2_000 }]);
+  assert.deepEqual(rows.slice(1), [{ id: 1, status: null, _op: "delete" }, { id: 1, status: "paid", _op: "insert" }]);
+  // Past the TTL the payment meets nothing; the order stays as it was.
+  engine.push("payments", [{ order_id: 1, status: "again", ts: 70_000 }]);
+  engine.finish();
+  assert.equal(rows.length, 3);
+  assert.match(engine.explain("SELECT /*+ STATE_TTL('o' = '1 min', 'p' = '1 min') */ o.id FROM orders AS o LEFT JOIN payments AS p ON p.order_id = o.id"), /updating/);
+  engine.close();
+});
+
 // Issue 20: an event-time temporal join in the wasm build.
 test("a temporal join gives each order the rate valid at its time", async () => {
   const engine = await Riffle.create();
