@@ -355,6 +355,7 @@ fn interval_joins_match_flink() {
         "join_window_semi",
         "join_window_hop",
         "join_window_cumulate",
+        "join_window_anti",
     ] {
         let text = std::fs::read_to_string(format!("{GOLDEN}/{name}.sql")).unwrap();
         let mut statements: Vec<&str> = text

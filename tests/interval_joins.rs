@@ -363,9 +363,8 @@ fn joins_without_a_time_bound_on_both_sides_are_refused() {
             "needs a time bound",
         ),
         (
-            "SELECT a.symbol FROM a WHERE a.symbol NOT IN (SELECT b.symbol FROM b \
-             WHERE b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts)",
-            "NOT EXISTS",
+            "SELECT a.symbol FROM a WHERE a.symbol NOT IN (SELECT b.symbol FROM b)",
+            "needs a time bound",
         ),
         (
             "SELECT * FROM a JOIN (SELECT symbol, count(*) AS n FROM b GROUP BY symbol) c \
@@ -689,6 +688,15 @@ ON v.symbol = c.symbol AND v.window_start = c.window_start AND v.window_end = c.
             .unwrap();
     }
     let id = engine.create_query(sql).unwrap();
+    // The documented window anti join, over the same events.
+    let not_in = "SELECT x.symbol, x.window_start FROM TUMBLE(views, ts, INTERVAL '1' MINUTE) AS x
+WHERE x.symbol NOT IN (SELECT y.symbol FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) AS y
+  WHERE y.window_start = x.window_start AND y.window_end = x.window_end)";
+    assert!(
+        docs.contains(not_in),
+        "docs/SQL.md no longer shows: {not_in}"
+    );
+    let unclicked = engine.create_query(not_in).unwrap();
     let events = |rows: &[(&str, i64)]| -> String {
         rows.iter()
             .map(|(s, ts)| format!("{{\"symbol\":\"{s}\",\"ts\":{ts}}}\n"))
@@ -721,8 +729,22 @@ ON v.symbol = c.symbol AND v.window_start = c.window_start AND v.window_end = c.
         sorted(rows_of(&outputs, id)),
         [["A", "0", "2", "1"], ["B", "0", "1", "NULL"]]
     );
-    let rest = engine.finish().unwrap();
-    assert_eq!(rows_of(&rest, id), [["B", "60000", "1", "1"]]);
+    assert_eq!(rows_of(&outputs, unclicked), [["B", "0"]]);
+    // A click without a symbol in the third minute: NOT IN keeps C out.
+    let mut rest = engine
+        .push_json("views", &events(&[("C", 130_000)]))
+        .unwrap();
+    rest.extend(
+        engine
+            .push_json("clicks", r#"{"symbol":null,"ts":140000}"#)
+            .unwrap(),
+    );
+    rest.extend(engine.finish().unwrap());
+    assert_eq!(
+        sorted(rows_of(&rest, id)),
+        [["B", "60000", "1", "1"], ["C", "120000", "1", "NULL"]]
+    );
+    assert!(rows_of(&rest, unclicked).is_empty());
 }
 
 #[test]
@@ -1361,4 +1383,89 @@ fn an_updating_join_restores_to_the_same_changes_and_refuses_windows_and_joins()
     ] {
         assert_refused(engine.create_query_with(sql, &options), ErrorCode::Unsupported, says);
     }
+}
+
+/// `NOT IN` is null-aware: `k NOT IN (subquery)` keeps a row only when no
+/// value of the subquery equals `k`, none is NULL, and `k` is not NULL
+/// (unless the subquery is empty) — the meaning of NOT EXISTS with
+/// `(y = k OR y IS NULL OR k IS NULL)`, which batch SQL computes here.
+#[test]
+fn not_in_keeps_sqls_three_valued_meaning_in_interval_window_and_updating_joins() {
+    // Keys NULL now and then on each side.
+    let ka = "CASE WHEN a.price < 60 THEN NULL ELSE a.symbol END";
+    let kb = "CASE WHEN b.price < 25 THEN NULL ELSE b.symbol END";
+    let kx = ka.replace("a.", "x.");
+    let ky = kb.replace("b.", "y.");
+    let x = "TUMBLE(a, ts, INTERVAL '2' SECOND)";
+    let y = "TUMBLE(b, ts, INTERVAL '2' SECOND)";
+    let same_window = "y.window_start = x.window_start AND y.window_end = x.window_end";
+    let bound = "b.ts BETWEEN a.ts - INTERVAL '1' SECOND AND a.ts + INTERVAL '500' MILLISECOND";
+    let cases = [
+        (
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE {ka} NOT IN (SELECT {kb} FROM b WHERE {bound})"),
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE ({kb} = {ka} OR {kb} IS NULL OR {ka} IS NULL) AND {bound})"),
+        ),
+        // A residual condition narrows the subquery's rows.
+        (
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE {ka} NOT IN (SELECT {kb} FROM b WHERE {bound} AND b.price + 300 > a.price)"),
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE ({kb} = {ka} OR {kb} IS NULL OR {ka} IS NULL) AND {bound} AND b.price + 300 > a.price)"),
+        ),
+        // Flink's window anti join.
+        (
+            format!("SELECT x.symbol, x.price, x.window_start FROM {x} AS x WHERE {kx} NOT IN (SELECT {ky} FROM {y} AS y WHERE {same_window})"),
+            format!("SELECT x.symbol, x.price, x.window_start FROM {} AS x WHERE NOT EXISTS (SELECT 1 FROM {} AS y WHERE ({ky} = {kx} OR {ky} IS NULL OR {kx} IS NULL) AND {same_window})", tumble_sql("a", 2), tumble_sql("b", 2)),
+        ),
+    ];
+    for seed in 0..3 {
+        let (a, b) = feeds(60 + seed);
+        let queries: Vec<&str> = cases.iter().map(|c| c.0.as_str()).collect();
+        let (mut engine, ids) = engine_with(&queries);
+        let outputs = run_pushes(&mut engine, &interleaved(&a, &b, seed));
+        for ((sql, batch), id) in cases.iter().zip(&ids) {
+            let expected = batch_ab(&a, &b, batch);
+            // The NULLs matter: the same query without them keeps more.
+            let plain = batch_ab(
+                &a,
+                &b,
+                &batch
+                    .replace(&format!(" OR {kb} IS NULL"), "")
+                    .replace(&format!(" OR {ky} IS NULL"), ""),
+            );
+            assert!(
+                !expected.is_empty() && plain.len() > expected.len(),
+                "{sql}"
+            );
+            assert_eq!(
+                sorted(rows_of(&outputs, *id)),
+                expected,
+                "seed {seed}: {sql}"
+            );
+        }
+    }
+    // Under a state TTL: an updating anti join, a NULL deleting the rows
+    // it keeps out.
+    let (a, b) = feeds(63);
+    let sql =
+        format!("SELECT a.symbol, a.price, a.ts FROM a WHERE {ka} NOT IN (SELECT {kb} FROM b)");
+    let (mut engine, ids) = ttl_engine(std::slice::from_ref(&sql));
+    let outputs = run_pushes(&mut engine, &interleaved(&a, &b, 7));
+    let expected = batch_ab(
+        &a,
+        &b,
+        &format!("SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE ({kb} = {ka} OR {kb} IS NULL OR {ka} IS NULL) AND {TTL_BOUND})"),
+    );
+    assert!(!expected.is_empty());
+    assert_eq!(netted(&rows_of(&outputs, ids[0])), expected, "{sql}");
+    // A table's NOT IN would depend on the whole table.
+    let (mut engine, _) = engine_with(&[]);
+    engine
+        .execute("CREATE TABLE names (symbol VARCHAR, name VARCHAR, PRIMARY KEY (symbol))")
+        .unwrap();
+    assert_refused(
+        engine.create_query(
+            "SELECT a.symbol FROM a WHERE a.symbol NOT IN (SELECT symbol FROM names)",
+        ),
+        ErrorCode::Unsupported,
+        "write NOT EXISTS",
+    );
 }

@@ -60,6 +60,11 @@ pub struct IntervalJoinSpec {
     pub keys: [Vec<PhysicalExprRef>; 2],
     /// Whether NULL keys equal each other.
     pub nulls_equal: bool,
+    /// `NOT IN`'s three-valued logic (a left anti join on one key): a row
+    /// with a NULL key matches every row of the other side, so a NULL
+    /// among the subquery's values, or a NULL tested against any value,
+    /// keeps the left row out.
+    pub null_aware: bool,
     /// Each side's event time.
     pub times: [TimeSource; 2],
     /// `lower <= right time - left time <= upper`, in ticks.
@@ -152,6 +157,9 @@ struct Side {
     live: usize,
     /// Slots by join key (dead slots stay until compaction).
     by_key: HashMap<Box<[u8]>, Vec<u32>>,
+    /// Slots of rows with a NULL key, for a null-aware join (they match
+    /// every row of the other side).
+    null_keyed: Vec<u32>,
     /// (expiry, slot), earliest first.
     expiry: BinaryHeap<Reverse<(EventTime, u32)>>,
     rows_in: u64,
@@ -402,6 +410,8 @@ impl IntervalJoin {
                         state.by_key.insert(key.into(), vec![slot]);
                     }
                 }
+            } else if spec.null_aware {
+                state.null_keyed.push(slot);
             }
         }
         Ok(())
@@ -441,14 +451,18 @@ impl IntervalJoin {
                 ..state.rows[old as usize]
             })
             .collect();
-        let mut by_key = std::mem::take(&mut state.by_key);
-        by_key.retain(|_, slots| {
+        let renumber = |slots: &mut Vec<u32>| {
             slots.retain_mut(|slot| {
                 *slot = renumbered[*slot as usize];
                 *slot != u32::MAX
             });
+        };
+        let mut by_key = std::mem::take(&mut state.by_key);
+        by_key.retain(|_, slots| {
+            renumber(slots);
             !slots.is_empty()
         });
+        renumber(&mut state.null_keyed);
         let spec = &self.spec;
         state.expiry = rows
             .iter()
@@ -568,18 +582,27 @@ impl Operator for IntervalJoin {
         let other = &self.sides[1 - side];
         let (lower, upper) = (i128::from(self.spec.lower), i128::from(self.spec.upper));
         let mut pairs = Vec::new();
+        // A null-aware join's NULL-keyed rows meet every row.
+        let every_slot: Vec<u32> = if self.spec.null_aware && fresh.iter().any(|&r| !keys.1[r]) {
+            (0..other.rows.len() as u32).collect()
+        } else {
+            Vec::new()
+        };
         for &row in &fresh {
-            if !keys.1[row] {
-                continue;
-            }
-            let key: &[u8] = match &keys.0 {
-                Some(rows) => rows.row(row).data(),
-                None => &[],
+            let (keyed, null_keyed): (&[u32], &[u32]) = if !keys.1[row] {
+                if !self.spec.null_aware {
+                    continue;
+                }
+                (&every_slot, &[])
+            } else {
+                let key: &[u8] = match &keys.0 {
+                    Some(rows) => rows.row(row).data(),
+                    None => &[],
+                };
+                let keyed = other.by_key.get(key).map(Vec::as_slice).unwrap_or_default();
+                (keyed, &other.null_keyed)
             };
-            let Some(slots) = other.by_key.get(key) else {
-                continue;
-            };
-            for &slot in slots {
+            for &slot in keyed.iter().chain(null_keyed) {
                 let stored = other.rows[slot as usize];
                 if !stored.alive {
                     continue;

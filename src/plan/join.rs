@@ -62,12 +62,6 @@ impl Lowering<'_> {
                 parts.join_type
             ));
         }
-        if parts.null_aware {
-            return Err(err!(
-                Unsupported,
-                "NOT IN (subquery) over streams is not supported: a NULL arriving later would change rows already emitted; write NOT EXISTS (... WHERE a.k = b.k AND <time bound>)"
-            ));
-        }
         match (table_side(&parts.left)?, table_side(&parts.right)?) {
             (None, None) => {}
             (Some(left), Some(right)) => {
@@ -76,6 +70,12 @@ impl Lowering<'_> {
                     "a join of two tables ({} and {}) is not a streaming query: join a stream with a table",
                     left.name(),
                     right.name()
+                ))
+            }
+            _ if parts.null_aware => {
+                return Err(err!(
+                    Unsupported,
+                    "NOT IN (SELECT ... FROM a table) is not supported: whether a NULL key keeps a row out depends on the whole table; write NOT EXISTS (SELECT 1 FROM t WHERE t.k = s.k)"
                 ))
             }
             (Some(table), None) => {
@@ -294,6 +294,7 @@ impl Lowering<'_> {
             join_type: parts.join_type,
             keys: keys_of(&parts),
             nulls_equal: parts.nulls_equal,
+            null_aware: parts.null_aware,
             times: [left_time, right_time],
             lower,
             upper,

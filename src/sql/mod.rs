@@ -6,6 +6,7 @@ pub mod emit;
 pub mod flink_syntax;
 pub mod hints;
 pub mod lookup_table;
+pub mod not_in;
 pub mod session;
 pub mod stream_table;
 pub mod versioned;

@@ -47,6 +47,7 @@ pub fn new_session() -> SessionContext {
             datafusion::functions_aggregate::all_default_aggregate_functions(),
         )
         .with_expr_planners(planners)
+        .with_optimizer_rule(Arc::new(super::not_in::NotInKeys))
         .build();
     SessionContext::new_with_state(state)
 }

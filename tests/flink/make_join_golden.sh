@@ -11,7 +11,7 @@ PY=${PY:-/work/flink-venv/bin/python}
 [[ -f "$here/golden/join_events.ndjson" ]] ||
   "$PY" "$here/gen_events.py" --n 1500 --disorder-ms 1900 --seed 3 --out "$here/golden/join_events.ndjson"
 for q in join_left join_full join_windowed join_window_full join_window_aggregates join_window_semi \
-  join_window_hop join_window_cumulate; do
+  join_window_hop join_window_cumulate join_window_anti; do
   "$PY" "$here/run_flink.py" --events "$here/golden/join_events.ndjson" --query "$here/golden/$q.sql" \
     --delay-seconds 2 --out "$here/golden/$q.ndjson" > /dev/null
   echo "golden/$q.ndjson: $(wc -l < "$here/golden/$q.ndjson") rows"
