@@ -42,6 +42,7 @@ pub mod union;
 pub mod updating_aggregate;
 pub mod window_aggregate;
 pub mod window_expand;
+pub mod window_rank;
 
 use std::sync::Arc;
 

@@ -99,34 +99,10 @@ impl Lowering<'_> {
             }
             // HOP and CUMULATE rows carry their slice: one copy per window
             // first, and then they join as TUMBLE rows do.
-            if let Some(window @ (WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. })) =
-                side.window
-            {
-                if let Some(expr) = &side.window_in_expression {
-                    return Err(err!(
-                        Unsupported,
-                        "with {}, window_start and window_end can only be joined on and selected, not used in expressions below the join ({expr})",
-                        window.name()
-                    ));
-                }
-                let at = |wanted: GroupColumn| -> Vec<usize> {
-                    (0..side.window_columns.len())
-                        .filter(|&i| side.window_columns[i] == Some(wanted))
-                        .collect()
-                };
-                let expand = WindowExpand::try_new(
-                    window,
-                    [
-                        at(GroupColumn::WindowStart),
-                        at(GroupColumn::WindowEnd),
-                        at(GroupColumn::WindowTime),
-                    ],
-                    crate::time::units_per_milli(side.time.unit),
-                    Arc::clone(&side.schema),
-                )?;
-                let node = self.plan.add(Box::new(expand), vec![side.node.clone()]);
-                side.node = InputRef::Node(node);
-            }
+            self.copy_per_window(
+                side,
+                "joined on and selected, not used in expressions below the join",
+            )?;
             match side.window {
                 // A window join: the rows' time is their window's
                 // (window_time), so a row is late once its window closed
@@ -322,6 +298,42 @@ impl Lowering<'_> {
             joined.changelog = true;
         }
         Ok(joined)
+    }
+
+    /// HOP and CUMULATE rows (which carry their slice) as one copy per
+    /// window they belong to, as TUMBLE rows are; other rows as they are.
+    /// `allowed` says what window columns may be used for, in the error
+    /// when they are in an expression below.
+    pub(super) fn copy_per_window(&mut self, side: &mut Lowered, allowed: &str) -> Result<()> {
+        let Some(window @ (WindowSpec::Hop { .. } | WindowSpec::Cumulate { .. })) = side.window
+        else {
+            return Ok(());
+        };
+        if let Some(expr) = &side.window_in_expression {
+            return Err(err!(
+                Unsupported,
+                "with {}, window_start and window_end can only be {allowed} ({expr})",
+                window.name()
+            ));
+        }
+        let at = |wanted: GroupColumn| -> Vec<usize> {
+            (0..side.window_columns.len())
+                .filter(|&i| side.window_columns[i] == Some(wanted))
+                .collect()
+        };
+        let expand = WindowExpand::try_new(
+            window,
+            [
+                at(GroupColumn::WindowStart),
+                at(GroupColumn::WindowEnd),
+                at(GroupColumn::WindowTime),
+            ],
+            crate::time::units_per_milli(side.time.unit),
+            Arc::clone(&side.schema),
+        )?;
+        let node = self.plan.add(Box::new(expand), vec![side.node.clone()]);
+        side.node = InputRef::Node(node);
+        Ok(())
     }
 
     /// The join node over `sides`, and what it gives the plan above: its

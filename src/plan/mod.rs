@@ -55,6 +55,7 @@ use crate::time::window::WindowSpec;
 mod join;
 mod join_parts;
 mod lookup;
+mod rank;
 
 /// A lowered query: its nodes and what its results are.
 #[derive(Debug)]
@@ -249,12 +250,22 @@ impl Lowering<'_> {
                 scan.table().key_names()[0]
             ));
         }
+        if rank::window_functions(node.as_ref()).is_some() {
+            return self.lower_window_rank(node, None);
+        }
         if is_step(node.as_ref()) {
             // A run of steps; the aggregate under it runs them itself.
             let (run, below) = step_run(node)?;
             let steps = steps(&run)?;
             if (*below).downcast_ref::<AggregateExec>().is_some() {
                 return self.lower_aggregate(&below, steps);
+            }
+            if rank::window_functions(below.as_ref()).is_some() {
+                // `rownum <= N` right above: the ranking keeps N a window.
+                let rank_column = below.schema().fields().len().saturating_sub(1);
+                let limit = rank::rank_limit(&run, rank_column);
+                let input = self.lower_window_rank(&below, limit)?;
+                return self.lower_chain(input, steps);
             }
             self.keep_event_time = keep_event_time;
             let input = self.lower(&below)?;

@@ -10,10 +10,13 @@
 //! - the expression planners the SQL planner needs for them (`EXTRACT`,
 //!   `POSITION`, `SUBSTRING ... FROM`, struct literals, `count(*)`, ...).
 //!
-//! Left out, because our operator graphs cannot run them anyway (a query is
-//! a single stream through filters, projections and aggregates): window
-//! functions (`OVER`), table functions (`generate_series`, `range`), file
-//! formats and `CREATE EXTERNAL TABLE` factories.
+//! - the ranking window functions `row_number`, `rank` and `dense_rank`,
+//!   which rank the rows of each window (Flink's Window Top-N).
+//!
+//! Left out, because our operator graphs cannot run them anyway: the other
+//! window functions (`lag`, `lead`, `ntile`, ...), table functions
+//! (`generate_series`, `range`), file formats and `CREATE EXTERNAL TABLE`
+//! factories.
 
 use std::sync::Arc;
 
@@ -46,6 +49,11 @@ pub fn new_session() -> SessionContext {
         .with_aggregate_functions(
             datafusion::functions_aggregate::all_default_aggregate_functions(),
         )
+        .with_window_functions(vec![
+            datafusion::functions_window::row_number::row_number_udwf(),
+            datafusion::functions_window::rank::rank_udwf(),
+            datafusion::functions_window::rank::dense_rank_udwf(),
+        ])
         .with_expr_planners(planners)
         .with_optimizer_rule(Arc::new(super::not_in::NotInKeys))
         .build();

@@ -525,6 +525,25 @@ test("a join under a state TTL pads at once and deletes the padded row at its fi
   engine.close();
 });
 
+// Issue 21: Flink's Window Top-N in the wasm build.
+test("a window top-N ranks each window's rows when it closes", async () => {
+  const engine = await Riffle.create();
+  await engine.sql("CREATE STREAM trades (symbol VARCHAR, price DOUBLE, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)");
+  const query = engine.query(`SELECT symbol, price, rownum FROM (SELECT *, ROW_NUMBER() OVER
+    (PARTITION BY window_start, window_end ORDER BY price DESC) AS rownum FROM TUMBLE(trades, ts, INTERVAL '1' SECOND))
+    WHERE rownum <= 2`);
+  const rows = [];
+  query.subscribe((batch) => rows.push(...batch));
+  engine.push("trades", [{ symbol: "a", price: 1, ts: 0 }, { symbol: "b", price: 3, ts: 10 }, { symbol: "c", price: 2, ts: 20 }]);
+  assert.deepEqual(rows, [], "the window is open");
+  engine.push("trades", [{ symbol: "d", price: 9, ts: 1_500 }]);
+  assert.deepEqual(rows.map((r) => [r.symbol, r.price, Number(r.rownum)]), [["b", 3, 1], ["c", 2, 2]]);
+  engine.finish();
+  assert.deepEqual(rows.slice(2).map((r) => [r.symbol, Number(r.rownum)]), [["d", 1]]);
+  assert.match(engine.explain("SELECT * FROM (SELECT *, RANK() OVER (PARTITION BY window_start, window_end ORDER BY price) AS r FROM TUMBLE(trades, ts, INTERVAL '1' SECOND)) WHERE r <= 3"), /WindowRank: rank\(\).*top 3/);
+  engine.close();
+});
+
 // Issue 20: an event-time temporal join in the wasm build.
 test("a temporal join gives each order the rate valid at its time", async () => {
   const engine = await Riffle.create();
