@@ -50,11 +50,25 @@ fn string_math_datetime_regex_and_unicode_functions_plan_in_a_query() {
 fn window_and_table_functions_are_sql_plan_errors() {
     let mut engine = Engine::new().unwrap();
     engine.execute(TRADES_DDL).unwrap();
+    // Window functions other than the three rankings, and table
+    // functions, are not registered.
     for sql in [
-        "SELECT row_number() OVER (ORDER BY ts) FROM trades",
+        "SELECT lag(price) OVER (ORDER BY ts) FROM trades",
+        "SELECT ntile(4) OVER (ORDER BY ts) FROM trades",
         "SELECT * FROM generate_series(1, 3)",
     ] {
         let error = engine.create_query(sql).unwrap_err();
         assert_eq!(error.code(), ErrorCode::SqlPlan, "{sql}: {error}");
     }
+    // The rankings are, and rank the rows of a window only.
+    let error = engine
+        .create_query("SELECT row_number() OVER (ORDER BY ts) FROM trades")
+        .unwrap_err();
+    assert_eq!(error.code(), ErrorCode::Unsupported, "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("PARTITION BY window_start, window_end"),
+        "{error}"
+    );
 }
