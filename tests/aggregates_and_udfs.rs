@@ -275,3 +275,54 @@ fn keys_that_grow_past_twelve_bytes_mid_stream_keep_their_groups() {
         assert_eq!(got, sorted(expected), "{from}");
     }
 }
+
+#[test]
+fn a_window_whose_only_aggregates_are_distinct_runs() {
+    // Distinct users per minute, the commonest dashboard query: DataFusion
+    // rewrites a lone DISTINCT into two aggregation levels, which Riffle's
+    // session does not do (it failed as a nested aggregation).
+    let data = trades(52, 2_000, 7, 90, 1_500);
+    let mut engine = Engine::new().unwrap();
+    engine.execute(TRADES_DDL).unwrap();
+    let hop_batch = format!(
+        "SELECT ws, count(DISTINCT symbol) FROM ({}) GROUP BY ws",
+        hop_copies_sql(10, 30)
+    );
+    let cases = [
+        (
+            "SELECT window_start, count(DISTINCT symbol) AS users FROM TUMBLE(trades, ts, INTERVAL '30' SECOND) GROUP BY window_start",
+            "SELECT date_bin(INTERVAL '30 seconds', ts), count(DISTINCT symbol) FROM t GROUP BY 1",
+        ),
+        (
+            "SELECT symbol, window_start, count(DISTINCT CAST(price AS BIGINT) % 7) AS n, sum(DISTINCT CAST(price AS BIGINT) % 5) AS s \
+             FROM TUMBLE(trades, ts, INTERVAL '1' MINUTE) GROUP BY symbol, window_start",
+            "SELECT symbol, date_bin(INTERVAL '60 seconds', ts), count(DISTINCT CAST(price AS BIGINT) % 7), sum(DISTINCT CAST(price AS BIGINT) % 5) \
+             FROM t GROUP BY 1, 2",
+        ),
+        (
+            "SELECT window_start, count(DISTINCT symbol) FROM HOP(trades, ts, INTERVAL '10' SECOND, INTERVAL '30' SECOND) GROUP BY window_start",
+            hop_batch.as_str(),
+        ),
+    ];
+    let ids: Vec<_> = cases
+        .iter()
+        .map(|(sql, _)| engine.create_query(sql).unwrap())
+        .collect();
+    let outputs = stream(&mut engine, &data, 8, 120);
+    for ((sql, batch), id) in cases.iter().zip(ids) {
+        let expected = batch_sql(&data, batch);
+        assert!(expected.len() > 5, "{sql}");
+        assert_eq!(sorted(rows_of(&outputs, id)), expected, "{sql}");
+    }
+    // Without a window, an updating aggregate's lone DISTINCT too.
+    let (mut engine, data) = (Engine::new().unwrap(), trades(53, 500, 5, 90, 1_500));
+    engine.execute(TRADES_DDL).unwrap();
+    let id = engine
+        .create_query("SELECT count(DISTINCT symbol) AS symbols FROM trades")
+        .unwrap();
+    let outputs = stream(&mut engine, &data, 9, 50);
+    assert_eq!(
+        materialised(&rows_of(&outputs, id), 0),
+        batch_sql(&data, "SELECT count(DISTINCT symbol) FROM t")
+    );
+}

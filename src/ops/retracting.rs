@@ -6,7 +6,8 @@
 //! it (a sum of no rows is NULL again). `min` and `max` keep every value
 //! with its multiplicity, ordered by arrow's row format (the order of
 //! arrow's sort kernels), so that retracting the current extreme finds the
-//! next one. Other aggregates cannot retract; the planner refuses them.
+//! next one; `count(DISTINCT x)` keeps the same and counts the values held.
+//! Other aggregates cannot retract; the planner refuses them.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -45,6 +46,14 @@ pub enum Retractable {
         /// Orders values; shared by every group of the aggregate.
         converter: Arc<RowConverter>,
     },
+    /// `count(DISTINCT x)`: every value with its multiplicity, as for
+    /// `min` / `max`; the count is how many are held.
+    DistinctCount {
+        /// The argument's type.
+        data_type: DataType,
+        /// Encodes values; shared by every group of the aggregate.
+        converter: Arc<RowConverter>,
+    },
 }
 
 impl Retractable {
@@ -59,11 +68,24 @@ impl Retractable {
                 expr.name()
             )
         };
-        if expr.is_distinct() {
-            return Err(cannot(" (DISTINCT)"));
-        }
         if expr.expressions().len() != 1 {
             return Err(cannot(""));
+        }
+        if expr.is_distinct() {
+            if !(function.is::<Count>() && output == DataType::Int64) {
+                return Err(cannot(" (DISTINCT)"));
+            }
+            // DataFusion's distinct count keeps a list of the argument's values.
+            let data_type = match expr.state_fields()?.first().map(|f| f.data_type().clone()) {
+                Some(DataType::List(item)) => item.data_type().clone(),
+                _ => return Err(cannot(" (DISTINCT)")),
+            };
+            let converter = RowConverter::new(vec![SortField::new(data_type.clone())])
+                .map_err(|_| cannot(&format!(" (values of {data_type} cannot be compared)")))?;
+            return Ok(Self::DistinctCount {
+                data_type,
+                converter: Arc::new(converter),
+            });
         }
         if function.is::<Count>() && output == DataType::Int64 {
             return Ok(Self::Count);
@@ -103,7 +125,7 @@ impl Retractable {
                 Field::new("neg_inf", DataType::Int64, true),
             ],
             Self::Sum(data_type) => vec![Field::new("sum", data_type.clone(), true), rows],
-            Self::Extreme { data_type, .. } => vec![
+            Self::Extreme { data_type, .. } | Self::DistinctCount { data_type, .. } => vec![
                 Field::new_list(
                     "values",
                     Field::new_list_field(data_type.clone(), true),
@@ -117,7 +139,10 @@ impl Retractable {
     /// A state holding no rows.
     pub fn create(&self) -> RetractingAccumulator {
         let sum = match self {
-            Self::Sum(DataType::Int64) | Self::Count | Self::Extreme { .. } => Sum64::Int(0),
+            Self::Sum(DataType::Int64)
+            | Self::Count
+            | Self::Extreme { .. }
+            | Self::DistinctCount { .. } => Sum64::Int(0),
             Self::Sum(DataType::UInt64) => Sum64::Unsigned(0),
             Self::Sum(_) | Self::Avg => Sum64::Float(0.0),
         };
@@ -165,7 +190,9 @@ impl RetractingAccumulator {
                 let rows = (column.len() - column.logical_null_count()) as i64;
                 self.rows = self.rows.wrapping_add(sign.wrapping_mul(rows));
             }
-            Retractable::Sum(data_type) | Retractable::Extreme { data_type, .. }
+            Retractable::Sum(data_type)
+            | Retractable::Extreme { data_type, .. }
+            | Retractable::DistinctCount { data_type, .. }
                 if column.data_type() != data_type =>
             {
                 return Err(err!(
@@ -224,7 +251,8 @@ impl RetractingAccumulator {
                 }
                 self.sum = Sum64::Float(sum);
             }
-            Retractable::Extreme { converter, .. } => {
+            Retractable::Extreme { converter, .. }
+            | Retractable::DistinctCount { converter, .. } => {
                 let rows = converter.convert_columns(std::slice::from_ref(column))?;
                 for (index, row) in rows.iter().enumerate() {
                     if column.is_null(index) {
@@ -332,6 +360,10 @@ impl RetractingAccumulator {
                 data_type,
                 converter,
             } => self.extreme(*max, converter, data_type)?,
+            // Values leave the map when their count falls to zero.
+            Retractable::DistinctCount { .. } => ScalarValue::Int64(Some(
+                self.values.values().filter(|&&count| count > 0).count() as i64,
+            )),
         })
     }
 
@@ -363,6 +395,10 @@ impl RetractingAccumulator {
                 data_type,
                 converter,
                 ..
+            }
+            | Retractable::DistinctCount {
+                data_type,
+                converter,
             } => self.state_values(converter, data_type)?,
         })
     }
@@ -420,7 +456,8 @@ impl RetractingAccumulator {
                     *count = saturating_sum(*count, ints(2 + slot)?);
                 }
             }
-            Retractable::Extreme { converter, .. } => {
+            Retractable::Extreme { converter, .. }
+            | Retractable::DistinctCount { converter, .. } => {
                 let list = |i: usize| -> Result<&ListArray> {
                     states
                         .get(i)

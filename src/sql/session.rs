@@ -28,6 +28,7 @@ use datafusion::functions::unicode::planner::UnicodeFunctionPlanner;
 use datafusion::functions_aggregate::planner::AggregateFunctionPlanner;
 use datafusion::logical_expr::planner::ExprPlanner;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion::sql::parser::DFParserBuilder;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -55,9 +56,23 @@ pub fn new_session() -> SessionContext {
             datafusion::functions_window::rank::dense_rank_udwf(),
         ])
         .with_expr_planners(planners)
-        .with_optimizer_rule(Arc::new(super::not_in::NotInKeys))
+        .with_optimizer_rules(optimizer_rules())
         .build();
     SessionContext::new_with_state(state)
+}
+
+/// DataFusion's optimizer rules, but one, and Riffle's.
+///
+/// Left out: `single_distinct_aggregation_to_group_by`, which turns an
+/// aggregate whose only aggregates are DISTINCT over one column into two
+/// aggregation levels (`GROUP BY k, x`, then `count(x)`). Over a window
+/// that is an aggregate of an aggregate; every accumulator of a window
+/// or changelog handles DISTINCT itself.
+fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    rules.retain(|rule| rule.name() != "single_distinct_aggregation_to_group_by");
+    rules.push(Arc::new(super::not_in::NotInKeys));
+    rules
 }
 
 /// Plans one SQL statement, as `SessionState::create_logical_plan` does.
