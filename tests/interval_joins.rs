@@ -1410,6 +1410,12 @@ fn not_in_keeps_sqls_three_valued_meaning_in_interval_window_and_updating_joins(
             format!("SELECT a.symbol, a.price, a.ts FROM a WHERE {ka} NOT IN (SELECT {kb} FROM b WHERE {bound} AND b.price + 300 > a.price)"),
             format!("SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE ({kb} = {ka} OR {kb} IS NULL OR {ka} IS NULL) AND {bound} AND b.price + 300 > a.price)"),
         ),
+        // A correlated equality beside the bound: NOT IN's column stays
+        // the key, the equality is checked per pair.
+        (
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE {ka} NOT IN (SELECT {kb} FROM b WHERE {bound} AND CAST(b.price AS BIGINT) % 3 = CAST(a.price AS BIGINT) % 3)"),
+            format!("SELECT a.symbol, a.price, a.ts FROM a WHERE NOT EXISTS (SELECT 1 FROM b WHERE ({kb} = {ka} OR {kb} IS NULL OR {ka} IS NULL) AND {bound} AND CAST(b.price AS BIGINT) % 3 = CAST(a.price AS BIGINT) % 3)"),
+        ),
         // Flink's window anti join.
         (
             format!("SELECT x.symbol, x.price, x.window_start FROM {x} AS x WHERE {kx} NOT IN (SELECT {ky} FROM {y} AS y WHERE {same_window})"),
@@ -1456,6 +1462,16 @@ fn not_in_keeps_sqls_three_valued_meaning_in_interval_window_and_updating_joins(
     );
     assert!(!expected.is_empty());
     assert_eq!(netted(&rows_of(&outputs, ids[0])), expected, "{sql}");
+    // A constant on NOT IN's left would make a correlated equality the
+    // key: refused.
+    let (mut engine, _) = engine_with(&[]);
+    assert_refused(
+        engine.create_query(&format!(
+            "SELECT x.symbol FROM {x} AS x WHERE 'S1' NOT IN (SELECT y.symbol FROM {y} AS y WHERE {same_window})"
+        )),
+        ErrorCode::SqlPlan,
+        "column of the outer query",
+    );
     // A table's NOT IN would depend on the whole table.
     let (mut engine, _) = engine_with(&[]);
     engine

@@ -188,6 +188,10 @@ fn ranking_state_stays_bounded_by_the_limit_and_survives_checkpoints() {
         tumble_sql(3600)
     );
     assert_eq!(sorted(rows_of(&outputs, ids[0])), batch_sql(&data, &batch));
+    // Restored, a ranking cuts its windows where the uninterrupted one does
+    // (the metrics compared include the state's size).
+    let pushes: Vec<(&str, String)> = data.chunks(1000).map(|c| ("trades", ndjson(c))).collect();
+    assert_restore_equals_uninterrupted(|| engine_with(&[sql.to_string()]), &pushes, 1, 3);
     // Restore ≡ uninterrupted, for every ranking.
     let cases = queries();
     let sqls: Vec<String> = cases.iter().map(|c| c.0.clone()).collect();
@@ -222,6 +226,11 @@ fn rankings_that_cannot_run_on_a_stream_are_refused() {
             "SELECT * FROM (SELECT symbol, n, ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY n) AS r \
              FROM (SELECT symbol, count(*) AS n FROM trades GROUP BY symbol)) WHERE r = 1",
             "changelog",
+        ),
+        (
+            "SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end ORDER BY price) \
+             FROM SESSION(trades, ts, INTERVAL '1' SECOND)",
+            "SESSION rows",
         ),
     ] {
         assert_refused(engine.create_query(sql), ErrorCode::Unsupported, says);
@@ -266,4 +275,62 @@ WHERE rownum <= 3";
         .map(|r| vec![r[0].clone(), r[3].clone()])
         .collect();
     assert_eq!(got, [["B", "1"], ["A", "2"], ["D", "3"], ["E", "1"]]);
+}
+
+#[test]
+fn ranked_window_rows_keep_their_event_time_for_what_follows() {
+    // The top 2 trades of each 2 s window, as a view whose rows keep their
+    // own ts: windowed again by ts in 500 ms windows, none of them is late (the ranking holds
+    // its watermark back by the window it waits for).
+    let data = trades(14, 2000, 5, 9, 1900);
+    let (mut engine, _) = engine_with(&[]);
+    engine
+        .execute(&format!(
+            "CREATE VIEW top2 AS SELECT symbol, price, ts FROM (SELECT *, ROW_NUMBER() OVER \
+             (PARTITION BY window_start, window_end ORDER BY price DESC, ts) AS rn FROM {TUMBLE}) \
+             WHERE rn <= 2"
+        ))
+        .unwrap();
+    let id = engine
+        .create_query(
+            "SELECT window_start, count(*) AS n, max(price) AS top FROM TUMBLE(top2, ts, INTERVAL '500' MILLISECOND) \
+             GROUP BY window_start",
+        )
+        .unwrap();
+    let outputs = stream(&mut engine, &data, 2, 60);
+    let batch = format!(
+        "SELECT date_bin(INTERVAL '500 milliseconds', ts, TIMESTAMP '1970-01-01'), count(*), max(price) FROM \
+         (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start ORDER BY price DESC, ts) AS rn FROM {}) \
+         WHERE rn <= 2 GROUP BY 1",
+        tumble_sql(2)
+    );
+    let expected = batch_sql(&data, &batch);
+    assert!(expected.len() > 3);
+    assert_eq!(sorted(rows_of(&outputs, id)), expected);
+    assert_eq!(engine.query_metrics(id).unwrap().late_events_dropped, 0);
+}
+
+#[test]
+fn a_row_whose_ranking_key_fails_fails_its_own_push() {
+    // ORDER BY 100 / (price - 50) divides by zero for a price of 50: the
+    // push bringing it fails and changes nothing, instead of every later
+    // push failing when its window closes.
+    let sql = format!(
+        "SELECT symbol, rn FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY window_start, window_end \
+         ORDER BY 100 / (CAST(price AS BIGINT) - 50)) AS rn FROM {TUMBLE}) WHERE rn <= 1"
+    );
+    let (mut engine, ids) = engine_with(&[sql]);
+    let base = 1_700_000_000_000i64;
+    let row = |s: &str, p: f64, ms: i64| {
+        format!(
+            "{{\"symbol\":\"{s}\",\"price\":{p},\"ts\":{}}}\n",
+            base + ms
+        )
+    };
+    engine.push_json("trades", &row("a", 60.0, 0)).unwrap();
+    assert!(engine.push_json("trades", &row("bad", 50.0, 10)).is_err());
+    engine.push_json("trades", &row("b", 70.0, 20)).unwrap();
+    let out = engine.finish().unwrap();
+    // 100 / 10 = 10, 100 / 20 = 5: b ranks first.
+    assert_eq!(rows_of(&out, ids[0]), [["b", "1"]]);
 }

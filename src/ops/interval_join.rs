@@ -582,6 +582,7 @@ impl Operator for IntervalJoin {
         let other = &self.sides[1 - side];
         let (lower, upper) = (i128::from(self.spec.lower), i128::from(self.spec.upper));
         let mut pairs = Vec::new();
+        let kept = self.spec.kept_side();
         // A null-aware join's NULL-keyed rows meet every row.
         let every_slot: Vec<u32> = if self.spec.null_aware && fresh.iter().any(|&r| !keys.1[r]) {
             (0..other.rows.len() as u32).collect()
@@ -604,7 +605,9 @@ impl Operator for IntervalJoin {
             };
             for &slot in keyed.iter().chain(null_keyed) {
                 let stored = other.rows[slot as usize];
-                if !stored.alive {
+                // A semi or anti join's kept row that matched already has
+                // its answer.
+                if !stored.alive || (kept == Some(1 - side) && stored.matched) {
                     continue;
                 }
                 let (left, right) = if side == 0 {
@@ -615,6 +618,11 @@ impl Operator for IntervalJoin {
                 let gap = i128::from(right) - i128::from(left);
                 if gap >= lower && gap <= upper {
                     pairs.push((row as u32, slot));
+                    // A new kept row needs one match, when no condition
+                    // is left to check on the pair.
+                    if kept == Some(side) && self.spec.filter.is_none() {
+                        break;
+                    }
                 }
             }
         }

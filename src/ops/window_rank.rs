@@ -17,6 +17,10 @@
 //! Rows that tie on the ORDER BY keep their arrival order, so `ROW_NUMBER`
 //! among ties (which SQL leaves open) is the same for any split of the
 //! input into pushes.
+//!
+//! Window table function rows keep their own event time, up to a window
+//! behind the watermark that closes their window: the output watermark is
+//! held back by the longest window, so they are never late after it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +39,7 @@ use super::join_state::{self, SideRows};
 use crate::err;
 use crate::error::Result;
 use crate::state::OperatorState;
+use crate::time::watermark::{END_OF_INPUT, NO_WATERMARK};
 use crate::time::{units_per_milli, EventTime};
 
 /// Which ranking function.
@@ -80,15 +85,28 @@ pub struct WindowRankSpec {
     pub unit: TimeUnit,
     /// What happens to late rows.
     pub late: LatePolicy,
+    /// How far the output watermark is held back: the longest window of
+    /// rows that carry their own event time (0 for windowed results).
+    pub hold: i64,
 }
 
 /// Rows of one window, in arrival order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct WindowRows {
     batches: Vec<RecordBatch>,
     rows: usize,
-    /// Rows at the last cut (or the first threshold).
+    /// Rows past which the window is cut back to its top rows.
     cut_at: usize,
+}
+
+impl Default for WindowRows {
+    fn default() -> Self {
+        Self {
+            batches: Vec::new(),
+            rows: 0,
+            cut_at: FIRST_CUT,
+        }
+    }
 }
 
 /// The operator.
@@ -104,11 +122,39 @@ pub struct WindowRank {
 
 /// Rows a window holds before its first cut.
 const FIRST_CUT: usize = 1024;
+/// Batches a window keeps before they are put together.
+const MAX_BATCHES: usize = 64;
 
 impl WindowRank {
-    /// An empty operator.
-    pub fn new(spec: WindowRankSpec) -> Self {
-        Self::empty(Arc::new(spec))
+    /// An empty operator; fails when a PARTITION BY or ORDER BY value has
+    /// a type rows cannot be ranked by.
+    pub fn try_new(spec: WindowRankSpec) -> Result<Self> {
+        let mut types = Vec::new();
+        for expr in spec
+            .partition
+            .iter()
+            .chain(spec.order.iter().map(|s| &s.expr))
+        {
+            types.push(expr.data_type(&spec.input_schema)?);
+        }
+        let fields: Vec<SortField> = types.iter().cloned().map(SortField::new).collect();
+        if !RowConverter::supports_fields(&fields) {
+            return Err(err!(
+                Unsupported,
+                "{}() cannot order or group rows by values of these types: {types:?}",
+                spec.kind.name()
+            ));
+        }
+        Ok(Self::empty(Arc::new(spec)))
+    }
+
+    /// Whether evaluating its PARTITION BY or ORDER BY can fail.
+    fn keys_may_fail(&self) -> bool {
+        let spec = &self.spec;
+        spec.partition
+            .iter()
+            .chain(spec.order.iter().map(|s| &s.expr))
+            .any(super::fallible::expr_may_fail)
     }
 
     fn empty(spec: Arc<WindowRankSpec>) -> Self {
@@ -232,7 +278,7 @@ impl WindowRank {
         Ok(WindowRows {
             batches: vec![batch],
             rows: count,
-            cut_at: (count * 2).max(FIRST_CUT),
+            cut_at: count.saturating_mul(2).max(FIRST_CUT),
         })
     }
 }
@@ -258,6 +304,10 @@ impl Operator for WindowRank {
         Some("window_rank")
     }
 
+    fn may_fail(&self) -> bool {
+        self.keys_may_fail()
+    }
+
     fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {
         if input != 0 {
             return Err(err!(Internal, "a window ranking has one input"));
@@ -274,22 +324,37 @@ impl Operator for WindowRank {
                 by_end.entry(end).or_default().push(row as u32);
             }
         }
-        // Everything that can fail before the state changes.
+        // Everything that can fail before the state changes: a row whose
+        // keys fail to evaluate fails this push, not a later window close.
+        if self.keys_may_fail() {
+            self.ranked(batch)?;
+        }
         let mut added = Vec::with_capacity(by_end.len());
         for (end, positions) in by_end {
             added.push((end, take_rows(batch, &UInt32Array::from(positions))?));
         }
-        let mut cuts = Vec::new();
-        if self.spec.limit.is_some() {
-            for (end, part) in &added {
-                let window = self.windows.get(end).cloned().unwrap_or_default();
-                let mut grown = window;
-                grown.rows += part.num_rows();
-                grown.batches.push(part.clone());
-                if grown.rows > grown.cut_at.max(FIRST_CUT) {
-                    cuts.push((*end, self.cut(&grown)?));
-                }
+        let mut rebuilt = Vec::new();
+        for (end, part) in &added {
+            let Some(window) = self.windows.get(end) else {
+                continue;
+            };
+            let cut_due =
+                self.spec.limit.is_some() && window.rows + part.num_rows() > window.cut_at;
+            if !cut_due && window.batches.len() < MAX_BATCHES {
+                continue;
             }
+            let mut grown = window.clone();
+            grown.rows += part.num_rows();
+            grown.batches.push(part.clone());
+            let grown = if cut_due {
+                self.cut(&grown)?
+            } else {
+                WindowRows {
+                    batches: vec![self.window_batch(&grown)?],
+                    ..grown
+                }
+            };
+            rebuilt.push((*end, grown));
         }
         if self.spec.late == LatePolicy::SideOutput && rows.origin.is_some() {
             if let Some(late) = late_batch(&rows, &late)? {
@@ -298,16 +363,17 @@ impl Operator for WindowRank {
         }
         self.rows_in += batch.num_rows() as u64;
         self.late += late.len() as u64;
+        let rebuilt_ends: Vec<EventTime> = rebuilt.iter().map(|(end, _)| *end).collect();
         for (end, part) in added {
-            let window = self.windows.entry(end).or_insert_with(|| WindowRows {
-                cut_at: FIRST_CUT,
-                ..WindowRows::default()
-            });
+            if rebuilt_ends.contains(&end) {
+                continue;
+            }
+            let window = self.windows.entry(end).or_default();
             window.rows += part.num_rows();
             window.batches.push(part);
         }
-        for (end, cut) in cuts {
-            self.windows.insert(end, cut);
+        for (end, window) in rebuilt {
+            self.windows.insert(end, window);
         }
         Ok(())
     }
@@ -336,7 +402,10 @@ impl Operator for WindowRank {
             self.emitted += 1;
             out.emit(batch);
         }
-        Ok(watermark)
+        Ok(match watermark {
+            NO_WATERMARK | END_OF_INPUT => watermark,
+            w => w.saturating_sub(self.spec.hold).max(NO_WATERMARK + 1),
+        })
     }
 
     fn snapshot(&mut self) -> Result<Option<OperatorState>> {
@@ -358,6 +427,14 @@ impl Operator for WindowRank {
         };
         let mut state = join_state::encode([rows, SideRows::empty(&spec.input_schema)])?;
         state.meta["windows_emitted"] = serde_json::json!(self.emitted);
+        // Each window's next cut, so a restored ranking cuts where the
+        // uninterrupted one would.
+        let cuts: Vec<[i64; 2]> = self
+            .windows
+            .iter()
+            .map(|(&end, w)| [end, w.cut_at as i64])
+            .collect();
+        state.meta["cut_at"] = serde_json::json!(cuts);
         Ok(Some(state))
     }
 
@@ -382,14 +459,36 @@ impl Operator for WindowRank {
         while start < ends.len() {
             let end = ends[start];
             let count = ends[start..].iter().take_while(|&&e| e == end).count();
-            let window = restored.windows.entry(end).or_insert_with(|| WindowRows {
-                cut_at: FIRST_CUT,
-                ..WindowRows::default()
-            });
+            let window = restored.windows.entry(end).or_default();
             window.batches.push(rows.batch.slice(start, count));
             window.rows += count;
-            window.cut_at = window.cut_at.max(window.rows * 2);
             start += count;
+        }
+        let corrupt = || err!(CorruptCheckpoint, "window ranking state: bad cut_at");
+        let cuts = state
+            .meta
+            .get("cut_at")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(corrupt)?;
+        if cuts.len() != restored.windows.len() {
+            return Err(corrupt());
+        }
+        for cut in cuts {
+            let pair = cut
+                .as_array()
+                .filter(|p| p.len() == 2)
+                .ok_or_else(corrupt)?;
+            let (end, at) = (pair[0].as_i64(), pair[1].as_u64());
+            let window = end
+                .and_then(|end| restored.windows.get_mut(&end))
+                .ok_or_else(corrupt)?;
+            // At least the rows held: a crafted value cannot stop the cuts.
+            window.cut_at = usize::try_from(at.ok_or_else(corrupt)?)
+                .map_err(|_| corrupt())?
+                .clamp(
+                    window.rows.max(FIRST_CUT),
+                    window.rows.max(FIRST_CUT).saturating_mul(2),
+                );
         }
         restored.rows_in = rows.rows_in;
         restored.late = rows.late;

@@ -25,6 +25,7 @@ use crate::error::Result;
 use crate::ops::graph::InputRef;
 use crate::ops::window_aggregate::GroupColumn;
 use crate::ops::window_rank::{RankKind, WindowRank, WindowRankSpec};
+use crate::time::window::WindowSpec;
 
 /// A window-function node's functions and its input.
 type WindowFunctions<'a> = (&'a [Arc<dyn WindowExpr>], &'a Arc<dyn ExecutionPlan>);
@@ -50,6 +51,9 @@ pub(super) fn rank_limit(run: &[Arc<dyn ExecutionPlan>], rank_column: usize) -> 
                 .into_iter()
                 .filter_map(|c| limit_of(c.as_ref(), column))
                 .min();
+        }
+        if super::PASS_THROUGH.contains(&node.name()) {
+            continue;
         }
         let projection = node.downcast_ref::<ProjectionExec>()?;
         column = projection.expr().iter().position(|p| {
@@ -100,6 +104,9 @@ fn limit_of(conjunct: &dyn PhysicalExpr, column: usize) -> Option<u64> {
 /// `plan` without its sorts, down to the first node that is not a step.
 fn without_sorts(plan: &Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
     if let Some(sort) = plan.downcast_ref::<SortExec>() {
+        if sort.fetch().is_some() {
+            return Err(super::unsupported_node(sort));
+        }
         return without_sorts(sort.input());
     }
     if !is_step(plan.as_ref()) {
@@ -154,6 +161,29 @@ impl Lowering<'_> {
                 kind.name()
             ));
         }
+        // Rows of a window table function: held until their window closes,
+        // so the output watermark is held back by the longest window, and
+        // a row is never behind the watermark before it.
+        let hold = match input.window {
+            Some(WindowSpec::Session(_)) => {
+                return Err(err!(
+                    Unsupported,
+                    "{}() over SESSION rows is not supported (a session's bounds are known only once it closes); rank the windowed aggregates (GROUP BY window_start, window_end)",
+                    kind.name()
+                ))
+            }
+            Some(_) if self.options.allowed_lateness_millis > 0 => {
+                return Err(err!(
+                    Unsupported,
+                    "{}() ranks each window once, when it closes: allowed lateness cannot update it; drop allowedLatenessMs",
+                    kind.name()
+                ))
+            }
+            Some(WindowSpec::Tumble(tumble)) => tumble.size(),
+            Some(WindowSpec::Hop { size, .. }) => size,
+            Some(WindowSpec::Cumulate { size, .. }) => size.size(),
+            None => 0,
+        };
         self.copy_per_window(&mut input, "partitioned by and selected")?;
         // PARTITION BY window_start, window_end (Flink's rule: the rows
         // of one window are ranked together once it closes).
@@ -206,6 +236,7 @@ impl Lowering<'_> {
             output_schema: Arc::clone(&schema),
             unit: input.time.unit,
             late: self.options.late,
+            hold,
         };
         if input.schema.fields().len() + 1 != schema.fields().len() {
             return Err(err!(
@@ -215,7 +246,7 @@ impl Lowering<'_> {
                 schema.fields().len()
             ));
         }
-        let operator = Box::new(WindowRank::new(spec));
+        let operator = Box::new(WindowRank::try_new(spec)?);
         let node = self.plan.add(operator, vec![input.node.clone()]);
         let mut window_columns = input.window_columns.clone();
         window_columns.push(None);

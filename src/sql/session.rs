@@ -69,8 +69,17 @@ pub fn new_session() -> SessionContext {
 /// that is an aggregate of an aggregate; every accumulator of a window
 /// or changelog handles DISTINCT itself.
 fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
-    let mut rules = Optimizer::new().rules;
-    rules.retain(|rule| rule.name() != "single_distinct_aggregation_to_group_by");
+    let mut rules = Vec::new();
+    for rule in Optimizer::new().rules {
+        let name = rule.name().to_string();
+        if name == "single_distinct_aggregation_to_group_by" {
+            continue;
+        }
+        rules.push(rule);
+        if name == "decorrelate_predicate_subquery" {
+            rules.push(Arc::new(super::not_in::NotInOperand));
+        }
+    }
     rules.push(Arc::new(super::not_in::NotInKeys));
     rules
 }
