@@ -28,18 +28,9 @@ const KEYS: f64 = 1_000.0;
 const PAIRS: &str = "SELECT a.key, a.ts, b.value - a.value AS d FROM events_a AS a \
                      JOIN events_b AS b ON a.key = b.key AND b.ts BETWEEN a.ts - 250 AND a.ts + 250";
 
-/// mulberry32, as bench/lib's generator.
-struct Rng(u32);
-
-impl Rng {
-    fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x6d2b79f5);
-        let s = self.0;
-        let mut t = (s ^ (s >> 15)).wrapping_mul(s | 1);
-        t ^= t.wrapping_add((t ^ (t >> 7)).wrapping_mul(t | 61));
-        f64::from(t ^ (t >> 14)) / 4_294_967_296.0
-    }
-}
+#[path = "shared/mulberry.rs"]
+mod mulberry;
+use mulberry::Rng;
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![

@@ -631,10 +631,13 @@ impl Operator for IntervalJoin {
         for &(row, _) in &pairs {
             matched[row as usize] = true;
         }
-        // An updating join takes back the padded rows of stored rows that
-        // match for the first time, before their pairs come out.
+        // Stored rows of the other side that match for the first time.
         let other_side = 1 - side;
-        if self.spec.emits_unmatched_at_once(other_side) {
+        let needs_first = self.spec.emits_unmatched_at_once(other_side)
+            || (self.spec.is_semi() && self.spec.kept_side() == Some(other_side));
+        let first = if !needs_first {
+            Vec::new()
+        } else {
             let rows = &self.sides[other_side].rows;
             let mut first: Vec<u32> = pairs
                 .iter()
@@ -643,7 +646,12 @@ impl Operator for IntervalJoin {
                 .collect();
             first.sort_unstable();
             first.dedup();
-            let picks = only(other_side, first.into_iter().map(Pick::Stored));
+            first
+        };
+        // An updating join takes back their padded rows before their pairs
+        // come out.
+        if self.spec.emits_unmatched_at_once(other_side) {
+            let picks = only(other_side, first.iter().copied().map(Pick::Stored));
             self.emit_changes(None, &picks, op::DELETE, out)?;
         }
         match self.spec.kept_side() {
@@ -672,24 +680,9 @@ impl Operator for IntervalJoin {
                 }
             }
             Some(kept) => {
-                // Stored rows of the kept side that match for the first time.
-                let rows = &self.sides[kept].rows;
-                let mut first: Vec<u32> = pairs
-                    .iter()
-                    .map(|&(_, slot)| slot)
-                    .filter(|&slot| !rows[slot as usize].matched)
-                    .collect();
-                first.sort_unstable();
-                first.dedup();
+                // A semi join's stored kept rows at their first match.
                 if self.spec.is_semi() {
-                    let picks: Vec<[Pick; 2]> = first
-                        .iter()
-                        .map(|&slot| {
-                            let mut pick = [Pick::Null; 2];
-                            pick[kept] = Pick::Stored(slot);
-                            pick
-                        })
-                        .collect();
+                    let picks = only(kept, first.iter().copied().map(Pick::Stored));
                     self.emit_rows(None, &picks, out)?;
                 }
             }
