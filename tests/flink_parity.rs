@@ -193,9 +193,14 @@ fn cascading_windows_over_window_time_match_flink() {
 #[test]
 fn flinks_own_sql_runs_unchanged() {
     for name in ["tumble", "hop", "cumulate", "session", "cascade"] {
-        let text = golden_sql(name);
+        let text = std::fs::read_to_string(format!("{GOLDEN}/{name}.sql")).unwrap();
+        let mut statements: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         assert!(text.contains("DESCRIPTOR"), "{name}: not Flink's syntax");
-        let (statements, query) = statements_and_query(&text);
+        let query = statements.pop().unwrap();
         for chunk in [13, 3000] {
             assert_same(name, riffle_sql("events", &statements, query, chunk));
         }
@@ -356,27 +361,16 @@ fn interval_joins_match_flink() {
     }
 }
 
-/// The Flink SQL of golden `name`.
-fn golden_sql(name: &str) -> String {
-    std::fs::read_to_string(format!("{GOLDEN}/{name}.sql")).unwrap()
-}
-
-/// A golden's SQL as the statements before its query (views) and the query.
-fn statements_and_query(text: &str) -> (Vec<&str>, &str) {
+/// The golden `name` (Flink SQL and Flink's rows over join_events.ndjson)
+/// run unchanged through Riffle at three push sizes.
+fn assert_matches_flink_over_join_events(name: &str) {
+    let text = std::fs::read_to_string(format!("{GOLDEN}/{name}.sql")).unwrap();
     let mut statements: Vec<&str> = text
         .split(';')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
     let query = statements.pop().unwrap();
-    (statements, query)
-}
-
-/// The golden `name` (Flink SQL and Flink's rows over join_events.ndjson)
-/// run unchanged through Riffle at three push sizes.
-fn assert_matches_flink_over_join_events(name: &str) {
-    let text = golden_sql(name);
-    let (statements, query) = statements_and_query(&text);
     let golden = std::fs::read_to_string(format!("{GOLDEN}/{name}.ndjson")).unwrap();
     let mut expected: Vec<String> = golden
         .lines()

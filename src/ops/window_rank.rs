@@ -113,9 +113,6 @@ impl Default for WindowRows {
 #[derive(Debug)]
 pub struct WindowRank {
     spec: Arc<WindowRankSpec>,
-    /// Whether evaluating its PARTITION BY or ORDER BY can fail (decided
-    /// once: the keys are checked per push only then).
-    keys_may_fail: bool,
     /// Open windows by end.
     windows: BTreeMap<EventTime, WindowRows>,
     rows_in: u64,
@@ -151,15 +148,18 @@ impl WindowRank {
         Ok(Self::empty(Arc::new(spec)))
     }
 
-    fn empty(spec: Arc<WindowRankSpec>) -> Self {
-        let keys_may_fail = spec
-            .partition
+    /// Whether evaluating its PARTITION BY or ORDER BY can fail.
+    fn keys_may_fail(&self) -> bool {
+        let spec = &self.spec;
+        spec.partition
             .iter()
             .chain(spec.order.iter().map(|s| &s.expr))
-            .any(super::fallible::expr_may_fail);
+            .any(super::fallible::expr_may_fail)
+    }
+
+    fn empty(spec: Arc<WindowRankSpec>) -> Self {
         Self {
             spec,
-            keys_may_fail,
             windows: BTreeMap::new(),
             rows_in: 0,
             late: 0,
@@ -305,7 +305,7 @@ impl Operator for WindowRank {
     }
 
     fn may_fail(&self) -> bool {
-        self.keys_may_fail
+        self.keys_may_fail()
     }
 
     fn process(&mut self, input: usize, rows: Rows, out: &mut Output) -> Result<()> {
@@ -326,7 +326,7 @@ impl Operator for WindowRank {
         }
         // Everything that can fail before the state changes: a row whose
         // keys fail to evaluate fails this push, not a later window close.
-        if self.keys_may_fail {
+        if self.keys_may_fail() {
             self.ranked(batch)?;
         }
         let mut added = Vec::with_capacity(by_end.len());
